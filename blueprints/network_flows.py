@@ -1,0 +1,240 @@
+"""The one table of allowed network flows, and the NSG rules compiled from it.
+
+Every flow the environment needs is a row below; nothing else is allowed. Each subnet's NSG
+gets the inbound half of the flows that end in it and the outbound half of those that start
+in it, then a final deny in both directions. The lab compiles the same rules to nftables.
+
+Endpoints are written as:
+  ``clients``           the trust's allowed client ranges (analysts at home, via the trust VPN)
+  ``internet``          anything outside the virtual network
+  ``subnet:NAME``       every address of a subnet
+  ``role:ROLE``         the fixed addresses of the machines of one role
+  ``tag:NAME``          an Azure service tag (Azure-only; the lab has no such services)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import Any
+
+from blueprints.topology import ROLE_SUBNET, plan_machines, subnet_plan
+
+
+class Priority(IntEnum):
+    """Named NSG priority bands (lower number wins). Rules inside a band step by 10."""
+
+    FROM_CLIENTS = 1000
+    BETWEEN_SUBNETS = 2000
+    TO_AZURE_SERVICES = 3000
+    TO_INTERNET = 3500
+    DENY_ALL = 4096
+
+
+@dataclass(frozen=True)
+class Flow:
+    name: str
+    source: str
+    destination: str
+    ports: tuple[int, ...]
+    purpose: str
+    protocol: str = "Tcp"
+    # Which gateway kinds need the flow; None means all.
+    gateway_kinds: tuple[str, ...] | None = None
+
+
+SELF_HOSTED = ("self-hosted",)
+BASTION = ("bastion",)
+
+FLOWS: tuple[Flow, ...] = (
+    # Entry from analysts' networks: only the gateway (or Azure Bastion) is reachable.
+    Flow("https-clients-to-gateway", "clients", "role:remote_gateway", (443,),
+         "single sign-on web entry to every tool", gateway_kinds=SELF_HOSTED),
+    Flow("ssh-clients-to-gateway", "clients", "role:remote_gateway", (22,),
+         "SSH jump host (key and TOTP code)", gateway_kinds=SELF_HOSTED),
+    Flow("https-clients-to-bastion", "clients", "subnet:bastion", (443,),
+         "Azure Bastion portal sessions", gateway_kinds=BASTION),
+    Flow("control-gatewaymanager-to-bastion", "tag:GatewayManager", "subnet:bastion", (443,),
+         "Azure Bastion control plane", gateway_kinds=BASTION),
+    Flow("probe-loadbalancer-to-bastion", "tag:AzureLoadBalancer", "subnet:bastion", (443,),
+         "Azure Bastion health probes", gateway_kinds=BASTION),
+    # The gateway publishes internal tools.
+    Flow("web-gateway-to-analytics", "role:remote_gateway", "role:analytics_vm", (8000,),
+         "JupyterHub behind single sign-on", gateway_kinds=SELF_HOSTED),
+    Flow("ssh-gateway-to-analytics", "role:remote_gateway", "role:analytics_vm", (22,),
+         "SSH onward from the jump host", gateway_kinds=SELF_HOSTED),
+    Flow("web-gateway-to-git", "role:remote_gateway", "role:git_server", (443,),
+         "Git web view behind single sign-on", gateway_kinds=SELF_HOSTED),
+    Flow("ssh-gateway-to-git", "role:remote_gateway", "role:git_server", (22,),
+         "git over SSH through the jump host", gateway_kinds=SELF_HOSTED),
+    Flow("ssh-bastion-to-analytics", "subnet:bastion", "role:analytics_vm", (22,),
+         "Azure Bastion SSH sessions", gateway_kinds=BASTION),
+    Flow("ssh-bastion-to-services", "subnet:bastion", "subnet:services", (22,),
+         "Azure Bastion SSH sessions for administrators", gateway_kinds=BASTION),
+    # Everything installs through the mirror; code lives on the Git server.
+    Flow("packages-analytics-to-mirror", "role:analytics_vm", "role:package_mirror", (443, 3142),
+         "pip, npm, R and apt through the trust's mirror"),
+    Flow("packages-gateway-to-mirror", "role:remote_gateway", "role:package_mirror", (443, 3142),
+         "security updates for the gateway"),
+    Flow("packages-git-to-mirror", "role:git_server", "role:package_mirror", (443, 3142),
+         "security updates for the Git server"),
+    Flow("git-analytics-to-git", "role:analytics_vm", "role:git_server", (22, 443),
+         "clone and push over SSH; HTTPS read-only clones"),
+    Flow("allowlist-mirror-to-git", "role:package_mirror", "role:git_server", (22,),
+         "the mirror pulls its allowlists from the package-requests repository"),
+    # Azure platform services reached over their service tags.
+    Flow("monitor-vnet-to-azure-monitor", "subnet:*", "tag:AzureMonitor", (443,),
+         "Azure Monitor Agent sends logs and metrics"),
+    Flow("secrets-vnet-to-key-vault", "subnet:*", "tag:AzureKeyVault", (443,),
+         "VM identities read their secrets from Key Vault"),
+    Flow("signin-gateway-to-entra", "role:remote_gateway", "tag:AzureActiveDirectory", (443,),
+         "OpenID Connect token exchange with Entra ID", gateway_kinds=SELF_HOSTED),
+    Flow("dataplane-bastion-to-bastion", "subnet:bastion", "subnet:bastion", (8080, 5701),
+         "Azure Bastion host-to-host data plane", gateway_kinds=BASTION),
+    Flow("sessions-bastion-to-internet", "subnet:bastion", "internet", (80,),
+         "Azure Bastion session and certificate validation", gateway_kinds=BASTION),
+    Flow("session-bastion-to-azurecloud", "subnet:bastion", "tag:AzureCloud", (443,),
+         "Azure Bastion session logging and diagnostics", gateway_kinds=BASTION),
+    # The single route to the Internet: the mirror fetching from public registries.
+    Flow("upstream-mirror-to-internet", "role:package_mirror", "internet", (80, 443),
+         "the mirror fetches from Debian, PyPI, CRAN and npm"),
+)
+
+
+@dataclass(frozen=True)
+class SecurityRule:
+    """One NSG rule, in Azure's terms."""
+
+    name: str
+    priority: int
+    direction: str  # Inbound | Outbound
+    access: str  # Allow | Deny
+    protocol: str  # Tcp | Udp | *
+    source_prefixes: tuple[str, ...]
+    destination_prefixes: tuple[str, ...]
+    destination_ports: tuple[str, ...]
+    description: str
+
+
+def _band(flow: Flow) -> Priority:
+    if flow.source == "clients" or flow.source.startswith("tag:"):
+        return Priority.FROM_CLIENTS
+    if flow.destination.startswith("tag:"):
+        return Priority.TO_AZURE_SERVICES
+    if flow.destination == "internet":
+        return Priority.TO_INTERNET
+    return Priority.BETWEEN_SUBNETS
+
+
+class _Resolver:
+    """Turns flow endpoints into address prefixes and the subnets they sit in."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.subnets = {name: str(net) for name, net in subnet_plan(config).items()}
+        self.clients = tuple(config["network"]["allowed_client_ranges"])
+        self.role_ips: dict[str, list[str]] = {}
+        for machine in plan_machines(config):
+            self.role_ips.setdefault(machine.role, []).append(f"{machine.private_ip}/32")
+
+    def present(self, endpoint: str) -> bool:
+        kind, _, value = endpoint.partition(":")
+        if kind == "subnet":
+            return value == "*" or value in self.subnets
+        if kind == "role":
+            return value in self.role_ips
+        return True
+
+    def prefixes(self, endpoint: str) -> tuple[str, ...]:
+        kind, _, value = endpoint.partition(":")
+        if endpoint == "clients":
+            return self.clients
+        if endpoint == "internet":
+            return ("Internet",)
+        if kind == "tag":
+            return (value,)
+        if kind == "role":
+            return tuple(self.role_ips[value])
+        if value == "*":
+            return ("VirtualNetwork",)
+        return (self.subnets[value],)
+
+    def home_subnets(self, endpoint: str) -> tuple[str, ...]:
+        """The subnets whose NSG sees this endpoint's traffic (none outside the VNet)."""
+        kind, _, value = endpoint.partition(":")
+        if kind == "role":
+            return (ROLE_SUBNET[value],)
+        if kind == "subnet":
+            return tuple(self.subnets) if value == "*" else (value,)
+        return ()
+
+
+def active_flows(config: dict[str, Any]) -> list[Flow]:
+    """The flows this stack needs: both ends deployed and the gateway kind matching."""
+    resolver = _Resolver(config)
+    gateway = config["roles"].get("gateway")
+    kind = gateway["kind"] if gateway else None
+    return [
+        flow
+        for flow in FLOWS
+        if (flow.gateway_kinds is None or kind in flow.gateway_kinds)
+        and resolver.present(flow.source)
+        and resolver.present(flow.destination)
+    ]
+
+
+def nsg_rules(config: dict[str, Any]) -> dict[str, list[SecurityRule]]:
+    """Subnet name -> its NSG rules, allow rules by band then the final denies."""
+    resolver = _Resolver(config)
+    rules: dict[str, list[SecurityRule]] = {name: [] for name in resolver.subnets}
+    next_priority: dict[tuple[str, str, Priority], int] = {}
+
+    def add(subnet: str, direction: str, flow: Flow) -> None:
+        band = _band(flow)
+        key = (subnet, direction, band)
+        priority = next_priority.get(key, int(band))
+        next_priority[key] = priority + 10
+        rules[subnet].append(
+            SecurityRule(
+                name=f"allow-{flow.name}",
+                priority=priority,
+                direction=direction,
+                access="Allow",
+                protocol=flow.protocol,
+                source_prefixes=resolver.prefixes(flow.source),
+                destination_prefixes=resolver.prefixes(flow.destination),
+                destination_ports=tuple(str(port) for port in flow.ports),
+                description=flow.purpose,
+            )
+        )
+
+    for flow in active_flows(config):
+        for subnet in resolver.home_subnets(flow.destination):
+            add(subnet, "Inbound", flow)
+        for subnet in resolver.home_subnets(flow.source):
+            add(subnet, "Outbound", flow)
+
+    for subnet, subnet_rules in rules.items():
+        for direction in ("Inbound", "Outbound"):
+            subnet_rules.append(
+                SecurityRule(
+                    name=f"deny-all-{direction.lower()}",
+                    priority=int(Priority.DENY_ALL),
+                    direction=direction,
+                    access="Deny",
+                    protocol="*",
+                    source_prefixes=("*",),
+                    destination_prefixes=("*",),
+                    destination_ports=("*",),
+                    description="nothing that the flow table does not name",
+                )
+            )
+    return rules
+
+
+def address_in(prefix: str, network: str) -> bool:
+    """True when an address prefix lies inside a network (service tags never do)."""
+    try:
+        return ipaddress.ip_network(prefix).subnet_of(ipaddress.ip_network(network))
+    except ValueError:
+        return False
