@@ -112,3 +112,8 @@ def plan_machines(config: dict[str, Any]) -> list[Machine]:
                 )
             )
     return machines
+
+
+def private_dns_zone(config: dict[str, Any]) -> str:
+    """The internal DNS zone: names like mirror.<zone> resolve on Azure and in the lab."""
+    return f"{config['trust']['short_name']}-{config['environment']}.internal"

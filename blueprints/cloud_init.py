@@ -1,0 +1,88 @@
+"""Renders each machine's cloud-init user-data: the same bytes go to Azure and to the lab.
+
+Rendering is a pure function of the validated stack config and the machine. Templates use
+StrictUndefined, so a missing value is an error, never a blank line in a VM's config.
+Secrets never appear here: Azure custom data cannot be changed after creation and is
+readable on the VM; machines fetch secrets from Key Vault with their managed identity.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import yaml
+
+from blueprints.topology import Machine, plan_machines, private_dns_zone
+
+BLUEPRINTS_DIR = Path(__file__).parent
+# Azure's custom data limit is 64 KiB after base64 encoding.
+AZURE_CUSTOM_DATA_LIMIT = 65535
+MAX_USER_DATA_BYTES = AZURE_CUSTOM_DATA_LIMIT * 3 // 4
+
+
+class RenderError(Exception):
+    """A template that did not produce usable cloud-init."""
+
+
+@cache
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader([str(BLUEPRINTS_DIR), str(BLUEPRINTS_DIR / "templates")]),
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,  # the output is YAML, not HTML; values go through |yaml or |sh
+    )
+    # Every interpolated value passes through one of these, so no input can break out.
+    env.filters["yaml"] = lambda value: json.dumps(value, ensure_ascii=True)
+    env.filters["sh"] = lambda value: shlex.quote(str(value))
+    return env
+
+
+def template_context(config: dict[str, Any], machine: Machine) -> dict[str, Any]:
+    machines = plan_machines(config)
+    zone = private_dns_zone(config)
+    by_role = {m.role: m for m in machines}
+    mirror = by_role.get("package_mirror")
+    return {
+        "machine": machine,
+        "machines": machines,
+        "trust": config["trust"],
+        "environment": config["environment"],
+        "admin": config["admin"],
+        "role_settings": _role_settings(config, machine.role),
+        "dns_zone": zone,
+        "mirror_host": f"mirror.{zone}" if mirror else None,
+        "git_host": f"git.{zone}" if "git_server" in by_role else None,
+    }
+
+
+def _role_settings(config: dict[str, Any], role: str) -> dict[str, Any]:
+    key = {"remote_gateway": "gateway", "package_mirror": "package_mirror",
+           "git_server": "git_server", "analytics_vm": "analytics"}[role]
+    return dict(config["roles"][key])
+
+
+def render_user_data(config: dict[str, Any], machine: Machine) -> bytes:
+    """The cloud-config for one machine, as the bytes Azure and the lab receive."""
+    template_name = f"{machine.role}/cloud-init.yaml.j2"
+    try:
+        text = _environment().get_template(template_name).render(template_context(config, machine))
+    except jinja2.UndefinedError as error:
+        raise RenderError(f"{template_name}: {error.message}") from None
+    data = text.encode("utf-8")
+    if not text.startswith("#cloud-config\n"):
+        raise RenderError(f"{template_name}: output must start with #cloud-config")
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise RenderError(f"{template_name}: rendered YAML does not parse: {error}") from None
+    if not isinstance(document, dict):
+        raise RenderError(f"{template_name}: rendered cloud-config is not a mapping")
+    if len(data) > MAX_USER_DATA_BYTES:
+        raise RenderError(f"{template_name}: {len(data)} bytes; Azure allows {MAX_USER_DATA_BYTES}")
+    return data

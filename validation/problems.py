@@ -1,0 +1,56 @@
+"""What validation reports: every problem at once, each pointing at its place in the file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str  # dotted YAML path, e.g. roles.analytics.count ("" for the whole file)
+    value: Any
+    allowed: str  # what is allowed, in words a person can act on
+    hint: str = ""
+    line: int | None = None
+
+    def render(self, source: str) -> str:
+        where = f"{source}:{self.line}" if self.line else source
+        field = self.path or "(file)"
+        shown = _show(self.value)
+        text = f"{where}: {field}: {self.allowed}"
+        if shown is not None:
+            text += f" (got {shown})"
+        if self.hint:
+            text += f"\n    hint: {self.hint}"
+        return text
+
+
+def _show(value: Any) -> str | None:
+    if value is _MISSING:
+        return None
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+class _Missing:
+    def __repr__(self) -> str:
+        return "<missing>"
+
+
+_MISSING = _Missing()
+MISSING: Any = _MISSING
+
+
+class StackFileError(Exception):
+    """A stack file that cannot be used; carries every problem found."""
+
+    def __init__(self, source: str, problems: list[Problem]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(self.report())
+
+    def report(self) -> str:
+        count = len(self.problems)
+        head = f"{self.source}: {count} problem{'s' if count != 1 else ''} found"
+        return "\n".join([head, *(f"  {p.render(self.source)}" for p in self.problems)])

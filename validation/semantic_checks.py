@@ -1,0 +1,194 @@
+"""Checks across fields that a schema cannot express: address plan, keys, roles, names."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import ipaddress
+import struct
+from typing import Any
+
+from blueprints.topology import plan_machines
+from modules.naming import NAME_RULES, Naming, name_problems
+from validation.problems import Problem
+
+# Azure refuses these admin user names on Linux VMs.
+RESERVED_USERNAMES = {
+    "administrator", "admin", "user", "user1", "test", "user2", "test1", "user3", "admin1", "1",
+    "123", "a", "actuser", "adm", "admin2", "aspnet", "backup", "console", "david", "guest",
+    "john", "owner", "root", "server", "sql", "support", "support_388945a0", "sys", "test2",
+    "test3", "user4", "user5",
+}
+KEY_TYPES = {"ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"}
+MIN_RSA_BITS = 3072
+WIDEST_CLIENT_PREFIX = 8  # a client range wider than /8 is "the Internet" in practice
+ROLE_SUBNETS = {"gateway": "gateway", "package_mirror": "services", "git_server": "services",
+                "analytics": "workloads"}
+
+
+def _network(value: str) -> ipaddress.IPv4Network | str:
+    """A parsed network, or why it does not parse."""
+    try:
+        return ipaddress.IPv4Network(value, strict=True)
+    except ValueError as error:
+        try:
+            loose = ipaddress.IPv4Network(value, strict=False)
+        except ValueError:
+            return str(error)
+        return f"has host bits set; did you mean {loose}?"
+
+
+def _address_plan(config: dict[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    network = config["network"]
+    space = _network(network["address_space"])
+    if isinstance(space, str):
+        problems.append(Problem("network.address_space", network["address_space"],
+                                f"is not a valid IPv4 range: {space}"))
+    elif not space.is_private:
+        problems.append(Problem("network.address_space", network["address_space"],
+                                "must be a private range (10/8, 172.16/12, 192.168/16)"))
+    subnets: dict[str, ipaddress.IPv4Network] = {}
+    for name, value in network["subnets"].items():
+        if value is None:
+            continue
+        parsed = _network(value)
+        if isinstance(parsed, str):
+            problems.append(Problem(f"network.subnets.{name}", value, f"is not a valid IPv4 range: {parsed}"))
+            continue
+        if parsed.prefixlen > 29:
+            problems.append(Problem(f"network.subnets.{name}", value, "must be /29 or larger (Azure's smallest subnet)"))
+        if name == "bastion" and parsed.prefixlen > 26:
+            problems.append(Problem("network.subnets.bastion", value,
+                                    "must be /26 or larger (Azure Bastion's requirement)"))
+        if isinstance(space, ipaddress.IPv4Network) and not parsed.subnet_of(space):
+            problems.append(Problem(f"network.subnets.{name}", value,
+                                    f"must lie inside the address space {space}"))
+        subnets[name] = parsed
+    names = sorted(subnets)
+    for index, first in enumerate(names):
+        for second in names[index + 1:]:
+            if subnets[first].overlaps(subnets[second]):
+                problems.append(Problem(f"network.subnets.{second}", str(subnets[second]),
+                                        f"overlaps subnet {first} ({subnets[first]})",
+                                        "give every subnet its own range"))
+    for index, value in enumerate(network["allowed_client_ranges"]):
+        path = f"network.allowed_client_ranges[{index}]"
+        parsed = _network(value)
+        if isinstance(parsed, str):
+            problems.append(Problem(path, value, f"is not a valid IPv4 range: {parsed}"))
+            continue
+        if parsed.prefixlen < WIDEST_CLIENT_PREFIX and not network["allow_clients_from_anywhere"]:
+            problems.append(Problem(path, value, f"is wider than /{WIDEST_CLIENT_PREFIX}, close to the whole Internet",
+                                    "name the trust's VPN or office ranges; if you really mean it, "
+                                    "set network.allow_clients_from_anywhere: true"))
+        if isinstance(space, ipaddress.IPv4Network) and parsed.overlaps(space):
+            problems.append(Problem(path, value, f"overlaps the environment's own address space {space}",
+                                    "client ranges are where analysts connect from, outside Azure"))
+    return problems
+
+
+def _ssh_key_problem(key: str) -> str | None:
+    parts = key.split()
+    if len(parts) < 2:
+        return "is not an OpenSSH public key line (type, base64 key, optional comment)"
+    kind, blob = parts[0], parts[1]
+    if kind not in KEY_TYPES:
+        return f"has key type {kind!r}; allowed: {', '.join(sorted(KEY_TYPES))}"
+    try:
+        raw = base64.b64decode(blob, validate=True)
+    except (binascii.Error, ValueError):
+        return "has a key body that is not valid base64"
+    fields: list[bytes] = []
+    offset = 0
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            return "has a truncated key body"
+        (length,) = struct.unpack(">I", raw[offset:offset + 4])
+        offset += 4
+        if offset + length > len(raw):
+            return "has a truncated key body"
+        fields.append(raw[offset:offset + length])
+        offset += length
+    if not fields or fields[0].decode("ascii", "replace") != kind:
+        return f"says {kind} but its body is a different key type"
+    if kind == "ssh-rsa":
+        if len(fields) < 3:
+            return "has a truncated RSA key"
+        bits = int.from_bytes(fields[2], "big").bit_length()
+        if bits < MIN_RSA_BITS:
+            return f"is an RSA key of {bits} bits; at least {MIN_RSA_BITS} are required"
+    if kind == "ssh-ed25519" and (len(fields) != 2 or len(fields[1]) != 32):
+        return "has an ed25519 key body of the wrong length"
+    return None
+
+
+def _admin(config: dict[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    username = config["admin"]["username"]
+    if username in RESERVED_USERNAMES:
+        problems.append(Problem("admin.username", username, "is a name Azure reserves",
+                                "choose a trust-specific name such as trustadmin"))
+    for index, key in enumerate(config["admin"]["ssh_public_keys"]):
+        problem = _ssh_key_problem(key)
+        if problem:
+            problems.append(Problem(f"admin.ssh_public_keys[{index}]", key, problem,
+                                    "paste the single line of a .pub file, e.g. from ssh-keygen -t ed25519"))
+    return problems
+
+
+def _roles(config: dict[str, Any]) -> list[Problem]:
+    problems: list[Problem] = []
+    roles = config["roles"]
+    subnets = config["network"]["subnets"]
+    if not roles:
+        problems.append(Problem("roles", {}, "must name at least one role",
+                                "gateway, package_mirror, git_server or analytics"))
+    for role, subnet in ROLE_SUBNETS.items():
+        if role in roles and not subnets.get(subnet):
+            if role == "gateway" and roles[role]["kind"] == "bastion":
+                continue
+            problems.append(Problem(f"network.subnets.{subnet}", None, f"is required by roles.{role}",
+                                    f"give the {subnet} subnet a range inside the address space"))
+    gateway = roles.get("gateway")
+    if gateway and gateway["kind"] == "bastion" and not subnets.get("bastion"):
+        problems.append(Problem("network.subnets.bastion", None, "is required by roles.gateway.kind: bastion",
+                                "add a /26 range, e.g. 10.40.4.0/26"))
+    if gateway and gateway["kind"] == "self-hosted":
+        for key in ("hostname", "identity"):
+            if key not in gateway:
+                problems.append(Problem(f"roles.gateway.{key}", None, "is required for a self-hosted gateway",
+                                        "the gateway signs analysts in with Entra ID at this host name"))
+    if "analytics" in roles and "package_mirror" not in roles:
+        problems.append(Problem("roles.package_mirror", None, "is required by roles.analytics",
+                                "analytics VMs have no Internet access; they install through the mirror"))
+    if "analytics" in roles and not gateway:
+        problems.append(Problem("roles.gateway", None, "is required by roles.analytics",
+                                "analysts reach their VMs only through the gateway or Azure Bastion"))
+    mirror = roles.get("package_mirror")
+    if mirror and mirror["mode"] == "open" and any(mirror["allowlists"].values()):
+        problems.append(Problem("roles.package_mirror.allowlists", "...", "has no effect in open mode",
+                                "set mode: curated, or remove the allowlists"))
+    return problems
+
+
+def _names(config: dict[str, Any]) -> list[Problem]:
+    naming = Naming(config["trust"]["short_name"], config["environment"], config["location"])
+    problems: list[Problem] = []
+    parts = {"kv": [""], "vm": [machine.name for machine in plan_machines(config)]}
+    for kind in NAME_RULES:
+        for part in parts.get(kind, ["gateway"]):
+            problem = name_problems(kind, naming.name(kind, part))
+            if problem:
+                problems.append(Problem("trust.short_name", config["trust"]["short_name"],
+                                        f"makes a name Azure refuses: {problem}", "use a shorter short name"))
+    return problems
+
+
+def semantic_problems(config: dict[str, Any]) -> list[Problem]:
+    """Every cross-field problem of a schema-valid config."""
+    address = _address_plan(config)
+    problems = address + _admin(config) + _roles(config)
+    if not problems:  # names depend on a sound address plan and role set
+        problems += _names(config)
+    return problems

@@ -1,0 +1,109 @@
+"""Reads a stack file safely: size cap, safe YAML, no duplicate keys, no alias bombs.
+
+Also remembers the line of every key, so each problem can point at its place in the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from validation.problems import MISSING, Problem, StackFileError
+
+MAX_FILE_BYTES = 256 * 1024
+MAX_ALIASES = 100
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys and counts aliases."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self.alias_count = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            self.alias_count += 1
+            if self.alias_count > MAX_ALIASES:
+                event = self.peek_event()
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"more than {MAX_ALIASES} YAML aliases", event.start_mark
+                )
+        return super().compose_node(parent, index)
+
+
+def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], problems: list[Problem]) -> None:
+    if isinstance(node, yaml.MappingNode):
+        seen: dict[Any, int] = {}
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else repr(key_node)
+            child = f"{path}.{key}" if path else str(key)
+            line = key_node.start_mark.line + 1
+            if key in seen:
+                problems.append(
+                    Problem(child, MISSING, f"appears twice (first on line {seen[key]})",
+                            "keep one of the two entries", line=line)
+                )
+            seen[key] = line
+            lines.setdefault(child, line)
+            _index_lines(value_node, child, lines, problems)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            child = f"{path}[{index}]"
+            lines.setdefault(child, item.start_mark.line + 1)
+            _index_lines(item, child, lines, problems)
+
+
+def read_stack_source(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
+    """The document as a mapping, and a map from dotted path to line number.
+
+    Raises StackFileError for anything that is not a readable YAML mapping.
+    """
+    source = str(path)
+    try:
+        size = path.stat().st_size
+    except OSError as error:
+        raise StackFileError(source, [Problem("", MISSING, f"cannot be read: {error.strerror}",
+                                              "check the path; stack files live in stacks/")]) from None
+    if size > MAX_FILE_BYTES:
+        raise StackFileError(source, [Problem("", MISSING,
+                                              f"is {size} bytes; the limit is {MAX_FILE_BYTES}",
+                                              "a stack file describes one environment in a few KiB")])
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise StackFileError(source, [Problem("", MISSING, f"is not UTF-8 text ({error.reason})",
+                                              "save the file as UTF-8")]) from None
+    except OSError as error:
+        raise StackFileError(source, [Problem("", MISSING, f"cannot be read: {error.strerror}")]) from None
+
+    loader = _StrictLoader(text)
+    try:
+        node = loader.get_single_node()
+        if node is None:
+            raise StackFileError(source, [Problem("", MISSING, "is empty; a stack file is a YAML mapping",
+                                                  "start from stacks/example.yaml")])
+        problems: list[Problem] = []
+        lines: dict[str, int] = {}
+        _index_lines(node, "", lines, problems)
+        if problems:
+            raise StackFileError(source, problems)
+        document = loader.construct_document(node)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+        what = getattr(error, "problem", None) or str(error)
+        raise StackFileError(source, [Problem("", MISSING, f"is not valid YAML: {what}",
+                                              "check indentation and quoting near that line",
+                                              line=mark.line + 1 if mark else None)]) from None
+    except RecursionError:
+        raise StackFileError(source, [Problem("", MISSING, "nests too deeply to be a stack file")]) from None
+    finally:
+        loader.dispose()
+
+    if not isinstance(document, dict):
+        raise StackFileError(source, [Problem("", type(document).__name__,
+                                              "must be a YAML mapping at the top level",
+                                              "start from stacks/example.yaml", line=1)])
+    return document, lines
