@@ -20,6 +20,9 @@ from enum import IntEnum
 from typing import Any
 
 from blueprints.topology import ROLE_SUBNET, plan_machines, subnet_plan
+from modules.network import SecurityRule
+
+__all__ = ["FLOWS", "Flow", "Priority", "SecurityRule", "active_flows", "nsg_rules"]
 
 
 class Priority(IntEnum):
@@ -100,21 +103,6 @@ FLOWS: tuple[Flow, ...] = (
     Flow("upstream-mirror-to-internet", "role:package_mirror", "internet", (80, 443),
          "the mirror fetches from Debian, PyPI, CRAN and npm"),
 )
-
-
-@dataclass(frozen=True)
-class SecurityRule:
-    """One NSG rule, in Azure's terms."""
-
-    name: str
-    priority: int
-    direction: str  # Inbound | Outbound
-    access: str  # Allow | Deny
-    protocol: str  # Tcp | Udp | *
-    source_prefixes: tuple[str, ...]
-    destination_prefixes: tuple[str, ...]
-    destination_ports: tuple[str, ...]
-    description: str
 
 
 def _band(flow: Flow) -> Priority:

@@ -1,0 +1,28 @@
+"""The package mirror: the one machine that reaches the Internet, serving apt, PyPI, CRAN
+and npm to everything else through curated allowlists."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from blueprints.role_host import RoleHostArgs
+from modules.linux_vm import LinuxVm
+
+
+@dataclass
+class PackageMirrorArgs:
+    host: RoleHostArgs
+
+
+class PackageMirror(pulumi.ComponentResource):
+    vm_id: pulumi.Output[str]
+    private_ip: str
+
+    def __init__(self, name: str, args: PackageMirrorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("trust-blueprints:blueprints:PackageMirror", name, None, opts)
+        vm = LinuxVm(f"{name}-host", args.host.vm_args("package-mirror"), pulumi.ResourceOptions(parent=self))
+        self.vm_id = vm.vm_id
+        self.private_ip = args.host.machine.private_ip
+        self.register_outputs({"vm_id": self.vm_id})

@@ -1,0 +1,149 @@
+"""The whole environment of one stack file: network, shared services and the four roles."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+from pulumi_azure_native import authorization, resources
+
+from blueprints.analytics_vm.component import AnalyticsVm, AnalyticsVmArgs
+from blueprints.cloud_init import render_user_data
+from blueprints.git_server.component import GitServer, GitServerArgs
+from blueprints.network_flows import nsg_rules
+from blueprints.package_mirror.component import PackageMirror, PackageMirrorArgs
+from blueprints.remote_gateway.component import RemoteGateway, RemoteGatewayArgs
+from blueprints.role_host import RoleHostArgs
+from blueprints.topology import Machine, plan_machines, private_dns_zone
+from modules.backup import Backup, BackupArgs
+from modules.key_vault import KeyVault, KeyVaultArgs
+from modules.monitoring import Monitoring, MonitoringArgs
+from modules.naming import Naming
+from modules.nat_egress import NatEgress, NatEgressArgs
+from modules.network import Network, NetworkArgs
+from modules.placement import Placement
+from modules.private_dns import PrivateDns, PrivateDnsArgs
+
+
+def environment_tags(config: dict[str, Any]) -> dict[str, str]:
+    """The tags every taggable resource carries."""
+    return {
+        "trust": config["trust"]["short_name"],
+        "environment": config["environment"],
+        "owner": config["tags"]["owner"],
+        "cost-centre": config["tags"]["cost_centre"],
+        "data-classification": config["tags"]["data_classification"],
+        "blueprint": "reference-environment",
+        "managed-by": "pulumi",
+    }
+
+
+@dataclass
+class ReferenceEnvironmentArgs:
+    config: dict[str, Any]  # a validated stack config (validation.stack_config.load_stack)
+
+
+class ReferenceEnvironment(pulumi.ComponentResource):
+    resource_group_name: pulumi.Output[str]
+    gateway_public_ip: pulumi.Output[str | None] | None
+    internal_names: dict[str, str]
+
+    def __init__(self, name: str, args: ReferenceEnvironmentArgs,
+                 opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("trust-blueprints:blueprints:ReferenceEnvironment", name, None, opts)
+        config = args.config
+        roles = config["roles"]
+        naming = Naming(config["trust"]["short_name"], config["environment"], config["location"])
+        tags = environment_tags(config)
+        child = pulumi.ResourceOptions(parent=self)
+        client = authorization.get_client_config_output(opts=pulumi.InvokeOptions(parent=self))
+
+        group = resources.ResourceGroup(
+            f"{name}-rg",
+            resource_group_name=naming.name("rg"),
+            location=config["location"],
+            tags={**tags, "component": "environment"},
+            opts=child,
+        )
+        placement = Placement(group.name, config["location"], naming, tags)
+        machines = plan_machines(config)
+        subnets = {k: v for k, v in config["network"]["subnets"].items() if v}
+        egress_subnets = sorted({m.subnet for m in machines if m.internet_egress})
+
+        nat = NatEgress(f"{name}-egress", NatEgressArgs(placement), child) if egress_subnets else None
+        net = Network(
+            f"{name}-network",
+            NetworkArgs(
+                placement=placement,
+                address_space=config["network"]["address_space"],
+                subnets=subnets,
+                rules=nsg_rules(config),
+                nat_gateway_id=nat.nat_gateway_id if nat else None,
+                egress_subnets=egress_subnets,
+            ),
+            child,
+        )
+        monitoring = Monitoring(f"{name}-monitoring", MonitoringArgs(placement), child)
+        vault = KeyVault(
+            f"{name}-secrets",
+            KeyVaultArgs(placement, client.tenant_id,
+                         [subnet_id for subnet, subnet_id in net.subnet_ids.items() if subnet != "bastion"]),
+            child,
+        )
+        needs_backup = "git_server" in roles or "analytics" in roles
+        backup = Backup(f"{name}-backup", BackupArgs(placement), child) if needs_backup else None
+
+        def host(machine: Machine) -> RoleHostArgs:
+            return RoleHostArgs(
+                placement=placement,
+                machine=machine,
+                subnet_id=net.subnet_ids[machine.subnet],
+                admin_username=config["admin"]["username"],
+                ssh_public_keys=config["admin"]["ssh_public_keys"],
+                user_data=render_user_data(config, machine),
+                data_collection_rule_id=monitoring.data_collection_rule_id,
+            )
+
+        self.gateway_public_ip = None
+        for machine in machines:
+            if machine.role == "package_mirror":
+                PackageMirror(f"{name}-mirror", PackageMirrorArgs(host(machine)), child)
+            elif machine.role == "git_server":
+                GitServer(f"{name}-git", GitServerArgs(host(machine), backup), child)
+            elif machine.role == "analytics_vm":
+                shutdown = roles["analytics"]["auto_shutdown"]
+                AnalyticsVm(
+                    f"{name}-{machine.name}",
+                    AnalyticsVmArgs(host(machine), shutdown["time"], shutdown["timezone"], backup,
+                                    vault, client.subscription_id),
+                    child,
+                )
+            elif machine.role == "remote_gateway":
+                gateway = RemoteGateway(
+                    f"{name}-gateway",
+                    RemoteGatewayArgs("self-hosted", placement, host(machine), vault, client.subscription_id),
+                    child,
+                )
+                self.gateway_public_ip = gateway.public_ip
+        if roles.get("gateway", {}).get("kind") == "bastion":
+            RemoteGateway(
+                f"{name}-gateway",
+                RemoteGatewayArgs("bastion", placement, bastion_subnet_id=net.subnet_ids["bastion"],
+                                  bastion_sku=roles["gateway"]["bastion_sku"]),
+                child,
+            )
+
+        zone = private_dns_zone(config)
+        PrivateDns(
+            f"{name}-dns",
+            PrivateDnsArgs(placement, zone, net.vnet_id, {m.name: m.private_ip for m in machines}),
+            child,
+        )
+        self.resource_group_name = group.name
+        self.internal_names = {m.name: f"{m.name}.{zone}" for m in machines}
+        self.register_outputs({
+            "resource_group_name": self.resource_group_name,
+            "gateway_public_ip": self.gateway_public_ip,
+            "internal_names": self.internal_names,
+        })

@@ -1,0 +1,55 @@
+"""The remote-access gateway: the only thing reachable from analysts' networks.
+
+``self-hosted``: a VM with a public IP running the single sign-on reverse proxy and an SSH
+jump host (key and TOTP). ``bastion``: Azure Bastion, for trusts that prefer the managed service.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+
+from blueprints.role_host import RoleHostArgs
+from modules.bastion import Bastion, BastionArgs
+from modules.key_vault import KeyVault
+from modules.linux_vm import LinuxVm
+from modules.placement import Placement
+from modules.public_ip import PublicIp, PublicIpArgs
+
+GATEWAY_SECRETS = ("gateway-oidc-client-secret", "gateway-tls-certificate")
+
+
+@dataclass
+class RemoteGatewayArgs:
+    kind: str  # self-hosted | bastion
+    placement: Placement
+    host: RoleHostArgs | None = None  # self-hosted only
+    key_vault: KeyVault | None = None
+    subscription_id: pulumi.Input[str] | None = None
+    bastion_subnet_id: pulumi.Input[str] | None = None  # bastion only
+    bastion_sku: str = "Basic"
+
+
+class RemoteGateway(pulumi.ComponentResource):
+    public_ip: pulumi.Output[str | None] | None
+
+    def __init__(self, name: str, args: RemoteGatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("trust-blueprints:blueprints:RemoteGateway", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        if args.kind == "bastion":
+            if args.bastion_subnet_id is None:
+                raise ValueError("a bastion gateway needs bastion_subnet_id")
+            Bastion(f"{name}-bastion", BastionArgs(args.placement, args.bastion_subnet_id, args.bastion_sku), child)
+            self.public_ip = None
+        else:
+            if args.host is None:
+                raise ValueError("a self-hosted gateway needs host")
+            address = PublicIp(f"{name}-ip", PublicIpArgs(args.placement, "gateway"), child)
+            vm = LinuxVm(f"{name}-host", args.host.vm_args("remote-gateway", public_ip_id=address.id), child)
+            if args.key_vault is not None and args.subscription_id is not None:
+                for secret in GATEWAY_SECRETS:
+                    args.key_vault.grant_secret_read(f"{name}-reads-{secret}", secret, vm.principal_id,
+                                                     args.subscription_id, parent=self)
+            self.public_ip = address.ip_address
+        self.register_outputs({"public_ip": self.public_ip})

@@ -1,0 +1,40 @@
+"""What every role's VM is given: where it sits, who administers it, what it runs at boot."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import pulumi
+
+from blueprints.topology import Machine
+from modules.linux_vm import LinuxVmArgs
+from modules.placement import Placement
+
+
+@dataclass
+class RoleHostArgs:
+    placement: Placement
+    machine: Machine
+    subnet_id: pulumi.Input[str]
+    admin_username: str
+    ssh_public_keys: Sequence[str]
+    user_data: bytes
+    data_collection_rule_id: pulumi.Input[str]
+
+    def vm_args(self, component: str, public_ip_id: pulumi.Input[str] | None = None) -> LinuxVmArgs:
+        machine = self.machine
+        return LinuxVmArgs(
+            placement=replace(self.placement, tags={**self.placement.tags, "blueprint": component}),
+            host_name=machine.name,
+            component=component,
+            vm_size=machine.vm_size,
+            subnet_id=self.subnet_id,
+            private_ip=machine.private_ip,
+            admin_username=self.admin_username,
+            ssh_public_keys=self.ssh_public_keys,
+            user_data=self.user_data,
+            data_collection_rule_id=self.data_collection_rule_id,
+            data_disk_gb=machine.data_disk_gb,
+            public_ip_id=public_ip_id,
+        )

@@ -1,0 +1,160 @@
+"""A hardened Debian 13 VM: Trusted Launch, encryption at host, SSH keys only, no public IP
+unless asked, managed boot diagnostics, platform patching, a system-assigned identity, and
+the Azure Monitor Agent sending syslog to the environment's workspace.
+"""
+
+from __future__ import annotations
+
+import base64
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pulumi
+from pulumi_azure_native import compute, monitor, network
+
+from modules.placement import Placement
+
+# Debian's own gen2 image of Debian 13 "trixie" in the Azure Marketplace.
+DEBIAN_13_IMAGE = {"publisher": "Debian", "offer": "debian-13", "sku": "13-gen2", "version": "latest"}
+
+
+@dataclass
+class LinuxVmArgs:
+    placement: Placement
+    host_name: str  # computer name and the part of the Azure names: gateway, mirror, analytics-1
+    component: str  # the blueprint that owns the VM, for tags
+    vm_size: str
+    subnet_id: pulumi.Input[str]
+    private_ip: str
+    admin_username: str
+    ssh_public_keys: Sequence[str]
+    user_data: bytes  # rendered cloud-init; never holds a secret
+    data_collection_rule_id: pulumi.Input[str]
+    data_disk_gb: int | None = None
+    public_ip_id: pulumi.Input[str] | None = None
+    os_disk_gb: int = 32
+    extra_tags: dict[str, str] = field(default_factory=dict)
+
+
+class LinuxVm(pulumi.ComponentResource):
+    vm_id: pulumi.Output[str]
+    vm_name: pulumi.Output[str]
+    principal_id: pulumi.Output[str]
+    nic_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: LinuxVmArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("trust-blueprints:modules:LinuxVm", name, None, opts)
+        placement = args.placement
+        naming = placement.naming
+        tags = {**placement.tags_for(args.component), **args.extra_tags}
+        child = pulumi.ResourceOptions(parent=self)
+
+        ip_configuration: dict[str, object] = {
+            "name": "primary",
+            "subnet": {"id": args.subnet_id},
+            "private_ip_allocation_method": "Static",
+            "private_ip_address": args.private_ip,
+            "primary": True,
+        }
+        if args.public_ip_id is not None:
+            ip_configuration["public_ip_address"] = {"id": args.public_ip_id}
+        nic = network.NetworkInterface(
+            f"{name}-nic",
+            network_interface_name=naming.name("nic", args.host_name),
+            resource_group_name=placement.resource_group_name,
+            location=placement.location,
+            ip_configurations=[ip_configuration],
+            enable_ip_forwarding=False,
+            enable_accelerated_networking=False,
+            tags=tags,
+            opts=child,
+        )
+
+        data_disks = []
+        if args.data_disk_gb:
+            data_disks.append({
+                "lun": 0,
+                "name": naming.name("disk", f"{args.host_name}-data"),
+                "create_option": "Empty",
+                "disk_size_gb": args.data_disk_gb,
+                "caching": "ReadOnly",
+                "delete_option": "Detach",  # keep data if the VM is replaced
+                "managed_disk": {"storage_account_type": "Premium_LRS"},
+            })
+
+        vm = compute.VirtualMachine(
+            f"{name}-vm",
+            vm_name=naming.name("vm", args.host_name),
+            resource_group_name=placement.resource_group_name,
+            location=placement.location,
+            hardware_profile={"vm_size": args.vm_size},
+            identity={"type": "SystemAssigned"},
+            network_profile={"network_interfaces": [{"id": nic.id, "primary": True, "delete_option": "Delete"}]},
+            storage_profile={
+                "image_reference": DEBIAN_13_IMAGE,
+                "os_disk": {
+                    "name": naming.name("disk", f"{args.host_name}-os"),
+                    "create_option": "FromImage",
+                    "caching": "ReadWrite",
+                    "disk_size_gb": args.os_disk_gb,
+                    "delete_option": "Delete",
+                    "managed_disk": {"storage_account_type": "Premium_LRS"},
+                },
+                "data_disks": data_disks,
+            },
+            os_profile={
+                "computer_name": args.host_name,
+                "admin_username": args.admin_username,
+                "custom_data": base64.b64encode(args.user_data).decode("ascii"),
+                "allow_extension_operations": True,
+                "linux_configuration": {
+                    "disable_password_authentication": True,
+                    "provision_vm_agent": True,
+                    "ssh": {"public_keys": [
+                        {"path": f"/home/{args.admin_username}/.ssh/authorized_keys", "key_data": key}
+                        for key in args.ssh_public_keys
+                    ]},
+                    "patch_settings": {
+                        "patch_mode": "AutomaticByPlatform",
+                        "assessment_mode": "AutomaticByPlatform",
+                    },
+                },
+            },
+            security_profile={
+                "security_type": "TrustedLaunch",
+                "uefi_settings": {"secure_boot_enabled": True, "v_tpm_enabled": True},
+                "encryption_at_host": True,
+            },
+            # Managed boot diagnostics: no storage account to secure.
+            diagnostics_profile={"boot_diagnostics": {"enabled": True}},
+            tags=tags,
+            opts=child,
+        )
+
+        agent = compute.VirtualMachineExtension(
+            f"{name}-ama",
+            vm_extension_name="AzureMonitorLinuxAgent",
+            vm_name=vm.name,
+            resource_group_name=placement.resource_group_name,
+            location=placement.location,
+            publisher="Microsoft.Azure.Monitor",
+            type="AzureMonitorLinuxAgent",
+            type_handler_version="1.0",
+            auto_upgrade_minor_version=True,
+            enable_automatic_upgrade=True,
+            tags=tags,
+            opts=child,
+        )
+        monitor.DataCollectionRuleAssociation(
+            f"{name}-dcra",
+            association_name=f"dcra-{args.host_name}",
+            resource_uri=vm.id,
+            data_collection_rule_id=args.data_collection_rule_id,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[agent]),
+        )
+
+        self.vm_id = vm.id
+        self.vm_name = vm.name
+        self.nic_id = nic.id
+        self.principal_id = vm.identity.apply(lambda identity: identity.principal_id if identity else "")
+        self.register_outputs({"vm_id": self.vm_id, "principal_id": self.principal_id})

@@ -1,0 +1,196 @@
+"""The offline plan: run the real Pulumi program under mocks and record every resource.
+
+No Azure account and no Pulumi CLI are needed. Each registered resource is kept with its
+type, logical name, Azure name, inputs as Azure would receive them, parent and dependencies.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import settings as pulumi_settings
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from validation.stack_config import load_stack
+
+MOCK_SUBSCRIPTION = "00000000-0000-0000-0000-00000000c0de"
+MOCK_TENANT = "00000000-0000-0000-0000-0000000071e7"
+PROJECT = "trust-blueprints"
+
+# Input that carries the Azure name, where it is not <typeName>Name.
+_NAME_KEYS = {
+    "VirtualMachine": "vmName",
+    "VirtualMachineExtension": "vmExtensionName",
+    "PublicIPAddress": "publicIpAddressName",
+    "ProtectionPolicy": "policyName",
+    "PrivateRecordSet": "relativeRecordSetName",
+    "GlobalSchedule": "name",
+    "DataCollectionRuleAssociation": "associationName",
+}
+
+
+@dataclass
+class PlannedResource:
+    urn: str
+    type: str
+    name: str  # Pulumi logical name
+    azure_name: str
+    custom: bool
+    parent: str | None
+    dependencies: list[str]
+    inputs: dict[str, Any]
+    id: str = ""
+
+
+@dataclass
+class Plan:
+    stack: str
+    source: str
+    config: dict[str, Any]
+    resources: list[PlannedResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def by_urn(self) -> dict[str, PlannedResource]:
+        return {resource.urn: resource for resource in self.resources}
+
+    def by_id(self) -> dict[str, PlannedResource]:
+        return {resource.id: resource for resource in self.resources if resource.id}
+
+    def custom_resources(self) -> list[PlannedResource]:
+        return [resource for resource in self.resources if resource.custom]
+
+    def of_type(self, type_token: str) -> list[PlannedResource]:
+        return [resource for resource in self.resources if resource.type == type_token]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "source": self.source,
+            "outputs": self.outputs,
+            "resources": [asdict(resource) for resource in self.resources],
+        }
+
+
+def _type_name(type_token: str) -> str:
+    return type_token.rsplit(":", 1)[-1]
+
+
+def _azure_name(type_token: str, name: str, inputs: dict[str, Any]) -> str:
+    type_name = _type_name(type_token)
+    key = _NAME_KEYS.get(type_name, type_name[0].lower() + type_name[1:] + "Name")
+    value = inputs.get(key)
+    return value if isinstance(value, str) else name
+
+
+def _mock_id(type_token: str, azure_name: str, inputs: dict[str, Any]) -> str:
+    _, module, type_name = type_token.split(":")
+    group = inputs.get("resourceGroupName", azure_name if type_name == "ResourceGroup" else "")
+    head = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/{group}"
+    if type_name == "ResourceGroup":
+        return head
+    return f"{head}/providers/Microsoft.{module}/{type_name[0].lower()}{type_name[1:]}s/{azure_name}"
+
+
+class _RecordingMocks(pulumi.runtime.Mocks):
+    """Answers every resource and invoke with plausible outputs; the monitor records."""
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
+        if not args.custom:
+            return None, {}
+        azure_name = _azure_name(args.typ, args.name, args.inputs)
+        resource_id = _mock_id(args.typ, azure_name, args.inputs)
+        state = dict(args.inputs)
+        state.setdefault("name", azure_name)
+        if isinstance(state.get("identity"), dict):
+            state["identity"] = {**state["identity"], "principalId": f"principal-of-{azure_name}",
+                                 "tenantId": MOCK_TENANT}
+        if args.typ == "azure-native:network:PublicIPAddress":
+            state["ipAddress"] = "[assigned at deploy]"
+        if args.typ == "azure-native:keyvault:Vault":
+            properties = dict(state.get("properties") or {})
+            properties["vaultUri"] = f"https://{azure_name}.vault.azure.net/"
+            state["properties"] = properties
+        return resource_id, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
+        if args.token == "azure-native:authorization:getClientConfig":
+            return {"clientId": "offline-plan", "objectId": "offline-plan",
+                    "subscriptionId": MOCK_SUBSCRIPTION, "tenantId": MOCK_TENANT}
+        raise NotImplementedError(f"the offline plan has no answer for invoke {args.token}")
+
+
+class _RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The SDK's mock monitor, keeping what the SDK tells it about parents and dependencies."""
+
+    def __init__(self, mocks: _RecordingMocks) -> None:
+        super().__init__(mocks)
+        self.recorded: list[PlannedResource] = []
+        self.stack_outputs: dict[str, Any] = {}
+
+    def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            inputs = pulumi.runtime.rpc.deserialize_properties(request.object)
+            self.recorded.append(PlannedResource(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                azure_name=_azure_name(request.type, request.name, inputs),
+                custom=bool(request.custom),
+                parent=request.parent or None,
+                dependencies=sorted(set(request.dependencies)),
+                inputs=_plain(inputs),
+                id=response.id,
+            ))
+        return response
+
+    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
+        if request.urn.endswith(f"::{PROJECT}-{pulumi.get_stack()}") or "pulumi:pulumi:Stack" in request.urn:
+            self.stack_outputs = _plain(pulumi.runtime.rpc.deserialize_properties(request.outputs))
+        return super().RegisterResourceOutputs(request)
+
+
+def _plain(value: Any) -> Any:
+    """Inputs as JSON-ready data (unknowns and secrets made explicit)."""
+    if isinstance(value, dict):
+        if value.get(pulumi.runtime.rpc._special_sig_key) == pulumi.runtime.rpc._special_secret_sig:
+            return "[secret]"
+        return {key: _plain(item) for key, item in sorted(value.items())}
+    if isinstance(value, list | tuple):
+        return [_plain(item) for item in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    if value == pulumi.runtime.rpc.UNKNOWN:
+        return "[known after deploy]"
+    return str(value)
+
+
+_STACK_NAME = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def record_plan(stack_file: str | Path) -> Plan:
+    """Validate a stack file, run the program under mocks, and return what it declares.
+
+    Raises validation.problems.StackFileError for a bad stack file, before any resource.
+    """
+    from blueprints.program import define_environment  # the program is imported only to run it
+
+    path = Path(stack_file)
+    config = load_stack(path)
+    stack = _STACK_NAME.sub("-", path.stem)
+    mocks = _RecordingMocks()
+    monitor = _RecordingMonitor(mocks)
+    # Each plan starts from clean global Pulumi state, so plans never leak into each other.
+    pulumi_settings.ROOT.set(None)
+    pulumi_mocks.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    pulumi_settings.SETTINGS.rpc_manager.clear()
+    pulumi_settings.SETTINGS.outputs.clear()
+    _sync_await(run_pulumi_func(lambda: define_environment(config)))
+    return Plan(stack=stack, source=str(path), config=config, resources=monitor.recorded,
+                outputs=monitor.stack_outputs)
