@@ -88,13 +88,43 @@ def _azure_name(type_token: str, name: str, inputs: dict[str, Any]) -> str:
     return value if isinstance(value, str) else name
 
 
+# The Azure Resource Manager type of each resource the program declares.
+ARM_TYPES = {
+    "azure-native:resources:ResourceGroup": "Microsoft.Resources/resourceGroups",
+    "azure-native:network:VirtualNetwork": "Microsoft.Network/virtualNetworks",
+    "azure-native:network:Subnet": "Microsoft.Network/virtualNetworks/subnets",
+    "azure-native:network:NetworkSecurityGroup": "Microsoft.Network/networkSecurityGroups",
+    "azure-native:network:NatGateway": "Microsoft.Network/natGateways",
+    "azure-native:network:PublicIPAddress": "Microsoft.Network/publicIPAddresses",
+    "azure-native:network:NetworkInterface": "Microsoft.Network/networkInterfaces",
+    "azure-native:network:BastionHost": "Microsoft.Network/bastionHosts",
+    "azure-native:compute:VirtualMachine": "Microsoft.Compute/virtualMachines",
+    "azure-native:compute:VirtualMachineExtension": "Microsoft.Compute/virtualMachines/extensions",
+    "azure-native:keyvault:Vault": "Microsoft.KeyVault/vaults",
+    "azure-native:operationalinsights:Workspace": "Microsoft.OperationalInsights/workspaces",
+    "azure-native:monitor:DataCollectionRule": "Microsoft.Insights/dataCollectionRules",
+    "azure-native:monitor:DataCollectionRuleAssociation": "Microsoft.Insights/dataCollectionRuleAssociations",
+    "azure-native:recoveryservices:Vault": "Microsoft.RecoveryServices/vaults",
+    "azure-native:recoveryservices:ProtectionPolicy": "Microsoft.RecoveryServices/vaults/backupPolicies",
+    "azure-native:recoveryservices:ProtectedItem":
+        "Microsoft.RecoveryServices/vaults/backupFabrics/protectionContainers/protectedItems",
+    "azure-native:privatedns:PrivateZone": "Microsoft.Network/privateDnsZones",
+    "azure-native:privatedns:VirtualNetworkLink": "Microsoft.Network/privateDnsZones/virtualNetworkLinks",
+    "azure-native:privatedns:PrivateRecordSet": "Microsoft.Network/privateDnsZones/A",
+    "azure-native:devtestlab:GlobalSchedule": "Microsoft.DevTestLab/schedules",
+    "azure-native:authorization:RoleAssignment": "Microsoft.Authorization/roleAssignments",
+}
+
+
 def _mock_id(type_token: str, azure_name: str, inputs: dict[str, Any]) -> str:
-    _, module, type_name = type_token.split(":")
+    type_name = type_token.rsplit(":", 1)[-1]
     group = inputs.get("resourceGroupName", azure_name if type_name == "ResourceGroup" else "")
     head = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/{group}"
     if type_name == "ResourceGroup":
         return head
-    return f"{head}/providers/Microsoft.{module}/{type_name[0].lower()}{type_name[1:]}s/{azure_name}"
+    arm_type = ARM_TYPES.get(type_token, type_token.replace(":", "/"))
+    namespace, _, kinds = arm_type.partition("/")
+    return f"{head}/providers/{namespace}/{kinds.rsplit('/', 1)[-1]}/{azure_name}"
 
 
 class _RecordingMocks(pulumi.runtime.Mocks):
@@ -164,6 +194,8 @@ def _plain(value: Any) -> Any:
         return {key: _plain(item) for key, item in sorted(value.items())}
     if isinstance(value, list | tuple):
         return [_plain(item) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # the wire format has only floats; Azure's integers read better as such
     if value is None or isinstance(value, str | int | float | bool):
         return value
     if value == pulumi.runtime.rpc.UNKNOWN:

@@ -1,0 +1,5 @@
+import sys
+
+from blueprints.cli import main
+
+sys.exit(main())

@@ -1,0 +1,89 @@
+"""The `blueprints` command: validate stack files and show the offline plan."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from validation.problems import StackFileError
+
+DEFAULT_STACK = "stacks/example.yaml"
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+def _stack_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("stack_file", nargs="?", default=DEFAULT_STACK,
+                        help=f"stack file to read (default: {DEFAULT_STACK})")
+
+
+def _cmd_validate(args: argparse.Namespace) -> int:
+    from blueprints.topology import plan_machines
+    from validation.stack_config import load_stack
+
+    config = load_stack(args.stack_file)
+    machines = plan_machines(config)
+    roles = ", ".join(sorted(config["roles"]))
+    print(f"{args.stack_file}: valid. Roles: {roles}; "
+          f"{len(machines)} VM{'s' if len(machines) != 1 else ''}: {', '.join(m.name for m in machines)}")
+    return EXIT_OK
+
+
+def _cmd_plan(args: argparse.Namespace) -> int:
+    from validation.plan_recorder import record_plan
+    from validation.plan_report import render_summary, render_tree
+
+    print(f"Planning {args.stack_file} offline (Pulumi program under mocks; no Azure needed)...",
+          file=sys.stderr)
+    plan = record_plan(args.stack_file)
+    if args.format == "json":
+        text = json.dumps(plan.to_json(), indent=2, sort_keys=True)
+    else:
+        text = "\n".join([render_tree(plan), "", render_summary(plan)])
+    if args.output:
+        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        print(f"Wrote {args.output}", file=sys.stderr)
+    else:
+        print(text)
+    return EXIT_OK
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="blueprints",
+        description="Reference analytics environments for NHS trusts: validate, plan offline, deploy with Pulumi.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    validate = commands.add_parser("validate", help="check a stack file and report every problem at once",
+                                   description="Check a stack file against the schema and the address, "
+                                               "key and role rules. Exit 0 when valid, 2 with every problem listed.")
+    _stack_argument(validate)
+    validate.set_defaults(handler=_cmd_validate)
+
+    plan = commands.add_parser("plan", help="show every resource the stack deploys, offline",
+                               description="Run the Pulumi program under mocks (no Azure account, no Pulumi CLI) "
+                                           "and show every resource with the settings that matter.")
+    _stack_argument(plan)
+    plan.add_argument("--format", choices=["text", "json"], default="text", help="output format (default: text)")
+    plan.add_argument("--json", dest="format", action="store_const", const="json",
+                      help="same as --format json: the full plan for tools")
+    plan.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    plan.set_defaults(handler=_cmd_plan)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except StackFileError as error:
+        print(error.report(), file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

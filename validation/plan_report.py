@@ -1,0 +1,106 @@
+"""The offline plan as a person reads it: a tree by component with the settings that matter."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from validation.plan_recorder import Plan, PlannedResource
+
+
+def _rule_line(rule: dict[str, Any]) -> str:
+    source = rule.get("sourceAddressPrefix") or ",".join(rule.get("sourceAddressPrefixes", []))
+    target = rule.get("destinationAddressPrefix") or ",".join(rule.get("destinationAddressPrefixes", []))
+    ports = rule.get("destinationPortRange") or ",".join(rule.get("destinationPortRanges", []))
+    return (f"{rule['priority']:>4} {rule['direction']:<8} {rule['access']:<5} "
+            f"{source} -> {target} :{ports}  ({rule['name']})")
+
+
+def _vm(inputs: dict[str, Any]) -> list[str]:
+    image = inputs["storageProfile"]["imageReference"]
+    security = inputs.get("securityProfile", {})
+    linux = inputs["osProfile"].get("linuxConfiguration", {})
+    disks = inputs["storageProfile"].get("dataDisks", [])
+    return [
+        f"size {inputs['hardwareProfile']['vmSize']}, image {image['publisher']}/{image['offer']}/{image['sku']}",
+        f"security {security.get('securityType', 'Standard')}, encryption at host "
+        f"{'on' if security.get('encryptionAtHost') else 'OFF'}, password login "
+        f"{'off' if linux.get('disablePasswordAuthentication') else 'ON'}",
+        f"patching {linux.get('patchSettings', {}).get('patchMode', 'default')}, "
+        f"data disk {disks[0]['diskSizeGB']} GB" if disks else
+        f"patching {linux.get('patchSettings', {}).get('patchMode', 'default')}, no data disk",
+    ]
+
+
+def _nic(inputs: dict[str, Any]) -> list[str]:
+    config = inputs["ipConfigurations"][0]
+    public = "PUBLIC IP attached" if config.get("publicIPAddress") else "no public IP"
+    return [f"private {config.get('privateIPAddress', 'dynamic')}, {public}, "
+            f"ip forwarding {'ON' if inputs.get('enableIPForwarding') else 'off'}"]
+
+
+_DETAILS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
+    "azure-native:resources:ResourceGroup": lambda i: [f"location {i['location']}"],
+    "azure-native:network:VirtualNetwork": lambda i: [f"address space {', '.join(i['addressSpace']['addressPrefixes'])}"],
+    "azure-native:network:Subnet": lambda i: [
+        f"{i['addressPrefix']}, NSG attached, "
+        f"{'Internet egress via NAT' if i.get('natGateway') else 'no Internet egress'}"],
+    "azure-native:network:NetworkSecurityGroup": lambda i: [
+        _rule_line(r) for r in sorted(i.get("securityRules", []), key=lambda r: (r["direction"], r["priority"]))],
+    "azure-native:network:PublicIPAddress": lambda i: [f"PUBLIC {i['sku']['name']} static address"],
+    "azure-native:network:NetworkInterface": _nic,
+    "azure-native:compute:VirtualMachine": _vm,
+    "azure-native:keyvault:Vault": lambda i: [
+        f"RBAC {'on' if i['properties'].get('enableRbacAuthorization') else 'OFF'}, purge protection "
+        f"{'on' if i['properties'].get('enablePurgeProtection') else 'OFF'}, network default "
+        f"{i['properties'].get('networkAcls', {}).get('defaultAction', 'Allow')}"],
+    "azure-native:network:BastionHost": lambda i: [f"Azure Bastion {i['sku']['name']}"],
+    "azure-native:devtestlab:GlobalSchedule": lambda i: [
+        f"shutdown daily at {i['dailyRecurrence']['time']} {i['timeZoneId']}"],
+    "azure-native:privatedns:PrivateRecordSet": lambda i: [
+        f"{i['relativeRecordSetName']} A {i['aRecords'][0]['ipv4Address']}"],
+    "azure-native:authorization:RoleAssignment": lambda i: [i.get("description", "")],
+}
+
+
+def _short_type(resource: PlannedResource) -> str:
+    return resource.type.rsplit(":", 1)[-1]
+
+
+def render_tree(plan: Plan) -> str:
+    children: dict[str | None, list[PlannedResource]] = {}
+    urns = plan.by_urn()
+    for resource in plan.resources:
+        parent = resource.parent if resource.parent in urns else None
+        children.setdefault(parent, []).append(resource)
+    for group in children.values():
+        group.sort(key=lambda r: (r.custom, r.name))
+
+    lines = [f"Stack {plan.stack} ({plan.source}): {plan.config['trust']['name']}, "
+             f"{plan.config['environment']}, {plan.config['location']}"]
+
+    def walk(parent: str | None, prefix: str) -> None:
+        group = children.get(parent, [])
+        for index, resource in enumerate(group):
+            last = index == len(group) - 1
+            branch, extend = ("└─ ", "   ") if last else ("├─ ", "│  ")
+            label = (f"{_short_type(resource)} {resource.azure_name}" if resource.custom
+                     else f"[{_short_type(resource)}] {resource.name}")
+            lines.append(f"{prefix}{branch}{label}")
+            detail = _DETAILS.get(resource.type)
+            if detail:
+                for text in detail(resource.inputs):
+                    lines.append(f"{prefix}{extend}    {text}")
+            walk(resource.urn, prefix + extend)
+
+    walk(None, "")
+    return "\n".join(lines)
+
+
+def render_summary(plan: Plan) -> str:
+    custom = plan.custom_resources()
+    counts = Counter(resource.type.split(":", 1)[1].replace(":", ".") for resource in custom)
+    listing = ", ".join(f"{count} {name}" for name, count in sorted(counts.items()))
+    components = len(plan.resources) - len(custom)
+    return f"{len(custom)} Azure resources in {components} components: {listing}"
