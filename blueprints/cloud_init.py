@@ -35,7 +35,8 @@ def _environment() -> jinja2.Environment:
         loader=jinja2.FileSystemLoader([str(BLUEPRINTS_DIR), str(BLUEPRINTS_DIR / "templates")]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
-        autoescape=False,  # the output is YAML, not HTML; values go through |yaml or |sh
+        # The output is YAML, not HTML: values go through |yaml or |sh instead.
+        autoescape=False,  # noqa: S701
     )
     # Every interpolated value passes through one of these, so no input can break out.
     env.filters["yaml"] = lambda value: json.dumps(value, ensure_ascii=True)

@@ -202,7 +202,7 @@ def nsg_rules(config: dict[str, Any]) -> dict[str, list[SecurityRule]]:
         for subnet in resolver.home_subnets(flow.source):
             add(subnet, "Outbound", flow)
 
-    for subnet, subnet_rules in rules.items():
+    for subnet_rules in rules.values():
         for direction in ("Inbound", "Outbound"):
             subnet_rules.append(
                 SecurityRule(

@@ -86,10 +86,11 @@ class Backup(pulumi.ComponentResource):
             fabric_name="Azure",
             container_name=pulumi.Output.concat("iaasvmcontainer;iaasvmcontainerv2;", group, ";", vm_name),
             protected_item_name=pulumi.Output.concat("vm;iaasvmcontainerv2;", group, ";", vm_name),
-            properties={
-                "protected_item_type": "Microsoft.Compute/virtualMachines",
-                "source_resource_id": vm_id,
-                "policy_id": self.policy_id,
-            },
+            # A typed args object: plain dicts are not renamed for Azure inside this union type.
+            properties=recoveryservices.AzureIaaSComputeVMProtectedItemArgs(
+                protected_item_type="Microsoft.Compute/virtualMachines",
+                source_resource_id=vm_id,
+                policy_id=self.policy_id,
+            ),
             opts=pulumi.ResourceOptions(parent=parent),
         )

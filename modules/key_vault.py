@@ -79,5 +79,5 @@ class KeyVault(pulumi.ComponentResource):
                 "/providers/Microsoft.Authorization/roleDefinitions/", KEY_VAULT_SECRETS_USER,
             ),
             description=f"read {secret}",
-            opts=pulumi.ResourceOptions(parent=parent, depends_on=[self]),
+            opts=pulumi.ResourceOptions(parent=parent),
         )

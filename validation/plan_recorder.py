@@ -7,6 +7,7 @@ type, logical name, Azure name, inputs as Azure would receive them, parent and d
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,7 +150,7 @@ class _RecordingMocks(pulumi.runtime.Mocks):
         return resource_id, state
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
-        if args.token == "azure-native:authorization:getClientConfig":
+        if args.token == "azure-native:authorization:getClientConfig":  # noqa: S105 (an invoke name)
             return {"clientId": "offline-plan", "objectId": "offline-plan",
                     "subscriptionId": MOCK_SUBSCRIPTION, "tenantId": MOCK_TENANT}
         raise NotImplementedError(f"the offline plan has no answer for invoke {args.token}")
@@ -206,6 +207,19 @@ def _plain(value: Any) -> Any:
 _STACK_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
+def record_program(program: Callable[[], Any], stack: str) -> tuple[list[PlannedResource], dict[str, Any]]:
+    """Run any Pulumi program function under mocks; return its resources and stack outputs."""
+    mocks = _RecordingMocks()
+    monitor = _RecordingMonitor(mocks)
+    # Each run starts from clean global Pulumi state, so runs never leak into each other.
+    pulumi_settings.ROOT.set(None)
+    pulumi_mocks.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
+    pulumi_settings.SETTINGS.rpc_manager.clear()
+    pulumi_settings.SETTINGS.outputs.clear()
+    _sync_await(run_pulumi_func(program))
+    return monitor.recorded, monitor.stack_outputs
+
+
 def record_plan(stack_file: str | Path) -> Plan:
     """Validate a stack file, run the program under mocks, and return what it declares.
 
@@ -216,13 +230,5 @@ def record_plan(stack_file: str | Path) -> Plan:
     path = Path(stack_file)
     config = load_stack(path)
     stack = _STACK_NAME.sub("-", path.stem)
-    mocks = _RecordingMocks()
-    monitor = _RecordingMonitor(mocks)
-    # Each plan starts from clean global Pulumi state, so plans never leak into each other.
-    pulumi_settings.ROOT.set(None)
-    pulumi_mocks.set_mocks(mocks, project=PROJECT, stack=stack, preview=False, monitor=monitor)
-    pulumi_settings.SETTINGS.rpc_manager.clear()
-    pulumi_settings.SETTINGS.outputs.clear()
-    _sync_await(run_pulumi_func(lambda: define_environment(config)))
-    return Plan(stack=stack, source=str(path), config=config, resources=monitor.recorded,
-                outputs=monitor.stack_outputs)
+    resources, outputs = record_program(lambda: define_environment(config), stack)
+    return Plan(stack=stack, source=str(path), config=config, resources=resources, outputs=outputs)

@@ -42,7 +42,8 @@ def _nic(inputs: dict[str, Any]) -> list[str]:
 
 _DETAILS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "azure-native:resources:ResourceGroup": lambda i: [f"location {i['location']}"],
-    "azure-native:network:VirtualNetwork": lambda i: [f"address space {', '.join(i['addressSpace']['addressPrefixes'])}"],
+    "azure-native:network:VirtualNetwork": lambda i: [
+        f"address space {', '.join(i['addressSpace']['addressPrefixes'])}"],
     "azure-native:network:Subnet": lambda i: [
         f"{i['addressPrefix']}, NSG attached, "
         f"{'Internet egress via NAT' if i.get('natGateway') else 'no Internet egress'}"],

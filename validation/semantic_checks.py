@@ -57,7 +57,8 @@ def _address_plan(config: dict[str, Any]) -> list[Problem]:
             problems.append(Problem(f"network.subnets.{name}", value, f"is not a valid IPv4 range: {parsed}"))
             continue
         if parsed.prefixlen > 29:
-            problems.append(Problem(f"network.subnets.{name}", value, "must be /29 or larger (Azure's smallest subnet)"))
+            problems.append(Problem(f"network.subnets.{name}", value,
+                                    "must be /29 or larger (Azure's smallest subnet)"))
         if name == "bastion" and parsed.prefixlen > 26:
             problems.append(Problem("network.subnets.bastion", value,
                                     "must be /26 or larger (Azure Bastion's requirement)"))

@@ -60,7 +60,8 @@ def _describe(error: errors.ValidationError) -> Problem:
         low, high = field.get("min"), field.get("max")
         return Problem(_dotted(path), value, f"must be between {low} and {high}", doc)
     if rule == "minlength":
-        return Problem(_dotted(path), MISSING, f"needs at least {error.constraint} entr{'y' if error.constraint == 1 else 'ies'}", doc)
+        entries = "entry" if error.constraint == 1 else "entries"
+        return Problem(_dotted(path), MISSING, f"needs at least {error.constraint} {entries}", doc)
     if rule == "maxlength":
         return Problem(_dotted(path), MISSING, f"allows at most {error.constraint} entries or characters", doc)
     if rule == "nullable":

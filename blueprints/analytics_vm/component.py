@@ -12,7 +12,7 @@ from modules.backup import Backup
 from modules.key_vault import KeyVault
 from modules.linux_vm import LinuxVm
 
-OIDC_SECRET = "jupyterhub-oidc-client-secret"
+OIDC_SECRET = "jupyterhub-oidc-client-secret"  # noqa: S105 (a secret's name, not its value)
 
 
 @dataclass

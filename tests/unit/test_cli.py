@@ -1,0 +1,52 @@
+import json
+import subprocess
+import sys
+
+from blueprints.cli import main
+from tests.conftest import EXAMPLE, REPO
+
+
+def test_validate_reports_a_valid_file(capsys):
+    assert main(["validate", str(EXAMPLE)]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+def test_validate_bad_file_exits_2_with_the_field_named(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(EXAMPLE.read_text().replace("environment: dev", "environment: staging"))
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "environment: must be one of dev, test, prod (got 'staging')" in err
+    assert "Traceback" not in err
+
+
+def test_missing_file_exits_2(tmp_path, capsys):
+    assert main(["plan", str(tmp_path / "nope.yaml")]) == 2
+    assert "cannot be read" in capsys.readouterr().err
+
+
+def test_plan_prints_tree_and_summary(capsys):
+    assert main(["plan", str(EXAMPLE)]) == 0
+    out = capsys.readouterr().out
+    assert "VirtualMachine vm-exnhs-dev-uks-gateway" in out
+    assert "Azure resources in" in out.splitlines()[-1]
+
+
+def test_plan_json_is_complete(tmp_path):
+    target = tmp_path / "plan.json"
+    assert main(["plan", str(EXAMPLE), "--json", "-o", str(target)]) == 0
+    plan = json.loads(target.read_text())
+    types = {r["type"] for r in plan["resources"]}
+    assert "azure-native:compute:VirtualMachine" in types
+    assert all("parent" in r and "dependencies" in r and "inputs" in r for r in plan["resources"])
+
+
+def test_module_entry_point_and_help():
+    result = subprocess.run([sys.executable, "-m", "blueprints", "plan", "--help"], cwd=REPO,
+                            capture_output=True, text=True, check=False)
+    assert result.returncode == 0
+    assert "under mocks" in result.stdout
+    bad = subprocess.run([sys.executable, "-m", "blueprints", "plan", "--format", "xml"], cwd=REPO,
+                         capture_output=True, text=True, check=False)
+    assert bad.returncode == 2
+    assert "invalid choice: 'xml'" in bad.stderr
