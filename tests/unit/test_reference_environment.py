@@ -106,3 +106,13 @@ def test_every_input_reaches_azure_in_its_wire_name(example_plan):
     leaked = [f"{r.type}{path}" for r in example_plan.custom_resources()
               for path, key in _keys(r.inputs) if "_" in key]
     assert leaked == []
+
+
+def test_plans_in_one_process_do_not_leak_into_each_other(example_plan, tmp_path):
+    smaller = tmp_path / "one-analyst.yaml"
+    smaller.write_text((STACK_FILES[0].parent / "example.yaml").read_text().replace("count: 2", "count: 1"))
+    first = record_plan(smaller)
+    again = record_plan(smaller)
+    assert len(first.resources) == len(again.resources) < len(example_plan.resources)
+    assert {r.urn for r in first.resources} == {r.urn for r in again.resources}
+    assert all(r.urn.startswith("urn:pulumi:one-analyst::") for r in first.resources)
