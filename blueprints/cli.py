@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -12,6 +13,14 @@ from validation.problems import StackFileError
 
 DEFAULT_STACK = "stacks/example.yaml"
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+# Command groups that live beside their concern. Each module offers
+# ``register(commands)``, adding its subcommands to the top-level parser.
+COMMAND_GROUPS: tuple[str, ...] = ()
+
+
+class UsageError(Exception):
+    """Bad input from the command line or the environment: printed as is, exit code 2."""
 
 
 def _stack_argument(parser: argparse.ArgumentParser) -> None:
@@ -72,6 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
                       help="same as --format json: the full plan for tools")
     plan.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
     plan.set_defaults(handler=_cmd_plan)
+
+    for module_name in COMMAND_GROUPS:
+        importlib.import_module(module_name).register(commands)
     return parser
 
 
@@ -83,6 +95,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return handler(args)
     except StackFileError as error:
         print(error.report(), file=sys.stderr)
+        return EXIT_USAGE
+    except UsageError as error:
+        print(f"blueprints {args.command}: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
