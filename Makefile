@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STACK ?= stacks/example.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: plan test unit lint validate venv clean
+.PHONY: plan test unit lint validate venv host-deps clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -15,6 +15,16 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 venv: $(STAMP)
+
+## host-deps: the Debian packages the full suite needs on this machine (as root)
+HOST_PACKAGES := $(shell grep -v '^\#' tests/host-packages.txt)
+host-deps:
+	@if [ "$$(id -u)" != 0 ]; then echo "make host-deps installs Debian packages: run it as root" >&2; exit 2; fi
+	@missing=$$(for p in $(HOST_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		echo "Installing host packages:" $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 ## plan: the whole example environment, offline (no Azure account, no Pulumi CLI)
 plan: $(STAMP)
