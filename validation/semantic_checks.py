@@ -86,6 +86,21 @@ def _address_plan(config: dict[str, Any]) -> list[Problem]:
         if isinstance(space, ipaddress.IPv4Network) and parsed.overlaps(space):
             problems.append(Problem(path, value, f"overlaps the environment's own address space {space}",
                                     "client ranges are where analysts connect from, outside Azure"))
+    for index, value in enumerate(network["private_client_ranges"]):
+        path = f"network.private_client_ranges[{index}]"
+        parsed = _network(value)
+        if isinstance(parsed, str):
+            problems.append(Problem(path, value, f"is not a valid IPv4 range: {parsed}"))
+            continue
+        if not parsed.is_private:
+            problems.append(Problem(path, value, "must be a private range (10/8, 172.16/12, 192.168/16)",
+                                    "public ranges belong in network.allowed_client_ranges, for the gateway"))
+        elif parsed.prefixlen < WIDEST_CLIENT_PREFIX:
+            problems.append(Problem(path, value, f"must be /{WIDEST_CLIENT_PREFIX} or narrower",
+                                    "name the subnets the analysts' machines are on"))
+        if isinstance(space, ipaddress.IPv4Network) and parsed.overlaps(space):
+            problems.append(Problem(path, value, f"overlaps the environment's own address space {space}",
+                                    "peered networks need address ranges of their own"))
     return problems
 
 
@@ -152,6 +167,9 @@ def _roles(config: dict[str, Any]) -> list[Problem]:
             problems.append(Problem(f"network.subnets.{subnet}", None, f"is required by roles.{role}",
                                     f"give the {subnet} subnet a range inside the address space"))
     gateway = roles.get("gateway")
+    if gateway and not config["network"]["allowed_client_ranges"]:
+        problems.append(Problem("network.allowed_client_ranges", [], "needs at least one range when roles.gateway "
+                                "is set", "the trust's VPN or office egress ranges, e.g. 203.0.113.0/24"))
     if gateway and gateway["kind"] == "bastion" and not subnets.get("bastion"):
         problems.append(Problem("network.subnets.bastion", None, "is required by roles.gateway.kind: bastion",
                                 "add a /26 range, e.g. 10.40.4.0/26"))
