@@ -40,9 +40,10 @@ def _disk(doc: str, default: int) -> dict[str, Any]:
 
 
 def _allowlist(pattern: str, what: str) -> dict[str, Any]:
+    article = "an" if what[0].lower() in "aeiou" or what == "npm" else "a"
     return {"type": "list", "default": [], "maxlength": 5000,
             "schema": {"type": "string", "regex": pattern, "maxlength": 214,
-                       "meta": {"allowed": f"a {what} package name"}},
+                       "meta": {"allowed": f"{article} {what} package name"}},
             "meta": {"doc": f"{what} packages analysts may install (curated mode)"}}
 
 
