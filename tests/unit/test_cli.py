@@ -70,7 +70,8 @@ def test_the_walk_finds_the_subcommands(capsys):
     with pytest.raises(SystemExit) as exited:
         main(["--help"])
     assert exited.value.code == 0
-    assert all(f"    {name}" in capsys.readouterr().out for name in ("validate", "plan"))
+    out = capsys.readouterr().out
+    assert all(f"    {name}" in out for name in ("validate", "plan"))
 
 
 @pytest.mark.parametrize("path", sorted(_command_paths(build_parser())), ids=" ".join)
