@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from blueprints.cli import main
 from tests.conftest import EXAMPLE, REPO
 from validation.yaml_source import MAX_FILE_BYTES
 
@@ -181,14 +182,23 @@ def _problems_naming(field: str, report: str) -> list[str]:
 
 
 def _validate(path: Path) -> subprocess.CompletedProcess[str]:
+    """`blueprints validate` in a process of its own, exactly as a user runs it."""
     return subprocess.run([sys.executable, "-m", "blueprints", "validate", str(path)], cwd=REPO,
                           capture_output=True, text=True, check=False, timeout=60)
 
 
+def _validate_here(path: Path, capsys: pytest.CaptureFixture[str]) -> subprocess.CompletedProcess[str]:
+    """The same command in this process (the console script calls this same main): a
+    traceback would escape main and fail the test, and there are no 50 interpreter starts."""
+    code = main(["validate", str(path)])
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["blueprints", "validate", str(path)], code, out, err)
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda case: case.name)
-def test_a_bad_stack_file_is_refused_with_a_message_a_person_can_act_on(case, tmp_path):
+def test_a_bad_stack_file_is_refused_with_a_message_a_person_can_act_on(case, tmp_path, capsys):
     path = case.write(tmp_path)
-    result = _validate(path)
+    result = _validate_here(path, capsys)
     assert result.returncode == 2, result.stdout + result.stderr
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
@@ -228,3 +238,12 @@ def test_the_whole_internet_is_allowed_when_asked_for_by_name(tmp_path):
                 ).write(tmp_path)
     result = _validate(path)
     assert result.returncode == 0, result.stderr
+
+
+def test_the_file_level_mistakes_are_refused_the_same_way_in_a_process_of_their_own():
+    for case in CASES:
+        if case.fixture:
+            result = _validate(BAD / case.fixture)
+            assert result.returncode == 2, case.name
+            assert "Traceback" not in result.stderr
+            assert _problems_naming(case.field, result.stderr), case.name
