@@ -43,19 +43,27 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_plan(args: argparse.Namespace) -> int:
     from validation.plan_recorder import record_plan
     from validation.plan_report import render_summary, render_tree
+    from validation.policies import evaluate, mandatory_failures
+    from validation.policies.report import render_results, results_json
 
     print(f"Planning {args.stack_file} offline (Pulumi program under mocks; no Azure needed)...",
           file=sys.stderr)
     plan = record_plan(args.stack_file)
+    results = evaluate(plan)
     if args.format == "json":
-        text = json.dumps(plan.to_json(), indent=2, sort_keys=True)
+        text = json.dumps({**plan.to_json(), "policies": results_json(results)}, indent=2, sort_keys=True)
     else:
-        text = "\n".join([render_tree(plan), "", render_summary(plan)])
+        text = "\n".join([render_tree(plan), "", render_results(results), "", render_summary(plan)])
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")
         print(f"Wrote {args.output}", file=sys.stderr)
     else:
         print(text)
+    failed = mandatory_failures(results)
+    if failed:
+        print(f"blueprints plan: {len(failed)} mandatory polic{'ies' if len(failed) != 1 else 'y'} violated: "
+              f"{', '.join(result.rule.id for result in failed)}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 
