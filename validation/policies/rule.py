@@ -104,13 +104,14 @@ def is_known(value: Any) -> bool:
 def refers_to(value: Any, holder: PlannedResource, target: PlannedResource) -> bool:
     """Whether ``value`` (an id or name in ``holder``'s inputs) points at ``target``.
 
-    Ids match exactly or by their last two segments (ARM kind and name); a value Azure knows only
-    at deploy time falls back to the dependency the program declared, as in a real preview.
+    Ids match exactly or by their last two segments (ARM kind and name). A value Azure knows only
+    at deploy time, or one a preview leaves out of a resource's state, falls back to the
+    dependency the program declared.
     """
+    if value is None or not is_known(value):
+        return target.urn in holder.dependencies
     if not isinstance(value, str):
         return False
-    if not is_known(value):
-        return target.urn in holder.dependencies
     if target.id and value == target.id:
         return True
     kind = ARM_TYPES.get(target.type, target.type).rsplit("/", 1)[-1]

@@ -15,6 +15,7 @@ DCR_ASSOCIATION = "azure-native:monitor:DataCollectionRuleAssociation"
 PROTECTED_ITEM = "azure-native:recoveryservices:ProtectedItem"
 SHUTDOWN_SCHEDULE = "azure-native:devtestlab:GlobalSchedule"
 
+MONITOR_AGENT = "AzureMonitorLinuxAgent"
 ANALYTICS_COMPONENT = "analytics-vm"
 # A VM whose data disk holds only what it can fetch again says so by this tag.
 DATA_DISK_TAG, CACHE_ONLY = "data-disk", "cache"
@@ -77,7 +78,8 @@ def _has_companion(resource: PlannedResource, plan: Plan, companion_type: str, f
 def _monitoring_agent(resource: PlannedResource, plan: Plan) -> list[Violation]:
     agents = [ext for ext in plan.of_type(EXTENSION)
               if ext.inputs.get("publisher") == "Microsoft.Azure.Monitor"
-              and ext.inputs.get("type") == "AzureMonitorLinuxAgent"
+              # the extension's type is "type" in its inputs; deployed state reuses "type" for the ARM type
+              and MONITOR_AGENT in (ext.inputs.get("type"), ext.inputs.get("vmExtensionName"), ext.azure_name)
               and refers_to(ext.inputs.get("vmName"), ext, resource)]
     if not agents:
         return [violation(resource, "resources (VirtualMachineExtension)",
