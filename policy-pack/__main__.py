@@ -78,6 +78,8 @@ def plain_props(value: Any, rename: bool = True) -> Any:
         return [plain_props(_read(value, index)) for index in range(len(value))]
     if isinstance(value, str) and _is_unknown_sentinel(value):
         return UNKNOWN
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # the wire carries only floats; Azure's integers are compared as integers
     return value
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from validation.plan_recorder import Plan, PlannedResource
-from validation.policies.rule import Rule, Violation, dig, violation
+from validation.policies.rule import Rule, Violation, dig, is_number, violation
 
 KEY_VAULT = "azure-native:keyvault:Vault"
 STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
@@ -92,7 +92,7 @@ def _backup_soft_delete(resource: PlannedResource, plan: Plan) -> list[Violation
 
 def _backup_retention(resource: PlannedResource, plan: Plan) -> list[Violation]:
     count = dig(resource.inputs, "properties.retentionPolicy.dailySchedule.retentionDuration.count")
-    if not isinstance(count, int) or count < MIN_DAILY_BACKUPS:
+    if not is_number(count) or count < MIN_DAILY_BACKUPS:
         return [violation(resource, "properties.retentionPolicy.dailySchedule.retentionDuration.count",
                           f"is {count!r}; keep at least {MIN_DAILY_BACKUPS} daily backups")]
     return []
@@ -100,7 +100,7 @@ def _backup_retention(resource: PlannedResource, plan: Plan) -> list[Violation]:
 
 def _log_retention(resource: PlannedResource, plan: Plan) -> list[Violation]:
     days = resource.inputs.get("retentionInDays")
-    if not isinstance(days, int) or days < MIN_LOG_RETENTION_DAYS:
+    if not is_number(days) or days < MIN_LOG_RETENTION_DAYS:
         return [violation(resource, "retentionInDays",
                           f"is {days!r}; keep logs at least {MIN_LOG_RETENTION_DAYS} days")]
     return []

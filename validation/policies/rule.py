@@ -97,6 +97,10 @@ def violation(resource: PlannedResource, field: str, text: str) -> Violation:
     return Violation(resource.azure_name, f"{kind} {resource.azure_name}: {field} {text}")
 
 
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def is_known(value: Any) -> bool:
     return value != UNKNOWN
 
