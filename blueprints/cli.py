@@ -52,6 +52,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     results = evaluate(plan)
     if args.format == "json":
         text = json.dumps({**plan.to_json(), "policies": results_json(results)}, indent=2, sort_keys=True)
+    elif args.format == "arm":
+        from validation.arm_export import export_template
+
+        text = json.dumps(export_template(plan), indent=2, sort_keys=True)
     else:
         text = "\n".join([render_tree(plan), "", render_results(results), "", render_summary(plan)])
     if args.output:
@@ -84,7 +88,8 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Run the Pulumi program under mocks (no Azure account, no Pulumi CLI) "
                                            "and show every resource with the settings that matter.")
     _stack_argument(plan)
-    plan.add_argument("--format", choices=["text", "json"], default="text", help="output format (default: text)")
+    plan.add_argument("--format", choices=["text", "json", "arm"], default="text",
+                      help="output format (default: text; arm: an ARM template of the plan, for scanners)")
     plan.add_argument("--json", dest="format", action="store_const", const="json",
                       help="same as --format json: the full plan for tools")
     plan.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
