@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STACK ?= stacks/example.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: plan test unit lint validate venv host-deps clean
+.PHONY: plan test unit lint validate venv host-deps clean checkov
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -38,8 +38,22 @@ test: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n auto -q
 
+## checkov: scan every stack's ARM export; failures must be justified in validation/checkov-skips.yaml
+# The scanner has its own virtualenv so its dependencies never meet Pulumi's.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+$(CHECKOV_STAMP):
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	@touch $@
+
+checkov: $(STAMP) $(CHECKOV_STAMP)
+	$(BIN)/python -m validation.checkov_gate --checkov $(CHECKOV_VENV)/bin/checkov --out out/checkov stacks/*.yaml
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .ruff_cache .hypothesis
