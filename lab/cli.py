@@ -20,7 +20,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
     progress = Progress()
     try:
         record = lifecycle.up(args.stack_file, progress, timeout_minutes=args.timeout)
-    except lifecycle.LabFailed as failure:
+    except lifecycle.LabUpError as failure:
         print(f"blueprints lab up: {failure}", file=sys.stderr)
         return EXIT_FAILED
     progress.note(f"lab up: all machines finished cloud-init in {progress.elapsed():.0f}s")

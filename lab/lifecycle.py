@@ -42,7 +42,7 @@ BOOT_FIRST_ROLES = ("package_mirror",)
 DEFAULT_TIMEOUT_MINUTES = 30
 
 
-class LabFailed(Exception):
+class LabUpError(Exception):
     """The lab came up but a machine did not finish; the message names machine, step and log."""
 
 
@@ -140,7 +140,7 @@ def up(stack_file: str, progress: Progress, timeout_minutes: float = DEFAULT_TIM
             break
     write_record(layout, record)
     if failures:
-        raise LabFailed("\n".join(failures) + "\nThe lab is still up for inspection; `sudo blueprints lab down` "
+        raise LabUpError("\n".join(failures) + "\nThe lab is still up for inspection; `sudo blueprints lab down` "
                         "stops the machines and removes their namespaces, bridges, nftables table, mounts "
                         f"and {layout.root}.")
     return record

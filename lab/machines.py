@@ -9,6 +9,7 @@ no system bus and no machinectl are needed.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -169,10 +170,8 @@ def stop(machine: str, supervisor_pid: int | None, timeout: float = 30.0) -> Non
 
 
 def _signal(pid: int, sig: int) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _is_supervisor(pid: int, machine: str) -> bool:
