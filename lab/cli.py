@@ -6,11 +6,34 @@ import argparse
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from blueprints.cli import DEFAULT_STACK, EXIT_FAILED, EXIT_OK, UsageError
 
 REPO = Path(__file__).resolve().parent.parent
+
+
+def _lab_errors() -> tuple[type[Exception], ...]:
+    """Failures of the host or a machine: reported in one line with what to read, exit 1."""
+    from lab.base_image import BaseBuildError
+    from lab.dns import DnsError
+    from lab.machines import MachineError
+    from lab.network import NetworkError
+    from lab.secrets import SecretError
+
+    return BaseBuildError, DnsError, MachineError, NetworkError, SecretError
+
+
+def _reporting_failures(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except _lab_errors() as error:
+            print(f"blueprints lab {args.lab_command}: {error}", file=sys.stderr)
+            return EXIT_FAILED
+
+    return run
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
@@ -57,7 +80,7 @@ def _cmd_ssh(args: argparse.Namespace) -> int:
         leader = machines.require_leader(args.machine)
     except machines.MachineError as error:
         raise UsageError(str(error)) from None
-    argv = args.command or ["/bin/bash", "--login"]
+    argv = args.argv or ["/bin/bash", "--login"]
     return subprocess.run(machines.nsenter_argv(leader, argv), check=False).returncode
 
 
@@ -65,7 +88,10 @@ def _cmd_logs(args: argparse.Namespace) -> int:
     from lab import machines
 
     _require_root()
-    layout, record = machines.running_lab()
+    try:
+        layout, record = machines.running_lab()
+    except machines.MachineError as error:
+        raise UsageError(str(error)) from None
     if args.machine not in record["machines"]:
         raise UsageError(f"no machine {args.machine!r} in this lab; machines: {', '.join(record['machines'])}")
     root = layout.machine_root(args.machine)
@@ -123,32 +149,32 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
                     help=f"stack file to run (default: {DEFAULT_STACK})")
     up.add_argument("--timeout", type=float, default=30, metavar="MINUTES",
                     help="give up waiting for cloud-init after this long (default: 30)")
-    up.set_defaults(handler=_cmd_up)
+    up.set_defaults(handler=_reporting_failures(_cmd_up))
 
     status = group.add_parser("status", help="machines, addresses, cloud-init results")
-    status.set_defaults(handler=_cmd_status)
+    status.set_defaults(handler=_reporting_failures(_cmd_status))
 
     ssh = group.add_parser(
         "ssh", help="root shell inside a machine (entered from the host with nsenter, not over SSH)",
         description="Open a root shell (or run COMMAND) inside a lab machine. This does not use SSH: it enters "
                     "the machine's namespaces from the host with nsenter, so it works before sshd is up.")
     ssh.add_argument("machine", help="machine name, e.g. mirror")
-    ssh.add_argument("command", nargs=argparse.REMAINDER, help="command to run instead of a shell")
-    ssh.set_defaults(handler=_cmd_ssh)
+    ssh.add_argument("argv", metavar="COMMAND", nargs=argparse.REMAINDER, help="command to run instead of a shell")
+    ssh.set_defaults(handler=_reporting_failures(_cmd_ssh))
 
     logs = group.add_parser("logs", help="console, cloud-init output and journal of a machine")
     logs.add_argument("machine")
     logs.add_argument("-n", "--lines", type=int, default=100, help="lines of each log (default: 100)")
-    logs.set_defaults(handler=_cmd_logs)
+    logs.set_defaults(handler=_reporting_failures(_cmd_logs))
 
     test = group.add_parser("test", help="run the lab and acceptance suites against the running lab",
                             description="Run tests/lab and tests/acceptance against the running lab; "
                                         "a missing lab machine is a failure, not a skip.")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
-    test.set_defaults(handler=_cmd_test)
+    test.set_defaults(handler=_reporting_failures(_cmd_test))
 
     down = group.add_parser("down", help="stop the machines and remove everything the lab created",
                             description="Stop every machine; remove namespaces, bridges, the nftables table, "
                                         "mounts and the lab's state. The cached base stays unless --purge.")
     down.add_argument("--purge", action="store_true", help="also remove the cached base image")
-    down.set_defaults(handler=_cmd_down)
+    down.set_defaults(handler=_reporting_failures(_cmd_down))

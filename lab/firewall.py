@@ -106,8 +106,9 @@ def compile_ruleset(config: dict[str, Any]) -> tuple[str, list[SkippedRule]]:
         "ct state established,related accept",
         "ct state invalid drop",
         "meta nfproto ipv6 drop comment \"the lab is IPv4, as the stack's address plan\"",
-        f"iifname \"{INTERNET_BRIDGE}\" ct status != dnat drop "
-        "comment \"from the Internet only through the gateway's public address\"",
+        f"iifname \"{INTERNET_BRIDGE}\" "
+        + (f"ct original ip daddr != {plan.public_gateway_ip} " if plan.public_gateway_ip else "")
+        + "drop comment \"from the Internet only through the gateway's public address\"",
     ]
     forward += [f"ip saddr {net} jump {chain_name(s, 'Outbound')}" for s, net in plan.subnets.items()]
     lab_subnets = _set([str(net) for net in plan.subnets.values()])
