@@ -150,6 +150,8 @@ def install_secret_files(machine_root: Path, files: dict[str, bytes]) -> Path:
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
         os.chmod(path, 0o600)
-        os.chown(path, 0, 0)
-    os.chown(directory, 0, 0)
+        if os.geteuid() == 0:
+            os.chown(path, 0, 0)
+    if os.geteuid() == 0:
+        os.chown(directory, 0, 0)
     return directory
