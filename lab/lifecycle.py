@@ -127,8 +127,8 @@ def up(stack_file: str, progress: Progress, timeout_minutes: float = DEFAULT_TIM
                 secrets.install_secret_files(root, secrets.machine_secret_files(config, machine, ca,
                                                                                 layout.secrets_dir))
                 network.create_machine_network(machine.name, machine.subnet)
-    except Exception as error:
-        progress.note(f"lab up failed while wiring: {error}; removing what was created")
+    except BaseException as error:
+        progress.note(f"lab up stopped while wiring ({error or type(error).__name__}); removing what was created")
         down(progress, quiet=True)
         raise
 

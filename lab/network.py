@@ -8,8 +8,11 @@ path where the NSG rules apply.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import subprocess
 from pathlib import Path
 
@@ -126,6 +129,23 @@ def lab_namespaces() -> list[str]:
     return [entry["name"] for entry in names if entry["name"].startswith(PREFIX)]
 
 
+def processes_in(netns: str) -> list[int]:
+    """Host processes whose network namespace is ``netns`` (machines' processes and probes)."""
+    try:
+        inode = os.stat(f"/run/netns/{netns}").st_ino
+    except FileNotFoundError:
+        return []
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if os.stat(entry / "ns/net").st_ino == inode:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
 def nft_table_present() -> bool:
     result = subprocess.run(["nft", "list", "table", "inet", NFT_TABLE], capture_output=True, check=False)
     return result.returncode == 0
@@ -138,6 +158,10 @@ def remove_all() -> list[str]:
         _run("nft", "delete", "table", "inet", NFT_TABLE)
         removed.append(f"nftables table inet {NFT_TABLE}")
     for netns in lab_namespaces():
+        for pid in processes_in(netns):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+                removed.append(f"process {pid} in {netns}")
         _run("ip", "netns", "delete", netns)
         removed.append(f"namespace {netns}")
     # Deleting a namespace deletes the veth ends inside it, and so their host peers.
