@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STACK ?= stacks/example.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: plan test unit lint validate venv host-deps clean checkov
+.PHONY: plan test unit lint validate venv host-deps clean checkov lab-test
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -51,6 +51,21 @@ $(CHECKOV_STAMP):
 
 checkov: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/python -m validation.checkov_gate --checkov $(CHECKOV_VENV)/bin/checkov --out out/checkov stacks/*.yaml
+
+## lab-test: (root) the lab on $(STACK): lab up, the lab and acceptance suites, then lab down (always)
+# Exit status: the tests' (or lab up's when it fails). A lab that was already running is left alone.
+lab-test: $(STAMP) host-deps
+	@if [ "$$(id -u)" != 0 ]; then echo "make lab-test runs the lab: run it as root" >&2; exit 2; fi
+	@$(BIN)/blueprints lab up $(STACK); status=$$?; \
+	if [ $$status = 2 ]; then exit 2; fi; \
+	if [ $$status = 0 ]; then \
+		BLUEPRINTS_LAB_REQUIRED=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/lab tests/acceptance; \
+		status=$$?; \
+		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_TEARDOWN=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
+			tests/lab/test_lab_down.py || status=1; \
+	fi; \
+	$(BIN)/blueprints lab down; \
+	exit $$status
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
