@@ -34,7 +34,14 @@ class _StrictLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], problems: list[Problem]) -> None:
+def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], problems: list[Problem],
+                 visited: set[int] | None = None) -> None:
+    # An alias is the very node it names: each node is walked once, or a few dozen aliases
+    # nested ten deep (an "alias bomb") would mean billions of visits.
+    visited = set() if visited is None else visited
+    if id(node) in visited:
+        return
+    visited.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
         for key_node, value_node in node.value:
@@ -48,12 +55,12 @@ def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], problems: li
                 )
             seen[key] = line
             lines.setdefault(child, line)
-            _index_lines(value_node, child, lines, problems)
+            _index_lines(value_node, child, lines, problems, visited)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             child = f"{path}[{index}]"
             lines.setdefault(child, item.start_mark.line + 1)
-            _index_lines(item, child, lines, problems)
+            _index_lines(item, child, lines, problems, visited)
 
 
 def read_stack_source(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
