@@ -33,7 +33,7 @@ def _cidr(doc: str, required: bool = True) -> dict[str, Any]:
 
 
 def _vm_size(default: str) -> dict[str, Any]:
-    return {"type": "string", "regex": VM_SIZE_PATTERN, "default": default,
+    return {"type": "string", "regex": VM_SIZE_PATTERN, "default": default, "maxlength": 64,
             "meta": {"doc": "Azure VM size", "allowed": "an Azure size name such as Standard_B2s"}}
 
 
