@@ -138,6 +138,7 @@ def up(stack_file: str, progress: Progress, timeout_minutes: float = DEFAULT_TIM
         failures += _boot_and_wait(layout, record, group, progress, deadline)
         if failures:
             break
+    record["timings"] = progress.timings
     write_record(layout, record)
     if failures:
         raise LabUpError("\n".join(failures) + "\nThe lab is still up for inspection; `sudo blueprints lab down` "
@@ -153,6 +154,7 @@ def _boot_and_wait(layout: LabLayout, record: dict[str, Any], group: list[Machin
         entry = record["machines"][machine.name]
         with progress.step(f"{machine.name}: booting ({machine.role}, {machine.private_ip})"):
             entry["supervisor_pid"] = machines.start(layout, machine.name)
+            entry["started_at"] = time.time()
             write_record(layout, record)
             while machines.leader_pid(machine.name) is None:
                 if not Path(f"/proc/{entry['supervisor_pid']}").exists() or time.monotonic() > deadline:
@@ -235,21 +237,25 @@ def down(progress: Progress, purge: bool = False, quiet: bool = False) -> list[s
     if os.geteuid() != 0:
         raise UsageError("the lab needs root to take down namespaces, bridges, rules and mounts: use sudo")
     removed: list[str] = []
+    to_stop: dict[str, int | None] = {}
     for layout in running_labs() or [LabLayout(d.name) for d in _state_dirs()]:
         record = read_record(layout) if layout.record.exists() else {"machines": {}}
         for name, entry in record["machines"].items():
             if machines.leader_pid(name) is not None or entry.get("supervisor_pid"):
-                with progress.step(f"{name}: stopping"):
-                    machines.stop(name, entry.get("supervisor_pid"))
-                removed.append(f"machine {name}")
-        if dns.stop(layout.dns_dir):
-            removed.append("dnsmasq")
-    # Machines not in any record (a record lost mid-way) still have their leader in a tb-* namespace.
+                to_stop[name] = entry.get("supervisor_pid")
+    # Machines not in any record (a record lost mid-way) still have their init in a tb-* namespace.
     for netns in network.lab_namespaces():
         name = netns.removeprefix("tb-")
-        if machines.leader_pid(name) is not None:
-            machines.stop(name, None)
-            removed.append(f"machine {name}")
+        if name not in to_stop and machines.leader_pid(name) is not None:
+            to_stop[name] = None
+    if to_stop:
+        with progress.step(f"stopping {', '.join(sorted(to_stop))}"):
+            killed = machines.stop_all(to_stop)
+        removed += [f"machine {name}" + (" (killed: no clean power-off within 30s)" if name in killed else "")
+                    for name in sorted(to_stop)]
+    for layout in [LabLayout(d.name) for d in _state_dirs()]:
+        if dns.stop(layout.dns_dir):
+            removed.append("dnsmasq")
     removed += network.remove_all()
     for mount in _lab_mounts():
         machines.unmount(mount)
