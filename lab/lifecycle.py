@@ -261,7 +261,8 @@ def down(progress: Progress, purge: bool = False, quiet: bool = False) -> list[s
         machines.unmount(mount)
         removed.append(f"mount {mount}")
     for directory in _state_dirs():
-        shutil.rmtree(directory)
+        with progress.step(f"removing {directory} (machine disks, seeds, lab CA)"):
+            shutil.rmtree(directory)
         removed.append(str(directory))
     if purge:
         removed += [f"cached {p}" for p in base_image.purge_cache()]
