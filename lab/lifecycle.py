@@ -75,6 +75,8 @@ def boot_order(all_machines: list[Machine]) -> list[list[Machine]]:
 
 
 def up(stack_file: str, progress: Progress, timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES) -> dict[str, Any]:
+    if timeout_minutes <= 0:
+        raise UsageError(f"--timeout {timeout_minutes:g}: must be a number of minutes above 0")
     preflight()
     _refuse_second_lab()
     config = load_stack(stack_file)
@@ -201,11 +203,14 @@ def status_rows() -> tuple[LabLayout, dict[str, Any], list[dict[str, str]]]:
     layout, record = machines.running_lab()
     rows = []
     for name, entry in record["machines"].items():
-        running = machines.leader_pid(name) is not None
+        if os.geteuid() == 0:
+            state = "running" if machines.leader_pid(name) is not None else "stopped"
+        else:
+            state = "unknown (needs root)"
         reach = f"sudo blueprints lab ssh {name}"
         rows.append({
             "machine": name, "role": entry["role"], "address": entry["address"],
-            "state": "running" if running else "stopped",
+            "state": state,
             "cloud-init": entry["cloud_init"],
             "time": f"{entry['seconds']:.0f}s" if entry.get("seconds") is not None else "-",
             "reach": reach,

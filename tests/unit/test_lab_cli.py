@@ -57,3 +57,8 @@ def test_boot_order_puts_the_mirror_first(example_config):
     groups = lifecycle.boot_order(plan_machines(example_config))
     assert [m.name for m in groups[0]] == ["mirror"]
     assert {m.name for m in groups[1]} == {"gateway", "git", "analytics-1", "analytics-2"}
+
+
+def test_timeout_must_be_positive(capsys):
+    assert cli.main(["lab", "up", "--timeout", "0"]) == cli.EXIT_USAGE
+    assert "--timeout 0: must be" in capsys.readouterr().err
