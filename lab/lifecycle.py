@@ -123,12 +123,19 @@ def up(stack_file: str, progress: Progress, timeout_minutes: float = DEFAULT_TIM
                                                  f"{config['environment']}")
             ca.ensure()
             for machine in plan.machines:
-                root = machines.mount_overlay(base, layout, machine.name)
-                seeds.write_seed(root, seed_files[machine.name])
-                (root / "etc/machine-id").write_text(os.urandom(16).hex() + "\n")
-                secrets.install_secret_files(root, secrets.machine_secret_files(config, machine, ca,
-                                                                                layout.secrets_dir))
-                network.create_machine_network(machine.name, machine.subnet)
+                step = "mounting its overlay"
+                try:
+                    root = machines.mount_overlay(base, layout, machine.name)
+                    step = "writing its cloud-init seed"
+                    seeds.write_seed(root, seed_files[machine.name])
+                    (root / "etc/machine-id").write_text(os.urandom(16).hex() + "\n")
+                    step = "writing its secrets"
+                    secrets.install_secret_files(root, secrets.machine_secret_files(config, machine, ca,
+                                                                                    layout.secrets_dir))
+                    step = "cabling its network namespace"
+                    network.create_machine_network(machine.name, machine.subnet)
+                except (OSError, machines.MachineError, network.NetworkError, secrets.SecretError) as error:
+                    raise LabUpError(f"{machine.name}: {step} failed: {error}") from error
     except BaseException as error:
         progress.note(f"lab up stopped while wiring ({error or type(error).__name__}); removing what was created")
         down(progress, quiet=True)
