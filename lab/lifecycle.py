@@ -98,6 +98,7 @@ def up(stack_file: str, progress: Progress, timeout_minutes: float = DEFAULT_TIM
         "stack": stack, "stack_file": str(Path(stack_file).resolve()), "base": str(base),
         "zone": private_dns_zone(config), "client_ip": plan.client_ip,
         "public_gateway_ip": plan.public_gateway_ip, "ca_cert": str(layout.ca_cert),
+        "public_hostname": (config["roles"].get("gateway") or {}).get("hostname") if plan.public_gateway_ip else None,
         "started": time.time(), "skipped_rules": [s.__dict__ for s in skipped],
         "machines": {m.name: {"role": m.role, "subnet": m.subnet, "address": m.private_ip,
                               "supervisor_pid": None, "cloud_init": "not started", "seconds": None}
@@ -215,6 +216,8 @@ def status_rows() -> tuple[LabLayout, dict[str, Any], list[dict[str, str]]]:
         else:
             state = "unknown (needs root)"
         reach = f"sudo blueprints lab ssh {name}"
+        if entry["role"] == "remote_gateway" and record.get("public_hostname"):
+            reach += f"; https://{record['public_hostname']} from tb-client"
         rows.append({
             "machine": name, "role": entry["role"], "address": entry["address"],
             "state": state,
