@@ -68,13 +68,16 @@ def _refuse_second_lab() -> None:
                          ["nftables table"]) + "): `sudo blueprints lab down` removes them")
 
 
-def boot_order(all_machines: list[Machine]) -> list[list[Machine]]:
+def boot_order(all_machines: list[Machine], together: bool = False) -> list[list[Machine]]:
+    if together:
+        return [all_machines]
     first = [m for m in all_machines if m.role in BOOT_FIRST_ROLES]
     rest = [m for m in all_machines if m.role not in BOOT_FIRST_ROLES]
     return [group for group in (first, rest) if group]
 
 
-def up(stack_file: str, progress: Progress, timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES) -> dict[str, Any]:
+def up(stack_file: str, progress: Progress, timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES,
+       together: bool = False) -> dict[str, Any]:
     if timeout_minutes <= 0:
         raise UsageError(f"--timeout {timeout_minutes:g}: must be a number of minutes above 0")
     preflight()
@@ -144,7 +147,7 @@ def up(stack_file: str, progress: Progress, timeout_minutes: float = DEFAULT_TIM
 
     deadline = time.monotonic() + timeout_minutes * 60
     failures = []
-    for group in boot_order(list(plan.machines)):
+    for group in boot_order(list(plan.machines), together):
         failures += _boot_and_wait(layout, record, group, progress, deadline)
         if failures:
             break

@@ -62,3 +62,10 @@ def test_boot_order_puts_the_mirror_first(example_config):
 def test_timeout_must_be_positive(capsys):
     assert cli.main(["lab", "up", "--timeout", "0"]) == cli.EXIT_USAGE
     assert "--timeout 0: must be" in capsys.readouterr().err
+
+
+def test_together_boots_every_machine_at_once(example_config):
+    from blueprints.topology import plan_machines
+
+    machines = plan_machines(example_config)
+    assert lifecycle.boot_order(machines, together=True) == [machines]
