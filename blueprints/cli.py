@@ -16,7 +16,9 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # Command groups that live beside their concern. Each module offers
 # ``register(commands)``, adding its subcommands to the top-level parser.
-COMMAND_GROUPS: tuple[str, ...] = ()
+COMMAND_GROUPS: tuple[str, ...] = (
+    "blueprints.costing",
+)
 
 
 class UsageError(Exception):
