@@ -18,6 +18,7 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # ``register(commands)``, adding its subcommands to the top-level parser.
 COMMAND_GROUPS: tuple[str, ...] = (
     "blueprints.costing",
+    "blueprints.reference_docs",
 )
 
 

@@ -385,7 +385,7 @@ def estimate(plan: Plan, prices: PriceTable | None = None) -> Estimate:
     priced: list[PricedResource] = []
     free: list[NotPriced] = []
     missing: list[NotPriced] = []
-    for resource in sorted(plan.custom_resources(), key=lambda r: (r.type, r.azure_name)):
+    for resource in sorted(plan.custom_resources(), key=lambda r: (r.type, r.azure_name, r.name)):
         if resource.type in prices["no_charge"]:
             free.append(NotPriced(resource.azure_name, resource.type, prices["no_charge"][resource.type]))
             continue
