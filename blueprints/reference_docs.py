@@ -326,6 +326,25 @@ def stack_files(stacks_dir: Path = STACKS_DIR) -> list[Path]:
     return sorted(stacks_dir.glob("*.yaml"))
 
 
+def drift(stacks: list[Path], reference_dir: Path, scratch: Path) -> list[str]:
+    """Regenerate into scratch and compare with reference_dir; one message per stale file."""
+    problems = []
+    generated_stacks = set()
+    for stack in stacks:
+        for fresh in generate(stack, scratch):
+            generated_stacks.add(fresh.parent.name)
+            committed = reference_dir / fresh.parent.name / fresh.name
+            if not committed.exists():
+                problems.append(f"{committed} is missing (new stack {stack}?)")
+            elif committed.read_bytes() != fresh.read_bytes():
+                problems.append(f"{committed} is out of date with {stack} or the code")
+    if reference_dir.is_dir():
+        for stale in sorted(p.name for p in reference_dir.iterdir() if p.is_dir()):
+            if stale not in generated_stacks:
+                problems.append(f"{reference_dir / stale} belongs to no stack file: remove it")
+    return problems
+
+
 def _cmd_docs(args: argparse.Namespace) -> int:
     from blueprints.cli import UsageError
 
@@ -333,6 +352,18 @@ def _cmd_docs(args: argparse.Namespace) -> int:
     if not stacks:
         raise UsageError(f"no stack files found in {STACKS_DIR}/ (run from the repository root)")
     reference = Path(args.output)
+    if args.check:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as scratch:
+            problems = drift(stacks, reference, Path(scratch))
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if problems:
+            print(f"The reference is stale: run `{REGENERATE}` and commit {reference}/", file=sys.stderr)
+            return 1
+        print(f"{reference}/ matches {len(stacks)} stack file(s)", file=sys.stderr)
+        return 0
     for stack in stacks:
         written = generate(stack, reference)
         print(f"{stack}: wrote {', '.join(str(path) for path in written)}", file=sys.stderr)
@@ -358,4 +389,6 @@ def register(commands: Any) -> None:
     docs.add_argument("--png-dir", default=str(PNG_DIR),
                       help=f"also render each diagram as PNG here, for people to look at (default: {PNG_DIR}; "
                            "'' to skip)")
+    docs.add_argument("--check", action="store_true",
+                      help="write nothing; exit 1 if the committed reference differs from a fresh generation")
     docs.set_defaults(handler=_cmd_docs)
