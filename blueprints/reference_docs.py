@@ -81,6 +81,8 @@ class _Drawing:
         kind, _, value = endpoint.partition(":")
         if endpoint == "clients":
             return ["clients"]
+        if endpoint == "private-clients":
+            return ["private_clients"]
         if endpoint == "internet":
             return ["internet"]
         if kind == "tag":
@@ -122,10 +124,18 @@ def render_dot(plan: Plan) -> str:
         f"         label={_quote(title)}, labelloc=t];",
         "  node [fontname=\"Helvetica\", fontsize=10, shape=box, style=\"rounded,filled\", fillcolor=\"#ffffff\"];",
         "  edge [fontname=\"Helvetica\", fontsize=9];",
-        "  clients [label=" + _quote("Trust client ranges\n" + "\n".join(config["network"]["allowed_client_ranges"]))
-        + ", shape=oval, fillcolor=\"#e8f0fe\"];",
-        "  internet [label=\"Internet\\n(public package registries)\", shape=oval, fillcolor=\"#eeeeee\"];",
     ]
+    endpoints = {endpoint for flow in active_flows(config) for endpoint in (flow.source, flow.destination)}
+    if "clients" in endpoints:
+        lines.append("  clients [label=" + _quote("Trust client ranges (Internet side)\n"
+                                                 + "\n".join(config["network"]["allowed_client_ranges"]))
+                     + ", shape=oval, fillcolor=\"#e8f0fe\"];")
+    if "private-clients" in endpoints:
+        lines.append("  private_clients [label=" + _quote("Trust network (peering or VPN)\n"
+                                                         + "\n".join(config["network"]["private_client_ranges"]))
+                     + ", shape=oval, fillcolor=\"#e6f4ea\"];")
+    if "internet" in endpoints:
+        lines.append("  internet [label=\"Internet\\n(public package registries)\", shape=oval, fillcolor=\"#eeeeee\"];")
     used_tags = sorted({endpoint.partition(":")[2] for flow in active_flows(config)
                         for endpoint in (flow.source, flow.destination) if endpoint.startswith("tag:")})
     for tag in used_tags:
@@ -215,6 +225,8 @@ def _endpoint_text(endpoint: str, config: dict[str, Any]) -> str:
     kind, _, value = endpoint.partition(":")
     if endpoint == "clients":
         return "trust client ranges (" + ", ".join(config["network"]["allowed_client_ranges"]) + ")"
+    if endpoint == "private-clients":
+        return "trust network (" + ", ".join(config["network"]["private_client_ranges"]) + ")"
     if endpoint == "internet":
         return "Internet"
     if kind == "tag":

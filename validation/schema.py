@@ -40,9 +40,10 @@ def _disk(doc: str, default: int) -> dict[str, Any]:
 
 
 def _allowlist(pattern: str, what: str) -> dict[str, Any]:
+    article = "an" if what[0].lower() in "aeiou" or what == "npm" else "a"
     return {"type": "list", "default": [], "maxlength": 5000,
             "schema": {"type": "string", "regex": pattern, "maxlength": 214,
-                       "meta": {"allowed": f"a {what} package name"}},
+                       "meta": {"allowed": f"{article} {what} package name"}},
             "meta": {"doc": f"{what} packages analysts may install (curated mode)"}}
 
 
@@ -91,9 +92,17 @@ SCHEMA: dict[str, Any] = {
                 },
             },
             "allowed_client_ranges": {
-                "type": "list", "required": True, "minlength": 1, "maxlength": 200,
+                "type": "list", "default": [], "maxlength": 200,
                 "schema": _cidr("A range analysts connect from"),
-                "meta": {"doc": "Public ranges allowed to reach the gateway (e.g. the trust's VPN egress)"},
+                "meta": {"doc": "Public ranges allowed to reach the gateway (e.g. the trust's VPN egress); "
+                                "at least one when roles.gateway is set"},
+            },
+            "private_client_ranges": {
+                "type": "list", "default": [], "maxlength": 200,
+                "schema": _cidr("A private range of the trust's own network"),
+                "meta": {"doc": "Private ranges of the trust's network, joined to this one by VNet peering, VPN "
+                                "or ExpressRoute, whose existing machines may use the package mirror and the Git "
+                                "server directly (as the environment's own analytics VMs do)"},
             },
             "allow_clients_from_anywhere": {
                 "type": "boolean", "default": False,

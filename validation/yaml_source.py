@@ -14,6 +14,9 @@ from validation.problems import MISSING, Problem, StackFileError
 
 MAX_FILE_BYTES = 256 * 1024
 MAX_ALIASES = 100
+# Values in the document once every alias is expanded. A few aliases nested in each other
+# expand exponentially (the "billion laughs"); a stack file has a few hundred values.
+MAX_EXPANDED_VALUES = 20_000
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -34,7 +37,15 @@ class _StrictLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], problems: list[Problem]) -> None:
+class _ExpansionTooLargeError(Exception):
+    pass
+
+
+def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], problems: list[Problem],
+                 budget: list[int]) -> None:
+    budget[0] -= 1
+    if budget[0] < 0:
+        raise _ExpansionTooLargeError
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
         for key_node, value_node in node.value:
@@ -48,12 +59,12 @@ def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], problems: li
                 )
             seen[key] = line
             lines.setdefault(child, line)
-            _index_lines(value_node, child, lines, problems)
+            _index_lines(value_node, child, lines, problems, budget)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             child = f"{path}[{index}]"
             lines.setdefault(child, item.start_mark.line + 1)
-            _index_lines(item, child, lines, problems)
+            _index_lines(item, child, lines, problems, budget)
 
 
 def read_stack_source(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
@@ -87,7 +98,13 @@ def read_stack_source(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
                                                   "start from stacks/example.yaml")])
         problems: list[Problem] = []
         lines: dict[str, int] = {}
-        _index_lines(node, "", lines, problems)
+        try:
+            _index_lines(node, "", lines, problems, [MAX_EXPANDED_VALUES])
+        except _ExpansionTooLargeError:
+            raise StackFileError(source, [Problem("", MISSING, f"expands to more than {MAX_EXPANDED_VALUES} "
+                                                  "values through YAML aliases",
+                                                  "write the values out; a stack file needs no nested aliases")]
+                                 ) from None
         if problems:
             raise StackFileError(source, problems)
         document = loader.construct_document(node)
