@@ -135,7 +135,8 @@ def render_dot(plan: Plan) -> str:
                                                          + "\n".join(config["network"]["private_client_ranges"]))
                      + ", shape=oval, fillcolor=\"#e6f4ea\"];")
     if "internet" in endpoints:
-        lines.append("  internet [label=\"Internet\\n(public package registries)\", shape=oval, fillcolor=\"#eeeeee\"];")
+        lines.append("  internet [label=\"Internet\\n(public package registries)\", shape=oval, "
+                     "fillcolor=\"#eeeeee\"];")
     used_tags = sorted({endpoint.partition(":")[2] for flow in active_flows(config)
                         for endpoint in (flow.source, flow.destination) if endpoint.startswith("tag:")})
     for tag in used_tags:
@@ -250,6 +251,28 @@ def _flow_matrix(plan: Plan) -> list[str]:
     return lines
 
 
+def _controls(plan: Plan) -> list[str]:
+    from validation.policies import evaluate
+
+    results = evaluate(plan)
+    passed = sum(result.passed for result in results)
+    lines = [f"Every rule of `validation.policies` evaluated against this plan: {passed} of {len(results)} pass. "
+             "The same rules run in `pulumi preview` as a policy pack.", "",
+             "| Rule | Control | Severity | Implements | Resources checked | Result |", "|---|---|---|---|---:|---|"]
+    for result in results:
+        rule = result.rule
+        outcome = "pass" if result.passed else f"**{len(result.violations)} violation(s)**"
+        if result.passed and result.checked == 0:
+            outcome = "pass (nothing of that type in this stack)"
+        lines.append(f"| {rule.id} | {_cell(rule.title)} | {rule.severity} | {_cell(rule.reference)} | "
+                     f"{result.checked} | {outcome} |")
+    failing = [(result.rule.id, v) for result in results for v in result.violations]
+    if failing:
+        lines += ["", "Violations:", ""]
+        lines += [f"- {rule_id}: {_cell(violation.message)}" for rule_id, violation in failing]
+    return lines
+
+
 def _resource_table(plan: Plan) -> list[str]:
     urns = plan.by_urn()
     lines = ["| Type | Azure name | Component | Settings that matter |", "|---|---|---|---|"]
@@ -303,6 +326,7 @@ def render_page(plan: Plan) -> str:
     lines += ["", "## Network flows (NSG matrix)", "",
               "Compiled into every subnet's NSG from `blueprints/network_flows.py`; the lab compiles the same "
               "table to nftables.", "", *_flow_matrix(plan)]
+    lines += ["", "## Security controls the policies verify", "", *_controls(plan)]
     lines += ["", "## Resources", "", *_resource_table(plan)]
     lines += ["", render_markdown(estimate(plan))]
     return "\n".join(lines) + "\n"

@@ -77,7 +77,8 @@ def test_bastion_stack_diagram(tmp_path):
 def test_page_has_the_sections_a_reviewer_needs(example_plan):
     page = render_page(example_plan)
     for heading in ("## Architecture", "## Entry points from outside", "## Virtual machines",
-                    "## Network flows (NSG matrix)", "## Resources", "## Monthly cost estimate"):
+                    "## Network flows (NSG matrix)", "## Security controls the policies verify", "## Resources",
+                    "## Monthly cost estimate"):
         assert heading in page
     assert "`allow-https-clients-to-gateway`" in page
     assert page.count("| compute.VirtualMachine | `vm-") == 5
@@ -93,3 +94,13 @@ def test_docs_cli_without_dot_exits_2(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(shutil, "which", lambda name: None)
     assert main(["docs", str(EXAMPLE), "-o", str(tmp_path)]) == 2
     assert "install the Debian package graphviz" in capsys.readouterr().err
+
+
+def test_controls_section_lists_every_policy_rule(example_plan):
+    from validation.policies import RULES
+
+    page = render_page(example_plan)
+    section = page.split("## Security controls the policies verify")[1].split("## Resources")[0]
+    for rule in RULES:
+        assert f"| {rule.id} |" in section
+    assert f"{len(RULES)} of {len(RULES)} pass" in section
