@@ -20,6 +20,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "lab.cli",
     "blueprints.costing",
     "blueprints.reference_docs",
+    "blueprints.request_pack",
 )
 
 

@@ -222,7 +222,7 @@ def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
-def _endpoint_text(endpoint: str, config: dict[str, Any]) -> str:
+def endpoint_text(endpoint: str, config: dict[str, Any]) -> str:
     kind, _, value = endpoint.partition(":")
     if endpoint == "clients":
         return "trust client ranges (" + ", ".join(config["network"]["allowed_client_ranges"]) + ")"
@@ -243,8 +243,8 @@ def _endpoint_text(endpoint: str, config: dict[str, Any]) -> str:
 def _flow_matrix(plan: Plan) -> list[str]:
     lines = ["| From | To | Ports | Protocol | Allowed | Purpose | Rule |", "|---|---|---|---|---|---|---|"]
     for flow in active_flows(plan.config):
-        lines.append(f"| {_cell(_endpoint_text(flow.source, plan.config))} | "
-                     f"{_cell(_endpoint_text(flow.destination, plan.config))} | {_ports(flow)} | {flow.protocol} | "
+        lines.append(f"| {_cell(endpoint_text(flow.source, plan.config))} | "
+                     f"{_cell(endpoint_text(flow.destination, plan.config))} | {_ports(flow)} | {flow.protocol} | "
                      f"yes | {_cell(flow.purpose)} | `allow-{flow.name}` |")
     lines.append("| anything else | anything | any | any | **no** | every NSG ends with a deny-all rule "
                  "in both directions | `deny-all-inbound`, `deny-all-outbound` |")
