@@ -33,10 +33,17 @@ plan: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/blueprints validate $(STACK)
 
-## test: lint and the full offline suite
-test: $(STAMP)
+## test: everything CI runs, as root (the lab builds machines): lint, the offline suites,
+## the checkov gate, then the lab with every acceptance suite
+test: $(STAMP) host-deps
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n auto -q
+	$(BIN)/python -m pytest -n 2 -q -m "not lab"
+	$(MAKE) --no-print-directory checkov
+	$(MAKE) --no-print-directory lab-test
+
+## unit: the offline suites only (no root, no lab)
+unit: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q -m "not lab"
 
 ## checkov: scan every stack's ARM export; failures must be justified in validation/checkov-skips.yaml
 # The scanner has its own virtualenv so its dependencies never meet Pulumi's.

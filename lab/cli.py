@@ -151,7 +151,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
                     help="give up waiting for cloud-init after this long (default: 30)")
     up.set_defaults(handler=_reporting_failures(_cmd_up))
 
-    status = group.add_parser("status", help="machines, addresses, cloud-init results")
+    status = group.add_parser("status", help="machines, addresses, cloud-init results",
+                              description="Show each lab machine: role, address, whether it runs, and the "
+                                          "result of its cloud-init.")
     status.set_defaults(handler=_reporting_failures(_cmd_status))
 
     ssh = group.add_parser(
@@ -162,8 +164,10 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     ssh.add_argument("argv", metavar="COMMAND", nargs=argparse.REMAINDER, help="command to run instead of a shell")
     ssh.set_defaults(handler=_reporting_failures(_cmd_ssh))
 
-    logs = group.add_parser("logs", help="console, cloud-init output and journal of a machine")
-    logs.add_argument("machine")
+    logs = group.add_parser("logs", help="console, cloud-init output and journal of a machine",
+                            description="Print the end of a lab machine's console log, its cloud-init output "
+                                        "and its journal: the first place to look when a role fails.")
+    logs.add_argument("machine", help="machine name, e.g. mirror")
     logs.add_argument("-n", "--lines", type=int, default=100, help="lines of each log (default: 100)")
     logs.set_defaults(handler=_reporting_failures(_cmd_logs))
 
