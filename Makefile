@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STACK ?= stacks/example.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: plan test unit lint validate venv host-deps clean checkov lab-test
+.PHONY: plan test unit lint validate venv host-deps clean checkov lab-test docs reference
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -73,6 +73,14 @@ lab-test: $(STAMP) host-deps
 	fi; \
 	$(BIN)/blueprints lab down; \
 	exit $$status
+
+## docs: the guides and generated reference as a static site in site/, built strictly (any warning fails)
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet
+
+## reference: regenerate docs/reference/ from every stack file (commit the result)
+reference: $(STAMP)
+	$(BIN)/blueprints docs
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -16,7 +16,12 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # Command groups that live beside their concern. Each module offers
 # ``register(commands)``, adding its subcommands to the top-level parser.
-COMMAND_GROUPS: tuple[str, ...] = ("lab.cli",)
+COMMAND_GROUPS: tuple[str, ...] = (
+    "lab.cli",
+    "blueprints.costing",
+    "blueprints.reference_docs",
+    "blueprints.request_pack",
+)
 
 
 class UsageError(Exception):
