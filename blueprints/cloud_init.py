@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from blueprints.secrets import secret_files
 from blueprints.topology import Machine, plan_machines, private_dns_zone
 from modules.naming import Naming
 
@@ -63,6 +64,7 @@ def template_context(config: dict[str, Any], machine: Machine) -> dict[str, Any]
         # Machines fetch their secrets from this vault at boot (templates/base.yaml.j2).
         "key_vault_name": Naming(config["trust"]["short_name"], config["environment"],
                                  config["location"]).name("kv"),
+        "secret_files": secret_files(machine),
     }
 
 

@@ -76,7 +76,8 @@ def ensure_base(progress: Progress, recipe: BaseRecipe = RECIPE) -> Path:
     log = CACHE_ROOT / f"{target.name}.log"
     if building.exists():
         shutil.rmtree(building)
-    with progress.step(f"base image: debootstrap {recipe.suite} ({len(recipe.packages)} packages, log {log})"):
+    with progress.step(f"base image: debootstrap {recipe.suite} ({len(recipe.packages)} packages, log {log})",
+                       key="base_build"):
         with log.open("w") as log_file:
             result = subprocess.run(
                 ["debootstrap", f"--variant={recipe.variant}", f"--include={','.join(recipe.packages)}",

@@ -42,7 +42,7 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
     progress = Progress()
     try:
-        record = lifecycle.up(args.stack_file, progress, timeout_minutes=args.timeout)
+        record = lifecycle.up(args.stack_file, progress, timeout_minutes=args.timeout, together=args.together)
     except lifecycle.LabUpError as failure:
         print(f"blueprints lab up: {failure}", file=sys.stderr)
         return EXIT_FAILED
@@ -149,6 +149,8 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
                     help=f"stack file to run (default: {DEFAULT_STACK})")
     up.add_argument("--timeout", type=float, default=30, metavar="MINUTES",
                     help="give up waiting for cloud-init after this long (default: 30)")
+    up.add_argument("--together", action="store_true",
+                    help="boot every machine at once, as Azure does (default: the mirror first, to spare CPU)")
     up.set_defaults(handler=_reporting_failures(_cmd_up))
 
     status = group.add_parser("status", help="machines, addresses, cloud-init results",

@@ -68,13 +68,18 @@ def _refuse_second_lab() -> None:
                          ["nftables table"]) + "): `sudo blueprints lab down` removes them")
 
 
-def boot_order(all_machines: list[Machine]) -> list[list[Machine]]:
+def boot_order(all_machines: list[Machine], together: bool = False) -> list[list[Machine]]:
+    if together:
+        return [all_machines]
     first = [m for m in all_machines if m.role in BOOT_FIRST_ROLES]
     rest = [m for m in all_machines if m.role not in BOOT_FIRST_ROLES]
     return [group for group in (first, rest) if group]
 
 
-def up(stack_file: str, progress: Progress, timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES) -> dict[str, Any]:
+def up(stack_file: str, progress: Progress, timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES,
+       together: bool = False) -> dict[str, Any]:
+    if timeout_minutes <= 0:
+        raise UsageError(f"--timeout {timeout_minutes:g}: must be a number of minutes above 0")
     preflight()
     _refuse_second_lab()
     config = load_stack(stack_file)
@@ -96,6 +101,7 @@ def up(stack_file: str, progress: Progress, timeout_minutes: float = DEFAULT_TIM
         "stack": stack, "stack_file": str(Path(stack_file).resolve()), "base": str(base),
         "zone": private_dns_zone(config), "client_ip": plan.client_ip,
         "public_gateway_ip": plan.public_gateway_ip, "ca_cert": str(layout.ca_cert),
+        "public_hostname": (config["roles"].get("gateway") or {}).get("hostname") if plan.public_gateway_ip else None,
         "started": time.time(), "skipped_rules": [s.__dict__ for s in skipped],
         "machines": {m.name: {"role": m.role, "subnet": m.subnet, "address": m.private_ip,
                               "supervisor_pid": None, "cloud_init": "not started", "seconds": None}
@@ -121,12 +127,19 @@ def up(stack_file: str, progress: Progress, timeout_minutes: float = DEFAULT_TIM
                                                  f"{config['environment']}")
             ca.ensure()
             for machine in plan.machines:
-                root = machines.mount_overlay(base, layout, machine.name)
-                seeds.write_seed(root, seed_files[machine.name])
-                (root / "etc/machine-id").write_text(os.urandom(16).hex() + "\n")
-                secrets.install_secret_files(root, secrets.machine_secret_files(config, machine, ca,
-                                                                                layout.secrets_dir))
-                network.create_machine_network(machine.name, machine.subnet)
+                step = "mounting its overlay"
+                try:
+                    root = machines.mount_overlay(base, layout, machine.name)
+                    step = "writing its cloud-init seed"
+                    seeds.write_seed(root, seed_files[machine.name])
+                    (root / "etc/machine-id").write_text(os.urandom(16).hex() + "\n")
+                    step = "writing its secrets"
+                    secrets.install_secret_files(root, secrets.machine_secret_files(config, machine, ca,
+                                                                                    layout.secrets_dir))
+                    step = "cabling its network namespace"
+                    network.create_machine_network(machine.name, machine.subnet)
+                except (OSError, machines.MachineError, network.NetworkError, secrets.SecretError) as error:
+                    raise LabUpError(f"{machine.name}: {step} failed: {error}") from error
     except BaseException as error:
         progress.note(f"lab up stopped while wiring ({error or type(error).__name__}); removing what was created")
         down(progress, quiet=True)
@@ -134,10 +147,11 @@ def up(stack_file: str, progress: Progress, timeout_minutes: float = DEFAULT_TIM
 
     deadline = time.monotonic() + timeout_minutes * 60
     failures = []
-    for group in boot_order(list(plan.machines)):
+    for group in boot_order(list(plan.machines), together):
         failures += _boot_and_wait(layout, record, group, progress, deadline)
         if failures:
             break
+    record["timings"] = progress.timings
     write_record(layout, record)
     if failures:
         raise LabUpError("\n".join(failures) + "\nThe lab is still up for inspection; `sudo blueprints lab down` "
@@ -153,6 +167,7 @@ def _boot_and_wait(layout: LabLayout, record: dict[str, Any], group: list[Machin
         entry = record["machines"][machine.name]
         with progress.step(f"{machine.name}: booting ({machine.role}, {machine.private_ip})"):
             entry["supervisor_pid"] = machines.start(layout, machine.name)
+            entry["started_at"] = time.time()
             write_record(layout, record)
             while machines.leader_pid(machine.name) is None:
                 if not Path(f"/proc/{entry['supervisor_pid']}").exists() or time.monotonic() > deadline:
@@ -199,11 +214,16 @@ def status_rows() -> tuple[LabLayout, dict[str, Any], list[dict[str, str]]]:
     layout, record = machines.running_lab()
     rows = []
     for name, entry in record["machines"].items():
-        running = machines.leader_pid(name) is not None
+        if os.geteuid() == 0:
+            state = "running" if machines.leader_pid(name) is not None else "stopped"
+        else:
+            state = "unknown (needs root)"
         reach = f"sudo blueprints lab ssh {name}"
+        if entry["role"] == "remote_gateway" and record.get("public_hostname"):
+            reach += f"; https://{record['public_hostname']} from tb-client"
         rows.append({
             "machine": name, "role": entry["role"], "address": entry["address"],
-            "state": "running" if running else "stopped",
+            "state": state,
             "cloud-init": entry["cloud_init"],
             "time": f"{entry['seconds']:.0f}s" if entry.get("seconds") is not None else "-",
             "reach": reach,
@@ -235,27 +255,32 @@ def down(progress: Progress, purge: bool = False, quiet: bool = False) -> list[s
     if os.geteuid() != 0:
         raise UsageError("the lab needs root to take down namespaces, bridges, rules and mounts: use sudo")
     removed: list[str] = []
+    to_stop: dict[str, int | None] = {}
     for layout in running_labs() or [LabLayout(d.name) for d in _state_dirs()]:
         record = read_record(layout) if layout.record.exists() else {"machines": {}}
         for name, entry in record["machines"].items():
             if machines.leader_pid(name) is not None or entry.get("supervisor_pid"):
-                with progress.step(f"{name}: stopping"):
-                    machines.stop(name, entry.get("supervisor_pid"))
-                removed.append(f"machine {name}")
-        if dns.stop(layout.dns_dir):
-            removed.append("dnsmasq")
-    # Machines not in any record (a record lost mid-way) still have their leader in a tb-* namespace.
+                to_stop[name] = entry.get("supervisor_pid")
+    # Machines not in any record (a record lost mid-way) still have their init in a tb-* namespace.
     for netns in network.lab_namespaces():
         name = netns.removeprefix("tb-")
-        if machines.leader_pid(name) is not None:
-            machines.stop(name, None)
-            removed.append(f"machine {name}")
+        if name not in to_stop and machines.leader_pid(name) is not None:
+            to_stop[name] = None
+    if to_stop:
+        with progress.step(f"stopping {', '.join(sorted(to_stop))}"):
+            killed = machines.stop_all(to_stop)
+        removed += [f"machine {name}" + (" (killed: no clean power-off within 30s)" if name in killed else "")
+                    for name in sorted(to_stop)]
+    for layout in [LabLayout(d.name) for d in _state_dirs()]:
+        if dns.stop(layout.dns_dir):
+            removed.append("dnsmasq")
     removed += network.remove_all()
     for mount in _lab_mounts():
         machines.unmount(mount)
         removed.append(f"mount {mount}")
     for directory in _state_dirs():
-        shutil.rmtree(directory)
+        with progress.step(f"removing {directory} (machine disks, seeds, lab CA)"):
+            shutil.rmtree(directory)
         removed.append(str(directory))
     if purge:
         removed += [f"cached {p}" for p in base_image.purge_cache()]

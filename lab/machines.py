@@ -148,25 +148,34 @@ def cloud_init_status(machine: str) -> CloudInitStatus:
     return CloudInitStatus(status, detail)
 
 
-def stop(machine: str, supervisor_pid: int | None, timeout: float = 30.0) -> None:
-    """Power the machine off cleanly; kill it when it does not go within ``timeout``."""
-    leader = leader_pid(machine)
-    if leader is not None:
-        # systemd powers off on SIGRTMIN+4.
-        _signal(leader, signal.SIGRTMIN + 4)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline and leader_pid(machine) is not None:
-            time.sleep(0.5)
-        leader = leader_pid(machine)
+def stop_all(machines: dict[str, int | None], timeout: float = 30.0) -> list[str]:
+    """Power machines off together (name -> supervisor pid); kill those still up after ``timeout``.
+
+    Returns the names of the machines that had to be killed.
+    """
+    for name in machines:
+        leader = leader_pid(name)
+        if leader is not None:
+            # systemd powers off on SIGRTMIN+4.
+            _signal(leader, signal.SIGRTMIN + 4)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(leader_pid(name) is not None for name in machines):
+        time.sleep(0.5)
+    killed = []
+    for name in machines:
+        leader = leader_pid(name)
         if leader is not None:
             # Killing pid 1 of a pid namespace ends every process in it.
             _signal(leader, signal.SIGKILL)
-    if supervisor_pid and _is_supervisor(supervisor_pid, machine):
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and Path(f"/proc/{supervisor_pid}").exists():
-            time.sleep(0.2)
-        if Path(f"/proc/{supervisor_pid}").exists():
-            os.killpg(supervisor_pid, signal.SIGKILL)
+            killed.append(name)
+    for name, supervisor in machines.items():
+        if supervisor and _is_supervisor(supervisor, name):
+            end = time.monotonic() + 10
+            while time.monotonic() < end and Path(f"/proc/{supervisor}").exists():
+                time.sleep(0.2)
+            if Path(f"/proc/{supervisor}").exists():
+                os.killpg(supervisor, signal.SIGKILL)
+    return killed
 
 
 def _signal(pid: int, sig: int) -> None:

@@ -6,8 +6,9 @@ and writes them into each machine's root before its first boot. They never trave
 
 Every machine gets ``ca.crt`` (the environment's internal CA), ``tls.crt`` and ``tls.key``
 (a certificate for ``<machine>.<zone>``, plus the public host name on the gateway). Role
-secrets are declared below; a name means one value per environment, as one Key Vault secret
-would, so two roles declaring the same name share the value.
+secrets are declared in ``ROLE_SECRETS`` (blueprints/secrets.py, re-exported here), the one
+table Azure and the lab share; a name means one value per environment, as one Key Vault
+secret would, so two roles declaring the same name share the value.
 """
 
 from __future__ import annotations
@@ -16,39 +17,15 @@ import os
 import secrets
 import subprocess
 import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from blueprints.secrets import ROLE_SECRETS, SECRET_KINDS, SecretSpec
 from blueprints.topology import Machine, private_dns_zone
 
 SECRETS_PATH = "etc/trust-blueprints/secrets"
 CA_DAYS = 825
 CERT_DAYS = 397
-
-
-@dataclass(frozen=True)
-class SecretSpec:
-    """One file in a machine's secrets directory.
-
-    kind:
-      ``token``        a random URL-safe string (256 bits)
-      ``ssh-ed25519``  an OpenSSH private key; ``<name>.pub`` beside it holds the public key
-    """
-
-    name: str
-    kind: str
-
-
-SECRET_KINDS = ("token", "ssh-ed25519")
-
-# role -> the secrets its machines need besides ca.crt, tls.crt and tls.key.
-ROLE_SECRETS: dict[str, tuple[SecretSpec, ...]] = {
-    "remote_gateway": (),
-    "package_mirror": (),
-    "git_server": (),
-    "analytics_vm": (),
-}
 
 
 class SecretError(Exception):
@@ -155,3 +132,7 @@ def install_secret_files(machine_root: Path, files: dict[str, bytes]) -> Path:
     if os.geteuid() == 0:
         os.chown(directory, 0, 0)
     return directory
+
+
+__all__ = ["ROLE_SECRETS", "SECRET_KINDS", "LabCertificateAuthority", "SecretError", "SecretSpec",
+           "install_secret_files", "machine_names", "machine_secret_files"]

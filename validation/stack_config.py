@@ -10,7 +10,7 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-from cerberus import Validator, errors
+from cerberus import TypeDefinition, Validator, errors
 
 from validation.problems import MISSING, Problem, StackFileError
 from validation.schema import SCHEMA
@@ -108,9 +108,15 @@ def _flatten(errs: list[errors.ValidationError]) -> list[errors.ValidationError]
     return flat
 
 
+class _StackValidator(Validator):
+    """Python counts true and false as integers; a stack file must not (``count: true`` is a slip)."""
+
+    types_mapping = {**Validator.types_mapping, "integer": TypeDefinition("integer", (int,), (bool,))}
+
+
 def validate_document(document: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
     """Normalise a parsed document and list its problems (schema, then semantic)."""
-    validator = Validator(SCHEMA)
+    validator = _StackValidator(SCHEMA)
     if not validator.validate(document):
         problems = [_describe(error) for error in _flatten(list(validator._errors))]
         return document, sorted(problems, key=lambda problem: problem.path)

@@ -160,7 +160,8 @@ CASES = [
          fixture="not-a-mapping.yaml"),
     Case("invalid-yaml", "(file)", "is not valid YAML", None, fixture="invalid-yaml.yaml"),
     Case("duplicate-key", "environment", "appears twice (first on line 5)", None, fixture="duplicate-key.yaml"),
-    Case("alias-bomb", "(file)", "expands to more than 20000 values through YAML aliases", None,
+    # Each aliased node is walked once and values are shown bounded, so the bomb is just unknown keys.
+    Case("alias-bomb", "a", "is not a known setting", "(got ['lol', 'lol', 'lol', 'lol', ...])",
          fixture="alias-bomb.yaml"),
     Case("too-many-aliases", "(file)", "more than 100 YAML aliases", None, fixture="too-many-aliases.yaml"),
     Case("not-utf8", "(file)", "is not UTF-8 text", None, fixture="not-utf8.yaml"),

@@ -45,3 +45,22 @@ def test_interface_names_fit_linux_limits(example_config):
         assert len(machine_link_name(machine.name)) <= IFNAME_MAX
     for subnet in ("gateway", "services", "workloads"):
         assert len(bridge_name(subnet)) <= IFNAME_MAX
+
+
+def test_routes_that_overlap_the_lab_are_reported(example_config, monkeypatch):
+    import json
+    import subprocess
+
+    from lab.address_plan import host_route_conflicts
+
+    routes = [{"dst": "default", "gateway": "192.0.2.1", "dev": "eth0"},
+              {"dst": "192.0.2.0/24", "dev": "eth0"},
+              {"dst": "10.40.2.0/24", "dev": "wg0"},
+              {"dst": "10.40.1.0/24", "dev": "tb-sn-gateway"}]
+
+    def fake_run(argv, **kwargs):
+        return subprocess.CompletedProcess(argv, 0, stdout=json.dumps(routes), stderr="")
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    conflicts = host_route_conflicts(address_plan(example_config))
+    assert conflicts == ["10.40.2.0/24 on wg0 overlaps the lab's 10.40.0.0/16"]

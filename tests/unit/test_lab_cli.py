@@ -57,3 +57,15 @@ def test_boot_order_puts_the_mirror_first(example_config):
     groups = lifecycle.boot_order(plan_machines(example_config))
     assert [m.name for m in groups[0]] == ["mirror"]
     assert {m.name for m in groups[1]} == {"gateway", "git", "analytics-1", "analytics-2"}
+
+
+def test_timeout_must_be_positive(capsys):
+    assert cli.main(["lab", "up", "--timeout", "0"]) == cli.EXIT_USAGE
+    assert "--timeout 0: must be" in capsys.readouterr().err
+
+
+def test_together_boots_every_machine_at_once(example_config):
+    from blueprints.topology import plan_machines
+
+    machines = plan_machines(example_config)
+    assert lifecycle.boot_order(machines, together=True) == [machines]
