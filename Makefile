@@ -76,7 +76,10 @@ lab-test: $(STAMP) host-deps
 
 ## docs: the guides and generated reference as a static site in site/, built strictly (any warning fails)
 docs: $(STAMP)
+	$(BIN)/blueprints docs --check
 	$(BIN)/mkdocs build --strict --quiet
+	@mkdir -p out/diagrams
+	dot -Tpng docs/reference/example/architecture.dot -o out/diagrams/example.png
 
 ## reference: regenerate docs/reference/ from every stack file (commit the result)
 reference: $(STAMP)
