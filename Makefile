@@ -34,10 +34,11 @@ validate: $(STAMP)
 	$(BIN)/blueprints validate $(STACK)
 
 ## test: everything CI runs, as root (the lab builds machines): lint, the offline suites,
-## the checkov gate, then the lab with every acceptance suite
+## the docs (drift check and strict build), the checkov gate, then the lab with every acceptance suite
 test: $(STAMP) host-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 -q -m "not lab"
+	$(MAKE) --no-print-directory docs
 	$(MAKE) --no-print-directory checkov
 	$(MAKE) --no-print-directory lab-test
 
