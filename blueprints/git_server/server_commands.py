@@ -265,6 +265,7 @@ def _ensure_gitolite() -> None:
     if not (GIT_HOME / ".gitolite.rc").exists():
         as_git(["git", "config", "--global", "user.name", "Git server"])
         as_git(["git", "config", "--global", "user.email", f"{GIT_USER}@localhost"])
+        as_git(["git", "config", "--global", "init.defaultBranch", "master"])
         as_git(["gitolite", "setup", "-a", ADMIN])
         rc = GIT_HOME / ".gitolite.rc"
         # Group-readable repositories, so the web view (in group git) can read them.
@@ -273,6 +274,7 @@ def _ensure_gitolite() -> None:
         # New repositories start on main; the administration repository stays on master (gitolite's hook).
         as_git(["git", "config", "--global", "init.defaultBranch", "main"])
         shutil.rmtree(REPOSITORIES / "testing.git", ignore_errors=True)
+    REPOSITORIES.chmod(0o750)
     if not (ADMIN_CLONE / ".git").exists():
         STATE.mkdir(parents=True, exist_ok=True)
         STATE.chmod(0o755)
