@@ -219,3 +219,24 @@ def test_quotes_in_descriptions_stay_inside_the_settings_document(example_config
     config["roles"]["git_server"]["repositories"][1]["description"] = "Trust's \"A&E\" waits: {{ x }}"
     settings = yaml.safe_load(_file(_git_user_data(config), "/etc/trust-blueprints/git-server.yaml"))
     assert settings["repositories"][1]["description"] == "Trust's \"A&E\" waits: {{ x }}"
+
+
+def test_settings_command_writes_what_the_vm_applies(tmp_path, example_config, capsys):
+    from blueprints.cli import main
+
+    target = tmp_path / "git-server.yaml"
+    assert main(["git-server", "settings", str(EXAMPLE), "-o", str(target)]) == 0
+    written = yaml.safe_load(target.read_text())
+    assert written == example_config["roles"]["git_server"]
+    assert server_commands._problems(written) == []
+
+
+def test_settings_command_refuses_a_stack_without_a_git_server(tmp_path, capsys):
+    from blueprints.cli import main
+
+    document = _document()
+    del document["roles"]["git_server"]
+    stack = tmp_path / "no-git.yaml"
+    stack.write_text(yaml.safe_dump(document))
+    assert main(["git-server", "settings", str(stack)]) == 2
+    assert "roles.git_server is not set" in capsys.readouterr().err
