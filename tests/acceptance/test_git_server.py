@@ -97,6 +97,24 @@ def test_gitolite_rules_match_the_stack(lab, git_host):
     assert set(keys.split()) - {"keydir/package-mirror.pub"} == expected_keys
 
 
+def test_apply_is_idempotent(git_host):
+    head = f"{GIT} -C /srv/git/repositories/gitolite-admin.git rev-parse master"
+    _ok(git_host, f"git-server-apply {SETTINGS}")
+    before = _ok(git_host, head)
+    assert "access rules unchanged" in _ok(git_host, f"git-server-apply {SETTINGS}")
+    assert _ok(git_host, head) == before
+
+
+def test_apply_refuses_a_bad_file_and_changes_nothing(git_host):
+    head = f"{GIT} -C /srv/git/repositories/gitolite-admin.git rev-parse master"
+    before = _ok(git_host, head)
+    _put(git_host, "/tmp/git-server-bad.yaml", b"users: [{name: Bad Name, ssh_public_key: nonsense}]\n", "0644")
+    result = git_host.run("git-server-apply /tmp/git-server-bad.yaml")
+    assert result.rc == 2
+    assert "users[0].name: 'Bad Name'" in result.stderr
+    assert _ok(git_host, head) == before
+
+
 def test_package_requests_repository_holds_the_allowlist(git_host):
     text = _ok(git_host, f"{GIT} -C /srv/git/repositories/package-requests.git show main:allowlist.yaml")
     assert {line.split(":")[0] for line in text.splitlines() if line and not line.startswith("#")} >= \
@@ -237,6 +255,19 @@ def test_package_requests_takes_a_branch_and_keeps_main_for_maintainers(git_clie
     refused = git_clients.git("acc-writer", "cd requests && git push origin HEAD:main")
     assert _refused(refused), refused.stderr
     git_clients.git("acc-writer", "cd requests && git push -q origin :request/acceptance")
+
+
+def test_update_path_keeps_repository_data(git_clients, pushed, git_host):
+    bare = f"/srv/git/repositories/{REPOSITORY}.git"
+    refs = f"{GIT} -C {bare} for-each-ref --format='%(objectname) %(refname)'"
+    before = _ok(git_host, refs)
+    # The stack's own settings: the test users and their repository are no longer listed.
+    _ok(git_host, f"git-server-apply {SETTINGS}")
+    assert _refused(git_clients.git("acc-maintainer", f"git ls-remote {git_clients.url(REPOSITORY)}"))
+    assert _ok(git_host, refs) == before
+    _ok(git_host, f"git-server-apply {TEST_SETTINGS}")
+    listing = git_clients.git("acc-maintainer", f"git ls-remote {git_clients.url(REPOSITORY)}")
+    assert listing.rc == 0 and "refs/heads/main" in listing.stdout
 
 
 # --- The web view ---------------------------------------------------------------------------
