@@ -39,7 +39,8 @@ MACHINE_FILES = ("tls.crt", "tls.key")
 ROLE_SECRETS: dict[str, tuple[SecretSpec, ...]] = {
     "remote_gateway": (),
     "package_mirror": (),
-    "git_server": (),
+    # The mirror reads the package-requests repository with this key; the Git server admits its .pub.
+    "git_server": (SecretSpec("package-requests-reader", "ssh-ed25519"),),
     "analytics_vm": (),
 }
 
