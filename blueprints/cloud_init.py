@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from blueprints.package_mirror.client_settings import template_values as mirror_client_values
 from blueprints.topology import Machine, plan_machines, private_dns_zone
 
 BLUEPRINTS_DIR = Path(__file__).parent
@@ -49,6 +50,7 @@ def template_context(config: dict[str, Any], machine: Machine) -> dict[str, Any]
     zone = private_dns_zone(config)
     by_role = {m.role: m for m in machines}
     mirror = by_role.get("package_mirror")
+    mirror_host = f"mirror.{zone}" if mirror else None
     return {
         "machine": machine,
         "machines": machines,
@@ -57,7 +59,9 @@ def template_context(config: dict[str, Any], machine: Machine) -> dict[str, Any]
         "admin": config["admin"],
         "role_settings": _role_settings(config, machine.role),
         "dns_zone": zone,
-        "mirror_host": f"mirror.{zone}" if mirror else None,
+        "mirror_host": mirror_host,
+        # pip/npm/R settings for package_mirror/client-config.yaml.j2 (None without a mirror).
+        "mirror_client": mirror_client_values(mirror_host),
         "git_host": f"git.{zone}" if "git_server" in by_role else None,
     }
 
