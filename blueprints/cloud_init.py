@@ -19,6 +19,7 @@ import yaml
 
 from blueprints.package_mirror.client_settings import template_values as mirror_client_values
 from blueprints.topology import Machine, plan_machines, private_dns_zone
+from validation.schema import CRAN_NAME_PATTERN, NPM_NAME_PATTERN, PYPI_NAME_PATTERN
 
 BLUEPRINTS_DIR = Path(__file__).parent
 # Azure's custom data limit is 64 KiB after base64 encoding.
@@ -63,6 +64,8 @@ def template_context(config: dict[str, Any], machine: Machine) -> dict[str, Any]
         # pip/npm/R settings for package_mirror/client-config.yaml.j2 (None without a mirror).
         "mirror_client": mirror_client_values(mirror_host),
         "git_host": f"git.{zone}" if "git_server" in by_role else None,
+        # The stack's own package-name rules, so the mirror's allowlist command checks the same way.
+        "package_name_patterns": {"pypi": PYPI_NAME_PATTERN, "npm": NPM_NAME_PATTERN, "cran": CRAN_NAME_PATTERN},
     }
 
 
