@@ -51,4 +51,5 @@ def test_a_bad_file_is_reported_against_the_stack_setting(tmp_path, text, expect
 def test_the_file_name_must_be_a_plain_yaml_name_in_the_stack_folder(tmp_path):
     with pytest.raises(StackFileError) as error:
         load_stack(_stack(tmp_path, None, name="../elsewhere.yaml"))
-    assert "roles.package_mirror.allowlists_file: must be a .yaml file name in the stack's folder" in error.value.report()
+    report = error.value.report()
+    assert "roles.package_mirror.allowlists_file: must be a .yaml file name in the stack's folder" in report
