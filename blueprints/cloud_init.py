@@ -18,7 +18,9 @@ import jinja2
 import yaml
 
 from blueprints.package_mirror.client_settings import template_values as mirror_client_values
+from blueprints.secrets import secret_files
 from blueprints.topology import Machine, plan_machines, private_dns_zone
+from modules.naming import Naming
 from validation.schema import CRAN_NAME_PATTERN, NPM_NAME_PATTERN, PYPI_NAME_PATTERN
 
 BLUEPRINTS_DIR = Path(__file__).parent
@@ -31,6 +33,21 @@ class RenderError(Exception):
     """A template that did not produce usable cloud-init."""
 
 
+def yaml_value(value: Any) -> str:
+    """A value as one line of YAML flow text that reads back exactly.
+
+    Strings are YAML double-quoted scalars from YAML's own emitter, which escapes what JSON
+    would leave raw or split (line separators, characters beyond the Basic Multilingual Plane).
+    """
+    if isinstance(value, str):
+        return yaml.safe_dump(value, default_style='"', allow_unicode=False, width=2**31).rstrip("\n")
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(yaml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{yaml_value(str(k))}: {yaml_value(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
+
+
 @cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -41,7 +58,7 @@ def _environment() -> jinja2.Environment:
         autoescape=False,  # noqa: S701
     )
     # Every interpolated value passes through one of these, so no input can break out.
-    env.filters["yaml"] = lambda value: json.dumps(value, ensure_ascii=True)
+    env.filters["yaml"] = yaml_value
     env.filters["sh"] = lambda value: shlex.quote(str(value))
     return env
 
@@ -66,6 +83,10 @@ def template_context(config: dict[str, Any], machine: Machine) -> dict[str, Any]
         "git_host": f"git.{zone}" if "git_server" in by_role else None,
         # The stack's own package-name rules, so the mirror's allowlist command checks the same way.
         "package_name_patterns": {"pypi": PYPI_NAME_PATTERN, "npm": NPM_NAME_PATTERN, "cran": CRAN_NAME_PATTERN},
+        # Machines fetch their secrets from this vault at boot (templates/base.yaml.j2).
+        "key_vault_name": Naming(config["trust"]["short_name"], config["environment"],
+                                 config["location"]).name("kv"),
+        "secret_files": secret_files(machine),
     }
 
 

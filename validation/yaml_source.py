@@ -14,6 +14,8 @@ from validation.problems import MISSING, Problem, StackFileError
 
 MAX_FILE_BYTES = 256 * 1024
 MAX_ALIASES = 100
+# Keys are setting names (text); "<<" merges a mapping in, as YAML allows.
+TEXT_KEY_TAGS = {"tag:yaml.org,2002:str", "tag:yaml.org,2002:merge"}
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -34,13 +36,25 @@ class _StrictLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], problems: list[Problem]) -> None:
+def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], problems: list[Problem],
+                 visited: set[int] | None = None) -> None:
+    # An alias is the very node it names: each node is walked once, or a few dozen aliases
+    # nested ten deep (an "alias bomb") would mean billions of visits.
+    visited = set() if visited is None else visited
+    if id(node) in visited:
+        return
+    visited.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
         for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else repr(key_node)
+            scalar = isinstance(key_node, yaml.ScalarNode)
+            key = key_node.value if scalar else f"<{key_node.id} key>"
             child = f"{path}.{key}" if path else str(key)
             line = key_node.start_mark.line + 1
+            if key_node.tag not in TEXT_KEY_TAGS:
+                what = key_node.tag.rsplit(":", 1)[-1] if scalar else key_node.id
+                problems.append(Problem(child, MISSING, f"must be a setting name in text (found a {what} key)",
+                                        "write the name of a setting, or quote it", line=line))
             if key in seen:
                 problems.append(
                     Problem(child, MISSING, f"appears twice (first on line {seen[key]})",
@@ -48,12 +62,19 @@ def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], problems: li
                 )
             seen[key] = line
             lines.setdefault(child, line)
-            _index_lines(value_node, child, lines, problems)
+            _index_lines(value_node, child, lines, problems, visited)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             child = f"{path}[{index}]"
             lines.setdefault(child, item.start_mark.line + 1)
-            _index_lines(item, child, lines, problems)
+            _index_lines(item, child, lines, problems, visited)
+
+
+def _not_yaml(error: yaml.YAMLError) -> Problem:
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    what = getattr(error, "problem", None) or str(error)
+    return Problem("", MISSING, f"is not valid YAML: {what}", "check indentation and quoting near that line",
+                   line=mark.line + 1 if mark else None)
 
 
 def read_stack_source(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
@@ -79,7 +100,11 @@ def read_stack_source(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     except OSError as error:
         raise StackFileError(source, [Problem("", MISSING, f"cannot be read: {error.strerror}")]) from None
 
-    loader = _StrictLoader(text)
+    try:
+        # The reader checks every character as the loader is built: a control character fails here.
+        loader = _StrictLoader(text)
+    except yaml.YAMLError as error:
+        raise StackFileError(source, [_not_yaml(error)]) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -92,11 +117,7 @@ def read_stack_source(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
             raise StackFileError(source, problems)
         document = loader.construct_document(node)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-        what = getattr(error, "problem", None) or str(error)
-        raise StackFileError(source, [Problem("", MISSING, f"is not valid YAML: {what}",
-                                              "check indentation and quoting near that line",
-                                              line=mark.line + 1 if mark else None)]) from None
+        raise StackFileError(source, [_not_yaml(error)]) from None
     except RecursionError:
         raise StackFileError(source, [Problem("", MISSING, "nests too deeply to be a stack file")]) from None
     finally:

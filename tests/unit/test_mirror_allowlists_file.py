@@ -35,7 +35,7 @@ def test_an_entry_already_inline_is_not_repeated(tmp_path):
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("npm: ['Bad Name']\n", "allowlists_file (mirror-allowlist.yaml) npm[0]: must be a npm package name"),
+    ("npm: ['Bad Name']\n", "allowlists_file (mirror-allowlist.yaml) npm[0]: must be an npm package name"),
     ("pypi: ['numpy>=']\n", "allowlists_file (mirror-allowlist.yaml) pypi[0]: must be a PyPI project name"),
     ("gems: [rails]\n", "allowlists_file (mirror-allowlist.yaml) gems: is not a known setting"),
     ("pypi: numpy\n", "allowlists_file (mirror-allowlist.yaml) pypi: must be a list"),
