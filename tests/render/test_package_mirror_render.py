@@ -27,7 +27,7 @@ def _files(document) -> dict[str, dict]:
 
 def test_installs_debian_packages_for_every_ecosystem(example_config):
     packages = set(_mirror_document(example_config)["packages"])
-    assert {"apt-cacher-ng", "nginx", "nodejs", "npm", "python3-venv", "unattended-upgrades"} <= packages
+    assert {"apt-cacher-ng", "nginx", "nodejs", "python3-venv", "unattended-upgrades"} <= packages
 
 
 def test_the_mirror_itself_has_no_apt_proxy(example_config):
