@@ -76,11 +76,13 @@ def test_pypi_names_reach_nginx_in_the_form_pip_requests(tool):
 
 def test_cran_upstream_becomes_a_verified_https_proxy(tool):
     text = tool.cran_proxy("https://cloud.r-project.org")
-    assert "proxy_pass https://cloud.r-project.org;" in text
+    assert 'set $cran_upstream "cloud.r-project.org";' in text
+    assert "proxy_pass https://$cran_upstream;" in text
+    assert "resolver 127.0.0.53 valid=300s;" in text
     assert "rewrite ^/cran/(.*)$ /$1 break;" in text
     assert "proxy_ssl_verify on;" in text
     local = tool.cran_proxy("http://127.0.0.1:8089/cran/")
-    assert "proxy_pass http://127.0.0.1:8089;" in local and "rewrite ^/cran/(.*)$ /cran/$1 break;" in local
+    assert 'set $cran_upstream "127.0.0.1:8089";' in local and "rewrite ^/cran/(.*)$ /cran/$1 break;" in local
 
 
 def test_verdaccio_fetches_only_allowlisted_packages_in_curated_mode(tool):
@@ -114,3 +116,12 @@ def test_bad_file_exits_2_and_changes_nothing(tool, tmp_path, monkeypatch, capsy
     err = capsys.readouterr().err
     assert "'no spaces allowed' is not a valid pypi package name" in err and "nothing was changed" in err
     assert (tmp_path / "allowlist.yaml").read_text() == "pypi: [numpy]\n"
+
+
+def test_nginx_resolves_with_the_machines_own_nameserver(tool, tmp_path):
+    resolv = tmp_path / "resolv.conf"
+    resolv.write_text("search example\nnameserver 10.40.0.2\nnameserver 10.40.0.3\n")
+    assert tool.system_nameserver(resolv) == "10.40.0.2"
+    resolv.write_text("nameserver fd00::53\n")
+    assert tool.system_nameserver(resolv) == "[fd00::53]"
+    assert tool.system_nameserver(tmp_path / "missing") == "127.0.0.53"

@@ -181,16 +181,34 @@ def nginx_map(keys: list[str], mode: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def cran_proxy(upstream: str) -> str:
-    """nginx directives that send /cran/... to the CRAN upstream (included in the CRAN locations)."""
+def system_nameserver(resolv_conf: Path = Path("/etc/resolv.conf")) -> str:
+    """The machine's DNS server, in the form nginx's resolver directive takes."""
+    try:
+        for line in resolv_conf.read_text().splitlines():
+            parts = line.split()
+            if len(parts) >= 2 and parts[0] == "nameserver":
+                return f"[{parts[1]}]" if ":" in parts[1] else parts[1]
+    except OSError:
+        pass
+    return "127.0.0.53"
+
+
+def cran_proxy(upstream: str, nameserver: str = "127.0.0.53") -> str:
+    """nginx directives that send /cran/... to the CRAN upstream (included in the CRAN locations).
+
+    The upstream host is a variable so nginx resolves it per request: a CRAN whose name does not
+    resolve must not stop nginx from starting (and serving everything else, and CRAN's cache).
+    """
     match = re.match(r"^(https?)://([^/:]+)(:[0-9]+)?(/.*)?$", upstream)
     if not match:
         raise BadInputError(f"cran upstream {upstream!r} is not an http(s) URL")
     scheme, host, port, path = match.group(1), match.group(2), match.group(3) or "", (match.group(4) or "")
     lines = [
         "# Written by mirror-allowlist from the cran upstream; changes here are overwritten.",
+        f"resolver {nameserver} valid=300s;",
+        f'set $cran_upstream "{host}{port}";',
         f"rewrite ^/cran/(.*)$ {path.rstrip('/')}/$1 break;",
-        f"proxy_pass {scheme}://{host}{port};",
+        f"proxy_pass {scheme}://$cran_upstream;",
         f"proxy_set_header Host {host};",
     ]
     if scheme == "https":
@@ -233,7 +251,7 @@ def service_files(settings: dict[str, Any], allowlists: dict[str, list[str]]) ->
             [canonical_pypi(split_pypi_entry(e)[0]) for e in allowlists["pypi"]], mode),
         NGINX_DIR / "npm-allowed.map": nginx_map(allowlists["npm"], mode),
         NGINX_DIR / "cran-allowed.map": nginx_map(allowlists["cran"], mode),
-        NGINX_DIR / "cran-proxy.conf": cran_proxy(upstreams["cran"]),
+        NGINX_DIR / "cran-proxy.conf": cran_proxy(upstreams["cran"], system_nameserver()),
         VERDACCIO_CONFIG: verdaccio_config(allowlists["npm"], mode, upstreams["npm"]),
     }
 
