@@ -75,7 +75,8 @@ for _ in range(runs):
 auth = login()
 for _ in range(runs):
     name = f"bench-cold-{uuid.uuid4().hex[:8]}"
-    devpi("PUT", f"/root/{name}", {"type": "mirror", "mirror_url": upstream.rstrip("/") + "/"}, auth)
+    devpi("PUT", f"/root/{name}", {"type": "mirror", "mirror_url": upstream.rstrip("/") + "/",
+                                          "mirror_no_project_list": True}, auth)
     try:
         times["cold"].append(timed_install(f"{DEVPI}/root/{name}/+simple/"))
     finally:
@@ -94,9 +95,8 @@ print(json.dumps({"times": times, "sizes": sizes}))
 def mirror_command(args: argparse.Namespace, argv: list[str]) -> list[str]:
     if args.exec:
         return [*shlex.split(args.exec), *argv]
-    from lab.machines import nsenter_argv, require_leader
-
     from blueprints.topology import plan_machines
+    from lab.machines import nsenter_argv, require_leader
     from validation.stack_config import load_stack
 
     config = load_stack(REPO / args.stack)

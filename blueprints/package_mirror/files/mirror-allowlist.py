@@ -291,7 +291,10 @@ def configure_devpi(settings: dict[str, Any], allowlists: dict[str, list[str]]) 
         raise ServiceRefusedError(f"devpi login as root failed ({status}): {reply}")
     auth = base64.b64encode(f"root:{reply['result']['password']}".encode()).decode()
     mirror_url = settings["upstreams"]["pypi"].rstrip("/") + "/"
-    status, reply = devpi_request("PATCH", "/root/pypi", [f"mirror_url={mirror_url}"], auth)
+    # No project list: fetching upstream's full list of names (hundreds of thousands) is slow and
+    # the curated index never needs it; each allowlisted project's page is fetched on demand.
+    status, reply = devpi_request("PATCH", "/root/pypi", [f"mirror_url={mirror_url}", "mirror_no_project_list=True"],
+                                  auth)
     if status != 200:
         raise ServiceRefusedError(f"devpi refused the pypi upstream {mirror_url} ({status}): {reply}")
     constraints = devpi_constraints(allowlists["pypi"], settings["mode"])
