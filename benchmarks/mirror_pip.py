@@ -85,7 +85,8 @@ timed_install(warm_url)
 for _ in range(runs):
     times["warm"].append(timed_install(warm_url))
 sizes = {}
-for path in ("/var/cache/apt-cacher-ng", "/var/lib/devpi", "/var/lib/verdaccio/storage", "/var/cache/nginx/cran"):
+for path in ("/var/cache/apt-cacher-ng", "/var/lib/devpi", "/var/cache/nginx/pypi-files",
+             "/var/lib/verdaccio/storage", "/var/cache/nginx/cran"):
     du = subprocess.run(["du", "-sb", path], capture_output=True, text=True)
     sizes[path] = int(du.stdout.split()[0]) if du.returncode == 0 else None
 print(json.dumps({"times": times, "sizes": sizes}))

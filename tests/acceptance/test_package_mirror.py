@@ -31,6 +31,7 @@ CACHE_DIRS = [
     ("/var/lib/devpi/server", "devpi"),
     ("/var/lib/verdaccio/storage", "verdaccio"),
     ("/var/cache/nginx/cran", "www-data"),
+    ("/var/cache/nginx/pypi-files", "www-data"),
 ]
 # Added to the stack's allowlists for these tests (and removed again afterwards).
 PYPI_ALLOWED, PYPI_REFUSED = "six", "tabulate"
