@@ -138,7 +138,8 @@ def main() -> int:
         print(f"  {kind:6s} median {median:6.2f} s   runs: {', '.join(f'{t:.2f}' for t in report['times'][kind])}")
     print("cache size on disk:")
     for path, size in report["sizes"].items():
-        print(f"  {path:32s} {'missing' if size is None else f'{size / 2**20:9.1f} MiB'}")
+        shown = "missing" if size is None else f"{size / 2**20:9.1f} MiB ({size} bytes)"
+        print(f"  {path:32s} {shown}")
     return 0
 
 
