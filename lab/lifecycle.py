@@ -19,7 +19,7 @@ from typing import Any
 from blueprints.cli import UsageError
 from blueprints.cloud_init import RenderError
 from blueprints.topology import Machine, private_dns_zone
-from lab import base_image, dns, firewall, machines, network, secrets, seeds
+from lab import base_image, dns, egress_trust, firewall, machines, network, secrets, seeds
 from lab.address_plan import address_plan, host_route_conflicts
 from lab.layout import STATE_ROOT, LabLayout, read_record, running_labs, write_record
 from lab.progress import Progress
@@ -137,6 +137,9 @@ def up(stack_file: str, progress: Progress, timeout_minutes: float = DEFAULT_TIM
                     step = "writing its secrets"
                     secrets.install_secret_files(root, secrets.machine_secret_files(config, machine, ca,
                                                                                     layout.secrets_dir))
+                    if machine.role in egress_trust.EGRESS_ROLES:
+                        step = "giving it the host's trust anchors for Internet egress"
+                        egress_trust.install_host_anchors(root)
                     step = "cabling its network namespace"
                     network.create_machine_network(machine.name, machine.subnet)
                 except (OSError, machines.MachineError, network.NetworkError, secrets.SecretError) as error:

@@ -18,6 +18,9 @@ DISPLAY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 .,&()'-]{1,78}[A-Za-z0-9.)]$"
 # One line of printable text: nothing that could start a second line in a file or a command.
 SINGLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 PYPI_NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
+# A PyPI allowlist entry: a project name, optionally with version specifiers ("pandas>=2,<3").
+_PYPI_SPECIFIER = r" *(~=|===|==|!=|<=|>=|<|>) *[A-Za-z0-9.*+!_-]+"
+PYPI_ALLOWLIST_PATTERN = (PYPI_NAME_PATTERN[:-1] + "(" + _PYPI_SPECIFIER + r"( *," + _PYPI_SPECIFIER + ")*)?$")
 NPM_NAME_PATTERN = r"^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*$"
 CRAN_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]$"
 URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$"
@@ -53,11 +56,11 @@ def _git_members(doc: str) -> dict[str, Any]:
             "meta": {"doc": doc}}
 
 
-def _allowlist(pattern: str, what: str) -> dict[str, Any]:
+def _allowlist(pattern: str, what: str, allowed: str = "") -> dict[str, Any]:
     article = "an" if what[0].lower() in "aeiou" or what == "npm" else "a"
     return {"type": "list", "default": [], "maxlength": 5000,
             "schema": {"type": "string", "regex": pattern, "maxlength": 214,
-                       "meta": {"allowed": f"{article} {what} package name"}},
+                       "meta": {"allowed": allowed or f"{article} {what} package name"}},
             "meta": {"doc": f"{what} packages analysts may install (curated mode)"}}
 
 
@@ -178,11 +181,18 @@ SCHEMA: dict[str, Any] = {
                     "allowlists": {
                         "type": "dict", "default": {}, "meta": {"doc": "Per-ecosystem allowlists"},
                         "schema": {
-                            "pypi": _allowlist(PYPI_NAME_PATTERN, "PyPI"),
+                            "pypi": _allowlist(PYPI_ALLOWLIST_PATTERN, "PyPI", "a PyPI project name, "
+                                               "optionally with version specifiers such as 'pandas>=2,<3'"),
                             "npm": _allowlist(NPM_NAME_PATTERN, "npm"),
                             "cran": _allowlist(CRAN_NAME_PATTERN, "CRAN"),
                         },
                     },
+                    "allowlists_file": {
+                        "type": "string", "nullable": True, "default": None,
+                        "regex": r"^[A-Za-z0-9][A-Za-z0-9._-]*\.ya?ml$",
+                        "meta": {"doc": "A YAML file beside the stack file with more allowlist entries "
+                                        "(keys pypi, npm, cran; added to the inline allowlists)",
+                                 "allowed": "a .yaml file name in the stack's folder, e.g. mirror-allowlist.yaml"}},
                     "upstreams": {
                         "type": "dict", "default": {}, "meta": {"doc": "Where the mirror fetches from"},
                         "schema": {
