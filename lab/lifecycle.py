@@ -225,11 +225,16 @@ def status_rows() -> tuple[LabLayout, dict[str, Any], list[dict[str, str]]]:
         rows.append({
             "machine": name, "role": entry["role"], "address": entry["address"],
             "state": state,
-            "cloud-init": entry["cloud_init"],
+            "cloud-init": _short(entry["cloud_init"], name),
             "time": f"{entry['seconds']:.0f}s" if entry.get("seconds") is not None else "-",
             "reach": reach,
         })
     return layout, record, rows
+
+
+def _short(detail: str, machine: str, limit: int = 40) -> str:
+    """A table cell; the whole error is in `lab logs`."""
+    return detail if len(detail) <= limit else f"{detail[:limit]}... (lab logs {machine})"
 
 
 def format_table(rows: list[dict[str, str]]) -> str:
