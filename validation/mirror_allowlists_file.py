@@ -10,10 +10,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from cerberus import Validator
-
 from validation.problems import Problem, StackFileError
 from validation.schema import SCHEMA
+from validation.stack_validator import StackValidator
 from validation.yaml_source import read_stack_source
 
 FIELD = "roles.package_mirror.allowlists_file"
@@ -44,7 +43,7 @@ def merge_allowlists_file(config: dict[str, Any], stack_dir: Path,
         return [Problem(FIELD, name, f"{path}: {problem.allowed}"
                         + (f" (line {problem.line})" if problem.line else ""), FILE_HINT)
                 for problem in error.problems]
-    validator = Validator(_allowlists_schema())
+    validator = StackValidator(_allowlists_schema())
     if not validator.validate({"roles": {"package_mirror": {"allowlists": document}}}):
         problems = []
         for problem in describe(validator):

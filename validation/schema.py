@@ -268,7 +268,7 @@ SCHEMA: dict[str, Any] = {
                     "backup": {
                         "type": "dict", "default": {}, "meta": {"doc": "Nightly backup of every repository"},
                         "schema": {
-                            "directory": {"type": "string", "regex": ABSOLUTE_PATH_PATTERN,
+                            "directory": {"type": "string", "regex": ABSOLUTE_PATH_PATTERN, "maxlength": 255,
                                           "default": "/var/backups/git-server",
                                           "meta": {"doc": "Directory the git bundles are written to",
                                                    "allowed": "an absolute path of letters, digits, . _ -"}},

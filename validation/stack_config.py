@@ -10,12 +10,13 @@ import difflib
 from pathlib import Path
 from typing import Any
 
-from cerberus import TypeDefinition, Validator, errors
+from cerberus import errors
 
 from validation.mirror_allowlists_file import merge_allowlists_file
 from validation.problems import MISSING, Problem, StackFileError
 from validation.schema import SCHEMA
 from validation.semantic_checks import semantic_problems
+from validation.stack_validator import StackValidator
 from validation.yaml_source import read_stack_source
 
 _TYPE_WORDS = {"dict": "a mapping", "list": "a list", "string": "text", "integer": "a whole number",
@@ -109,15 +110,9 @@ def _flatten(errs: list[errors.ValidationError]) -> list[errors.ValidationError]
     return flat
 
 
-class _StackValidator(Validator):
-    """Python counts true and false as integers; a stack file must not (``count: true`` is a slip)."""
-
-    types_mapping = {**Validator.types_mapping, "integer": TypeDefinition("integer", (int,), (bool,))}
-
-
 def validate_document(document: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
     """Normalise a parsed document and list its problems (schema, then semantic)."""
-    validator = _StackValidator(SCHEMA)
+    validator = StackValidator(SCHEMA)
     if not validator.validate(document):
         problems = [_describe(error) for error in _flatten(list(validator._errors))]
         return document, sorted(problems, key=lambda problem: problem.path)
@@ -125,7 +120,7 @@ def validate_document(document: dict[str, Any]) -> tuple[dict[str, Any], list[Pr
     return config, semantic_problems(config)
 
 
-def _problems_of(validator: Validator) -> list[Problem]:
+def _problems_of(validator: StackValidator) -> list[Problem]:
     return [_describe(error) for error in _flatten(list(validator._errors))]
 
 

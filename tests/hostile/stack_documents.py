@@ -98,5 +98,20 @@ def remove(document: dict[str, Any], path: Path) -> None:
     del parent[path[-1]]
 
 
+class _PlainDumper(yaml.SafeDumper):
+    """Writes a value shared by two keys out twice: the anchors and aliases PyYAML would add are
+    not what the test means to send (and enough of them hit the loader's alias cap)."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
+
+
 def dump(document: Any) -> str:
-    return yaml.safe_dump(document, allow_unicode=True, sort_keys=False, width=10_000)
+    return yaml.dump(document, Dumper=_PlainDumper, allow_unicode=True, sort_keys=False, width=10_000)
+
+
+def referenced_list(dotted: str) -> str | None:
+    """For a field inside a list entry (``roles.git_server.teams[0].name``), the list's path: a
+    renamed entry is reported where it is referenced, as 'is not a team in roles.git_server.teams'."""
+    head, bracket, _ = dotted.rpartition("[")
+    return head if bracket else None

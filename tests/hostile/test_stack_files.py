@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from blueprints.cli import main
-from tests.hostile.stack_documents import FIELDS, Field, dump, example, get, has, put, remove
+from tests.hostile.stack_documents import FIELDS, Field, dump, example, get, has, put, referenced_list, remove
 from validation.yaml_source import MAX_ALIASES, MAX_FILE_BYTES
 
 EXAMPLES = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -64,7 +64,8 @@ def validate(path: FilePath, content: str | bytes) -> tuple[int, str]:
 
 def names(err: str, field: Field | str) -> bool:
     dotted = field.dotted if isinstance(field, Field) else field
-    return f": {dotted}: " in err or f" {dotted}: " in err
+    listed = referenced_list(dotted)
+    return f": {dotted}: " in err or f" {dotted}: " in err or (listed is not None and f" in {listed} (got" in err)
 
 
 # --- strategies ------------------------------------------------------------------------------
@@ -127,7 +128,10 @@ def test_missing_keys_are_named(stack_path, chosen):
         assert code == 2
         assert all(names(err, f) for f in required), err
     if code == 2:
-        assert any(names(err, f) for f in gone) or "is required by" in err, err
+        # Either the removed key is named, or what needed it says so (a reference naming the list it
+        # points into, e.g. "is not a user in roles.git_server.users", names the removed list too).
+        assert (any(names(err, f) or f" in {f.dotted}" in err for f in gone)
+                or "is required by" in err), err
 
 
 @EXAMPLES
@@ -194,6 +198,8 @@ def _flow(value: Any, duplicate_at: tuple, key: str, extra: Any, here: tuple = (
         if here == duplicate_at:
             items.append(f"{json.dumps(key)}: {json.dumps(extra)}")
         return "{\n" + ",\n".join(items) + "\n}"
+    if isinstance(value, list):  # mappings inside list entries (e.g. a Git team) get their duplicate too
+        return "[" + ",\n".join(_flow(item, duplicate_at, key, extra, (*here, i)) for i, item in enumerate(value)) + "]"
     return json.dumps(value)
 
 
@@ -205,7 +211,7 @@ def test_a_duplicate_key_is_named(stack_path, data):
     key = data.draw(st.sampled_from(sorted(get(document, parent))))
     text = _flow(document, parent, key, data.draw(SHORT_TEXT))
     code, err = validate(stack_path, text)
-    dotted = ".".join(map(str, (*parent, key)))
+    dotted = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in (*parent, key)).lstrip(".")
     assert code == 2 and f"{dotted}: appears twice" in err, err
 
 

@@ -10,6 +10,7 @@ command line the same number of words.
 from __future__ import annotations
 
 import copy
+import json
 import shlex
 from functools import cache
 from typing import Any
@@ -21,7 +22,7 @@ from hypothesis import strategies as st
 
 from blueprints.cloud_init import render_user_data
 from blueprints.topology import plan_machines
-from tests.hostile.stack_documents import FIELDS, Field, example, get, has, put
+from tests.hostile.stack_documents import FIELDS, Field, example, get, has, put, referenced_list
 from validation.stack_config import validate_document
 
 PAYLOADS = (
@@ -57,12 +58,28 @@ def _shape(value: Any) -> Any:
     return type(value).__name__
 
 
+def _embedded_json(text: str) -> Any:
+    """A JSON document carried as a file's content (leading comment lines allowed), or None."""
+    body = "\n".join(line for line in text.splitlines() if not line.startswith("#")).strip()
+    if not body.startswith(("{", "[")):
+        return None
+    try:
+        return json.loads(body)
+    except ValueError:
+        return None
+
+
 def _strings(value: Any) -> list[str]:
+    """Every string of a document, including those of JSON documents written as file contents:
+    a value escaped by JSON inside a YAML string still arrives whole once the file is read."""
     if isinstance(value, dict):
         return [text for item in value.values() for text in _strings(item)]
     if isinstance(value, list):
         return [text for item in value for text in _strings(item)]
-    return [value] if isinstance(value, str) else []
+    if not isinstance(value, str):
+        return []
+    embedded = _embedded_json(value)
+    return [value] + (_strings(embedded) if embedded is not None else [])
 
 
 def _shell_words(document: dict[str, Any]) -> list[int]:
@@ -97,7 +114,9 @@ def check_field(field: Field, payload: str) -> str:
     value = _with_payload(field, payload)
     config, problems = _config_with(field, value)
     if config is None:
-        assert any(p.path == field.dotted for p in problems), (field.dotted, [p.path for p in problems])
+        listed = referenced_list(field.dotted)
+        assert any(p.path == field.dotted or (listed is not None and p.allowed.endswith(f" in {listed}"))
+                   for p in problems), (field.dotted, [p.path for p in problems])
         return "refused"
     baseline = _baseline(field.path)
     for name, (data, document) in _rendered(config).items():
