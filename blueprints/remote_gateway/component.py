@@ -17,7 +17,8 @@ from modules.linux_vm import LinuxVm
 from modules.placement import Placement
 from modules.public_ip import PublicIp, PublicIpArgs
 
-GATEWAY_SECRETS = ("gateway-oidc-client-secret", "gateway-tls-certificate")
+# Key Vault secret name = file name under /etc/trust-blueprints/secrets/ on the gateway.
+GATEWAY_SECRETS = ("gateway-oidc-client-secret", "gateway-oidc-crypto-passphrase")
 
 
 @dataclass
