@@ -84,6 +84,47 @@ def serve(address: str, port: int, cert: Path, key: Path, tenant_id: str, users:
     server.serve_forever()
 
 
+class IdentityProviderError(Exception):
+    """The stand-in could not be started; the message says why."""
+
+
+def start_in_namespace(netns: str, address: str, tenant_id: str, allowed_group: str,
+                       cert_pem: bytes, key_pem: bytes, directory: Path, wait_seconds: float = 30) -> int:
+    """Run the provider as a background process inside ``netns``; returns its pid once it listens.
+
+    ``lab down`` ends it with the namespace's other processes.
+    """
+    import importlib.util
+    import subprocess
+    import time
+
+    if importlib.util.find_spec("oidc_provider_mock") is None:
+        raise IdentityProviderError("the Python package oidc-provider-mock is not installed: run `make venv`")
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key, log = directory / "idp.crt", directory / "idp.key", directory / "identity-provider.log"
+    cert.write_bytes(cert_pem)
+    key.write_bytes(key_pem)
+    key.chmod(0o600)
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", netns, sys.executable, "-m", "lab.identity_provider", "--address", address,
+             "--cert", str(cert), "--key", str(key), "--tenant-id", tenant_id, "--allowed-group", allowed_group],
+            stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            cwd=str(Path(__file__).resolve().parent.parent))
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise IdentityProviderError(f"the identity provider exited ({process.returncode}); see {log}")
+        probe = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c",
+                                f"import socket; socket.create_connection(({address!r}, 443), 1).close()"],
+                               capture_output=True, check=False)
+        if probe.returncode == 0:
+            return process.pid
+        time.sleep(0.3)
+    raise IdentityProviderError(f"the identity provider did not listen on {address}:443 in {wait_seconds:g}s; "
+                                f"see {log}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.identity_provider",
                                      description="Serve the lab's stand-in for Entra ID over TLS.")

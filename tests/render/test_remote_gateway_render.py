@@ -11,8 +11,8 @@ import yaml
 
 from blueprints.cloud_init import render_user_data
 from blueprints.remote_gateway.component import GATEWAY_SECRETS
+from blueprints.secrets import ROLE_SECRETS
 from blueprints.topology import plan_machines
-from lab.secrets import ROLE_SECRETS
 
 
 def _gateway_document(config: dict[str, Any]) -> dict[str, Any]:
@@ -94,12 +94,13 @@ def test_secrets_are_read_on_the_machine_never_written_into_user_data(gateway):
 
 
 def test_declared_secrets_match_the_key_vault_grants():
-    assert tuple(spec.name for spec in ROLE_SECRETS["remote_gateway"]) == GATEWAY_SECRETS
+    names = tuple(spec.name for spec in ROLE_SECRETS["remote_gateway"])
+    assert names == GATEWAY_SECRETS == ("gateway-oidc-client-secret", "gateway-oidc-crypto-passphrase")
 
 
 def test_jump_users_come_from_the_stack(example_config):
     config = copy.deepcopy(example_config)
-    key = example_config["roles"]["gateway"]["ssh_users"][0]["ssh_public_key"]
+    key = example_config["admin"]["ssh_public_keys"][0]
     config["roles"]["gateway"]["ssh_users"] = [{"name": "bob-smith", "ssh_public_key": key}]
     document = _gateway_document(config)
     assert _file(document, "/etc/ssh/trust-blueprints-keys/bob-smith") == key + "\n"
