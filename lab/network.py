@@ -17,6 +17,7 @@ import subprocess
 from pathlib import Path
 
 from lab.address_plan import AddressPlan
+from lab.identity_provider import ENTRA_HOST
 from lab.layout import (
     CLIENT_LINK,
     CLIENT_NETNS,
@@ -112,6 +113,9 @@ def create_client(plan: AddressPlan, gateway_hostname: str | None) -> None:
     hosts = "127.0.0.1 localhost\n"
     if gateway_hostname and plan.public_gateway_ip:
         hosts += f"{plan.public_gateway_ip} {gateway_hostname}\n"
+    if plan.identity_provider_ip:
+        # The analyst's browser signs in at Entra ID, which in the lab is its stand-in.
+        hosts += f"{plan.identity_provider_ip} {ENTRA_HOST}\n"
     (etc / "hosts").write_text(hosts)
     # The client has no resolver: names it may use are in its hosts file.
     (etc / "resolv.conf").write_text("nameserver 127.0.0.1\n")

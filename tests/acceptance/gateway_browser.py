@@ -34,6 +34,17 @@ def _trust_ca(home: Path, ca_cert: Path) -> None:
                     "-i", str(ca_cert)], check=True)
 
 
+def hosts_file_entries(path: Path = Path("/etc/hosts")) -> list[str]:
+    """HOST=IP for every name in a hosts file: chromium's own resolver does not read the file that
+    `ip netns exec` puts in place, so the names the namespace knows are handed to it directly."""
+    entries = []
+    for line in path.read_text().splitlines():
+        fields = line.split("#", 1)[0].split()
+        if len(fields) >= 2 and not fields[0].startswith("127."):
+            entries += [f"{name}={fields[0]}" for name in fields[1:]]
+    return entries
+
+
 def sign_in(url: str, user: str, ca_cert: Path, screenshot: Path | None,
             resolve: list[str], git_path: str = "/git/") -> dict[str, object]:
     from playwright.sync_api import sync_playwright
@@ -83,7 +94,8 @@ def main() -> int:
     parser.add_argument("--screenshot", type=Path)
     parser.add_argument("--resolve", action="append", default=[], help="HOST=IP, when DNS does not")
     args = parser.parse_args()
-    print(json.dumps(sign_in(args.url, args.user, args.ca_cert, args.screenshot, args.resolve)))
+    resolve = args.resolve or hosts_file_entries()
+    print(json.dumps(sign_in(args.url, args.user, args.ca_cert, args.screenshot, resolve)))
     return 0
 
 

@@ -280,7 +280,7 @@ def jump_user(gateway_host) -> Iterator[dict[str, Any]]:
 
 
 def _ssh(lab, public_host: str, jump_user: dict[str, Any], user: str, code: str, *args: str,
-         key: bool = True, jump: str | None = None):
+         key: bool = True, jump: str | None = None, command: tuple[str, ...] = ()):
     (jump_user["work"] / "code").write_text(code + "\n")
     common = ["-F", "/dev/null", "-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no",
               "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=15", "-o", "NumberOfPasswordPrompts=1"]
@@ -289,9 +289,9 @@ def _ssh(lab, public_host: str, jump_user: dict[str, Any], user: str, code: str,
     if jump:
         # The same options for the jump connection that -J starts.
         proxy = " ".join(["ssh", *common, *identity, "-W", "%h:%p", f"{user}@{public_host}"])
-        argv += ["-o", f"ProxyCommand={proxy}", *args, jump]
+        argv += ["-o", f"ProxyCommand={proxy}", *args, jump, *command]
     else:
-        argv += [*args, f"{user}@{public_host}"]
+        argv += [*args, f"{user}@{public_host}", *command]
     env = {**os.environ, "SSH_ASKPASS": str(jump_user["askpass"]), "SSH_ASKPASS_REQUIRE": "force",
            "DISPLAY": "none"}
     return lab.client(argv, env=env, input="", timeout=60)
@@ -308,8 +308,8 @@ def test_key_and_code_reach_an_internal_machine_through_the_jump_host(lab, publi
         m.role == "analytics_vm" for m in lab.machines) else next(m for m in lab.machines if m.role != "remote_gateway")
     zone = private_dns_zone(lab.config)
     result = _ssh(lab, public_host, jump_user, JUMP_USER, jump_user["totp"].next_code(),
-                  "-o", "BatchMode=no", "-o", "PreferredAuthentications=publickey", "true",
-                  jump=f"{JUMP_USER}@{target.name}.{zone}")
+                  "-o", "PreferredAuthentications=publickey", jump=f"{JUMP_USER}@{target.name}.{zone}",
+                  command=("true",))
     # The jump worked when the internal machine's own sshd answered (it then has no key for this
     # probe account, which is its business, not the gateway's).
     assert f"Permanently added '{target.name}.{zone}'" in result.stderr, result.stderr
@@ -319,7 +319,7 @@ def test_key_and_code_reach_an_internal_machine_through_the_jump_host(lab, publi
 def test_shell_on_the_gateway_is_refused(lab, public_host, jump_user):
     result = _ssh(lab, public_host, jump_user, JUMP_USER, jump_user["totp"].next_code(), "-tt")
     assert "PTY allocation request failed" in result.stderr
-    command = _ssh(lab, public_host, jump_user, JUMP_USER, jump_user["totp"].next_code(), "id")
+    command = _ssh(lab, public_host, jump_user, JUMP_USER, jump_user["totp"].next_code(), command=("id",))
     assert "uid=" not in command.stdout
     assert "not available" in command.stdout + command.stderr
 
