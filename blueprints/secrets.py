@@ -44,7 +44,8 @@ ROLE_SECRETS: dict[str, tuple[SecretSpec, ...]] = {
         SecretSpec("gateway-oidc-crypto-passphrase", "token"),
     ),
     "package_mirror": (),
-    "git_server": (),
+    # The mirror reads the package-requests repository with this key; the Git server admits its .pub.
+    "git_server": (SecretSpec("package-requests-reader", "ssh-ed25519"),),
     "analytics_vm": (),
 }
 
