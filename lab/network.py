@@ -132,6 +132,9 @@ def create_identity_provider_network(plan: AddressPlan) -> str:
          "dev", GUEST_INTERFACE)
     _run(*inside, "ip", "link", "set", GUEST_INTERFACE, "up")
     _run(*inside, "ip", "route", "add", "default", "via", plan.internet_gateway)
+    # The analyst's browser reaches the provider across the Internet bridge; answer it the same way
+    # (through the host, the reply would meet a connection the host never saw).
+    _run(*inside, "ip", "route", "add", f"{plan.client_ip}/32", "dev", GUEST_INTERFACE)
     return IDENTITY_NETNS
 
 
