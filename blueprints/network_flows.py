@@ -47,10 +47,13 @@ class Flow:
     protocol: str = "Tcp"
     # Which gateway kinds need the flow; None means all.
     gateway_kinds: tuple[str, ...] | None = None
+    # Which gateway certificate sources need the flow; None means all.
+    certificates: tuple[str, ...] | None = None
 
 
 SELF_HOSTED = ("self-hosted",)
 BASTION = ("bastion",)
+LETS_ENCRYPT = ("lets-encrypt",)
 
 FLOWS: tuple[Flow, ...] = (
     # Entry from analysts' networks: only the gateway (or Azure Bastion) is reachable.
@@ -100,6 +103,13 @@ FLOWS: tuple[Flow, ...] = (
          "VM identities read their secrets from Key Vault"),
     Flow("signin-gateway-to-entra", "role:remote_gateway", "tag:AzureActiveDirectory", (443,),
          "OpenID Connect token exchange with Entra ID", gateway_kinds=SELF_HOSTED),
+    # Only with `certificate: lets-encrypt`: the HTTP-01 challenge comes from anywhere, and certbot
+    # talks to the ACME API.
+    Flow("acme-internet-to-gateway", "internet", "role:remote_gateway", (80,),
+         "Let's Encrypt validates the gateway's host name", gateway_kinds=SELF_HOSTED, certificates=LETS_ENCRYPT),
+    Flow("acme-gateway-to-internet", "role:remote_gateway", "internet", (443,),
+         "certbot orders and renews the gateway's certificate", gateway_kinds=SELF_HOSTED,
+         certificates=LETS_ENCRYPT),
     Flow("dataplane-bastion-to-bastion", "subnet:bastion", "subnet:bastion", (8080, 5701),
          "Azure Bastion host-to-host data plane", gateway_kinds=BASTION),
     Flow("sessions-bastion-to-internet", "subnet:bastion", "internet", (80,),
@@ -174,10 +184,12 @@ def active_flows(config: dict[str, Any]) -> list[Flow]:
     resolver = _Resolver(config)
     gateway = config["roles"].get("gateway")
     kind = gateway["kind"] if gateway else None
+    certificate = gateway.get("certificate", "key-vault") if gateway else None
     return [
         flow
         for flow in FLOWS
         if (flow.gateway_kinds is None or kind in flow.gateway_kinds)
+        and (flow.certificates is None or certificate in flow.certificates)
         and resolver.present(flow.source)
         and resolver.present(flow.destination)
     ]

@@ -37,7 +37,12 @@ MACHINE_FILES = ("tls.crt", "tls.key")
 
 # role -> the secrets its machines need besides ca.crt, tls.crt and tls.key.
 ROLE_SECRETS: dict[str, tuple[SecretSpec, ...]] = {
-    "remote_gateway": (),
+    "remote_gateway": (
+        # Issued by Entra ID for the app registration (the lab's stand-in accepts any value).
+        SecretSpec("gateway-oidc-client-secret", "token"),
+        # Encrypts mod_auth_openidc's session cookies and state.
+        SecretSpec("gateway-oidc-crypto-passphrase", "token"),
+    ),
     # The mirror pulls the package-requests repository with this key (mirror-allowlist pull); the
     # Git server admits its .pub read-only. Declared by both roles: one name, one shared value.
     "package_mirror": (SecretSpec("package-requests-reader", "ssh-ed25519"),),

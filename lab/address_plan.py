@@ -32,6 +32,8 @@ class AddressPlan:
     public_gateway_ip: str | None  # stand-in for the gateway's public IP (None: no self-hosted gateway)
     client_ip: str  # the analyst at home, inside the first allowed client range
     client_ranges: tuple[str, ...]
+    # Stand-in for Entra ID (the AzureActiveDirectory service tag); None without a self-hosted gateway.
+    identity_provider_ip: str | None = None
 
 
 def address_plan(config: dict[str, Any]) -> AddressPlan:
@@ -51,6 +53,7 @@ def address_plan(config: dict[str, Any]) -> AddressPlan:
         public_gateway_ip=str(LAB_INTERNET.network_address + 10) if gateway else None,
         client_ip=str(client),
         client_ranges=tuple(config["network"]["allowed_client_ranges"]),
+        identity_provider_ip=str(LAB_INTERNET.network_address + 20) if gateway else None,
     )
 
 

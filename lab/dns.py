@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from lab.address_plan import AddressPlan
+from lab.identity_provider import ENTRA_HOST
 
 HOST_RESOLV_CONF = Path("/etc/resolv.conf")
 
@@ -42,6 +43,8 @@ def dnsmasq_config(plan: AddressPlan, zone: str, upstream: list[str], directory:
         f"listen-address={','.join(plan.subnet_gateways.values())}",
         f"local=/{zone}/",
         *(f"host-record={machine.name}.{zone},{machine.private_ip}" for machine in plan.machines),
+        # The gateway's unchanged configuration names Entra ID; here that name is the lab's stand-in.
+        *([f"host-record={ENTRA_HOST},{plan.identity_provider_ip}"] if plan.identity_provider_ip else []),
         *(f"server={server}" for server in upstream),
         "cache-size=1000",
         f"pid-file={directory / 'dnsmasq.pid'}",

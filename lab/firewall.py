@@ -10,7 +10,9 @@ traffic between two machines of one subnet passes through this forward path, as 
 traffic inside a subnet too.
 
 Service tags (AzureMonitor, AzureKeyVault, ...) name Azure platform services that have no lab
-equivalent: rules that use them are left out and listed by ``skipped_rules``.
+equivalent: rules that use them are left out and listed by ``skipped_rules``. The exception is
+AzureActiveDirectory: the lab's identity provider (lab/identity_provider.py) stands in for
+Entra ID, so rules naming that tag apply to its address.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from lab.address_plan import AddressPlan, address_plan
 from lab.layout import INTERNET_BRIDGE, NFT_TABLE, PREFIX
 
 HTTPS, SSH = 443, 22
+# The service tag the gateway's sign-in flow names; the lab's identity provider answers for it.
+IDENTITY_SERVICE_TAG = "AzureActiveDirectory"
 PUBLIC_PORTS = (HTTPS, SSH)
 
 
@@ -52,6 +56,8 @@ def _address_match(field: str, prefixes: tuple[str, ...], plan: AddressPlan) -> 
         return f"ip {field} != {plan.address_space}"
     if all(_is_address(p) for p in prefixes):
         return f"ip {field} {_set(prefixes)}"
+    if prefixes == (IDENTITY_SERVICE_TAG,) and plan.identity_provider_ip:
+        return f"ip {field} {plan.identity_provider_ip}"
     return None
 
 

@@ -37,6 +37,8 @@ def machine_netns(machine: str) -> str:
 
 CLIENT_NETNS = f"{PREFIX}client"
 CLIENT_LINK = f"{PREFIX}client"
+IDENTITY_NETNS = f"{PREFIX}entra"
+IDENTITY_LINK = f"{PREFIX}entra"
 INTERNET_BRIDGE = f"{PREFIX}internet"
 
 

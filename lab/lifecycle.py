@@ -19,8 +19,8 @@ from typing import Any
 from blueprints.cli import UsageError
 from blueprints.cloud_init import RenderError
 from blueprints.topology import Machine, private_dns_zone
-from lab import base_image, dns, egress_trust, firewall, machines, network, secrets, seeds
-from lab.address_plan import address_plan, host_route_conflicts
+from lab import base_image, dns, egress_trust, firewall, identity_provider, machines, network, secrets, seeds
+from lab.address_plan import AddressPlan, address_plan, host_route_conflicts
 from lab.layout import STATE_ROOT, LabBusyError, LabLayout, host_lock, read_record, running_labs, write_record
 from lab.progress import Progress
 from validation.stack_config import load_stack
@@ -110,6 +110,7 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
         "stack": stack, "stack_file": str(Path(stack_file).resolve()), "base": str(base),
         "zone": private_dns_zone(config), "client_ip": plan.client_ip,
         "public_gateway_ip": plan.public_gateway_ip, "ca_cert": str(layout.ca_cert),
+        "identity_provider_ip": plan.identity_provider_ip,
         "public_hostname": (config["roles"].get("gateway") or {}).get("hostname") if plan.public_gateway_ip else None,
         "started": time.time(), "started_from": os.getcwd(), "skipped_rules": [s.__dict__ for s in skipped],
         "machines": {m.name: {"role": m.role, "subnet": m.subnet, "address": m.private_ip,
@@ -135,6 +136,8 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
             ca = secrets.LabCertificateAuthority(layout.ca_dir, f"{config['trust']['short_name']}-"
                                                  f"{config['environment']}")
             ca.ensure()
+            if plan.identity_provider_ip:
+                _start_identity_provider(config, plan, ca, layout)
             for machine in plan.machines:
                 step = "mounting its overlay"
                 try:
@@ -265,6 +268,19 @@ def _lab_mounts() -> list[Path]:
         if target.startswith(str(STATE_ROOT) + "/"):
             mounts.append(Path(target))
     return sorted(mounts, key=lambda p: len(p.parts), reverse=True)
+
+
+def _start_identity_provider(config: dict[str, Any], plan: AddressPlan, ca: secrets.LabCertificateAuthority,
+                             layout: LabLayout) -> None:
+    """Entra ID's stand-in, on the Internet side, with a lab-CA certificate for Entra's host name."""
+    identity = config["roles"]["gateway"]["identity"]
+    try:
+        netns = network.create_identity_provider_network(plan)
+        cert, key = ca.issue([identity_provider.ENTRA_HOST], layout.secrets_dir)
+        identity_provider.start_in_namespace(netns, str(plan.identity_provider_ip), identity["tenant_id"],
+                                             identity["allowed_group"], cert, key, layout.root / "identity")
+    except (OSError, network.NetworkError, secrets.SecretError, identity_provider.IdentityProviderError) as error:
+        raise LabUpError(f"identity provider: {error}") from error
 
 
 def down(progress: Progress, purge: bool = False, quiet: bool = False) -> list[str]:

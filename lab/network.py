@@ -17,9 +17,12 @@ import subprocess
 from pathlib import Path
 
 from lab.address_plan import AddressPlan
+from lab.identity_provider import ENTRA_HOST
 from lab.layout import (
     CLIENT_LINK,
     CLIENT_NETNS,
+    IDENTITY_LINK,
+    IDENTITY_NETNS,
     INTERNET_BRIDGE,
     NFT_TABLE,
     PREFIX,
@@ -110,9 +113,29 @@ def create_client(plan: AddressPlan, gateway_hostname: str | None) -> None:
     hosts = "127.0.0.1 localhost\n"
     if gateway_hostname and plan.public_gateway_ip:
         hosts += f"{plan.public_gateway_ip} {gateway_hostname}\n"
+    if plan.identity_provider_ip:
+        # The analyst's browser signs in at Entra ID, which in the lab is its stand-in.
+        hosts += f"{plan.identity_provider_ip} {ENTRA_HOST}\n"
     (etc / "hosts").write_text(hosts)
     # The client has no resolver: names it may use are in its hosts file.
     (etc / "resolv.conf").write_text("nameserver 127.0.0.1\n")
+
+
+def create_identity_provider_network(plan: AddressPlan) -> str:
+    """Entra ID's stand-in: a namespace on the Internet bridge; returns its name."""
+    if not plan.identity_provider_ip:
+        raise NetworkError("no identity provider address: the stack has no self-hosted gateway")
+    _plug(IDENTITY_NETNS, IDENTITY_LINK, INTERNET_BRIDGE, isolated=False)
+    inside = ("ip", "netns", "exec", IDENTITY_NETNS)
+    _run(*inside, "ip", "link", "set", "lo", "up")
+    _run(*inside, "ip", "addr", "add", f"{plan.identity_provider_ip}/{plan.internet.prefixlen}",
+         "dev", GUEST_INTERFACE)
+    _run(*inside, "ip", "link", "set", GUEST_INTERFACE, "up")
+    _run(*inside, "ip", "route", "add", "default", "via", plan.internet_gateway)
+    # The analyst's browser reaches the provider across the Internet bridge; answer it the same way
+    # (through the host, the reply would meet a connection the host never saw).
+    _run(*inside, "ip", "route", "add", f"{plan.client_ip}/32", "dev", GUEST_INTERFACE)
+    return IDENTITY_NETNS
 
 
 def apply_ruleset(nft_file: Path) -> None:

@@ -11,6 +11,8 @@ CIDR_PATTERN = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}/[0-9]{1,2}$"
 VM_SIZE_PATTERN = r"^Standard_[A-Z][A-Za-z0-9]*(_[A-Za-z0-9]+)*$"
 GUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 FQDN_PATTERN = r"^(?=.{4,253}$)([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$"
+CLAIM_NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]{0,63}$"
+LOCAL_ACCOUNT_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 # Letters, digits and a little punctuation: enough for any trust's name, nothing that
 # can break out of YAML or a shell line in cloud-init.
@@ -154,6 +156,21 @@ SCHEMA: dict[str, Any] = {
                     "certificate": {"type": "string", "allowed": ["key-vault", "lets-encrypt"],
                                     "default": "key-vault",
                                     "meta": {"doc": "Where the gateway's TLS certificate comes from"}},
+                    "ssh_users": {
+                        "type": "list", "default": [], "maxlength": 500,
+                        "meta": {"doc": "Jump-host accounts (no shell on the gateway; key and TOTP code)"},
+                        "schema": {
+                            "type": "dict",
+                            "schema": {
+                                "name": {"type": "string", "required": True, "regex": LOCAL_ACCOUNT_PATTERN,
+                                         "meta": {"doc": "Account name, the same as on the analytics VMs",
+                                                  "allowed": "1-32 lowercase letters, digits, _ or -, "
+                                                             "starting with a letter"}},
+                                "ssh_public_key": {"type": "string", "required": True, "maxlength": 16384,
+                                                   "meta": {"doc": "The user's OpenSSH public key line"}},
+                            },
+                        },
+                    },
                     "bastion_sku": {"type": "string", "allowed": ["Basic", "Standard"], "default": "Basic",
                                     "meta": {"doc": "Azure Bastion tier (bastion kind only)"}},
                     "identity": {
@@ -167,6 +184,14 @@ SCHEMA: dict[str, Any] = {
                             "allowed_group": {"type": "string", "regex": GUID_PATTERN, "required": True,
                                               "meta": {"doc": "Object id of the group allowed to sign in",
                                                        "allowed": "a GUID"}},
+                            "username_claim": {"type": "string", "regex": CLAIM_NAME_PATTERN,
+                                               "default": "preferred_username",
+                                               "meta": {"doc": "Claim whose part before any @ is the local "
+                                                               "account name sent to tools as X-Remote-User",
+                                                        "allowed": "a claim name: letters, digits, _"}},
+                            "groups_claim": {"type": "string", "regex": CLAIM_NAME_PATTERN, "default": "groups",
+                                             "meta": {"doc": "Claim that lists the user's group object ids",
+                                                      "allowed": "a claim name: letters, digits, _"}},
                         },
                     },
                 },

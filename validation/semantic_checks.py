@@ -167,6 +167,24 @@ def _admin(config: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+def _jump_users(gateway: dict[str, Any], admin_username: str) -> list[Problem]:
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for index, user in enumerate(gateway.get("ssh_users", [])):
+        path = f"roles.gateway.ssh_users[{index}]"
+        if user["name"] == admin_username or user["name"] in RESERVED_USERNAMES:
+            problems.append(Problem(f"{path}.name", user["name"], "is the administrator's or a reserved name",
+                                    "jump-host users are analysts; choose their own account name"))
+        elif user["name"] in seen:
+            problems.append(Problem(f"{path}.name", user["name"], "appears twice", "list each user once"))
+        seen.add(user["name"])
+        problem = _ssh_key_problem(user["ssh_public_key"])
+        if problem:
+            problems.append(Problem(f"{path}.ssh_public_key", user["ssh_public_key"], problem,
+                                    "paste the single line of the user's .pub file"))
+    return problems
+
+
 def _roles(config: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     roles = config["roles"]
@@ -192,6 +210,8 @@ def _roles(config: dict[str, Any]) -> list[Problem]:
             if key not in gateway:
                 problems.append(Problem(f"roles.gateway.{key}", None, "is required for a self-hosted gateway",
                                         "the gateway signs analysts in with Entra ID at this host name"))
+    if gateway:
+        problems += _jump_users(gateway, config["admin"]["username"])
     if "analytics" in roles and "package_mirror" not in roles:
         problems.append(Problem("roles.package_mirror", None, "is required by roles.analytics",
                                 "analytics VMs have no Internet access; they install through the mirror"))

@@ -11,13 +11,15 @@ from dataclasses import dataclass
 import pulumi
 
 from blueprints.role_host import RoleHostArgs
+from blueprints.secrets import ROLE_SECRETS, key_vault_name
 from modules.bastion import Bastion, BastionArgs
 from modules.key_vault import KeyVault
 from modules.linux_vm import LinuxVm
 from modules.placement import Placement
 from modules.public_ip import PublicIp, PublicIpArgs
 
-GATEWAY_SECRETS = ("gateway-oidc-client-secret", "gateway-tls-certificate")
+# The Key Vault secrets the gateway reads: its rows of the one secrets table.
+GATEWAY_SECRETS = tuple(key_vault_name(spec.name) for spec in ROLE_SECRETS["remote_gateway"])
 
 
 @dataclass

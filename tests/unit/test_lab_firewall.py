@@ -88,10 +88,17 @@ def test_host_accepts_only_dns_from_the_lab(compiled):
 def test_service_tag_rules_are_skipped_and_named(compiled):
     script, skipped = compiled
     names = {s.rule for s in skipped}
-    assert names == {"allow-monitor-vnet-to-azure-monitor", "allow-secrets-vnet-to-key-vault",
-                     "allow-signin-gateway-to-entra"}
+    assert names == {"allow-monitor-vnet-to-azure-monitor", "allow-secrets-vnet-to-key-vault"}
     for name in names:
         assert name not in script
+
+
+def test_sign_in_flow_reaches_only_the_lab_identity_provider(compiled, example_config):
+    plan = address_plan(example_config)
+    gateway_out = _chains(compiled[0])["out_gateway"]
+    signin = [r for r in gateway_out if "allow-signin-gateway-to-entra" in r]
+    assert signin == [f"ip saddr 10.40.1.4/32 ip daddr {plan.identity_provider_ip} meta l4proto tcp th dport 443 "
+                      f"return comment \"allow-signin-gateway-to-entra (3020)\""]
 
 
 def test_rules_follow_priority_and_deny_drops(example_config):

@@ -99,3 +99,16 @@ def test_private_client_ranges_get_what_analytics_vms_get_and_nothing_more(examp
     assert not _allows(rules["workloads"], "Inbound", desktop, machines["analytics-1"].private_ip, 22)
     assert not _allows(rules["gateway"], "Inbound", desktop, machines["gateway"].private_ip, 443)
     assert not _allows(rules["services"], "Inbound", "10.99.0.1", machines["git"].private_ip, 22)
+
+
+def test_lets_encrypt_opens_only_its_two_flows(example_config):
+    import copy
+
+    from blueprints.network_flows import active_flows
+
+    default = {flow.name for flow in active_flows(example_config)}
+    config = copy.deepcopy(example_config)
+    config["roles"]["gateway"]["certificate"] = "lets-encrypt"
+    assert {flow.name for flow in active_flows(config)} - default == {"acme-internet-to-gateway",
+                                                                       "acme-gateway-to-internet"}
+    assert not {"acme-internet-to-gateway", "acme-gateway-to-internet"} & default

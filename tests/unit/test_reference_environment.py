@@ -54,7 +54,7 @@ def test_internet_egress_only_for_the_mirror_subnet(example_plan):
 def test_vm_identities_read_only_their_own_secrets(example_plan):
     grants = all_of(example_plan.resources, "azure-native:authorization:RoleAssignment")
     scopes = sorted(g.inputs["scope"].rsplit("/", 1)[-1] for g in grants)
-    assert scopes == ["gateway-oidc-client-secret", "gateway-tls-certificate",
+    assert scopes == ["gateway-oidc-client-secret", "gateway-oidc-crypto-passphrase",
                       "jupyterhub-oidc-client-secret", "jupyterhub-oidc-client-secret"]
 
 

@@ -1,0 +1,149 @@
+"""The lab's stand-in for Entra ID: an OpenID Connect provider served where Entra would be.
+
+The gateway's user-data is the same bytes as on Azure, so it asks for
+``https://login.microsoftonline.com/<tenant>/v2.0/.well-known/openid-configuration``. The lab
+makes that name resolve to this server and gives it a lab-CA certificate for that name; the
+provider (the ``oidc-provider-mock`` package) is mounted under ``/<tenant>/v2.0`` so every
+endpoint the gateway discovers lies under the same path as on Entra.
+
+One difference remains and is stated rather than hidden: the provider's ``iss`` is the origin
+(``https://login.microsoftonline.com``) rather than Entra's ``.../<tenant>/v2.0``. The gateway
+takes the issuer from the discovery document, so its configuration does not change.
+
+Users are fixed at start: each has a ``preferred_username`` and a list of group object ids,
+as Entra sends them when the app registration emits group claims.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import ssl
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+ENTRA_HOST = "login.microsoftonline.com"
+
+
+@dataclass(frozen=True)
+class LabUser:
+    """A person the stand-in can sign in: subject, account claim and groups."""
+
+    sub: str
+    preferred_username: str
+    name: str
+    groups: tuple[str, ...]
+
+    def claims(self) -> dict[str, object]:
+        return {
+            "preferred_username": self.preferred_username,
+            "name": self.name,
+            "email": self.preferred_username,
+            "groups": list(self.groups),
+        }
+
+
+def lab_users(allowed_group: str, domain: str = "example.nhs.uk") -> tuple[LabUser, ...]:
+    """The lab's two people: an analyst in the allowed group and a colleague outside it."""
+    return (
+        LabUser("analyst", f"analyst@{domain}", "Ada Analyst", (allowed_group,)),
+        LabUser("outsider", f"outsider@{domain}", "Oscar Outsider", ("00000000-0000-4000-8000-0000000000ff",)),
+    )
+
+
+def issuer_path(tenant_id: str) -> str:
+    """The path Entra serves a tenant's v2.0 endpoints under."""
+    return f"/{tenant_id}/v2.0"
+
+
+def build_app(tenant_id: str, users: tuple[LabUser, ...]):  # -> WSGI application
+    import oidc_provider_mock
+    from oidc_provider_mock._storage import User
+    from werkzeug.exceptions import NotFound
+    from werkzeug.middleware.dispatcher import DispatcherMiddleware
+
+    provider = oidc_provider_mock.app(
+        require_nonce=True,
+        user_claims=tuple(User(sub=user.sub, claims=user.claims()) for user in users),
+    )
+    # The package turns on Flask's interactive debugger; a service must not offer it.
+    provider.debug = False
+    provider.wsgi_app = getattr(provider.wsgi_app, "app", provider.wsgi_app)
+    return DispatcherMiddleware(NotFound(), {issuer_path(tenant_id): provider})
+
+
+def serve(address: str, port: int, cert: Path, key: Path, tenant_id: str, users: tuple[LabUser, ...]) -> None:
+    from werkzeug.serving import make_server
+
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(cert), str(key))
+    server = make_server(address, port, build_app(tenant_id, users), threaded=True, ssl_context=context)
+    print(f"lab identity provider: https://{ENTRA_HOST}{issuer_path(tenant_id)} on {address}:{port}", flush=True)
+    server.serve_forever()
+
+
+class IdentityProviderError(Exception):
+    """The stand-in could not be started; the message says why."""
+
+
+def start_in_namespace(netns: str, address: str, tenant_id: str, allowed_group: str,
+                       cert_pem: bytes, key_pem: bytes, directory: Path, wait_seconds: float = 30) -> int:
+    """Run the provider as a background process inside ``netns``; returns its pid once it listens.
+
+    ``lab down`` ends it with the namespace's other processes.
+    """
+    import importlib.util
+    import subprocess
+    import time
+
+    if importlib.util.find_spec("oidc_provider_mock") is None:
+        raise IdentityProviderError("the Python package oidc-provider-mock is not installed: run `make venv`")
+    directory.mkdir(parents=True, exist_ok=True)
+    cert, key, log = directory / "idp.crt", directory / "idp.key", directory / "identity-provider.log"
+    cert.write_bytes(cert_pem)
+    key.write_bytes(key_pem)
+    key.chmod(0o600)
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            ["ip", "netns", "exec", netns, sys.executable, "-m", "lab.identity_provider", "--address", address,
+             "--cert", str(cert), "--key", str(key), "--tenant-id", tenant_id, "--allowed-group", allowed_group],
+            stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
+            cwd=str(Path(__file__).resolve().parent.parent))
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise IdentityProviderError(f"the identity provider exited ({process.returncode}); see {log}")
+        probe = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c",
+                                f"import socket; socket.create_connection(({address!r}, 443), 1).close()"],
+                               capture_output=True, check=False)
+        if probe.returncode == 0:
+            return process.pid
+        time.sleep(0.3)
+    raise IdentityProviderError(f"the identity provider did not listen on {address}:443 in {wait_seconds:g}s; "
+                                f"see {log}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m lab.identity_provider",
+                                     description="Serve the lab's stand-in for Entra ID over TLS.")
+    parser.add_argument("--address", required=True, help="address to listen on")
+    parser.add_argument("--port", type=int, default=443)
+    parser.add_argument("--cert", type=Path, required=True, help=f"PEM certificate for {ENTRA_HOST}")
+    parser.add_argument("--key", type=Path, required=True, help="its PEM private key")
+    parser.add_argument("--tenant-id", required=True, help="roles.gateway.identity.tenant_id")
+    parser.add_argument("--allowed-group", required=True, help="roles.gateway.identity.allowed_group")
+    args = parser.parse_args(argv)
+    for path in (args.cert, args.key):
+        if not path.is_file():
+            print(f"lab identity provider: {path} does not exist", file=sys.stderr)
+            return 2
+    users = lab_users(args.allowed_group)
+    print(json.dumps({"users": [user.sub for user in users]}), flush=True)
+    serve(args.address, args.port, args.cert, args.key, args.tenant_id, users)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

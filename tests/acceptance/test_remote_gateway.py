@@ -1,0 +1,367 @@
+"""The remote-access gateway, checked as an auditor would: packages, services, TLS, headers,
+single sign-on in a real browser, and the SSH jump host's key-and-code rule.
+
+Runs against the lab (the client namespace is the analyst at home; Entra ID is the lab's
+stand-in, lab/identity_provider.py) or a deployment (`--target ssh`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from blueprints.topology import private_dns_zone
+
+pytestmark = pytest.mark.lab
+
+HERE = Path(__file__).resolve().parent
+ARTEFACTS = Path(os.environ.get("BLUEPRINTS_ARTEFACTS", HERE.parent.parent / "test-artefacts"))
+JUMP_USER = "tbprobe"
+UNENROLLED_USER = "tbnocode"
+
+PACKAGES = ["apache2", "libapache2-mod-auth-openidc", "openssh-server", "libpam-google-authenticator",
+            "qrencode", "fail2ban", "unattended-upgrades"]
+SERVICES = ["apache2", "ssh", "fail2ban"]
+HEADERS = {
+    "strict-transport-security": "max-age=63072000",
+    "x-content-type-options": "nosniff",
+    "x-frame-options": "SAMEORIGIN",
+    "referrer-policy": "same-origin",
+    "content-security-policy": "frame-ancestors 'self'",
+}
+
+
+@pytest.fixture(scope="module")
+def public_host(lab) -> str:
+    gateway = lab.config["roles"].get("gateway") or {}
+    if gateway.get("kind") != "self-hosted":
+        pytest.skip("the stack has no self-hosted gateway")
+    return gateway["hostname"]
+
+
+@pytest.fixture(scope="module")
+def identity(lab) -> dict[str, str]:
+    return lab.config["roles"]["gateway"]["identity"]
+
+
+# --- the machine ----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("package", PACKAGES)
+def test_package_installed(gateway_host, package):
+    assert gateway_host.package(package).is_installed
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_service_running_and_enabled(gateway_host, service):
+    unit = gateway_host.service(service)
+    assert unit.is_running
+    assert unit.is_enabled
+
+
+@pytest.mark.parametrize("port", [443, 22])
+def test_listens(gateway_host, port):
+    assert gateway_host.socket(f"tcp://0.0.0.0:{port}").is_listening or \
+        gateway_host.socket(f"tcp://:::{port}").is_listening
+
+
+@pytest.mark.parametrize("jail", ["sshd", "trust-blueprints-signin"])
+def test_fail2ban_jail_active(gateway_host, jail):
+    status = gateway_host.run(f"fail2ban-client status {jail}")
+    assert status.rc == 0, status.stderr
+    assert "Currently banned" in status.stdout
+
+
+@pytest.mark.parametrize("setting", ["APT::Periodic::Update-Package-Lists", "APT::Periodic::Unattended-Upgrade"])
+def test_unattended_upgrades_configured(gateway_host, setting):
+    dump = gateway_host.run(f"apt-config dump {setting}")
+    assert f'{setting} "1";' in dump.stdout
+
+
+@pytest.mark.parametrize(("option", "value"), [
+    ("authenticationmethods", "publickey,keyboard-interactive"),
+    ("permitrootlogin", "no"),
+    ("passwordauthentication", "no"),
+    ("allowtcpforwarding", "local"),
+    ("x11forwarding", "no"),
+    ("allowagentforwarding", "no"),
+    ("permittunnel", "no"),
+])
+def test_sshd_effective_setting(gateway_host, option, value):
+    effective = gateway_host.run("sshd -T").stdout.splitlines()
+    assert f"{option} {value}" in effective
+
+
+def test_sshd_forwarding_only_to_internal_ssh(gateway_host, lab):
+    line = next(x for x in gateway_host.run("sshd -T").stdout.splitlines() if x.startswith("permitopen "))
+    targets = line.split()[1:]
+    internal = {m.private_ip for m in lab.machines if m.role != "remote_gateway"}
+    assert targets and all(t.endswith(":22") for t in targets)
+    assert internal <= {t.rsplit(":", 1)[0] for t in targets}
+
+
+def test_pam_asks_only_for_the_totp_code(gateway_host):
+    pam = gateway_host.file("/etc/pam.d/sshd").content_string
+    active = [line for line in pam.splitlines() if line.strip() and not line.startswith("#")]
+    assert any("pam_google_authenticator.so" in line and "nullok" not in line for line in active)
+    assert "@include common-auth" not in active
+
+
+# --- TLS and headers, from the analyst's side -------------------------------------------------
+
+def _openssl(lab, public_host: str, version_flag: str):
+    # SECLEVEL=0 lets this client offer old protocols, so a refusal is the server's decision.
+    return lab.client(["openssl", "s_client", "-connect", f"{public_host}:443", "-servername", public_host,
+                       version_flag, "-cipher", "DEFAULT@SECLEVEL=0", "-CAfile", str(lab.ca_cert),
+                       "-verify_return_error"], input="")
+
+
+@pytest.mark.parametrize("version_flag", ["-tls1", "-tls1_1"])
+def test_old_tls_refused(lab, public_host, version_flag):
+    result = _openssl(lab, public_host, version_flag)
+    assert result.returncode != 0
+    assert "Cipher is (NONE)" in result.stdout or "alert" in result.stderr.lower() \
+        or "no protocols available" in result.stderr
+
+
+@pytest.mark.parametrize("version_flag", ["-tls1_2", "-tls1_3"])
+def test_current_tls_accepted_with_a_verified_certificate(lab, public_host, version_flag):
+    result = _openssl(lab, public_host, version_flag)
+    assert result.returncode == 0, result.stderr
+    assert "Verify return code: 0 (ok)" in result.stdout
+
+
+@pytest.fixture(scope="module")
+def first_response(lab, public_host) -> dict[str, str]:
+    result = lab.client(["curl", "-sS", "-o", "/dev/null", "-D", "-", "--cacert", str(lab.ca_cert),
+                         "-H", "X-Remote-User: analyst", f"https://{public_host}/"])
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    headers = {"status": lines[0]}
+    for line in lines[1:]:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return headers
+
+
+@pytest.mark.parametrize("header", sorted(HEADERS))
+def test_security_header_present(first_response, header):
+    assert HEADERS[header] in first_response.get(header, "")
+
+
+def test_unsigned_visitor_goes_to_the_identity_provider_even_claiming_a_user(first_response, identity):
+    assert " 302" in first_response["status"]
+    assert first_response["location"].startswith(
+        f"https://login.microsoftonline.com/{identity['tenant_id']}/v2.0/")
+
+
+def test_plain_http_redirects_to_https(lab, public_host, gateway_host):
+    result = gateway_host.run("curl -sS -o /dev/null -w '%{http_code} %{redirect_url}' -H 'Host: "
+                              + public_host + "' http://127.0.0.1/")
+    assert result.stdout == f"301 https://{public_host}/"
+
+
+# --- single sign-on in a real browser ---------------------------------------------------------
+
+def _browser(lab, public_host: str, user: str, screenshot: Path | None = None) -> dict[str, Any]:
+    argv = [sys.executable, str(HERE / "gateway_browser.py"), "--url", f"https://{public_host}/",
+            "--user", user, "--ca-cert", str(lab.ca_cert)]
+    if screenshot is not None:
+        argv += ["--screenshot", str(screenshot)]
+    result = lab.client(argv, timeout=180)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+@pytest.fixture(scope="module")
+def analyst_session(lab, public_host) -> dict[str, Any]:
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    return _browser(lab, public_host, "analyst", ARTEFACTS / "gateway-landing.png")
+
+
+def test_browser_is_sent_to_the_identity_provider(analyst_session, identity):
+    assert analyst_session["provider_url"].startswith(
+        f"https://login.microsoftonline.com/{identity['tenant_id']}/v2.0/oauth2/authorize?")
+    assert f"client_id={identity['client_id']}" in analyst_session["provider_url"]
+
+
+def test_allowed_user_reaches_the_landing_page(analyst_session, lab):
+    assert analyst_session["landing_status"] == 200
+    assert analyst_session["account"] == "analyst"
+    assert lab.config["trust"]["name"] in analyst_session["landing_title"]
+    assert (ARTEFACTS / "gateway-landing.png").stat().st_size > 0
+
+
+def test_landing_page_lists_every_tool(analyst_session, lab, public_host):
+    expected = {f"https://{public_host}/{m.name}/" for m in lab.machines if m.role == "analytics_vm"}
+    if any(m.role == "git_server" for m in lab.machines):
+        expected.add(f"https://{public_host}/git/")
+    assert set(analyst_session["tools"]) == expected
+
+
+def test_allowed_user_reaches_the_git_web_view(analyst_session, lab):
+    if not any(m.role == "git_server" for m in lab.machines):
+        pytest.skip("the stack has no Git server")
+    assert analyst_session["git_status"] == 200, analyst_session["git_title"]
+
+
+def test_user_outside_the_group_is_refused(lab, public_host):
+    outsider = _browser(lab, public_host, "outsider")
+    assert outsider["landing_status"] == 403
+    assert outsider["git_status"] == 403
+    assert outsider["account"] is None
+
+
+# --- the SSH jump host ------------------------------------------------------------------------
+
+class Totp:
+    """Codes for one enrolled secret, never reusing a time step (the gateway refuses reuse) and
+    staying under the gateway's limit of three attempts per 30 seconds."""
+
+    def __init__(self, secret: str) -> None:
+        self.secret = secret
+        self.used: set[int] = set()
+        self.attempts: list[float] = []
+
+    def next_code(self) -> str:
+        import subprocess
+
+        while True:
+            now = time.time()
+            self.attempts = [t for t in self.attempts if now - t < 31]
+            step = int(now // 30)
+            free = [s for s in (step, step + 1, step - 1) if s not in self.used]
+            if free and len(self.attempts) < 3:
+                break
+            time.sleep(2)
+        chosen = free[0]
+        self.used.add(chosen)
+        self.attempts.append(now)
+        code = subprocess.run(["oathtool", "--totp", "-b", "-N", f"@{chosen * 30 + 1}", self.secret],
+                              capture_output=True, text=True, check=True)
+        return code.stdout.strip()
+
+    def wrong_code(self) -> str:
+        self.attempts.append(time.time())
+        return "000000"
+
+
+@pytest.fixture(scope="module")
+def jump_user(gateway_host) -> Iterator[dict[str, Any]]:
+    with tempfile.TemporaryDirectory(prefix="gateway-ssh-") as work:
+        work_dir = Path(work)
+        keys = {}
+        for user in (JUMP_USER, UNENROLLED_USER):
+            key = work_dir / user
+            assert os.system(f"ssh-keygen -q -t ed25519 -N '' -C {user} -f {key}") == 0  # noqa: S605
+            keys[user] = key
+            added = gateway_host.run(f"gateway-jump-user {user} '{key.with_suffix('.pub').read_text().strip()}'")
+            assert added.rc == 0, added.stderr
+        enrolment = gateway_host.run(f"gateway-totp-enrol {JUMP_USER}")
+        assert enrolment.rc == 0, enrolment.stderr
+        second = gateway_host.run(f"gateway-totp-enrol {JUMP_USER}")
+        secret = gateway_host.run(f"head -n 1 /var/lib/trust-blueprints/totp/{JUMP_USER}").stdout.strip()
+        askpass = work_dir / "askpass"
+        askpass.write_text(f"#!/bin/sh\ncat {work_dir / 'code'}\n")
+        askpass.chmod(0o755)
+        yield {"keys": keys, "secret": secret, "totp": Totp(secret), "enrolment": enrolment, "second": second,
+               "work": work_dir, "askpass": askpass}
+        for user in (JUMP_USER, UNENROLLED_USER):
+            gateway_host.run(f"userdel {user}; rm -f /etc/ssh/trust-blueprints-keys/{user} "
+                             f"/var/lib/trust-blueprints/totp/{user}")
+        gateway_host.run("fail2ban-client unban --all")
+
+
+def _ssh(lab, public_host: str, jump_user: dict[str, Any], user: str, code: str, *args: str,
+         key: bool = True, jump: str | None = None, command: tuple[str, ...] = ()):
+    (jump_user["work"] / "code").write_text(code + "\n")
+    common = ["-F", "/dev/null", "-o", "UserKnownHostsFile=/dev/null", "-o", "StrictHostKeyChecking=no",
+              "-o", "IdentitiesOnly=yes", "-o", "ConnectTimeout=15", "-o", "NumberOfPasswordPrompts=1"]
+    identity = ["-i", str(jump_user["keys"][user])] if key else ["-o", "PubkeyAuthentication=no"]
+    argv = ["ssh", *common, *identity]
+    if jump:
+        # The same options for the jump connection that -J starts.
+        proxy = " ".join(["ssh", *common, *identity, "-W", "%h:%p", f"{user}@{public_host}"])
+        argv += ["-o", f"ProxyCommand={proxy}", *args, jump, *command]
+    else:
+        argv += [*args, f"{user}@{public_host}", *command]
+    env = {**os.environ, "SSH_ASKPASS": str(jump_user["askpass"]), "SSH_ASKPASS_REQUIRE": "force",
+           "DISPLAY": "none"}
+    return lab.client(argv, env=env, input="", timeout=60)
+
+
+def test_enrolment_shows_a_qr_code_once(jump_user):
+    assert "█" in jump_user["enrolment"].stdout or "▀" in jump_user["enrolment"].stdout
+    assert jump_user["second"].rc != 0
+    assert "already enrolled" in jump_user["second"].stderr
+
+
+def test_key_and_code_reach_an_internal_machine_through_the_jump_host(lab, public_host, jump_user):
+    target = next(m for m in lab.machines if m.role == "analytics_vm") if any(
+        m.role == "analytics_vm" for m in lab.machines) else next(m for m in lab.machines if m.role != "remote_gateway")
+    zone = private_dns_zone(lab.config)
+    result = _ssh(lab, public_host, jump_user, JUMP_USER, jump_user["totp"].next_code(),
+                  "-o", "PreferredAuthentications=publickey", jump=f"{JUMP_USER}@{target.name}.{zone}",
+                  command=("true",))
+    # The jump worked when the internal machine's own sshd answered (it then has no key for this
+    # probe account, which is its business, not the gateway's).
+    assert f"Permanently added '{target.name}.{zone}'" in result.stderr, result.stderr
+    assert f"{JUMP_USER}@{target.name}.{zone}: Permission denied" in result.stderr
+
+
+def test_shell_on_the_gateway_is_refused(lab, public_host, jump_user):
+    result = _ssh(lab, public_host, jump_user, JUMP_USER, jump_user["totp"].next_code(), "-tt")
+    assert "PTY allocation request failed" in result.stderr
+    command = _ssh(lab, public_host, jump_user, JUMP_USER, jump_user["totp"].next_code(), command=("id",))
+    assert "uid=" not in command.stdout
+    assert "not available" in command.stdout + command.stderr
+
+
+@pytest.mark.parametrize("destination", ["1.1.1.1:443", "analytics-1:8000"])
+def test_forwarding_outside_internal_ssh_is_refused(lab, public_host, jump_user, destination):
+    if destination.startswith("analytics-1"):
+        destination = f"analytics-1.{private_dns_zone(lab.config)}:8000"
+    result = _ssh(lab, public_host, jump_user, JUMP_USER, jump_user["totp"].next_code(), "-W", destination)
+    assert result.returncode != 0
+    assert "forwarding failed" in result.stderr or "administratively prohibited" in result.stderr
+
+
+@pytest.fixture
+def unban_afterwards(gateway_host) -> Iterator[None]:
+    """Refused attempts count towards fail2ban's limit; lift the ban so later cases start clean."""
+    yield
+    gateway_host.run("fail2ban-client unban --all")
+
+
+@pytest.mark.usefixtures("unban_afterwards")
+def test_key_alone_is_refused(lab, public_host, jump_user):
+    result = _ssh(lab, public_host, jump_user, JUMP_USER, jump_user["totp"].wrong_code(), "-W", "127.0.0.1:22")
+    assert result.returncode != 0
+    assert "Permission denied" in result.stderr
+
+
+@pytest.mark.usefixtures("unban_afterwards")
+def test_code_without_key_is_refused(lab, public_host, jump_user):
+    result = _ssh(lab, public_host, jump_user, JUMP_USER, "000000", "-W", "127.0.0.1:22", key=False)
+    assert result.returncode != 0
+    assert "Permission denied (publickey)" in result.stderr
+
+
+@pytest.mark.usefixtures("unban_afterwards")
+def test_user_without_enrolled_code_is_refused(lab, public_host, jump_user):
+    result = _ssh(lab, public_host, jump_user, UNENROLLED_USER, "123456", "-W", "127.0.0.1:22")
+    assert result.returncode != 0
+    assert "Permission denied" in result.stderr
+
+
+def test_fail2ban_counted_the_refused_ssh_attempts(gateway_host, jump_user, lab):
+    status = gateway_host.run("fail2ban-client status sshd").stdout
+    total_failed = int(next(x for x in status.splitlines() if "Total failed" in x).split(":")[1])
+    assert total_failed >= 1
