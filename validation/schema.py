@@ -18,6 +18,8 @@ DISPLAY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 .,&()'-]{1,78}[A-Za-z0-9.)]$"
 PYPI_NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
 NPM_NAME_PATTERN = r"^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*$"
 CRAN_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]$"
+# Local account names on the analytics VMs (what Debian's adduser accepts, lower case).
+ACCOUNT_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$"
 
 REGIONS = ["uksouth", "ukwest"]
@@ -191,6 +193,13 @@ SCHEMA: dict[str, Any] = {
                               "meta": {"doc": "How many analytics VMs"}},
                     "vm_size": _vm_size("Standard_D4s_v5"),
                     "data_disk_gb": _disk("/home disk size in GB", 128),
+                    "admin_users": {
+                        "type": "list", "default": [], "maxlength": 50,
+                        "schema": {"type": "string", "regex": ACCOUNT_NAME_PATTERN,
+                                   "meta": {"allowed": "a local account name: a lowercase letter, then up to "
+                                                       "31 lowercase letters, digits, _ or -"}},
+                        "meta": {"doc": "Accounts (as the gateway names them) that administer JupyterHub"},
+                    },
                     "auto_shutdown": {
                         "type": "dict", "default": {}, "meta": {"doc": "Nightly shutdown to save cost"},
                         "schema": {
