@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STACK ?= stacks/example.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: plan test unit lint validate venv host-deps clean
+.PHONY: plan test unit lint validate venv host-deps clean checkov lab-test docs reference
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -33,13 +33,57 @@ plan: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/blueprints validate $(STACK)
 
-## test: lint and the full offline suite
-test: $(STAMP)
+## test: everything CI runs, as root (the lab builds machines): lint, the offline suites,
+## the checkov gate, then the lab with every acceptance suite
+test: $(STAMP) host-deps
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n auto -q
+	$(BIN)/python -m pytest -n 2 -q -m "not lab"
+	$(MAKE) --no-print-directory checkov
+	$(MAKE) --no-print-directory lab-test
+
+## unit: the offline suites only (no root, no lab)
+unit: $(STAMP)
+	$(BIN)/python -m pytest -n 2 -q -m "not lab"
+
+## checkov: scan every stack's ARM export; failures must be justified in validation/checkov-skips.yaml
+# The scanner has its own virtualenv so its dependencies never meet Pulumi's.
+CHECKOV_VENV := .venv-checkov
+CHECKOV_VERSION := 3.3.30
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+$(CHECKOV_STAMP):
+	@test -x $(CHECKOV_VENV)/bin/python || $(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet 'checkov==$(CHECKOV_VERSION)'
+	@touch $@
+
+checkov: $(STAMP) $(CHECKOV_STAMP)
+	$(BIN)/python -m validation.checkov_gate --checkov $(CHECKOV_VENV)/bin/checkov --out out/checkov stacks/*.yaml
+
+## lab-test: (root) the lab on $(STACK): lab up, the lab and acceptance suites, then lab down (always)
+# Exit status: the tests' (or lab up's when it fails). A lab that was already running is left alone.
+lab-test: $(STAMP) host-deps
+	@if [ "$$(id -u)" != 0 ]; then echo "make lab-test runs the lab: run it as root" >&2; exit 2; fi
+	@$(BIN)/blueprints lab up $(STACK); status=$$?; \
+	if [ $$status = 2 ]; then exit 2; fi; \
+	if [ $$status = 0 ]; then \
+		BLUEPRINTS_LAB_REQUIRED=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/lab tests/acceptance; \
+		status=$$?; \
+		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_TEARDOWN=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
+			tests/lab/test_lab_down.py || status=1; \
+	fi; \
+	$(BIN)/blueprints lab down; \
+	exit $$status
+
+## docs: the guides and generated reference as a static site in site/, built strictly (any warning fails)
+docs: $(STAMP)
+	$(BIN)/mkdocs build --strict --quiet
+
+## reference: regenerate docs/reference/ from every stack file (commit the result)
+reference: $(STAMP)
+	$(BIN)/blueprints docs
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .ruff_cache .hypothesis

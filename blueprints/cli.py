@@ -16,7 +16,12 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 # Command groups that live beside their concern. Each module offers
 # ``register(commands)``, adding its subcommands to the top-level parser.
-COMMAND_GROUPS: tuple[str, ...] = ()
+COMMAND_GROUPS: tuple[str, ...] = (
+    "lab.cli",
+    "blueprints.costing",
+    "blueprints.reference_docs",
+    "blueprints.request_pack",
+)
 
 
 class UsageError(Exception):
@@ -43,19 +48,31 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 def _cmd_plan(args: argparse.Namespace) -> int:
     from validation.plan_recorder import record_plan
     from validation.plan_report import render_summary, render_tree
+    from validation.policies import evaluate, mandatory_failures
+    from validation.policies.report import render_results, results_json
 
     print(f"Planning {args.stack_file} offline (Pulumi program under mocks; no Azure needed)...",
           file=sys.stderr)
     plan = record_plan(args.stack_file)
+    results = evaluate(plan)
     if args.format == "json":
-        text = json.dumps(plan.to_json(), indent=2, sort_keys=True)
+        text = json.dumps({**plan.to_json(), "policies": results_json(results)}, indent=2, sort_keys=True)
+    elif args.format == "arm":
+        from validation.arm_export import export_template
+
+        text = json.dumps(export_template(plan), indent=2, sort_keys=True)
     else:
-        text = "\n".join([render_tree(plan), "", render_summary(plan)])
+        text = "\n".join([render_tree(plan), "", render_results(results), "", render_summary(plan)])
     if args.output:
         Path(args.output).write_text(text + "\n", encoding="utf-8")
         print(f"Wrote {args.output}", file=sys.stderr)
     else:
         print(text)
+    failed = mandatory_failures(results)
+    if failed:
+        print(f"blueprints plan: {len(failed)} mandatory polic{'ies' if len(failed) != 1 else 'y'} violated: "
+              f"{', '.join(result.rule.id for result in failed)}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK
 
 
@@ -76,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
                                description="Run the Pulumi program under mocks (no Azure account, no Pulumi CLI) "
                                            "and show every resource with the settings that matter.")
     _stack_argument(plan)
-    plan.add_argument("--format", choices=["text", "json"], default="text", help="output format (default: text)")
+    plan.add_argument("--format", choices=["text", "json", "arm"], default="text",
+                      help="output format (default: text; arm: an ARM template of the plan, for scanners)")
     plan.add_argument("--json", dest="format", action="store_const", const="json",
                       help="same as --format json: the full plan for tools")
     plan.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")

@@ -17,7 +17,9 @@ from typing import Any
 import jinja2
 import yaml
 
+from blueprints.secrets import secret_files
 from blueprints.topology import Machine, plan_machines, private_dns_zone
+from modules.naming import Naming
 
 BLUEPRINTS_DIR = Path(__file__).parent
 # Azure's custom data limit is 64 KiB after base64 encoding.
@@ -59,6 +61,10 @@ def template_context(config: dict[str, Any], machine: Machine) -> dict[str, Any]
         "dns_zone": zone,
         "mirror_host": f"mirror.{zone}" if mirror else None,
         "git_host": f"git.{zone}" if "git_server" in by_role else None,
+        # Machines fetch their secrets from this vault at boot (templates/base.yaml.j2).
+        "key_vault_name": Naming(config["trust"]["short_name"], config["environment"],
+                                 config["location"]).name("kv"),
+        "secret_files": secret_files(machine),
     }
 
 

@@ -6,6 +6,8 @@ in it, then a final deny in both directions. The lab compiles the same rules to 
 
 Endpoints are written as:
   ``clients``           the trust's allowed client ranges (analysts at home, via the trust VPN)
+  ``private-clients``   private ranges of the trust's own network joined by peering, VPN or
+                        ExpressRoute (existing analyst machines; present only when listed)
   ``internet``          anything outside the virtual network
   ``subnet:NAME``       every address of a subnet
   ``role:ROLE``         the fixed addresses of the machines of one role
@@ -86,6 +88,11 @@ FLOWS: tuple[Flow, ...] = (
          "clone and push over SSH; HTTPS read-only clones"),
     Flow("allowlist-mirror-to-git", "role:package_mirror", "role:git_server", (22,),
          "the mirror pulls its allowlists from the package-requests repository"),
+    # Existing analyst machines on the trust's own network get what analytics VMs get, no more.
+    Flow("packages-private-clients-to-mirror", "private-clients", "role:package_mirror", (443, 3142),
+         "pip, npm, R and apt for the trust's existing analyst machines"),
+    Flow("git-private-clients-to-git", "private-clients", "role:git_server", (22, 443),
+         "clone and push from the trust's existing analyst machines"),
     # Azure platform services reached over their service tags.
     Flow("monitor-vnet-to-azure-monitor", "subnet:*", "tag:AzureMonitor", (443,),
          "Azure Monitor Agent sends logs and metrics"),
@@ -106,7 +113,7 @@ FLOWS: tuple[Flow, ...] = (
 
 
 def _band(flow: Flow) -> Priority:
-    if flow.source == "clients" or flow.source.startswith("tag:"):
+    if flow.source in ("clients", "private-clients") or flow.source.startswith("tag:"):
         return Priority.FROM_CLIENTS
     if flow.destination.startswith("tag:"):
         return Priority.TO_AZURE_SERVICES
@@ -121,12 +128,15 @@ class _Resolver:
     def __init__(self, config: dict[str, Any]) -> None:
         self.subnets = {name: str(net) for name, net in subnet_plan(config).items()}
         self.clients = tuple(config["network"]["allowed_client_ranges"])
+        self.private_clients = tuple(config["network"]["private_client_ranges"])
         self.role_ips: dict[str, list[str]] = {}
         for machine in plan_machines(config):
             self.role_ips.setdefault(machine.role, []).append(f"{machine.private_ip}/32")
 
     def present(self, endpoint: str) -> bool:
         kind, _, value = endpoint.partition(":")
+        if endpoint == "private-clients":
+            return bool(self.private_clients)
         if kind == "subnet":
             return value == "*" or value in self.subnets
         if kind == "role":
@@ -137,6 +147,8 @@ class _Resolver:
         kind, _, value = endpoint.partition(":")
         if endpoint == "clients":
             return self.clients
+        if endpoint == "private-clients":
+            return self.private_clients
         if endpoint == "internet":
             return ("Internet",)
         if kind == "tag":

@@ -91,6 +91,7 @@ class ReferenceEnvironment(pulumi.ComponentResource):
                          [subnet_id for subnet, subnet_id in net.subnet_ids.items() if subnet != "bastion"]),
             child,
         )
+        single_sign_on = roles.get("gateway", {}).get("kind") == "self-hosted"
         needs_backup = "git_server" in roles or "analytics" in roles
         backup = Backup(f"{name}-backup", BackupArgs(placement), child) if needs_backup else None
 
@@ -116,7 +117,9 @@ class ReferenceEnvironment(pulumi.ComponentResource):
                 AnalyticsVm(
                     f"{name}-{machine.name}",
                     AnalyticsVmArgs(host(machine), shutdown["time"], shutdown["timezone"], backup,
-                                    vault, client.subscription_id),
+                                    # The JupyterHub sign-in secret exists only behind the self-hosted
+                                    # gateway's single sign-on; with Bastion there is nothing to read.
+                                    vault if single_sign_on else None, client.subscription_id),
                     child,
                 )
             elif machine.role == "remote_gateway":

@@ -162,7 +162,6 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
     def __init__(self, mocks: _RecordingMocks) -> None:
         super().__init__(mocks)
         self.recorded: list[PlannedResource] = []
-        self.stack_outputs: dict[str, Any] = {}
 
     def RegisterResource(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
         response = super().RegisterResource(request)
@@ -180,11 +179,6 @@ class _RecordingMonitor(pulumi_mocks.MockMonitor):
                 id=response.id,
             ))
         return response
-
-    def RegisterResourceOutputs(self, request: Any) -> Any:  # noqa: N802 (gRPC method name)
-        if request.urn.endswith(f"::{PROJECT}-{pulumi.get_stack()}") or "pulumi:pulumi:Stack" in request.urn:
-            self.stack_outputs = _plain(pulumi.runtime.rpc.deserialize_properties(request.outputs))
-        return super().RegisterResourceOutputs(request)
 
 
 def _plain(value: Any) -> Any:
@@ -217,7 +211,12 @@ def record_program(program: Callable[[], Any], stack: str) -> tuple[list[Planned
     pulumi_settings.SETTINGS.rpc_manager.clear()
     pulumi_settings.SETTINGS.outputs.clear()
     _sync_await(run_pulumi_func(program))
-    return monitor.recorded, monitor.stack_outputs
+    # The mocks finish the root stack before the program runs, so its exports never reach the
+    # monitor; read them from the stack itself.
+    root = pulumi_settings.get_root_resource()
+    exported = getattr(root, "outputs", {}) or {}
+    outputs = _sync_await(pulumi.Output.from_input(exported).future(with_unknowns=True)) if exported else {}
+    return monitor.recorded, _plain(outputs or {})
 
 
 def record_plan(stack_file: str | Path) -> Plan:

@@ -65,6 +65,12 @@ _DETAILS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
 }
 
 
+def resource_details(resource: PlannedResource) -> list[str]:
+    """The settings that matter for one resource, as short lines (none for most types)."""
+    detail = _DETAILS.get(resource.type)
+    return detail(resource.inputs) if detail else []
+
+
 def _short_type(resource: PlannedResource) -> str:
     return resource.type.rsplit(":", 1)[-1]
 
@@ -89,10 +95,8 @@ def render_tree(plan: Plan) -> str:
             label = (f"{_short_type(resource)} {resource.azure_name}" if resource.custom
                      else f"[{_short_type(resource)}] {resource.name}")
             lines.append(f"{prefix}{branch}{label}")
-            detail = _DETAILS.get(resource.type)
-            if detail:
-                for text in detail(resource.inputs):
-                    lines.append(f"{prefix}{extend}    {text}")
+            for text in resource_details(resource):
+                lines.append(f"{prefix}{extend}    {text}")
             walk(resource.urn, prefix + extend)
 
     walk(None, "")

@@ -15,6 +15,8 @@ TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 # Letters, digits and a little punctuation: enough for any trust's name, nothing that
 # can break out of YAML or a shell line in cloud-init.
 DISPLAY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 .,&()'-]{1,78}[A-Za-z0-9.)]$"
+# One line of printable text: nothing that could start a second line in a file or a command.
+SINGLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 PYPI_NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
 NPM_NAME_PATTERN = r"^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*$"
 CRAN_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]$"
@@ -33,7 +35,7 @@ def _cidr(doc: str, required: bool = True) -> dict[str, Any]:
 
 
 def _vm_size(default: str) -> dict[str, Any]:
-    return {"type": "string", "regex": VM_SIZE_PATTERN, "default": default,
+    return {"type": "string", "regex": VM_SIZE_PATTERN, "default": default, "maxlength": 64,
             "meta": {"doc": "Azure VM size", "allowed": "an Azure size name such as Standard_B2s"}}
 
 
@@ -42,9 +44,10 @@ def _disk(doc: str, default: int) -> dict[str, Any]:
 
 
 def _allowlist(pattern: str, what: str) -> dict[str, Any]:
+    article = "an" if what[0].lower() in "aeiou" or what == "npm" else "a"
     return {"type": "list", "default": [], "maxlength": 5000,
             "schema": {"type": "string", "regex": pattern, "maxlength": 214,
-                       "meta": {"allowed": f"a {what} package name"}},
+                       "meta": {"allowed": f"{article} {what} package name"}},
             "meta": {"doc": f"{what} packages analysts may install (curated mode)"}}
 
 
@@ -70,7 +73,7 @@ SCHEMA: dict[str, Any] = {
     "tags": {
         "type": "dict", "required": True, "meta": {"doc": "Tags put on every taggable resource"},
         "schema": {
-            "owner": {"type": "string", "required": True, "regex": r"^[^\s@]+@[^\s@]+\.[^\s@]+$",
+            "owner": {"type": "string", "required": True, "regex": r"^[^\s@]+@[^\s@]+\.[^\s@]+$", "maxlength": 254,
                       "meta": {"doc": "Who answers for the environment", "allowed": "an email address"}},
             "cost_centre": {"type": "string", "required": True, "regex": r"^[A-Za-z0-9 _./-]{1,64}$",
                             "meta": {"doc": "Finance cost centre",
@@ -93,9 +96,17 @@ SCHEMA: dict[str, Any] = {
                 },
             },
             "allowed_client_ranges": {
-                "type": "list", "required": True, "minlength": 1, "maxlength": 200,
+                "type": "list", "default": [], "maxlength": 200,
                 "schema": _cidr("A range analysts connect from"),
-                "meta": {"doc": "Public ranges allowed to reach the gateway (e.g. the trust's VPN egress)"},
+                "meta": {"doc": "Public ranges allowed to reach the gateway (e.g. the trust's VPN egress); "
+                                "at least one when roles.gateway is set"},
+            },
+            "private_client_ranges": {
+                "type": "list", "default": [], "maxlength": 200,
+                "schema": _cidr("A private range of the trust's own network"),
+                "meta": {"doc": "Private ranges of the trust's network, joined to this one by VNet peering, VPN "
+                                "or ExpressRoute, whose existing machines may use the package mirror and the Git "
+                                "server directly (as the environment's own analytics VMs do)"},
             },
             "allow_clients_from_anywhere": {
                 "type": "boolean", "default": False,
@@ -110,7 +121,8 @@ SCHEMA: dict[str, Any] = {
                          "meta": {"doc": "Linux user name on every VM",
                                   "allowed": "1-32 lowercase letters, digits, _ or -"}},
             "ssh_public_keys": {"type": "list", "required": True, "minlength": 1, "maxlength": 20,
-                                "schema": {"type": "string", "maxlength": 16384},
+                                "schema": {"type": "string", "maxlength": 16384, "regex": SINGLE_LINE_PATTERN,
+                                           "meta": {"allowed": "one line with no control characters"}},
                                 "meta": {"doc": "OpenSSH public keys (ed25519, ECDSA or RSA 3072+)"}},
         },
     },
@@ -164,7 +176,7 @@ SCHEMA: dict[str, Any] = {
                     "upstreams": {
                         "type": "dict", "default": {}, "meta": {"doc": "Where the mirror fetches from"},
                         "schema": {
-                            name: {"type": "string", "regex": URL_PATTERN, "default": url,
+                            name: {"type": "string", "regex": URL_PATTERN, "default": url, "maxlength": 2048,
                                    "meta": {"doc": f"{name} upstream", "allowed": "an http(s) URL"}}
                             for name, url in {
                                 "debian": "http://deb.debian.org/debian",

@@ -22,6 +22,9 @@ RESERVED_USERNAMES = {
 KEY_TYPES = {"ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"}
 MIN_RSA_BITS = 3072
 WIDEST_CLIENT_PREFIX = 8  # a client range wider than /8 is "the Internet" in practice
+# RFC 1918. Python's is_private also counts loopback, link-local and documentation ranges,
+# which no virtual network or trust LAN can use.
+PRIVATE_RANGES = tuple(ipaddress.IPv4Network(r) for r in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 ROLE_SUBNETS = {"gateway": "gateway", "package_mirror": "services", "git_server": "services",
                 "analytics": "workloads"}
 
@@ -38,6 +41,10 @@ def _network(value: str) -> ipaddress.IPv4Network | str:
         return f"has host bits set; did you mean {loose}?"
 
 
+def _is_private(network: ipaddress.IPv4Network) -> bool:
+    return any(network.subnet_of(private) for private in PRIVATE_RANGES)
+
+
 def _address_plan(config: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     network = config["network"]
@@ -45,7 +52,7 @@ def _address_plan(config: dict[str, Any]) -> list[Problem]:
     if isinstance(space, str):
         problems.append(Problem("network.address_space", network["address_space"],
                                 f"is not a valid IPv4 range: {space}"))
-    elif not space.is_private:
+    elif not _is_private(space):
         problems.append(Problem("network.address_space", network["address_space"],
                                 "must be a private range (10/8, 172.16/12, 192.168/16)"))
     subnets: dict[str, ipaddress.IPv4Network] = {}
@@ -79,13 +86,31 @@ def _address_plan(config: dict[str, Any]) -> list[Problem]:
         if isinstance(parsed, str):
             problems.append(Problem(path, value, f"is not a valid IPv4 range: {parsed}"))
             continue
-        if parsed.prefixlen < WIDEST_CLIENT_PREFIX and not network["allow_clients_from_anywhere"]:
-            problems.append(Problem(path, value, f"is wider than /{WIDEST_CLIENT_PREFIX}, close to the whole Internet",
-                                    "name the trust's VPN or office ranges; if you really mean it, "
-                                    "set network.allow_clients_from_anywhere: true"))
+        if parsed.prefixlen < WIDEST_CLIENT_PREFIX:
+            if not network["allow_clients_from_anywhere"]:
+                problems.append(Problem(path, value,
+                                        f"is wider than /{WIDEST_CLIENT_PREFIX}, close to the whole Internet",
+                                        "name the trust's VPN or office ranges; if you really mean it, "
+                                        "set network.allow_clients_from_anywhere: true"))
+            continue  # asked for by name: it contains everything, the environment's own range included
         if isinstance(space, ipaddress.IPv4Network) and parsed.overlaps(space):
             problems.append(Problem(path, value, f"overlaps the environment's own address space {space}",
                                     "client ranges are where analysts connect from, outside Azure"))
+    for index, value in enumerate(network["private_client_ranges"]):
+        path = f"network.private_client_ranges[{index}]"
+        parsed = _network(value)
+        if isinstance(parsed, str):
+            problems.append(Problem(path, value, f"is not a valid IPv4 range: {parsed}"))
+            continue
+        if not _is_private(parsed):
+            problems.append(Problem(path, value, "must be a private range (10/8, 172.16/12, 192.168/16)",
+                                    "public ranges belong in network.allowed_client_ranges, for the gateway"))
+        elif parsed.prefixlen < WIDEST_CLIENT_PREFIX:
+            problems.append(Problem(path, value, f"must be /{WIDEST_CLIENT_PREFIX} or narrower",
+                                    "name the subnets the analysts' machines are on"))
+        if isinstance(space, ipaddress.IPv4Network) and parsed.overlaps(space):
+            problems.append(Problem(path, value, f"overlaps the environment's own address space {space}",
+                                    "peered networks need address ranges of their own"))
     return problems
 
 
@@ -152,6 +177,9 @@ def _roles(config: dict[str, Any]) -> list[Problem]:
             problems.append(Problem(f"network.subnets.{subnet}", None, f"is required by roles.{role}",
                                     f"give the {subnet} subnet a range inside the address space"))
     gateway = roles.get("gateway")
+    if gateway and not config["network"]["allowed_client_ranges"]:
+        problems.append(Problem("network.allowed_client_ranges", [], "needs at least one range when roles.gateway "
+                                "is set", "the trust's VPN or office egress ranges, e.g. 203.0.113.0/24"))
     if gateway and gateway["kind"] == "bastion" and not subnets.get("bastion"):
         problems.append(Problem("network.subnets.bastion", None, "is required by roles.gateway.kind: bastion",
                                 "add a /26 range, e.g. 10.40.4.0/26"))

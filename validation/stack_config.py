@@ -6,10 +6,11 @@ config (defaults filled in) or raises StackFileError with every problem found.
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
-from cerberus import Validator, errors
+from cerberus import TypeDefinition, Validator, errors
 
 from validation.problems import MISSING, Problem, StackFileError
 from validation.schema import SCHEMA
@@ -44,12 +45,15 @@ def _describe(error: errors.ValidationError) -> Problem:
     rule = error.rule
     value = error.value
     if error.code == errors.REQUIRED_FIELD.code:
-        return Problem(_dotted(path), MISSING, "is required", doc)
+        return Problem(_dotted(path), MISSING, f"is required: {_what_is_allowed(field)}", doc)
     if error.code == errors.UNKNOWN_FIELD.code:
         parent = _field_schema(path[:-1]).get("schema", {})
-        known = ", ".join(sorted(parent)) if isinstance(parent, dict) else ""
-        return Problem(_dotted(path), MISSING, "is not a known setting",
-                       f"known settings here: {known}" if known else "")
+        known = sorted(parent) if isinstance(parent, dict) else []
+        hint = f"known settings here: {', '.join(known)}" if known else ""
+        close = difflib.get_close_matches(str(path[-1]), known, n=1)
+        if close:
+            hint = f"did you mean {close[0]}? {hint}"
+        return Problem(_dotted(path), value, "is not a known setting", hint)
     if rule == "type":
         return Problem(_dotted(path), value, f"must be {_TYPE_WORDS.get(error.constraint, error.constraint)}", doc)
     if rule == "allowed":
@@ -62,11 +66,36 @@ def _describe(error: errors.ValidationError) -> Problem:
     if rule == "minlength":
         entries = "entry" if error.constraint == 1 else "entries"
         return Problem(_dotted(path), MISSING, f"needs at least {error.constraint} {entries}", doc)
+    if rule == "maxlength" and isinstance(value, list):
+        return Problem(_dotted(path), _ListOf(len(value)), f"allows at most {error.constraint} entries", doc)
     if rule == "maxlength":
-        return Problem(_dotted(path), MISSING, f"allows at most {error.constraint} entries or characters", doc)
+        return Problem(_dotted(path), value, f"allows at most {error.constraint} characters "
+                       f"(this has {len(value)})", doc)
     if rule == "nullable":
         return Problem(_dotted(path), None, "must not be empty", doc)
     return Problem(_dotted(path), value, f"failed the {rule} rule", doc)
+
+
+class _ListOf:
+    """Shows a too-long list by its length rather than its entries."""
+
+    def __init__(self, length: int) -> None:
+        self.length = length
+
+    def __repr__(self) -> str:
+        return f"a list of {self.length}"
+
+
+def _what_is_allowed(field: dict[str, Any]) -> str:
+    """What a field accepts, in words: its allowed values, its documented form, or its type."""
+    if "allowed" in field:
+        return "one of " + ", ".join(map(str, field["allowed"]))
+    meta = field.get("meta", {})
+    if "allowed" in meta:
+        return meta["allowed"]
+    if field.get("type") == "integer" and "min" in field:
+        return f"a whole number from {field['min']} to {field['max']}"
+    return _TYPE_WORDS.get(field.get("type", ""), "a value")
 
 
 def _flatten(errs: list[errors.ValidationError]) -> list[errors.ValidationError]:
@@ -79,9 +108,15 @@ def _flatten(errs: list[errors.ValidationError]) -> list[errors.ValidationError]
     return flat
 
 
+class _StackValidator(Validator):
+    """Python counts true and false as integers; a stack file must not (``count: true`` is a slip)."""
+
+    types_mapping = {**Validator.types_mapping, "integer": TypeDefinition("integer", (int,), (bool,))}
+
+
 def validate_document(document: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
     """Normalise a parsed document and list its problems (schema, then semantic)."""
-    validator = Validator(SCHEMA)
+    validator = _StackValidator(SCHEMA)
     if not validator.validate(document):
         problems = [_describe(error) for error in _flatten(list(validator._errors))]
         return document, sorted(problems, key=lambda problem: problem.path)

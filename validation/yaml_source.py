@@ -34,7 +34,14 @@ class _StrictLoader(yaml.SafeLoader):
         return super().compose_node(parent, index)
 
 
-def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], problems: list[Problem]) -> None:
+def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], problems: list[Problem],
+                 visited: set[int] | None = None) -> None:
+    # An alias is the very node it names: each node is walked once, or a few dozen aliases
+    # nested ten deep (an "alias bomb") would mean billions of visits.
+    visited = set() if visited is None else visited
+    if id(node) in visited:
+        return
+    visited.add(id(node))
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
         for key_node, value_node in node.value:
@@ -48,12 +55,19 @@ def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], problems: li
                 )
             seen[key] = line
             lines.setdefault(child, line)
-            _index_lines(value_node, child, lines, problems)
+            _index_lines(value_node, child, lines, problems, visited)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             child = f"{path}[{index}]"
             lines.setdefault(child, item.start_mark.line + 1)
-            _index_lines(item, child, lines, problems)
+            _index_lines(item, child, lines, problems, visited)
+
+
+def _not_yaml(error: yaml.YAMLError) -> Problem:
+    mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
+    what = getattr(error, "problem", None) or str(error)
+    return Problem("", MISSING, f"is not valid YAML: {what}", "check indentation and quoting near that line",
+                   line=mark.line + 1 if mark else None)
 
 
 def read_stack_source(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
@@ -79,7 +93,11 @@ def read_stack_source(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     except OSError as error:
         raise StackFileError(source, [Problem("", MISSING, f"cannot be read: {error.strerror}")]) from None
 
-    loader = _StrictLoader(text)
+    try:
+        # The reader checks every character as the loader is built: a control character fails here.
+        loader = _StrictLoader(text)
+    except yaml.YAMLError as error:
+        raise StackFileError(source, [_not_yaml(error)]) from None
     try:
         node = loader.get_single_node()
         if node is None:
@@ -92,11 +110,7 @@ def read_stack_source(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
             raise StackFileError(source, problems)
         document = loader.construct_document(node)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None) or getattr(error, "context_mark", None)
-        what = getattr(error, "problem", None) or str(error)
-        raise StackFileError(source, [Problem("", MISSING, f"is not valid YAML: {what}",
-                                              "check indentation and quoting near that line",
-                                              line=mark.line + 1 if mark else None)]) from None
+        raise StackFileError(source, [_not_yaml(error)]) from None
     except RecursionError:
         raise StackFileError(source, [Problem("", MISSING, "nests too deeply to be a stack file")]) from None
     finally:

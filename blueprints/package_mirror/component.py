@@ -3,7 +3,7 @@ and npm to everything else through curated allowlists."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
 
@@ -22,7 +22,9 @@ class PackageMirror(pulumi.ComponentResource):
 
     def __init__(self, name: str, args: PackageMirrorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("trust-blueprints:blueprints:PackageMirror", name, None, opts)
-        vm = LinuxVm(f"{name}-host", args.host.vm_args("package-mirror"), pulumi.ResourceOptions(parent=self))
+        # The cache disk refills itself from upstream: it is not backed up (policy TB-VM-006).
+        vm_args = replace(args.host.vm_args("package-mirror"), extra_tags={"data-disk": "cache"})
+        vm = LinuxVm(f"{name}-host", vm_args, pulumi.ResourceOptions(parent=self))
         self.vm_id = vm.vm_id
         self.private_ip = args.host.machine.private_ip
         self.register_outputs({"vm_id": self.vm_id})

@@ -1,8 +1,11 @@
+import argparse
 import json
 import subprocess
 import sys
 
-from blueprints.cli import main
+import pytest
+
+from blueprints.cli import build_parser, main
 from tests.conftest import EXAMPLE, REPO
 
 
@@ -50,3 +53,35 @@ def test_module_entry_point_and_help():
                          capture_output=True, text=True, check=False)
     assert bad.returncode == 2
     assert "invalid choice: 'xml'" in bad.stderr
+
+
+def _command_paths(parser, prefix=()):
+    """Every subcommand path of the parser, nested groups included (e.g. ("lab", "up"))."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, subparser in action.choices.items():
+                yield (*prefix, name)
+                yield from _command_paths(subparser, (*prefix, name))
+
+
+def test_the_walk_finds_the_subcommands(capsys):
+    paths = set(_command_paths(build_parser()))
+    assert {("validate",), ("plan",)} <= paths
+    with pytest.raises(SystemExit) as exited:
+        main(["--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert all(f"    {name}" in out for name in ("validate", "plan"))
+
+
+@pytest.mark.parametrize("path", sorted(_command_paths(build_parser())), ids=" ".join)
+def test_every_subcommand_has_help(path, capsys):
+    with pytest.raises(SystemExit) as exited:
+        main([*path, "--help"])
+    assert exited.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: blueprints {' '.join(path)}")
+    assert "-h, --help" in out
+    description = out.split("\n\n")[1].strip()
+    assert description and not description.startswith(("positional arguments", "options")), \
+        f"blueprints {' '.join(path)} --help has no description"

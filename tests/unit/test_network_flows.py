@@ -82,3 +82,20 @@ def test_bastion_kind_swaps_gateway_flows_for_bastion_flows(example_config):
     rules = nsg_rules(config)
     assert _allows(rules["bastion"], "Inbound", "203.0.113.10", "10.40.4.5", 443)
     assert _allows(rules["workloads"], "Inbound", "10.40.4.5", "10.40.3.4", 22)
+
+
+def test_private_client_ranges_get_what_analytics_vms_get_and_nothing_more(example_config):
+    config = copy.deepcopy(example_config)
+    assert "packages-private-clients-to-mirror" not in {flow.name for flow in active_flows(config)}
+    config["network"]["private_client_ranges"] = ["10.20.16.0/22"]
+    rules = nsg_rules(config)
+    machines = {m.name: m for m in plan_machines(config)}
+    desktop = "10.20.17.9"
+    for port in (443, 3142):
+        assert _allows(rules["services"], "Inbound", desktop, machines["mirror"].private_ip, port)
+    for port in (22, 443):
+        assert _allows(rules["services"], "Inbound", desktop, machines["git"].private_ip, port)
+    assert not _allows(rules["services"], "Inbound", desktop, machines["mirror"].private_ip, 22)
+    assert not _allows(rules["workloads"], "Inbound", desktop, machines["analytics-1"].private_ip, 22)
+    assert not _allows(rules["gateway"], "Inbound", desktop, machines["gateway"].private_ip, 443)
+    assert not _allows(rules["services"], "Inbound", "10.99.0.1", machines["git"].private_ip, 22)

@@ -1,0 +1,430 @@
+"""Reference pages generated from each stack's offline plan: diagram, resources, flows, cost.
+
+`blueprints docs` writes docs/reference/<stack>/ for every stack file in stacks/. Output depends
+only on the stack file and the code (sorted everywhere, no dates), so a test can regenerate it
+and compare bytes: a change to a blueprint that is not reflected in the committed reference fails
+the suite with the command to run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from blueprints.costing import estimate, render_markdown
+from blueprints.network_flows import Flow, active_flows
+from blueprints.topology import plan_machines
+from validation.plan_recorder import Plan, PlannedResource, record_plan
+from validation.plan_report import resource_details
+
+REFERENCE_DIR = Path("docs/reference")
+STACKS_DIR = Path("stacks")
+PNG_DIR = Path("out/diagrams")
+REGENERATE = "blueprints docs"
+
+
+@dataclass(frozen=True)
+class _Machine:
+    node: str
+    vm: PlannedResource
+    host: str
+    role: str
+    private_ip: str
+    subnet_id: str
+    public_ip: str | None  # the Azure name of its public IP, if any
+
+
+@dataclass(frozen=True)
+class _Subnet:
+    node: str
+    resource: PlannedResource
+    prefix: str
+    nat: str | None  # the NAT gateway's Azure name when the subnet has Internet egress
+
+
+class _Drawing:
+    """The plan read as a picture: subnets, machines, entry points and the flows between them."""
+
+    def __init__(self, plan: Plan) -> None:
+        self.plan = plan
+        by_id = plan.by_id()
+        self.subnets: dict[str, _Subnet] = {}
+        for index, subnet in enumerate(sorted(plan.of_type("azure-native:network:Subnet"),
+                                              key=lambda s: s.inputs["addressPrefix"])):
+            nat = subnet.inputs.get("natGateway", {}).get("id")
+            self.subnets[subnet.id] = _Subnet(f"cluster_subnet{index}", subnet, subnet.inputs["addressPrefix"],
+                                              by_id[nat].azure_name if nat in by_id else None)
+        roles = {m.private_ip: m for m in plan_machines(plan.config)}
+        self.machines: list[_Machine] = []
+        for vm in plan.of_type("azure-native:compute:VirtualMachine"):
+            nic = by_id[vm.inputs["networkProfile"]["networkInterfaces"][0]["id"]]
+            config = nic.inputs["ipConfigurations"][0]
+            public = config.get("publicIPAddress", {}).get("id")
+            topo = roles[config["privateIPAddress"]]
+            self.machines.append(_Machine(
+                node=f"vm_{topo.name.replace('-', '_')}", vm=vm, host=topo.name, role=topo.role,
+                private_ip=config["privateIPAddress"], subnet_id=config["subnet"]["id"],
+                public_ip=by_id[public].azure_name if public in by_id else None))
+        self.machines.sort(key=lambda m: tuple(int(part) for part in m.private_ip.split(".")))
+        self.bastions = []
+        for host in plan.of_type("azure-native:network:BastionHost"):
+            config = host.inputs["ipConfigurations"][0]
+            public = config.get("publicIPAddress", {}).get("id")
+            self.bastions.append((host, config["subnet"]["id"], by_id[public].azure_name if public in by_id else None))
+
+    def endpoint_nodes(self, endpoint: str) -> list[str]:
+        kind, _, value = endpoint.partition(":")
+        if endpoint == "clients":
+            return ["clients"]
+        if endpoint == "private-clients":
+            return ["private_clients"]
+        if endpoint == "internet":
+            return ["internet"]
+        if kind == "tag":
+            return [f"tag_{value}"]
+        if kind == "role":
+            return [m.node for m in self.machines if m.role == value]
+        if value == "*":
+            return ["vnet"]
+        if value == "bastion":
+            return ["bastion"]
+        return [m.node for m in self.machines if self.subnets[m.subnet_id].node == self._subnet_node(value)]
+
+    def _subnet_node(self, name: str) -> str:
+        for subnet in self.subnets.values():
+            if subnet.resource.azure_name.endswith(f"-{name}"):
+                return subnet.node
+        return ""
+
+
+def _quote(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _ports(flow: Flow) -> str:
+    return ", ".join(str(port) for port in flow.ports)
+
+
+def render_dot(plan: Plan) -> str:
+    """The architecture as Graphviz source: subnets are clusters, flows are labelled edges."""
+    drawing = _Drawing(plan)
+    config = plan.config
+    vnet = plan.of_type("azure-native:network:VirtualNetwork")[0]
+    title = (f"Stack {plan.stack}: {config['trust']['name']} ({config['environment']}, {config['location']}), "
+             "drawn from the offline plan")
+    vnet_label = f"virtual network {vnet.azure_name} {', '.join(vnet.inputs['addressSpace']['addressPrefixes'])}"
+    lines = [
+        f"digraph {_quote(plan.stack)} {{",
+        "  graph [rankdir=LR, compound=true, fontname=\"Helvetica\", fontsize=11, nodesep=0.3, ranksep=1.1,",
+        f"         label={_quote(title)}, labelloc=t];",
+        "  node [fontname=\"Helvetica\", fontsize=10, shape=box, style=\"rounded,filled\", fillcolor=\"#ffffff\"];",
+        "  edge [fontname=\"Helvetica\", fontsize=9];",
+    ]
+    endpoints = {endpoint for flow in active_flows(config) for endpoint in (flow.source, flow.destination)}
+    if "clients" in endpoints:
+        lines.append("  clients [label=" + _quote("Trust client ranges (Internet side)\n"
+                                                 + "\n".join(config["network"]["allowed_client_ranges"]))
+                     + ", shape=oval, fillcolor=\"#e8f0fe\"];")
+    if "private-clients" in endpoints:
+        lines.append("  private_clients [label=" + _quote("Trust network (peering or VPN)\n"
+                                                         + "\n".join(config["network"]["private_client_ranges"]))
+                     + ", shape=oval, fillcolor=\"#e6f4ea\"];")
+    if "internet" in endpoints:
+        lines.append("  internet [label=\"Internet\\n(public package registries)\", shape=oval, "
+                     "fillcolor=\"#eeeeee\"];")
+    used_tags = sorted({endpoint.partition(":")[2] for flow in active_flows(config)
+                        for endpoint in (flow.source, flow.destination) if endpoint.startswith("tag:")})
+    for tag in used_tags:
+        lines.append(f"  tag_{tag} [label={_quote('Azure service tag' + chr(10) + tag)}, shape=component, "
+                     "fillcolor=\"#f3e8fd\"];")
+    nat_names = sorted({s.nat for s in drawing.subnets.values() if s.nat})
+    nat_ips = sorted(r.azure_name for r in plan.of_type("azure-native:network:PublicIPAddress")
+                     if r.azure_name.endswith("-nat"))
+    for nat in nat_names:
+        label = f"NAT gateway {nat}" + (f"\npublic IP {nat_ips[0]}" if nat_ips else "")
+        lines.append(f"  nat [label={_quote(label)}, shape=cds, fillcolor=\"#fff4e5\"];")
+    lines.append(f"  subgraph cluster_vnet {{\n    label={_quote(vnet_label)};\n    style=rounded; color=\"#5f6368\";")
+    for subnet in drawing.subnets.values():
+        egress = f"Internet egress via {subnet.nat}" if subnet.nat else "no Internet egress"
+        nsg = subnet.resource.inputs.get("networkSecurityGroup", {}).get("id", "").rsplit("/", 1)[-1]
+        label = f"subnet {subnet.resource.azure_name} {subnet.prefix}\nNSG {nsg or 'none'}; {egress}"
+        lines.append(f"    subgraph {subnet.node} {{\n      label={_quote(label)}; style=\"rounded,dashed\";")
+        for machine in drawing.machines:
+            if machine.subnet_id != subnet.resource.id:
+                continue
+            size = machine.vm.inputs["hardwareProfile"]["vmSize"]
+            text = f"{machine.host} ({machine.role})\n{machine.vm.azure_name}\n{machine.private_ip}, {size}"
+            style = ""
+            if machine.public_ip:
+                text += f"\nPUBLIC IP {machine.public_ip}"
+                style = ", peripheries=2, color=\"#c5221f\", fillcolor=\"#fce8e6\""
+            lines.append(f"      {machine.node} [label={_quote(text)}{style}];")
+        for host, subnet_id, public in drawing.bastions:
+            if subnet_id == subnet.resource.id:
+                text = f"Azure Bastion {host.inputs['sku']['name']}\n{host.azure_name}"
+                text += f"\nPUBLIC IP {public}" if public else ""
+                lines.append(f"      bastion [label={_quote(text)}, peripheries=2, color=\"#c5221f\", "
+                             "fillcolor=\"#fce8e6\"];")
+        lines.append("    }")
+    lines.append("  }")
+
+    anchor = drawing.machines[0].node if drawing.machines else "bastion"
+    subnet_of = {m.node: drawing.subnets[m.subnet_id] for m in drawing.machines}
+    for flow in active_flows(config):
+        label = f"{flow.name.split('-')[0]} {_ports(flow)}"
+        for source in drawing.endpoint_nodes(flow.source):
+            for target in drawing.endpoint_nodes(flow.destination):
+                attrs = [f"label={_quote(label)}", f"tooltip={_quote(flow.name + ': ' + flow.purpose)}"]
+                tail = source
+                if source == "vnet":
+                    tail = anchor
+                    attrs[0] = f"label={_quote('every VM: ' + label)}"
+                    attrs.append("ltail=cluster_vnet")
+                if source == target:
+                    attrs.append("dir=both")
+                via_nat = target == "internet" and source in subnet_of and subnet_of[source].nat
+                if via_nat:
+                    lines.append(f"  {tail} -> nat [{', '.join(attrs)}];")
+                    continue
+                if source == "clients":
+                    attrs.append("color=\"#c5221f\", penwidth=1.6")
+                lines.append(f"  {tail} -> {target} [{', '.join(attrs)}];")
+    if nat_names:
+        lines.append("  nat -> internet [style=dashed, label=\"SNAT\"];")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def render_svg(dot_source: str) -> bytes:
+    return _run_dot(dot_source, "svg")
+
+
+def _run_dot(dot_source: str, fmt: str) -> bytes:
+    from blueprints.cli import UsageError
+
+    dot = shutil.which("dot")
+    if dot is None:
+        raise UsageError("Graphviz 'dot' was not found: install the Debian package graphviz (make host-deps)")
+    result = subprocess.run([dot, f"-T{fmt}"], input=dot_source.encode(), capture_output=True, check=False)
+    if result.returncode != 0:
+        raise UsageError(f"dot failed: {result.stderr.decode(errors='replace').strip()}")
+    return result.stdout
+
+
+# ---- the page -----------------------------------------------------------------------------------
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def endpoint_text(endpoint: str, config: dict[str, Any]) -> str:
+    kind, _, value = endpoint.partition(":")
+    if endpoint == "clients":
+        return "trust client ranges (" + ", ".join(config["network"]["allowed_client_ranges"]) + ")"
+    if endpoint == "private-clients":
+        return "trust network (" + ", ".join(config["network"]["private_client_ranges"]) + ")"
+    if endpoint == "internet":
+        return "Internet"
+    if kind == "tag":
+        return f"Azure service tag {value}"
+    if kind == "role":
+        machines = [m for m in plan_machines(config) if m.role == value]
+        return ", ".join(f"{m.name} ({m.private_ip})" for m in machines)
+    if value == "*":
+        return "every subnet"
+    return f"subnet {value} ({config['network']['subnets'][value]})"
+
+
+def _flow_matrix(plan: Plan) -> list[str]:
+    lines = ["| From | To | Ports | Protocol | Allowed | Purpose | Rule |", "|---|---|---|---|---|---|---|"]
+    for flow in active_flows(plan.config):
+        lines.append(f"| {_cell(endpoint_text(flow.source, plan.config))} | "
+                     f"{_cell(endpoint_text(flow.destination, plan.config))} | {_ports(flow)} | {flow.protocol} | "
+                     f"yes | {_cell(flow.purpose)} | `allow-{flow.name}` |")
+    lines.append("| anything else | anything | any | any | **no** | every NSG ends with a deny-all rule "
+                 "in both directions | `deny-all-inbound`, `deny-all-outbound` |")
+    return lines
+
+
+def _controls(plan: Plan) -> list[str]:
+    from validation.policies import evaluate
+
+    results = evaluate(plan)
+    passed = sum(result.passed for result in results)
+    lines = [f"Every rule of `validation.policies` evaluated against this plan: {passed} of {len(results)} pass. "
+             "The same rules run in `pulumi preview` as a policy pack.", "",
+             "| Rule | Control | Severity | Implements | Resources checked | Result |", "|---|---|---|---|---:|---|"]
+    for result in results:
+        rule = result.rule
+        outcome = "pass" if result.passed else f"**{len(result.violations)} violation(s)**"
+        if result.passed and result.checked == 0:
+            outcome = "pass (nothing of that type in this stack)"
+        lines.append(f"| {rule.id} | {_cell(rule.title)} | {rule.severity} | {_cell(rule.reference)} | "
+                     f"{result.checked} | {outcome} |")
+    failing = [(result.rule.id, v) for result in results for v in result.violations]
+    if failing:
+        lines += ["", "Violations:", ""]
+        lines += [f"- {rule_id}: {_cell(violation.message)}" for rule_id, violation in failing]
+    return lines
+
+
+def _resource_table(plan: Plan) -> list[str]:
+    urns = plan.by_urn()
+    lines = ["| Type | Azure name | Component | Settings that matter |", "|---|---|---|---|"]
+    nsg = "azure-native:network:NetworkSecurityGroup"
+    for resource in sorted(plan.custom_resources(), key=lambda r: (r.type, r.azure_name, r.name)):
+        parent = urns.get(resource.parent or "")
+        component = parent.name if parent else ""
+        details = resource_details(resource)
+        if resource.type == nsg:  # the rules are in the flow matrix below
+            details = [f"{len(resource.inputs.get('securityRules', []))} rules, see the flow matrix"]
+        lines.append(f"| {resource.type.split(':', 1)[1].replace(':', '.')} | `{_cell(resource.azure_name)}` | "
+                     f"{_cell(component)} | {_cell('; '.join(details))} |")
+    return lines
+
+
+def render_page(plan: Plan) -> str:
+    config = plan.config
+    machines = _Drawing(plan).machines
+    public = plan.of_type("azure-native:network:PublicIPAddress")
+    lines = [
+        f"# Reference: stack `{plan.stack}`",
+        "",
+        f"<!-- Generated by `{REGENERATE}` from {plan.source}; edit the stack or the code, not this file. -->",
+        "",
+        f"{config['trust']['name']}, environment `{config['environment']}`, region `{config['location']}`. "
+        f"Drawn from the offline plan of `{plan.source}`: {len(plan.custom_resources())} Azure resources, "
+        f"{len(machines)} virtual machines.",
+        "",
+        "## Architecture",
+        "",
+        f"![Architecture of stack {plan.stack}: subnets, machines, entry points and allowed flows](architecture.svg)",
+        "",
+        "Boxes inside the virtual network are subnets; red double-bordered nodes have a public IP address; "
+        "red edges come from the trust's client ranges; each edge is an allowed flow with its ports. "
+        "Nothing else is allowed. The Graphviz source is [architecture.dot](architecture.dot).",
+        "",
+        "## Entry points from outside",
+        "",
+    ]
+    for address in sorted(public, key=lambda r: r.azure_name):
+        users = [m.host for m in machines if m.public_ip == address.azure_name]
+        role = (f"attached to {', '.join(users)}" if users
+                else "outbound only (NAT gateway for the mirror)" if address.azure_name.endswith("-nat")
+                else "Azure Bastion" if address.azure_name.endswith("-bastion") else "not attached to a VM")
+        lines.append(f"- `{address.azure_name}`: {role}")
+    lines += ["", "## Virtual machines", "",
+              "| Host | Role | Azure name | Private IP | Size | Public IP |", "|---|---|---|---|---|---|"]
+    for machine in machines:
+        lines.append(f"| {machine.host} | {machine.role} | `{machine.vm.azure_name}` | {machine.private_ip} | "
+                     f"{machine.vm.inputs['hardwareProfile']['vmSize']} | {machine.public_ip or 'none'} |")
+    lines += ["", "## Network flows (NSG matrix)", "",
+              "Compiled into every subnet's NSG from `blueprints/network_flows.py`; the lab compiles the same "
+              "table to nftables.", "", *_flow_matrix(plan)]
+    lines += ["", "## Security controls the policies verify", "", *_controls(plan)]
+    lines += ["", "## Resources", "", *_resource_table(plan)]
+    lines += ["", render_markdown(estimate(plan))]
+    return "\n".join(lines) + "\n"
+
+
+def _stable_source(path: Path) -> str:
+    """The stack file as the page names it: relative to the repository, never an absolute path."""
+    root = Path(__file__).resolve().parent.parent
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return path.name
+
+
+def generate(stack_file: Path, reference_dir: Path) -> list[Path]:
+    """Write the reference of one stack; return the files written."""
+    plan = record_plan(stack_file)
+    plan.source = _stable_source(Path(stack_file))
+    target = reference_dir / plan.stack
+    target.mkdir(parents=True, exist_ok=True)
+    dot_source = render_dot(plan)
+    files = {
+        "index.md": render_page(plan).encode(),
+        "architecture.dot": dot_source.encode(),
+        "architecture.svg": render_svg(dot_source),
+    }
+    for name, content in files.items():
+        (target / name).write_bytes(content)
+    return [target / name for name in files]
+
+
+def stack_files(stacks_dir: Path = STACKS_DIR) -> list[Path]:
+    return sorted(stacks_dir.glob("*.yaml"))
+
+
+def drift(stacks: list[Path], reference_dir: Path, scratch: Path) -> list[str]:
+    """Regenerate into scratch and compare with reference_dir; one message per stale file."""
+    problems = []
+    generated_stacks = set()
+    for stack in stacks:
+        for fresh in generate(stack, scratch):
+            generated_stacks.add(fresh.parent.name)
+            committed = reference_dir / fresh.parent.name / fresh.name
+            if not committed.exists():
+                problems.append(f"{committed} is missing (new stack {stack}?)")
+            elif committed.read_bytes() != fresh.read_bytes():
+                problems.append(f"{committed} is out of date with {stack} or the code")
+    if reference_dir.is_dir():
+        for stale in sorted(p.name for p in reference_dir.iterdir() if p.is_dir()):
+            if stale not in generated_stacks:
+                problems.append(f"{reference_dir / stale} belongs to no stack file: remove it")
+    return problems
+
+
+def _cmd_docs(args: argparse.Namespace) -> int:
+    from blueprints.cli import UsageError
+
+    stacks = [Path(f) for f in args.stack_files] or stack_files()
+    if not stacks:
+        raise UsageError(f"no stack files found in {STACKS_DIR}/ (run from the repository root)")
+    reference = Path(args.output)
+    if args.check:
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as scratch:
+            problems = drift(stacks, reference, Path(scratch))
+        for problem in problems:
+            print(problem, file=sys.stderr)
+        if problems:
+            print(f"The reference is stale: run `{REGENERATE}` and commit {reference}/", file=sys.stderr)
+            return 1
+        print(f"{reference}/ matches {len(stacks)} stack file(s)", file=sys.stderr)
+        return 0
+    for stack in stacks:
+        written = generate(stack, reference)
+        print(f"{stack}: wrote {', '.join(str(path) for path in written)}", file=sys.stderr)
+        if args.png_dir:
+            png_dir = Path(args.png_dir)
+            png_dir.mkdir(parents=True, exist_ok=True)
+            png = png_dir / f"{written[0].parent.name}.png"
+            png.write_bytes(_run_dot(written[1].read_text(encoding="utf-8"), "png"))
+            print(f"{stack}: wrote {png}", file=sys.stderr)
+    return 0
+
+
+def register(commands: Any) -> None:
+    docs = commands.add_parser(
+        "docs", help="generate the reference pages of every stack (diagram, resources, flows, cost)",
+        description=f"Write {REFERENCE_DIR}/<stack>/ for each stack file from its offline plan: an architecture "
+                    "diagram (Graphviz), the virtual machines, the NSG flow matrix, every resource and the cost "
+                    "estimate. Output is deterministic; a test checks the committed copy for drift.")
+    docs.add_argument("stack_files", nargs="*", metavar="STACK_FILE",
+                      help=f"stack files to document (default: every {STACKS_DIR}/*.yaml)")
+    docs.add_argument("-o", "--output", default=str(REFERENCE_DIR),
+                      help=f"reference directory (default: {REFERENCE_DIR})")
+    docs.add_argument("--png-dir", default=str(PNG_DIR),
+                      help=f"also render each diagram as PNG here, for people to look at (default: {PNG_DIR}; "
+                           "'' to skip)")
+    docs.add_argument("--check", action="store_true",
+                      help="write nothing; exit 1 if the committed reference differs from a fresh generation")
+    docs.set_defaults(handler=_cmd_docs)

@@ -1,0 +1,78 @@
+"""The lab's addresses: the stack's own subnets plus a small stand-in for the Internet side.
+
+Machines sit at exactly their Azure private addresses. The host holds each subnet's ``.1``
+(Azure's default gateway address). An "Internet" bridge carries the client namespace (an
+analyst at home, inside the stack's first allowed client range) and the stand-in for the
+gateway's public IP address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import subprocess
+from dataclasses import dataclass
+from typing import Any
+
+from blueprints.topology import Machine, plan_machines, subnet_plan
+from lab.layout import PREFIX
+
+# Shared address space (RFC 6598): never a trust's VNet, never this host's uplink.
+LAB_INTERNET = ipaddress.ip_network("100.64.77.0/24")
+
+
+@dataclass(frozen=True)
+class AddressPlan:
+    address_space: ipaddress.IPv4Network
+    subnets: dict[str, ipaddress.IPv4Network]  # subnets that have machines
+    subnet_gateways: dict[str, str]  # subnet -> the host's address on its bridge (.1)
+    machines: tuple[Machine, ...]
+    internet: ipaddress.IPv4Network
+    internet_gateway: str  # the host on the Internet bridge
+    public_gateway_ip: str | None  # stand-in for the gateway's public IP (None: no self-hosted gateway)
+    client_ip: str  # the analyst at home, inside the first allowed client range
+    client_ranges: tuple[str, ...]
+
+
+def address_plan(config: dict[str, Any]) -> AddressPlan:
+    machines = tuple(plan_machines(config))
+    used = {m.subnet for m in machines}
+    subnets = {name: net for name, net in subnet_plan(config).items() if name in used}
+    first_range = ipaddress.ip_network(config["network"]["allowed_client_ranges"][0])
+    client = first_range.network_address + (1 if first_range.num_addresses > 2 else 0)
+    gateway = any(m.public_entry for m in machines)
+    return AddressPlan(
+        address_space=ipaddress.ip_network(config["network"]["address_space"]),
+        subnets=subnets,
+        subnet_gateways={name: str(net.network_address + 1) for name, net in subnets.items()},
+        machines=machines,
+        internet=LAB_INTERNET,
+        internet_gateway=str(LAB_INTERNET.network_address + 1),
+        public_gateway_ip=str(LAB_INTERNET.network_address + 10) if gateway else None,
+        client_ip=str(client),
+        client_ranges=tuple(config["network"]["allowed_client_ranges"]),
+    )
+
+
+def host_route_conflicts(plan: AddressPlan) -> list[str]:
+    """Host routes (other than the lab's own) that overlap the lab's networks: the lab would break them."""
+    result = subprocess.run(["ip", "-j", "-4", "route", "show", "table", "all"],
+                            capture_output=True, text=True, check=True)
+    lab_networks = [plan.address_space, plan.internet, ipaddress.ip_network(f"{plan.client_ip}/32")]
+    conflicts = []
+    for route in json.loads(result.stdout or "[]"):
+        destination = route.get("dst", "")
+        device = route.get("dev", "")
+        if destination in ("default", "") or device.startswith(PREFIX) or route.get("type") in (
+                "local", "broadcast", "multicast"):
+            continue
+        try:
+            network = ipaddress.ip_network(destination, strict=False)
+        except ValueError:
+            continue
+        if network.prefixlen == 0:
+            continue
+        for lab_network in lab_networks:
+            if network.overlaps(lab_network):
+                conflicts.append(f"{destination} on {device or '?'} overlaps the lab's {lab_network}")
+    return conflicts

@@ -1,0 +1,186 @@
+"""`blueprints lab ...`: run a stack's roles on local machines (registered in blueprints/cli.py)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from blueprints.cli import DEFAULT_STACK, EXIT_FAILED, EXIT_OK, UsageError
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _lab_errors() -> tuple[type[Exception], ...]:
+    """Failures of the host or a machine: reported in one line with what to read, exit 1."""
+    from lab.base_image import BaseBuildError
+    from lab.dns import DnsError
+    from lab.machines import MachineError
+    from lab.network import NetworkError
+    from lab.secrets import SecretError
+
+    return BaseBuildError, DnsError, MachineError, NetworkError, SecretError
+
+
+def _reporting_failures(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        try:
+            return handler(args)
+        except _lab_errors() as error:
+            print(f"blueprints lab {args.lab_command}: {error}", file=sys.stderr)
+            return EXIT_FAILED
+
+    return run
+
+
+def _cmd_up(args: argparse.Namespace) -> int:
+    from lab import lifecycle
+    from lab.progress import Progress
+
+    progress = Progress()
+    try:
+        record = lifecycle.up(args.stack_file, progress, timeout_minutes=args.timeout, together=args.together)
+    except lifecycle.LabUpError as failure:
+        print(f"blueprints lab up: {failure}", file=sys.stderr)
+        return EXIT_FAILED
+    progress.note(f"lab up: all machines finished cloud-init in {progress.elapsed():.0f}s")
+    lifecycle.print_up_summary(record)
+    return EXIT_OK
+
+
+def _cmd_status(args: argparse.Namespace) -> int:
+    from lab import lifecycle
+    from lab.machines import MachineError
+
+    try:
+        layout, record, rows = lifecycle.status_rows()
+    except MachineError as error:
+        print(error)
+        return EXIT_FAILED
+    print(f"lab of {record['stack_file']} (state in {layout.root})")
+    print(lifecycle.format_table(rows))
+    for rule in record.get("skipped_rules", []):
+        print(f"not enforced in the lab: {rule['rule']} ({rule['subnet']}): {rule['reason']}")
+    return EXIT_OK
+
+
+def _require_root() -> None:
+    if os.geteuid() != 0:
+        raise UsageError("entering a lab machine needs root: run it with sudo")
+
+
+def _cmd_ssh(args: argparse.Namespace) -> int:
+    from lab import machines
+
+    _require_root()
+    try:
+        leader = machines.require_leader(args.machine)
+    except machines.MachineError as error:
+        raise UsageError(str(error)) from None
+    argv = args.argv or ["/bin/bash", "--login"]
+    return subprocess.run(machines.nsenter_argv(leader, argv), check=False).returncode
+
+
+def _cmd_logs(args: argparse.Namespace) -> int:
+    from lab import machines
+
+    _require_root()
+    try:
+        layout, record = machines.running_lab()
+    except machines.MachineError as error:
+        raise UsageError(str(error)) from None
+    if args.machine not in record["machines"]:
+        raise UsageError(f"no machine {args.machine!r} in this lab; machines: {', '.join(record['machines'])}")
+    root = layout.machine_root(args.machine)
+    sections = [("console (systemd-nspawn)", layout.console_log(args.machine)),
+                ("/var/log/cloud-init-output.log", root / "var/log/cloud-init-output.log")]
+    for title, path in sections:
+        print(f"===== {title}: {path}")
+        if path.exists():
+            lines = path.read_text(errors="replace").splitlines()
+            print("\n".join(lines[-args.lines:]))
+    leader = machines.leader_pid(args.machine)
+    print("===== journal (inside the machine)")
+    if leader is None:
+        print("machine not running")
+        return EXIT_OK
+    sys.stdout.flush()
+    return subprocess.run(machines.nsenter_argv(leader, ["journalctl", "--no-pager", "-n", str(args.lines)]),
+                          check=False).returncode
+
+
+def _cmd_test(args: argparse.Namespace) -> int:
+    from lab import machines
+
+    _require_root()
+    try:
+        machines.running_lab()
+    except machines.MachineError as error:
+        raise UsageError(str(error)) from None
+    env = dict(os.environ, BLUEPRINTS_LAB_REQUIRED="1")
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/lab", "tests/acceptance",
+            *args.pytest_args]
+    return subprocess.run(argv, cwd=REPO, env=env, check=False).returncode
+
+
+def _cmd_down(args: argparse.Namespace) -> int:
+    from lab import lifecycle
+    from lab.progress import Progress
+
+    lifecycle.down(Progress(), purge=args.purge)
+    return EXIT_OK
+
+
+def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    lab = commands.add_parser(
+        "lab", help="run the stack's roles on local Debian 13 machines (needs root)",
+        description="Run a stack's roles on local systemd-nspawn machines booted from the same cloud-init "
+                    "Azure receives, with the stack's address plan and NSG rules enforced on the host. "
+                    "Needs root.")
+    group = lab.add_subparsers(dest="lab_command", metavar="LAB_COMMAND", required=True)
+
+    up = group.add_parser("up", help="build or reuse the base, boot every machine, wait for cloud-init",
+                          description="Build or reuse the cached Debian 13 base, wire the subnets and NSG rules, "
+                                      "boot one machine per VM and wait until cloud-init finishes on all.")
+    up.add_argument("stack_file", nargs="?", default=DEFAULT_STACK,
+                    help=f"stack file to run (default: {DEFAULT_STACK})")
+    up.add_argument("--timeout", type=float, default=30, metavar="MINUTES",
+                    help="give up waiting for cloud-init after this long (default: 30)")
+    up.add_argument("--together", action="store_true",
+                    help="boot every machine at once, as Azure does (default: the mirror first, to spare CPU)")
+    up.set_defaults(handler=_reporting_failures(_cmd_up))
+
+    status = group.add_parser("status", help="machines, addresses, cloud-init results",
+                              description="Show each lab machine: role, address, whether it runs, and the "
+                                          "result of its cloud-init.")
+    status.set_defaults(handler=_reporting_failures(_cmd_status))
+
+    ssh = group.add_parser(
+        "ssh", help="root shell inside a machine (entered from the host with nsenter, not over SSH)",
+        description="Open a root shell (or run COMMAND) inside a lab machine. This does not use SSH: it enters "
+                    "the machine's namespaces from the host with nsenter, so it works before sshd is up.")
+    ssh.add_argument("machine", help="machine name, e.g. mirror")
+    ssh.add_argument("argv", metavar="COMMAND", nargs=argparse.REMAINDER, help="command to run instead of a shell")
+    ssh.set_defaults(handler=_reporting_failures(_cmd_ssh))
+
+    logs = group.add_parser("logs", help="console, cloud-init output and journal of a machine",
+                            description="Print the end of a lab machine's console log, its cloud-init output "
+                                        "and its journal: the first place to look when a role fails.")
+    logs.add_argument("machine", help="machine name, e.g. mirror")
+    logs.add_argument("-n", "--lines", type=int, default=100, help="lines of each log (default: 100)")
+    logs.set_defaults(handler=_reporting_failures(_cmd_logs))
+
+    test = group.add_parser("test", help="run the lab and acceptance suites against the running lab",
+                            description="Run tests/lab and tests/acceptance against the running lab; "
+                                        "a missing lab machine is a failure, not a skip.")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
+    test.set_defaults(handler=_reporting_failures(_cmd_test))
+
+    down = group.add_parser("down", help="stop the machines and remove everything the lab created",
+                            description="Stop every machine; remove namespaces, bridges, the nftables table, "
+                                        "mounts and the lab's state. The cached base stays unless --purge.")
+    down.add_argument("--purge", action="store_true", help="also remove the cached base image")
+    down.set_defaults(handler=_reporting_failures(_cmd_down))

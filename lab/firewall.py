@@ -1,0 +1,163 @@
+"""The NSG rule table compiled to nftables, applied in the host's forward path.
+
+Azure evaluates the source subnet's outbound NSG and then the destination subnet's inbound
+NSG; each list is read in priority order and the first matching rule decides. The lab does the
+same: one chain per subnet and direction, an Allow rule returns to the caller (the next check),
+a Deny rule drops. The guests cannot touch these rules: they live in the host's namespace.
+
+Bridge ports are isolated and the host answers ARP for every address of a subnet, so even
+traffic between two machines of one subnet passes through this forward path, as NSGs filter
+traffic inside a subnet too.
+
+Service tags (AzureMonitor, AzureKeyVault, ...) name Azure platform services that have no lab
+equivalent: rules that use them are left out and listed by ``skipped_rules``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from typing import Any
+
+from blueprints.network_flows import SecurityRule, nsg_rules
+from lab.address_plan import AddressPlan, address_plan
+from lab.layout import INTERNET_BRIDGE, NFT_TABLE, PREFIX
+
+HTTPS, SSH = 443, 22
+PUBLIC_PORTS = (HTTPS, SSH)
+
+
+@dataclass(frozen=True)
+class SkippedRule:
+    subnet: str
+    rule: str
+    reason: str
+
+
+def _is_address(prefix: str) -> bool:
+    try:
+        ipaddress.ip_network(prefix)
+    except ValueError:
+        return False
+    return True
+
+
+def _address_match(field: str, prefixes: tuple[str, ...], plan: AddressPlan) -> str | None:
+    """nft match for a rule's source or destination prefixes; None when it names a service tag."""
+    if prefixes == ("*",):
+        return ""
+    if prefixes == ("VirtualNetwork",):
+        return f"ip {field} {plan.address_space}"
+    if prefixes == ("Internet",):
+        return f"ip {field} != {plan.address_space}"
+    if all(_is_address(p) for p in prefixes):
+        return f"ip {field} {_set(prefixes)}"
+    return None
+
+
+def _set(items: tuple[str, ...] | list[str]) -> str:
+    return items[0] if len(items) == 1 else "{ " + ", ".join(items) + " }"
+
+
+def _protocol_match(rule: SecurityRule) -> str:
+    protocol = rule.protocol.lower()
+    ports = () if rule.destination_ports == ("*",) else rule.destination_ports
+    if protocol in ("tcp", "udp"):
+        return f"meta l4proto {protocol}" + (f" th dport {_set(ports)}" if ports else "")
+    if protocol == "icmp":
+        return "meta l4proto icmp"
+    return "meta l4proto { tcp, udp } th dport " + _set(ports) if ports else ""
+
+
+def chain_name(subnet: str, direction: str) -> str:
+    return f"{'in' if direction == 'Inbound' else 'out'}_{subnet}"
+
+
+def compile_chain(rules: list[SecurityRule], plan: AddressPlan, subnet: str,
+                  skipped: list[SkippedRule]) -> list[str]:
+    """One NSG direction as nft rules, in priority order."""
+    lines = []
+    for rule in sorted(rules, key=lambda r: r.priority):
+        source = _address_match("saddr", rule.source_prefixes, plan)
+        destination = _address_match("daddr", rule.destination_prefixes, plan)
+        if source is None or destination is None:
+            skipped.append(SkippedRule(subnet, rule.name, "Azure service tag: no lab equivalent"))
+            continue
+        verdict = "return" if rule.access == "Allow" else "drop"
+        match = " ".join(part for part in (source, destination, _protocol_match(rule)) if part)
+        lines.append(f"{match} {verdict} comment \"{rule.name} ({rule.priority})\"".strip())
+    return lines
+
+
+def compile_ruleset(config: dict[str, Any]) -> tuple[str, list[SkippedRule]]:
+    """The whole nft script for a stack, and the rules it had to leave out."""
+    plan = address_plan(config)
+    rules = nsg_rules(config)
+    skipped: list[SkippedRule] = []
+    chains: dict[str, list[str]] = {}
+    for subnet in plan.subnets:
+        for direction in ("Outbound", "Inbound"):
+            subnet_rules = [r for r in rules.get(subnet, []) if r.direction == direction]
+            chains[chain_name(subnet, direction)] = compile_chain(subnet_rules, plan, subnet, skipped)
+
+    space = plan.address_space
+    dns_servers = _set(list(plan.subnet_gateways.values()))
+    forward = [
+        "ct state established,related accept",
+        "ct state invalid drop",
+        "meta nfproto ipv6 drop comment \"the lab is IPv4, as the stack's address plan\"",
+        f"iifname \"{INTERNET_BRIDGE}\" "
+        + (f"ct original ip daddr != {plan.public_gateway_ip} " if plan.public_gateway_ip else "")
+        + "drop comment \"from the Internet only through the gateway's public address\"",
+    ]
+    forward += [f"ip saddr {net} jump {chain_name(s, 'Outbound')}" for s, net in plan.subnets.items()]
+    lab_subnets = _set([str(net) for net in plan.subnets.values()])
+    forward.append(f"ip saddr {space} ip saddr != {lab_subnets} drop comment \"address space without a lab subnet\"")
+    forward += [f"ip daddr {net} jump {chain_name(s, 'Inbound')}" for s, net in plan.subnets.items()]
+    forward.append(f"ip daddr {space} ip daddr != {lab_subnets} drop comment \"address space without a lab subnet\"")
+    forward.append("accept")
+
+    out: list[str] = [
+        f"table inet {NFT_TABLE}",
+        f"delete table inet {NFT_TABLE}",
+        f"table inet {NFT_TABLE} {{",
+        "  chain forward {",
+        "    type filter hook forward priority filter; policy accept;",
+        f"    iifname \"{PREFIX}*\" jump lab_forward",
+        f"    oifname \"{PREFIX}*\" jump lab_forward",
+        "  }",
+        "  chain lab_forward {",
+        *(f"    {line}" for line in forward),
+        "  }",
+    ]
+    for name, lines in chains.items():
+        out += [f"  chain {name} {{", *(f"    {line}" for line in lines), "  }"]
+    out += [
+        "  chain input {",
+        "    type filter hook input priority filter; policy accept;",
+        f"    iifname \"{PREFIX}*\" jump lab_input",
+        "  }",
+        "  chain lab_input {",
+        "    ct state established,related accept",
+        f"    ip saddr {space} ip daddr {dns_servers} meta l4proto {{ tcp, udp }} th dport 53 accept "
+        "comment \"the resolver, as Azure's platform DNS\"",
+        "    drop",
+        "  }",
+        "  chain prerouting {",
+        "    type nat hook prerouting priority dstnat; policy accept;",
+    ]
+    gateway = next((m for m in plan.machines if m.public_entry), None)
+    if gateway and plan.public_gateway_ip:
+        out.append(f"    iifname \"{INTERNET_BRIDGE}\" ip daddr {plan.public_gateway_ip} "
+                   f"tcp dport {_set([str(p) for p in PUBLIC_PORTS])} dnat ip to {gateway.private_ip} "
+                   "comment \"the gateway's public IP\"")
+    out += [
+        "  }",
+        "  chain postrouting {",
+        "    type nat hook postrouting priority srcnat; policy accept;",
+        f"    ip saddr {space} ip daddr != {space} oifname != \"{PREFIX}*\" masquerade "
+        "comment \"Internet egress; the forward rules allow it only where Azure has it\"",
+        "  }",
+        "}",
+    ]
+    return "\n".join(out) + "\n", skipped

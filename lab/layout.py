@@ -1,0 +1,107 @@
+"""Where the lab keeps things on the host, and the names it gives host objects.
+
+Everything the lab creates on the host is named ``tb-*`` (links, namespaces) or lives in the
+nftables table ``trust_blueprints_lab``, so `lab down` can find and remove it all.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CACHE_ROOT = Path("/var/cache/trust-blueprints/lab")
+STATE_ROOT = Path("/var/lib/trust-blueprints/lab")
+NFT_TABLE = "trust_blueprints_lab"
+PREFIX = "tb-"
+# Linux limits interface names to 15 characters.
+IFNAME_MAX = 15
+
+
+def bridge_name(subnet: str) -> str:
+    return _ifname(f"{PREFIX}sn-{subnet}")
+
+
+def machine_link_name(machine: str) -> str:
+    """The host end of a machine's network cable."""
+    return _ifname(f"{PREFIX}{machine}")
+
+
+def machine_netns(machine: str) -> str:
+    return f"{PREFIX}{machine}"
+
+
+CLIENT_NETNS = f"{PREFIX}client"
+CLIENT_LINK = f"{PREFIX}client"
+INTERNET_BRIDGE = f"{PREFIX}internet"
+
+
+def _ifname(name: str) -> str:
+    if len(name) > IFNAME_MAX:
+        raise ValueError(f"interface name {name!r} is longer than {IFNAME_MAX} characters")
+    return name
+
+
+@dataclass(frozen=True)
+class LabLayout:
+    """The state directory of the lab of one stack."""
+
+    stack: str  # stack name: the stack file's stem
+
+    @property
+    def root(self) -> Path:
+        return STATE_ROOT / self.stack
+
+    @property
+    def record(self) -> Path:
+        """lab.json: what `lab up` created, read by status, ssh, down and the tests."""
+        return self.root / "lab.json"
+
+    def machine_dir(self, machine: str) -> Path:
+        return self.root / "machines" / machine
+
+    def machine_root(self, machine: str) -> Path:
+        return self.machine_dir(machine) / "root"
+
+    def console_log(self, machine: str) -> Path:
+        return self.machine_dir(machine) / "console.log"
+
+    @property
+    def ca_dir(self) -> Path:
+        return self.root / "ca"
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.ca_dir / "ca.crt"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.root / "secrets"
+
+    @property
+    def dns_dir(self) -> Path:
+        return self.root / "dns"
+
+    @property
+    def nft_file(self) -> Path:
+        return self.root / "nftables.nft"
+
+
+def read_record(layout: LabLayout) -> dict[str, Any]:
+    return json.loads(layout.record.read_text())
+
+
+def write_record(layout: LabLayout, record: dict[str, Any]) -> None:
+    layout.root.mkdir(parents=True, exist_ok=True)
+    tmp = layout.record.with_suffix(".tmp")
+    tmp.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    tmp.replace(layout.record)
+
+
+def running_labs() -> list[LabLayout]:
+    """Every lab with a record on this host (at most one, since `lab up` refuses a second)."""
+    if not STATE_ROOT.is_dir():
+        return []
+    return sorted((LabLayout(d.name) for d in STATE_ROOT.iterdir() if (d / "lab.json").is_file()),
+                  key=lambda layout: layout.stack)

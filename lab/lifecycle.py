@@ -1,0 +1,303 @@
+"""`lab up`, `lab status` and `lab down`: the order things are built and taken apart in.
+
+`lab up` checks everything it can before it changes the host (root, tools, a lab already
+running, address clashes, templates that do not render), then builds the base, wires the
+network, seeds and boots the machines and waits for cloud-init. If wiring or booting fails,
+everything created so far is removed again. If cloud-init fails on a machine, the lab stays up
+so the machine can be inspected, and the message says how and what `lab down` removes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from blueprints.cli import UsageError
+from blueprints.cloud_init import RenderError
+from blueprints.topology import Machine, private_dns_zone
+from lab import base_image, dns, firewall, machines, network, secrets, seeds
+from lab.address_plan import address_plan, host_route_conflicts
+from lab.layout import STATE_ROOT, LabLayout, read_record, running_labs, write_record
+from lab.progress import Progress
+from validation.stack_config import load_stack
+
+REQUIRED_TOOLS = {
+    "debootstrap": "debootstrap",
+    "systemd-nspawn": "systemd-container",
+    "nsenter": "util-linux",
+    "nft": "nftables",
+    "ip": "iproute2",
+    "bridge": "iproute2",
+    "dnsmasq": "dnsmasq-base",
+    "openssl": "openssl",
+    "ssh-keygen": "openssh-client",
+}
+# Machines that other machines install through boot first (Azure boots all at once; the
+# templates wait for the mirror either way, this only saves CPU on a small host).
+BOOT_FIRST_ROLES = ("package_mirror",)
+DEFAULT_TIMEOUT_MINUTES = 30
+
+
+class LabUpError(Exception):
+    """The lab came up but a machine did not finish; the message names machine, step and log."""
+
+
+def preflight() -> None:
+    if os.geteuid() != 0:
+        raise UsageError("the lab needs root (it creates namespaces, bridges, nftables rules and mounts): "
+                         "run it with sudo")
+    missing = [f"{tool} (Debian package {package})" for tool, package in REQUIRED_TOOLS.items()
+               if shutil.which(tool) is None]
+    if missing:
+        raise UsageError("missing on this host: " + ", ".join(missing) + "; `sudo make host-deps` installs them")
+
+
+def _refuse_second_lab() -> None:
+    labs = running_labs()
+    if labs:
+        record = read_record(labs[0])
+        raise UsageError(f"a lab is already running here (stack {labs[0].stack}, from {record['stack_file']}); "
+                         "only one lab runs at a time: `sudo blueprints lab down` first")
+    leftovers = network.lab_links() + network.lab_namespaces()
+    if leftovers or network.nft_table_present():
+        raise UsageError("lab network objects are left from an earlier run (" + ", ".join(leftovers or
+                         ["nftables table"]) + "): `sudo blueprints lab down` removes them")
+
+
+def boot_order(all_machines: list[Machine], together: bool = False) -> list[list[Machine]]:
+    if together:
+        return [all_machines]
+    first = [m for m in all_machines if m.role in BOOT_FIRST_ROLES]
+    rest = [m for m in all_machines if m.role not in BOOT_FIRST_ROLES]
+    return [group for group in (first, rest) if group]
+
+
+def up(stack_file: str, progress: Progress, timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES,
+       together: bool = False) -> dict[str, Any]:
+    if timeout_minutes <= 0:
+        raise UsageError(f"--timeout {timeout_minutes:g}: must be a number of minutes above 0")
+    preflight()
+    _refuse_second_lab()
+    config = load_stack(stack_file)
+    stack = Path(stack_file).stem
+    layout = LabLayout(stack)
+    plan = address_plan(config)
+    conflicts = host_route_conflicts(plan)
+    if conflicts:
+        raise UsageError("the stack's addresses clash with this host's routes: " + "; ".join(conflicts))
+    try:
+        seed_files = {m.name: seeds.seed_files(config, stack, m) for m in plan.machines}
+    except RenderError as error:
+        raise UsageError(f"cloud-init does not render: {error}") from None
+    ruleset, skipped = firewall.compile_ruleset(config)
+
+    base = base_image.ensure_base(progress)
+    progress.timings.setdefault("base_build", 0.0)
+    record: dict[str, Any] = {
+        "stack": stack, "stack_file": str(Path(stack_file).resolve()), "base": str(base),
+        "zone": private_dns_zone(config), "client_ip": plan.client_ip,
+        "public_gateway_ip": plan.public_gateway_ip, "ca_cert": str(layout.ca_cert),
+        "public_hostname": (config["roles"].get("gateway") or {}).get("hostname") if plan.public_gateway_ip else None,
+        "started": time.time(), "skipped_rules": [s.__dict__ for s in skipped],
+        "machines": {m.name: {"role": m.role, "subnet": m.subnet, "address": m.private_ip,
+                              "supervisor_pid": None, "cloud_init": "not started", "seconds": None}
+                     for m in plan.machines},
+    }
+    # Recorded before anything is created, so `lab down` finds a half-built lab too.
+    write_record(layout, record)
+    try:
+        with progress.step("network: bridges, client namespace, NSG rules, DNS", key="network"):
+            network.enable_forwarding()
+            network.create_subnet_bridges(plan)
+            gateway = config["roles"].get("gateway") or {}
+            network.create_client(plan, gateway.get("hostname") if plan.public_gateway_ip else None)
+            layout.nft_file.write_text(ruleset)
+            network.apply_ruleset(layout.nft_file)
+            dns.start(plan, record["zone"], layout.dns_dir)
+        for rule in skipped:
+            progress.note(f"NSG rule {rule.rule} ({rule.subnet}) not in the lab: {rule.reason}")
+        with progress.step("machines: overlays, cloud-init seeds, secrets", key="prepare"):
+            layout.secrets_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(layout.secrets_dir, 0o700)
+            ca = secrets.LabCertificateAuthority(layout.ca_dir, f"{config['trust']['short_name']}-"
+                                                 f"{config['environment']}")
+            ca.ensure()
+            for machine in plan.machines:
+                step = "mounting its overlay"
+                try:
+                    root = machines.mount_overlay(base, layout, machine.name)
+                    step = "writing its cloud-init seed"
+                    seeds.write_seed(root, seed_files[machine.name])
+                    (root / "etc/machine-id").write_text(os.urandom(16).hex() + "\n")
+                    step = "writing its secrets"
+                    secrets.install_secret_files(root, secrets.machine_secret_files(config, machine, ca,
+                                                                                    layout.secrets_dir))
+                    step = "cabling its network namespace"
+                    network.create_machine_network(machine.name, machine.subnet)
+                except (OSError, machines.MachineError, network.NetworkError, secrets.SecretError) as error:
+                    raise LabUpError(f"{machine.name}: {step} failed: {error}") from error
+    except BaseException as error:
+        progress.note(f"lab up stopped while wiring ({error or type(error).__name__}); removing what was created")
+        down(progress, quiet=True)
+        raise
+
+    deadline = time.monotonic() + timeout_minutes * 60
+    failures = []
+    for group in boot_order(list(plan.machines), together):
+        failures += _boot_and_wait(layout, record, group, progress, deadline)
+        if failures:
+            break
+    record["timings"] = progress.timings
+    write_record(layout, record)
+    if failures:
+        raise LabUpError("\n".join(failures) + "\nThe lab is still up for inspection; `sudo blueprints lab down` "
+                        "stops the machines and removes their namespaces, bridges, nftables table, mounts "
+                        f"and {layout.root}.")
+    return record
+
+
+def _boot_and_wait(layout: LabLayout, record: dict[str, Any], group: list[Machine], progress: Progress,
+                   deadline: float) -> list[str]:
+    started: dict[str, float] = {}
+    for machine in group:
+        entry = record["machines"][machine.name]
+        with progress.step(f"{machine.name}: booting ({machine.role}, {machine.private_ip})"):
+            entry["supervisor_pid"] = machines.start(layout, machine.name)
+            entry["started_at"] = time.time()
+            write_record(layout, record)
+            while machines.leader_pid(machine.name) is None:
+                if not Path(f"/proc/{entry['supervisor_pid']}").exists() or time.monotonic() > deadline:
+                    return [f"{machine.name}: systemd-nspawn did not start the machine; "
+                            f"read {layout.console_log(machine.name)}"]
+                time.sleep(0.2)
+        started[machine.name] = time.monotonic()
+    waiting = {m.name for m in group}
+    failures = []
+    last_note = time.monotonic()
+    progress.note(f"cloud-init: waiting for {', '.join(sorted(waiting))}")
+    while waiting:
+        for name in sorted(waiting):
+            status = machines.cloud_init_status(name)
+            entry = record["machines"][name]
+            entry["cloud_init"] = status.detail
+            if status.finished:
+                waiting.discard(name)
+                entry["seconds"] = round(time.monotonic() - started[name], 1)
+                progress.timings[f"cloud_init:{name}"] = entry["seconds"]
+                progress.note(f"{name}: cloud-init {status.detail} after {entry['seconds']:.0f}s")
+                if status.status != "done" or "degraded" in status.detail:
+                    failures.append(f"{name}: cloud-init finished with {status.detail}; read "
+                                    f"`sudo blueprints lab logs {name}` "
+                                    f"({layout.machine_root(name)}/var/log/cloud-init-output.log)")
+            elif Path(f"/proc/{entry['supervisor_pid']}").exists() is False:
+                waiting.discard(name)
+                failures.append(f"{name}: the machine stopped while booting; read {layout.console_log(name)}")
+        write_record(layout, record)
+        if waiting and time.monotonic() > deadline:
+            for name in sorted(waiting):
+                failures.append(f"{name}: cloud-init still running at the time limit; read "
+                                f"`sudo blueprints lab logs {name}`")
+            break
+        if waiting and time.monotonic() - last_note > 30:
+            progress.note(f"cloud-init: still running on {', '.join(sorted(waiting))}")
+            last_note = time.monotonic()
+        if waiting:
+            time.sleep(3)
+    return failures
+
+
+def status_rows() -> tuple[LabLayout, dict[str, Any], list[dict[str, str]]]:
+    layout, record = machines.running_lab()
+    rows = []
+    for name, entry in record["machines"].items():
+        if os.geteuid() == 0:
+            state = "running" if machines.leader_pid(name) is not None else "stopped"
+        else:
+            state = "unknown (needs root)"
+        reach = f"sudo blueprints lab ssh {name}"
+        if entry["role"] == "remote_gateway" and record.get("public_hostname"):
+            reach += f"; https://{record['public_hostname']} from tb-client"
+        rows.append({
+            "machine": name, "role": entry["role"], "address": entry["address"],
+            "state": state,
+            "cloud-init": entry["cloud_init"],
+            "time": f"{entry['seconds']:.0f}s" if entry.get("seconds") is not None else "-",
+            "reach": reach,
+        })
+    return layout, record, rows
+
+
+def format_table(rows: list[dict[str, str]]) -> str:
+    if not rows:
+        return ""
+    columns = list(rows[0])
+    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    lines = ["  ".join(c.upper().ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(r[c]).ljust(widths[c]) for c in columns) for r in rows]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def _lab_mounts() -> list[Path]:
+    mounts = []
+    for line in Path("/proc/mounts").read_text().splitlines():
+        target = line.split()[1].replace("\\040", " ")
+        if target.startswith(str(STATE_ROOT) + "/"):
+            mounts.append(Path(target))
+    return sorted(mounts, key=lambda p: len(p.parts), reverse=True)
+
+
+def down(progress: Progress, purge: bool = False, quiet: bool = False) -> list[str]:
+    """Stop every machine and remove everything the lab put on the host; returns what was removed."""
+    if os.geteuid() != 0:
+        raise UsageError("the lab needs root to take down namespaces, bridges, rules and mounts: use sudo")
+    removed: list[str] = []
+    to_stop: dict[str, int | None] = {}
+    for layout in running_labs() or [LabLayout(d.name) for d in _state_dirs()]:
+        record = read_record(layout) if layout.record.exists() else {"machines": {}}
+        for name, entry in record["machines"].items():
+            if machines.leader_pid(name) is not None or entry.get("supervisor_pid"):
+                to_stop[name] = entry.get("supervisor_pid")
+    # Machines not in any record (a record lost mid-way) still have their init in a tb-* namespace.
+    for netns in network.lab_namespaces():
+        name = netns.removeprefix("tb-")
+        if name not in to_stop and machines.leader_pid(name) is not None:
+            to_stop[name] = None
+    if to_stop:
+        with progress.step(f"stopping {', '.join(sorted(to_stop))}"):
+            killed = machines.stop_all(to_stop)
+        removed += [f"machine {name}" + (" (killed: no clean power-off within 30s)" if name in killed else "")
+                    for name in sorted(to_stop)]
+    for layout in [LabLayout(d.name) for d in _state_dirs()]:
+        if dns.stop(layout.dns_dir):
+            removed.append("dnsmasq")
+    removed += network.remove_all()
+    for mount in _lab_mounts():
+        machines.unmount(mount)
+        removed.append(f"mount {mount}")
+    for directory in _state_dirs():
+        with progress.step(f"removing {directory} (machine disks, seeds, lab CA)"):
+            shutil.rmtree(directory)
+        removed.append(str(directory))
+    if purge:
+        removed += [f"cached {p}" for p in base_image.purge_cache()]
+    if not quiet:
+        progress.note("removed: " + (", ".join(removed) if removed else "nothing (no lab on this host)"))
+    return removed
+
+
+def _state_dirs() -> list[Path]:
+    return sorted(d for d in STATE_ROOT.iterdir() if d.is_dir()) if STATE_ROOT.is_dir() else []
+
+
+def print_up_summary(record: dict[str, Any], stream: Any = sys.stdout) -> None:
+    _, _, rows = status_rows()
+    print(format_table(rows), file=stream)
+    if record.get("public_gateway_ip"):
+        print(f"\nThe analyst at home: `sudo ip netns exec tb-client ...` (address {record['client_ip']}); "
+              f"the gateway's public address stand-in is {record['public_gateway_ip']} (ports 443, 22).",
+              file=stream)
+    print(f"Lab CA certificate: {record['ca_cert']}", file=stream)

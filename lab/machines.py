@@ -1,0 +1,208 @@
+"""Lab machines: systemd-nspawn containers booted from an overlay of the base, one per VM.
+
+Each machine boots in the network namespace the lab cabled for it, with its own overlay
+(``upper``) over the read-only base. A small supervisor loop restarts systemd-nspawn when the
+machine reboots itself (nspawn exits with 133 on reboot), as a VM would come back.
+Commands run inside a machine by entering its namespaces from the host (nsenter): no SSH,
+no system bus and no machinectl are needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from lab.layout import LabLayout, machine_netns, read_record, running_labs
+
+# Exit status of systemd-nspawn when the machine asked for a reboot.
+REBOOT_STATUS = 133
+GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+SUPERVISOR = (
+    'while :; do systemd-nspawn "$@"; status=$?; '
+    f'[ "$status" -eq {REBOOT_STATUS} ] || exit "$status"; '
+    'echo "[lab] machine rebooted itself: starting it again"; done'
+)
+
+
+class MachineError(Exception):
+    """A machine is missing, not running, or failed to start; the message says which."""
+
+
+@dataclass(frozen=True)
+class CloudInitStatus:
+    status: str  # not started | running | done | error | disabled
+    detail: str  # extended status and errors, for the table and failure messages
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("done", "error", "disabled")
+
+
+def mount_overlay(base: Path, layout: LabLayout, machine: str) -> Path:
+    directory = layout.machine_dir(machine)
+    upper, work, root = directory / "upper", directory / "work", layout.machine_root(machine)
+    for path in (upper, work, root):
+        path.mkdir(parents=True, exist_ok=True)
+    result = subprocess.run(
+        ["mount", "-t", "overlay", f"lab-{machine}", "-o",
+         f"lowerdir={base},upperdir={upper},workdir={work}", str(root)],
+        capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise MachineError(f"{machine}: overlay mount on {root} failed: {result.stderr.strip()}")
+    return root
+
+
+def start(layout: LabLayout, machine: str) -> int:
+    """Boot a machine in its namespace; returns the supervisor's pid."""
+    root = layout.machine_root(machine)
+    nspawn_args = [
+        "--quiet", f"--directory={root}", f"--machine={machine}", "--boot",
+        # No system bus on the host: do not register with machined or ask for a scope unit.
+        "--register=no", "--keep-unit",
+        f"--network-namespace-path=/run/netns/{machine_netns(machine)}",
+        # systemd-networkd inside needs it to configure the machine's own interface.
+        "--capability=CAP_NET_ADMIN",
+        # The machine's resolver, clock zone and journal are its own, as on a VM.
+        "--resolv-conf=off", "--timezone=off", "--link-journal=no",
+        "--console=read-only",
+    ]
+    log = layout.console_log(machine).open("ab")
+    process = subprocess.Popen(["sh", "-c", SUPERVISOR, f"lab-{machine}", *nspawn_args],
+                               stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                               start_new_session=True)
+    log.close()
+    return process.pid
+
+
+def leader_pid(machine: str) -> int | None:
+    """The machine's init (pid 1 inside it): the process in its network namespace whose pid is 1 there."""
+    try:
+        netns_inode = os.stat(f"/run/netns/{machine_netns(machine)}").st_ino
+    except FileNotFoundError:
+        return None
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if os.stat(entry / "ns/net").st_ino != netns_inode:
+                continue
+            for line in (entry / "status").read_text().splitlines():
+                if line.startswith("NSpid:"):
+                    pids = line.split()[1:]
+                    if len(pids) > 1 and pids[-1] == "1":
+                        return int(entry.name)
+        except OSError:
+            continue
+    return None
+
+
+def nsenter_argv(leader: int, argv: list[str], environment: dict[str, str] | None = None) -> list[str]:
+    env = {"PATH": GUEST_PATH, "HOME": "/root", "LANG": "C.UTF-8", "TERM": os.environ.get("TERM", "dumb")}
+    env.update(environment or {})
+    return ["nsenter", f"--target={leader}", "--mount", "--uts", "--ipc", "--net", "--pid", "--cgroup",
+            "--root", "--wd", "--", "env", "-i", *(f"{k}={v}" for k, v in env.items()), *argv]
+
+
+def require_leader(machine: str) -> int:
+    leader = leader_pid(machine)
+    if leader is None:
+        raise MachineError(f"machine {machine!r} is not running (is the lab up? `blueprints lab status`)")
+    return leader
+
+
+def run(stack_config: dict[str, Any] | None, machine_name: str, argv: list[str],
+        **subprocess_kwargs: Any) -> subprocess.CompletedProcess[str]:
+    """Run ``argv`` as root inside a running lab machine; returns the completed process.
+
+    Output is captured as text unless the caller says otherwise. ``stack_config`` is accepted
+    for symmetry with the rest of the lab; the running lab's record decides where machines are.
+    """
+    del stack_config
+    subprocess_kwargs.setdefault("capture_output", True)
+    subprocess_kwargs.setdefault("text", True)
+    subprocess_kwargs.setdefault("check", False)
+    return subprocess.run(nsenter_argv(require_leader(machine_name), argv), **subprocess_kwargs)
+
+
+def cloud_init_status(machine: str) -> CloudInitStatus:
+    leader = leader_pid(machine)
+    if leader is None:
+        return CloudInitStatus("not started", "machine not running")
+    result = subprocess.run(nsenter_argv(leader, ["cloud-init", "status", "--format", "json"]),
+                            capture_output=True, text=True, check=False, timeout=60)
+    try:
+        document = json.loads(result.stdout)
+    except json.JSONDecodeError:
+        return CloudInitStatus("not started", (result.stderr or result.stdout).strip()[:200])
+    status = str(document.get("status", "unknown"))
+    extended = str(document.get("extended_status", status))
+    errors = document.get("errors") or []
+    detail = extended if not errors else f"{extended}: {'; '.join(str(e) for e in errors)[:300]}"
+    return CloudInitStatus(status, detail)
+
+
+def stop_all(machines: dict[str, int | None], timeout: float = 30.0) -> list[str]:
+    """Power machines off together (name -> supervisor pid); kill those still up after ``timeout``.
+
+    Returns the names of the machines that had to be killed.
+    """
+    for name in machines:
+        leader = leader_pid(name)
+        if leader is not None:
+            # systemd powers off on SIGRTMIN+4.
+            _signal(leader, signal.SIGRTMIN + 4)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and any(leader_pid(name) is not None for name in machines):
+        time.sleep(0.5)
+    killed = []
+    for name in machines:
+        leader = leader_pid(name)
+        if leader is not None:
+            # Killing pid 1 of a pid namespace ends every process in it.
+            _signal(leader, signal.SIGKILL)
+            killed.append(name)
+    for name, supervisor in machines.items():
+        if supervisor and _is_supervisor(supervisor, name):
+            end = time.monotonic() + 10
+            while time.monotonic() < end and Path(f"/proc/{supervisor}").exists():
+                time.sleep(0.2)
+            if Path(f"/proc/{supervisor}").exists():
+                os.killpg(supervisor, signal.SIGKILL)
+    return killed
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def _is_supervisor(pid: int, machine: str) -> bool:
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return f"lab-{machine}".encode() in cmdline
+
+
+def unmount(path: Path) -> bool:
+    if not os.path.ismount(path):
+        return False
+    result = subprocess.run(["umount", str(path)], capture_output=True, check=False)
+    if result.returncode != 0:
+        subprocess.run(["umount", "--lazy", str(path)], capture_output=True, check=False)
+    return True
+
+
+def running_lab() -> tuple[LabLayout, dict[str, Any]]:
+    """The lab on this host and its record, or a MachineError saying there is none."""
+    labs = running_labs()
+    if not labs:
+        raise MachineError("no lab on this host: start one with `sudo blueprints lab up`")
+    return labs[0], read_record(labs[0])

@@ -1,0 +1,138 @@
+"""Secrets and certificates: what each machine finds in /etc/trust-blueprints/secrets/.
+
+On Azure a boot step (blueprints/templates/base.yaml.j2) fetches these files from the
+environment's Key Vault with the VM's managed identity. In the lab, `lab up` generates them
+and writes them into each machine's root before its first boot. They never travel in user-data.
+
+Every machine gets ``ca.crt`` (the environment's internal CA), ``tls.crt`` and ``tls.key``
+(a certificate for ``<machine>.<zone>``, plus the public host name on the gateway). Role
+secrets are declared in ``ROLE_SECRETS`` (blueprints/secrets.py, re-exported here), the one
+table Azure and the lab share; a name means one value per environment, as one Key Vault
+secret would, so two roles declaring the same name share the value.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from blueprints.secrets import ROLE_SECRETS, SECRET_KINDS, SecretSpec
+from blueprints.topology import Machine, private_dns_zone
+
+SECRETS_PATH = "etc/trust-blueprints/secrets"
+CA_DAYS = 825
+CERT_DAYS = 397
+
+
+class SecretError(Exception):
+    """A certificate or key could not be made; the message says which and why."""
+
+
+def machine_names(config: dict[str, Any], machine: Machine) -> list[str]:
+    """The DNS names a machine's certificate covers."""
+    names = [f"{machine.name}.{private_dns_zone(config)}"]
+    if machine.public_entry:
+        names.append(config["roles"]["gateway"]["hostname"])
+    return names
+
+
+def _openssl(*args: str) -> None:
+    result = subprocess.run(["openssl", *args], capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise SecretError(f"openssl {args[0]} failed: {result.stderr.strip()}")
+
+
+class LabCertificateAuthority:
+    """The lab's stand-in for the environment's internal CA (kept on the host for tests)."""
+
+    def __init__(self, directory: Path, environment_label: str) -> None:
+        self.directory = directory
+        self.label = environment_label
+        self.cert = directory / "ca.crt"
+        self.key = directory / "ca.key"
+
+    def ensure(self) -> None:
+        if self.cert.exists() and self.key.exists():
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.directory, 0o700)
+        _openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                 "-keyout", str(self.key), "-out", str(self.cert), "-days", str(CA_DAYS),
+                 "-subj", f"/O=trust-blueprints lab/CN={self.label} lab CA",
+                 "-addext", "basicConstraints=critical,CA:TRUE,pathlen:0",
+                 "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        os.chmod(self.key, 0o600)
+
+    def issue(self, names: list[str], out_dir: Path) -> tuple[bytes, bytes]:
+        """A server certificate for ``names`` (first is the subject): returns (cert PEM, key PEM)."""
+        with tempfile.TemporaryDirectory(dir=out_dir) as work:
+            work_dir = Path(work)
+            key, csr, cert, ext = (work_dir / n for n in ("tls.key", "tls.csr", "tls.crt", "ext.cnf"))
+            ext.write_text(
+                "basicConstraints=critical,CA:FALSE\n"
+                "keyUsage=critical,digitalSignature,keyEncipherment\n"
+                "extendedKeyUsage=serverAuth,clientAuth\n"
+                f"subjectAltName={','.join('DNS:' + n for n in names)}\n"
+            )
+            _openssl("req", "-new", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+                     "-keyout", str(key), "-out", str(csr), "-subj", f"/CN={names[0]}")
+            _openssl("x509", "-req", "-in", str(csr), "-CA", str(self.cert), "-CAkey", str(self.key),
+                     "-CAcreateserial", "-out", str(cert), "-days", str(CERT_DAYS), "-extfile", str(ext))
+            return cert.read_bytes(), key.read_bytes()
+
+
+def _generate(spec: SecretSpec, store: Path) -> dict[str, bytes]:
+    """Files for one secret, created once per lab in ``store`` and reused for every machine."""
+    if spec.kind not in SECRET_KINDS:
+        raise SecretError(f"secret {spec.name!r}: kind {spec.kind!r} is not one of {', '.join(SECRET_KINDS)}")
+    path = store / spec.name
+    if not path.exists():
+        store.mkdir(parents=True, exist_ok=True)
+        if spec.kind == "token":
+            path.write_text(secrets.token_urlsafe(32) + "\n")
+        else:
+            result = subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", spec.name,
+                                     "-f", str(path)], capture_output=True, text=True, check=False)
+            if result.returncode != 0:
+                raise SecretError(f"secret {spec.name!r}: ssh-keygen failed: {result.stderr.strip()}")
+        os.chmod(path, 0o600)
+    files = {spec.name: path.read_bytes()}
+    if spec.kind == "ssh-ed25519":
+        files[f"{spec.name}.pub"] = path.with_name(f"{spec.name}.pub").read_bytes()
+    return files
+
+
+def machine_secret_files(config: dict[str, Any], machine: Machine, ca: LabCertificateAuthority,
+                         store: Path) -> dict[str, bytes]:
+    """File name -> contents for one machine's secrets directory."""
+    cert, key = ca.issue(machine_names(config, machine), store)
+    files = {"ca.crt": ca.cert.read_bytes(), "tls.crt": cert, "tls.key": key}
+    for spec in ROLE_SECRETS.get(machine.role, ()):
+        files.update(_generate(spec, store))
+    return files
+
+
+def install_secret_files(machine_root: Path, files: dict[str, bytes]) -> Path:
+    """Write the files into a machine's root: directory 0700, files 0600, owned by root."""
+    directory = machine_root / SECRETS_PATH
+    directory.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory, 0o700)
+    for name, content in files.items():
+        path = directory / name
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(content)
+        os.chmod(path, 0o600)
+        if os.geteuid() == 0:
+            os.chown(path, 0, 0)
+    if os.geteuid() == 0:
+        os.chown(directory, 0, 0)
+    return directory
+
+
+__all__ = ["ROLE_SECRETS", "SECRET_KINDS", "LabCertificateAuthority", "SecretError", "SecretSpec",
+           "install_secret_files", "machine_names", "machine_secret_files"]

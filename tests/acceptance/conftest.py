@@ -1,0 +1,162 @@
+"""Fixtures for the acceptance suites: the machines of a running lab, or of an Azure deployment.
+
+Targets (``--target``):
+  ``lab`` (default)  the running local lab (`sudo blueprints lab up`); commands run inside each
+                     machine as root through the ``nspawn`` testinfra backend; needs root.
+  ``ssh``            a deployed environment, over SSH as the stack's admin user with sudo.
+                     Hosts are named by machine (gateway, mirror, git, analytics-1, ...) in an
+                     OpenSSH config given with testinfra's ``--ssh-config`` whose entries jump through the
+                     gateway (``ProxyJump``), e.g.::
+
+                       Host gateway
+                         HostName analytics.example.nhs.uk
+                       Host mirror git analytics-*
+                         ProxyJump gateway
+                       Host *
+                         User trustadmin
+
+                     then: pytest tests/acceptance --target ssh --ssh-config ~/.ssh/trust.conf --stack stacks/x.yaml
+
+Without a running lab every test is skipped with the reason, unless BLUEPRINTS_LAB_REQUIRED=1,
+which turns the skip into a failure (CI and `blueprints lab test` set it).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import testinfra
+
+from blueprints.topology import Machine, plan_machines
+from validation.stack_config import load_stack
+
+REPO = Path(__file__).resolve().parents[2]
+NOT_RUNNING = "lab not running: run `blueprints lab up`"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("trust-blueprints acceptance")
+    group.addoption("--target", choices=("lab", "ssh"), default=os.environ.get("BLUEPRINTS_TARGET", "lab"),
+                    help="where the machines are: the local lab (default) or a deployment over SSH")
+    group.addoption("--stack", default="stacks/example.yaml", help="stack file of the deployment (target ssh)")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    here = Path(__file__).parent
+    for item in items:
+        if here in Path(str(item.fspath)).parents:
+            item.add_marker(pytest.mark.lab)
+
+
+def lab_required() -> bool:
+    return os.environ.get("BLUEPRINTS_LAB_REQUIRED") == "1"
+
+
+def unavailable(reason: str) -> None:
+    """Skip, or fail when the lab is required."""
+    if lab_required():
+        pytest.fail(f"{reason} (BLUEPRINTS_LAB_REQUIRED=1)", pytrace=False)
+    pytest.skip(reason)
+
+
+@dataclass
+class RunningLab:
+    """The environment under test, as the suites see it."""
+
+    config: dict[str, Any]
+    machines: list[Machine]
+    target: str
+    state_dir: Path | None = None
+    ca_cert: Path | None = None
+    record: dict[str, Any] = field(default_factory=dict)
+    ssh_config: str | None = None
+    _hosts: dict[str, Any] = field(default_factory=dict)
+
+    def machine(self, name: str) -> Machine:
+        for machine in self.machines:
+            if machine.name == name:
+                return machine
+        raise KeyError(f"no machine {name!r} in this stack; machines: {', '.join(m.name for m in self.machines)}")
+
+    def host(self, name: str) -> Any:
+        """A testinfra Host running commands as root on machine ``name``."""
+        self.machine(name)
+        if name not in self._hosts:
+            if self.target == "lab":
+                self._hosts[name] = testinfra.get_host(f"nspawn://{name}")
+            else:
+                self._hosts[name] = testinfra.get_host(f"ssh://{name}?sudo=true", ssh_config=self.ssh_config)
+        return self._hosts[name]
+
+    def client(self, argv: list[str], **subprocess_kwargs: Any) -> subprocess.CompletedProcess[str]:
+        """Run ``argv`` as the analyst at home: in the lab's client namespace, or here for a deployment."""
+        subprocess_kwargs.setdefault("capture_output", True)
+        subprocess_kwargs.setdefault("text", True)
+        subprocess_kwargs.setdefault("check", False)
+        if self.target == "lab":
+            argv = ["ip", "netns", "exec", "tb-client", *argv]
+        return subprocess.run(argv, **subprocess_kwargs)
+
+
+def _running_lab() -> RunningLab:
+    if os.geteuid() != 0:
+        unavailable(f"{NOT_RUNNING} (the lab target needs root to enter machines)")
+    from lab.layout import LabLayout, read_record, running_labs
+
+    labs = running_labs()
+    if not labs:
+        unavailable(NOT_RUNNING)
+    layout: LabLayout = labs[0]
+    record = read_record(layout)
+    import lab.testinfra_backend  # noqa: F401  (registers nspawn://)
+    from lab.machines import leader_pid
+
+    stopped = [name for name in record["machines"] if leader_pid(name) is None]
+    if stopped:
+        unavailable(f"{NOT_RUNNING} (machines not running: {', '.join(stopped)})")
+    config = load_stack(record["stack_file"])
+    return RunningLab(config=config, machines=plan_machines(config), target="lab", state_dir=layout.root,
+                      ca_cert=layout.ca_cert, record=record)
+
+
+@pytest.fixture(scope="session")
+def lab(request: pytest.FixtureRequest) -> RunningLab:
+    if request.config.getoption("--target", default="lab") == "ssh":
+        stack = request.config.getoption("--stack")
+        config = load_stack(REPO / stack if not Path(stack).is_absolute() else stack)
+        return RunningLab(config=config, machines=plan_machines(config), target="ssh",
+                          ssh_config=request.config.getoption("ssh_config", default=None))
+    return _running_lab()
+
+
+def _role_host(lab: RunningLab, role: str) -> Any:
+    for machine in lab.machines:
+        if machine.role == role:
+            return lab.host(machine.name)
+    pytest.skip(f"this stack has no {role} machine")
+
+
+@pytest.fixture(scope="session")
+def mirror_host(lab: RunningLab) -> Any:
+    return _role_host(lab, "package_mirror")
+
+
+@pytest.fixture(scope="session")
+def git_host(lab: RunningLab) -> Any:
+    return _role_host(lab, "git_server")
+
+
+@pytest.fixture(scope="session")
+def gateway_host(lab: RunningLab) -> Any:
+    return _role_host(lab, "remote_gateway")
+
+
+@pytest.fixture(scope="session")
+def analytics_host(lab: RunningLab) -> Any:
+    """The first analytics VM."""
+    return _role_host(lab, "analytics_vm")

@@ -1,0 +1,177 @@
+"""One violating and one passing plan per policy rule.
+
+Each fixture starts from a real recorded plan (the example stack, or a small program run
+under the same mocks) and changes one thing, the way a careless edit to a module would.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cache
+
+import pulumi
+from pulumi_azure_native import storage
+
+from tests.conftest import EXAMPLE
+from validation.plan_recorder import Plan, PlannedResource, record_plan, record_program
+from validation.policies.data_rules import BLOB_CONTAINER, STORAGE_ACCOUNT
+from validation.policies.governance_rules import BROAD_ROLES
+from validation.policies.network_rules import NIC, NSG, PUBLIC_IP, SUBNET
+from validation.policies.vm_rules import DCR_ASSOCIATION, EXTENSION, PROTECTED_ITEM, SHUTDOWN_SCHEDULE, VM
+
+Mutation = Callable[[Plan], None]
+
+
+@dataclass(frozen=True)
+class RuleFixtures:
+    violating: Mutation
+    passing: Mutation = lambda plan: None  # the unchanged plan passes
+    base: str = "example"  # which recorded plan the mutations start from
+
+
+@cache
+def _recorded(base: str) -> Plan:
+    if base == "example":
+        return record_plan(EXAMPLE)
+    if base == "storage":
+        resources, _ = record_program(_safe_storage_program, "storage")
+        return Plan(stack="storage", source="(fixture program)", config={}, resources=resources)
+    raise ValueError(base)
+
+
+def build(rule_id: str, kind: str) -> Plan:
+    """A fresh copy of the fixture plan for ``rule_id``; ``kind`` is violating or passing."""
+    fixtures = FIXTURES[rule_id]
+    plan = copy.deepcopy(_recorded(fixtures.base))
+    getattr(fixtures, kind)(plan)
+    return plan
+
+
+def _safe_storage_program() -> None:
+    tags = {"trust": "tst", "environment": "dev", "owner": "a@b.nhs.uk", "cost-centre": "CC-1",
+            "data-classification": "official"}
+    account = storage.StorageAccount(
+        "st", account_name="sttstdevuks", resource_group_name="rg-tst-dev-uks", location="uksouth",
+        kind="StorageV2", sku={"name": "Standard_ZRS"}, enable_https_traffic_only=True,
+        minimum_tls_version="TLS1_2", allow_blob_public_access=False, allow_shared_key_access=False, tags=tags,
+    )
+    storage.BlobContainer("data", container_name="data", account_name=account.name,
+                          resource_group_name="rg-tst-dev-uks", public_access="None",
+                          opts=pulumi.ResourceOptions(parent=account))
+
+
+# --- finding and changing recorded resources ---------------------------------------------------
+
+def one(plan: Plan, type_token: str, name_part: str = "") -> PlannedResource:
+    matches = [r for r in plan.resources if r.type == type_token and name_part in r.azure_name]
+    assert matches, f"no {type_token} named like {name_part!r} in the fixture plan"
+    return matches[0]
+
+
+def drop(plan: Plan, type_token: str, name_part: str) -> None:
+    target = one(plan, type_token, name_part)
+    plan.resources.remove(target)
+
+
+def vm(plan: Plan, host: str = "analytics-1") -> dict:
+    return one(plan, VM, host).inputs
+
+
+def add_inbound(plan: Plan, source: str, port: str, name: str = "careless") -> None:
+    one(plan, NSG, "gateway").inputs["securityRules"].append({
+        "access": "Allow", "direction": "Inbound", "name": name, "priority": 100, "protocol": "Tcp",
+        "sourceAddressPrefix": source, "sourcePortRange": "*", "destinationAddressPrefix": "*",
+        "destinationPortRange": port,
+    })
+
+
+def append_custom_data(plan: Plan, text: str) -> None:
+    profile = vm(plan)["osProfile"]
+    decoded = base64.b64decode(profile["customData"]).decode()
+    profile["customData"] = base64.b64encode((decoded + text).encode()).decode()
+
+
+def kv_properties(plan: Plan) -> dict:
+    return one(plan, "azure-native:keyvault:Vault").inputs["properties"]
+
+
+def _set(mapping: dict, path: str, value: object) -> None:
+    *heads, last = path.split(".")
+    for key in heads:
+        mapping = mapping.setdefault(key, {})
+    mapping[last] = value
+
+
+def setter(type_token: str, name_part: str, path: str, value: object) -> Mutation:
+    return lambda plan: _set(one(plan, type_token, name_part).inputs, path, value)
+
+
+def _both(*mutations: Mutation) -> Mutation:
+    def apply(plan: Plan) -> None:
+        for mutation in mutations:
+            mutation(plan)
+    return apply
+
+
+OWNER_ROLE = next(role for role, name in BROAD_ROLES.items() if name == "Owner")
+READER_ROLE = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+
+FIXTURES: dict[str, RuleFixtures] = {
+    # The example's gateway NSG allows SSH from the trust's named client ranges: that must pass.
+    "TB-NET-001": RuleFixtures(lambda p: add_inbound(p, "Internet", "22"),
+                               lambda p: add_inbound(p, "203.0.113.0/24", "22")),
+    "TB-NET-002": RuleFixtures(lambda p: add_inbound(p, "*", "*"),
+                               lambda p: add_inbound(p, "VirtualNetwork", "*")),
+    "TB-NET-003": RuleFixtures(lambda p: one(p, SUBNET, "workloads").inputs.pop("networkSecurityGroup")),
+    # The gateway's interface keeps its public IP in both; the mirror's gains one.
+    "TB-NET-004": RuleFixtures(setter(NIC, "mirror", "ipConfigurations", [
+        {"name": "primary", "publicIPAddress": {"id": "/x/publicIPAddresses/pip-extra"}}])),
+    "TB-NET-005": RuleFixtures(setter(NIC, "git", "enableIPForwarding", True)),
+    "TB-NET-006": RuleFixtures(setter(SUBNET, "services", "defaultOutboundAccess", True)),
+    "TB-NET-007": RuleFixtures(setter(PUBLIC_IP, "gateway", "sku.name", "Basic")),
+    "TB-VM-001": RuleFixtures(setter(VM, "analytics-1", "securityProfile.securityType", "Standard")),
+    "TB-VM-002": RuleFixtures(setter(VM, "git", "securityProfile.encryptionAtHost", False)),
+    "TB-VM-003": RuleFixtures(_both(
+        setter(VM, "mirror", "osProfile.linuxConfiguration.disablePasswordAuthentication", False),
+        setter(VM, "mirror", "osProfile.adminPassword", "[secret]"))),
+    "TB-VM-004": RuleFixtures(lambda p: p.resources.remove(
+        next(r for r in p.of_type(EXTENSION) if r.inputs["vmName"].endswith("-git")))),
+    "TB-VM-005": RuleFixtures(lambda p: drop(p, DCR_ASSOCIATION, "dcra-analytics-2")),
+    "TB-VM-006": RuleFixtures(lambda p: drop(p, PROTECTED_ITEM, "vm-exnhs-dev-uks-git"),
+                              # the mirror's cache disk is exempt only because its VM says so by tag
+                              lambda p: vm(p, "mirror")["tags"].update({"data-disk": "cache"})),
+    "TB-VM-007": RuleFixtures(lambda p: drop(p, SHUTDOWN_SCHEDULE, "analytics-2")),
+    "TB-VM-008": RuleFixtures(setter(VM, "analytics-1", "hardwareProfile.vmSize", "Standard_M128ms"),
+                              setter(VM, "analytics-1", "hardwareProfile.vmSize", "Standard_E8s_v5")),
+    "TB-VM-009": RuleFixtures(lambda p: append_custom_data(p, "chpasswd:\n  list: |\n    trustadmin:Winter2026\n"),
+                              lambda p: append_custom_data(p, "# passwords are never set here\n")),
+    "TB-VM-010": RuleFixtures(setter(VM, "gateway", "osProfile.linuxConfiguration.patchSettings.patchMode",
+                                     "ImageDefault")),
+    "TB-VM-011": RuleFixtures(lambda p: vm(p, "git").pop("identity")),
+    "TB-VM-012": RuleFixtures(setter(VM, "mirror", "diagnosticsProfile.bootDiagnostics.enabled", False)),
+    "TB-KV-001": RuleFixtures(lambda p: kv_properties(p).pop("enablePurgeProtection")),
+    "TB-KV-002": RuleFixtures(lambda p: kv_properties(p).update(
+        enableRbacAuthorization=False, accessPolicies=[{"objectId": "x", "permissions": {"secrets": ["get"]}}])),
+    "TB-KV-003": RuleFixtures(lambda p: kv_properties(p)["networkAcls"].update(defaultAction="Allow")),
+    "TB-ST-001": RuleFixtures(setter(STORAGE_ACCOUNT, "", "enableHttpsTrafficOnly", False), base="storage"),
+    "TB-ST-002": RuleFixtures(setter(STORAGE_ACCOUNT, "", "minimumTlsVersion", "TLS1_0"), base="storage"),
+    "TB-ST-003": RuleFixtures(setter(BLOB_CONTAINER, "", "publicAccess", "Blob"), base="storage"),
+    "TB-ST-004": RuleFixtures(lambda p: one(p, STORAGE_ACCOUNT).inputs.pop("allowSharedKeyAccess"),
+                              base="storage"),
+    "TB-BK-001": RuleFixtures(setter("azure-native:recoveryservices:Vault", "",
+                                     "properties.securitySettings.softDeleteSettings.softDeleteState", "Disabled")),
+    "TB-BK-002": RuleFixtures(setter("azure-native:recoveryservices:ProtectionPolicy", "",
+                                     "properties.retentionPolicy.dailySchedule.retentionDuration.count", 3)),
+    "TB-LOG-001": RuleFixtures(setter("azure-native:operationalinsights:Workspace", "", "retentionInDays", 7)),
+    "TB-GOV-001": RuleFixtures(lambda p: vm(p, "git")["tags"].pop("owner")),
+    "TB-GOV-002": RuleFixtures(setter(VM, "analytics-2", "location", "westeurope")),
+    "TB-ID-001": RuleFixtures(lambda p: one(p, "azure-native:authorization:RoleAssignment").inputs.update(
+        roleDefinitionId=f"/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/{OWNER_ROLE}"),
+        lambda p: one(p, "azure-native:authorization:RoleAssignment").inputs.update(
+        roleDefinitionId=f"/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/{READER_ROLE}")),
+    "TB-ID-002": RuleFixtures(setter("azure-native:authorization:RoleAssignment", "", "scope",
+                                     "/subscriptions/s/resourceGroups/rg-exnhs-dev-uks")),
+}

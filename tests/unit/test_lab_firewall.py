@@ -1,0 +1,127 @@
+"""The NSG rule table compiled to nftables: one chain per subnet and direction, in priority order."""
+
+from __future__ import annotations
+
+import copy
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+from blueprints.network_flows import active_flows, nsg_rules
+from lab.address_plan import address_plan
+from lab.firewall import chain_name, compile_chain, compile_ruleset
+from modules.network import SecurityRule
+
+
+def _chains(script: str) -> dict[str, list[str]]:
+    chains: dict[str, list[str]] = {}
+    current = None
+    for line in script.splitlines():
+        line = line.strip()
+        if match := re.match(r"chain (\S+) \{", line):
+            current = match.group(1)
+            chains[current] = []
+        elif line == "}":
+            current = None
+        elif current:
+            chains[current].append(line)
+    return chains
+
+
+@pytest.fixture(scope="module")
+def compiled(example_config):
+    return compile_ruleset(example_config)
+
+
+def test_every_subnet_with_machines_has_both_chains_ending_in_deny_all(example_config, compiled):
+    chains = _chains(compiled[0])
+    for subnet in address_plan(example_config).subnets:
+        for direction in ("Inbound", "Outbound"):
+            rules = chains[chain_name(subnet, direction)]
+            assert rules[-1].startswith("drop comment \"deny-all-"), rules
+
+
+def test_every_flow_between_machines_is_an_allow_in_both_subnets(example_config, compiled):
+    chains = _chains(compiled[0])
+    rules = nsg_rules(example_config)
+    checked = 0
+    for subnet, subnet_rules in rules.items():
+        for rule in subnet_rules:
+            if rule.access != "Allow" or not rule.source_prefixes[0][0].isdigit() \
+                    or not rule.destination_prefixes[0][0].isdigit():
+                continue
+            lines = [line for line in chains[chain_name(subnet, rule.direction)] if f'"{rule.name} (' in line]
+            assert len(lines) == 1, f"{rule.name} missing from {subnet} {rule.direction}"
+            assert lines[0].split(" comment ")[0].endswith(" return")
+            for port in rule.destination_ports:
+                assert port in lines[0]
+            checked += 1
+    assert checked >= len([f for f in active_flows(example_config) if f.source.startswith("role:")])
+
+
+def test_workloads_have_no_internet_rule_and_the_mirror_has_one(compiled):
+    chains = _chains(compiled[0])
+    assert not any("!= 10.40.0.0/16" in line for line in chains["out_workloads"])
+    internet = [line for line in chains["out_services"] if "ip daddr != 10.40.0.0/16" in line]
+    assert len(internet) == 1 and "10.40.2.4" in internet[0] and "{ 80, 443 }" in internet[0]
+
+
+def test_masquerade_only_leaves_the_lab_and_dnat_only_reaches_the_gateway(compiled):
+    chains = _chains(compiled[0])
+    assert [line.split(" comment ")[0] for line in chains["postrouting"][1:]] == [
+        'ip saddr 10.40.0.0/16 ip daddr != 10.40.0.0/16 oifname != "tb-*" masquerade']
+    dnat = chains["prerouting"][1:]
+    assert len(dnat) == 1
+    assert "tcp dport { 443, 22 } dnat ip to 10.40.1.4" in dnat[0]
+
+
+def test_host_accepts_only_dns_from_the_lab(compiled):
+    rules = _chains(compiled[0])["lab_input"]
+    assert rules[-1] == "drop"
+    accepts = [r for r in rules if " accept" in r and not r.startswith("ct state")]
+    assert len(accepts) == 1 and "th dport 53" in accepts[0]
+
+
+def test_service_tag_rules_are_skipped_and_named(compiled):
+    script, skipped = compiled
+    names = {s.rule for s in skipped}
+    assert names == {"allow-monitor-vnet-to-azure-monitor", "allow-secrets-vnet-to-key-vault",
+                     "allow-signin-gateway-to-entra"}
+    for name in names:
+        assert name not in script
+
+
+def test_rules_follow_priority_and_deny_drops(example_config):
+    plan = address_plan(example_config)
+    rules = [
+        SecurityRule("allow-late", 300, "Inbound", "Allow", "Tcp", ("10.40.3.4/32",), ("*",), ("22",), ""),
+        SecurityRule("deny-early", 100, "Inbound", "Deny", "*", ("10.40.3.0/24",), ("*",), ("*",), ""),
+        SecurityRule("allow-udp", 200, "Inbound", "Allow", "Udp", ("VirtualNetwork",), ("Internet",), ("53",), ""),
+    ]
+    lines = compile_chain(rules, plan, "workloads", [])
+    assert lines[0] == 'ip saddr 10.40.3.0/24 drop comment "deny-early (100)"'
+    assert lines[1] == ('ip saddr 10.40.0.0/16 ip daddr != 10.40.0.0/16 meta l4proto udp th dport 53 '
+                        'return comment "allow-udp (200)"')
+    assert lines[2] == 'ip saddr 10.40.3.4/32 meta l4proto tcp th dport 22 return comment "allow-late (300)"'
+
+
+def test_bastion_stacks_have_no_public_entry_in_the_lab(example_config):
+    config = copy.deepcopy(example_config)
+    config["roles"]["gateway"] = {"kind": "bastion", "bastion_sku": "Basic", "vm_size": "Standard_B2s"}
+    config["network"]["subnets"]["bastion"] = "10.40.4.0/26"
+    script, _ = compile_ruleset(config)
+    chains = _chains(script)
+    assert chains["prerouting"][1:] == []
+    assert any(line.startswith('iifname "tb-internet" drop') for line in chains["lab_forward"])
+    assert "in_bastion" not in chains  # no machines there: Azure Bastion is a managed service
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("nft") is None, reason="nft --check needs root and nftables")
+def test_compiled_script_is_valid_nftables(compiled, tmp_path):
+    path = tmp_path / "lab.nft"
+    path.write_text(compiled[0])
+    result = subprocess.run(["nft", "--check", "-f", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr

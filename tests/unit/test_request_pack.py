@@ -1,0 +1,121 @@
+import re
+from html.parser import HTMLParser
+
+import pytest
+import yaml
+
+from blueprints.cli import main
+from blueprints.request_pack import NCSC_PRINCIPLES, PROVENANCE, build_context, render, role_packages
+from blueprints.topology import plan_machines
+from tests.conftest import EXAMPLE, STACK_FILES
+from validation.policies import RULES
+from validation.stack_config import load_stack
+
+
+@pytest.fixture(scope="module")
+def pack(example_plan):
+    return render(example_plan)
+
+
+def _section(markdown, number):
+    return markdown.split(f"## {number}.")[1].split("\n## ")[0]
+
+
+def test_pack_has_every_section_a_board_needs(pack):
+    markdown, _ = pack
+    for title in ("1. Purpose", "2. Components and provenance", "3. Data flows",
+                  "4. Controls mapped to the NCSC Cloud Security Principles", "5. Risks and mitigations",
+                  "6. Who patches what, and how often", "7. Cost", "8. Exit plan"):
+        assert f"## {title}" in markdown
+
+
+@pytest.mark.parametrize("stack", STACK_FILES, ids=[s.stem for s in STACK_FILES])
+def test_every_package_a_role_installs_has_debian_provenance(stack):
+    """Fails when a role adds a package: rerun docs/tooling/debian_packages.py and commit its table."""
+    table = yaml.safe_load(PROVENANCE.read_text())["packages"]
+    config = load_stack(stack)
+    for machine in plan_machines(config):
+        missing = [p for p in role_packages(config, machine) if p not in table]
+        assert not missing, (f"{machine.name} installs {missing}, not in {PROVENANCE.name}: run "
+                             ".venv/bin/python docs/tooling/debian_packages.py and commit the table")
+
+
+def test_components_list_exactly_what_the_cloud_init_installs(example_plan, pack):
+    markdown, _ = pack
+    table = yaml.safe_load(PROVENANCE.read_text())["packages"]
+    section = _section(markdown, 2)
+    rows = re.findall(r"^\| (\S+) \| `([^`]+)` \| ([^|]+) \|", section, re.M)
+    expected = [(m.name, p, table[p]["version"]) for m in plan_machines(example_plan.config)
+                for p in role_packages(example_plan.config, m)]
+    assert [(host, name, version.strip()) for host, name, version in rows] == expected
+
+
+def test_controls_map_every_rule_to_its_ncsc_principles(example_plan, pack):
+    markdown, _ = pack
+    section = _section(markdown, 4)
+    for number, name in NCSC_PRINCIPLES.items():
+        assert f"| {number}. {name} |" in section
+    for rule in RULES:
+        for number in re.findall(r"NCSC Cloud Security Principle (\d+)", rule.reference):
+            row = next(line for line in section.splitlines() if line.startswith(f"| {number}. "))
+            assert rule.id in row
+    context = build_context(example_plan)
+    assert f"{context['policies_passed']} of {len(RULES)} policy rules pass" in section
+
+
+def test_risks_cite_evidence_and_the_plan(example_plan, pack):
+    markdown, _ = pack
+    section = _section(markdown, 5)
+    assert "203.0.113.0/24, 198.51.100.16/28" in section  # the stack's client ranges
+    assert "30 daily and 12 weekly recovery points" in section  # the plan's backup policy
+    rows = [line for line in section.splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert rows and all(line.rstrip(" |").rsplit("|", 1)[-1].strip() for line in rows)  # every risk has evidence
+
+
+def test_cost_matches_the_estimate(example_plan, pack):
+    from blueprints.costing import estimate
+
+    markdown, _ = pack
+    assert f"£{estimate(example_plan).total:,.2f} a month" in _section(markdown, 7)
+
+
+def test_html_is_the_same_document(pack):
+    markdown, html = pack
+
+    class Collector(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.stack, self.headings, self.errors = [], [], []
+            self._in_h2 = False
+
+        def handle_starttag(self, tag, attrs):
+            if tag not in {"meta", "br", "hr", "img", "link"}:
+                self.stack.append(tag)
+            self._in_h2 = tag == "h2"
+
+        def handle_endtag(self, tag):
+            if not self.stack or self.stack.pop() != tag:
+                self.errors.append(tag)
+            self._in_h2 = False
+
+        def handle_data(self, data):
+            if self._in_h2:
+                self.headings.append(data.strip())
+
+    parser = Collector()
+    parser.feed(html)
+    assert parser.errors == [] and parser.stack == []
+    assert parser.headings == re.findall(r"^## (.+)$", markdown, re.M)
+    assert html.count("<table>") == len(re.findall(r"^\|---", markdown, re.M))
+
+
+def test_request_pack_cli_writes_both_files(tmp_path):
+    assert main(["request-pack", str(EXAMPLE), "-o", str(tmp_path)]) == 0
+    assert (tmp_path / "example-request-pack.md").read_text().startswith("# Request pack: Example NHS")
+    assert "<h1>Request pack" in (tmp_path / "example-request-pack.html").read_text()
+
+
+def test_request_pack_bad_stack_exits_2(tmp_path, capsys):
+    assert main(["request-pack", str(tmp_path / "missing.yaml"), "-o", str(tmp_path)]) == 2
+    assert "cannot be read" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,213 @@
+"""Rules on where data and secrets live: Key Vault, storage, backup and logs."""
+
+from __future__ import annotations
+
+from validation.plan_recorder import Plan, PlannedResource
+from validation.policies.rule import Rule, Violation, dig, is_number, violation
+
+KEY_VAULT = "azure-native:keyvault:Vault"
+STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
+BLOB_CONTAINER = "azure-native:storage:BlobContainer"
+BACKUP_VAULT = "azure-native:recoveryservices:Vault"
+BACKUP_POLICY = "azure-native:recoveryservices:ProtectionPolicy"
+WORKSPACE = "azure-native:operationalinsights:Workspace"
+
+MIN_LOG_RETENTION_DAYS = 30
+MIN_DAILY_BACKUPS = 7
+STRONG_TLS = ("TLS1_2", "TLS1_3")
+
+
+def _purge_protection(resource: PlannedResource, plan: Plan) -> list[Violation]:
+    properties = resource.inputs.get("properties") or {}
+    found = []
+    if properties.get("enablePurgeProtection") is not True:
+        found.append(violation(resource, "properties.enablePurgeProtection",
+                               "must be true so deleted secrets can be recovered for the retention period"))
+    if properties.get("enableSoftDelete") is False:
+        found.append(violation(resource, "properties.enableSoftDelete", "is false; must be true"))
+    return found
+
+
+def _vault_rbac(resource: PlannedResource, plan: Plan) -> list[Violation]:
+    properties = resource.inputs.get("properties") or {}
+    found = []
+    if properties.get("enableRbacAuthorization") is not True:
+        found.append(violation(resource, "properties.enableRbacAuthorization",
+                               "must be true (Azure RBAC, not vault access policies)"))
+    if properties.get("accessPolicies"):
+        found.append(violation(resource, "properties.accessPolicies",
+                               "is set; grants go through role assignments on single secrets"))
+    return found
+
+
+def _vault_network(resource: PlannedResource, plan: Plan) -> list[Violation]:
+    properties = resource.inputs.get("properties") or {}
+    action = dig(properties, "networkAcls.defaultAction")
+    if properties.get("publicNetworkAccess") == "Disabled" or action == "Deny":
+        return []
+    return [violation(resource, "properties.networkAcls.defaultAction",
+                      f"is {action!r}; must be 'Deny' (only the environment's subnets reach the vault)")]
+
+
+def _storage_https(resource: PlannedResource, plan: Plan) -> list[Violation]:
+    if resource.inputs.get("enableHttpsTrafficOnly") is False:
+        return [violation(resource, "enableHttpsTrafficOnly", "is false; must be true")]
+    return []
+
+
+def _storage_tls(resource: PlannedResource, plan: Plan) -> list[Violation]:
+    version = resource.inputs.get("minimumTlsVersion")
+    if version not in STRONG_TLS:
+        return [violation(resource, "minimumTlsVersion", f"is {version!r}; must be 'TLS1_2' or newer, set "
+                                                         "explicitly (older API versions default to TLS1_0)")]
+    return []
+
+
+def _no_public_blobs(resource: PlannedResource, plan: Plan) -> list[Violation]:
+    if resource.type == BLOB_CONTAINER:
+        access = resource.inputs.get("publicAccess")
+        if access not in (None, "None"):
+            return [violation(resource, "publicAccess", f"is {access!r}; must be 'None'")]
+        return []
+    if resource.inputs.get("allowBlobPublicAccess") is not False:
+        return [violation(resource, "allowBlobPublicAccess",
+                          f"is {resource.inputs.get('allowBlobPublicAccess')!r}; must be false, set explicitly")]
+    return []
+
+
+def _no_shared_keys(resource: PlannedResource, plan: Plan) -> list[Violation]:
+    if resource.inputs.get("allowSharedKeyAccess") is not False:
+        return [violation(resource, "allowSharedKeyAccess",
+                          "should be false so every access is an Entra identity that logs can name")]
+    return []
+
+
+def _backup_soft_delete(resource: PlannedResource, plan: Plan) -> list[Violation]:
+    state = dig(resource.inputs, "properties.securitySettings.softDeleteSettings.softDeleteState")
+    if state not in ("Enabled", "AlwaysON"):
+        return [violation(resource, "properties.securitySettings.softDeleteSettings.softDeleteState",
+                          f"is {state!r}; must be 'Enabled' so deleted backups can be recovered")]
+    return []
+
+
+def _backup_retention(resource: PlannedResource, plan: Plan) -> list[Violation]:
+    count = dig(resource.inputs, "properties.retentionPolicy.dailySchedule.retentionDuration.count")
+    if not is_number(count) or count < MIN_DAILY_BACKUPS:
+        return [violation(resource, "properties.retentionPolicy.dailySchedule.retentionDuration.count",
+                          f"is {count!r}; keep at least {MIN_DAILY_BACKUPS} daily backups")]
+    return []
+
+
+def _log_retention(resource: PlannedResource, plan: Plan) -> list[Violation]:
+    days = resource.inputs.get("retentionInDays")
+    if not is_number(days) or days < MIN_LOG_RETENTION_DAYS:
+        return [violation(resource, "retentionInDays",
+                          f"is {days!r}; keep logs at least {MIN_LOG_RETENTION_DAYS} days")]
+    return []
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        id="TB-KV-001",
+        title="Key Vault has purge protection and soft delete",
+        severity="mandatory",
+        reason="Without purge protection an attacker or a slip can destroy every secret at once, beyond "
+               "recovery.",
+        reference="MCSB DP-8 (security of key and certificate repository); NCSC Cloud Security Principle 2 "
+                  "(asset protection and resilience)",
+        resource_types=(KEY_VAULT,),
+        check=_purge_protection,
+    ),
+    Rule(
+        id="TB-KV-002",
+        title="Key Vault uses Azure RBAC",
+        severity="mandatory",
+        reason="RBAC grants one identity one secret and is audited with every other role assignment; access "
+               "policies grant whole vaults.",
+        reference="MCSB PA-7 (just enough administration); NCSC Cloud Security Principle 9 (secure user "
+                  "management)",
+        resource_types=(KEY_VAULT,),
+        check=_vault_rbac,
+    ),
+    Rule(
+        id="TB-KV-003",
+        title="Key Vault refuses networks it does not know",
+        severity="mandatory",
+        reason="Secrets are read only from the environment's subnets; the Internet cannot even try a token "
+               "against the vault.",
+        reference="MCSB NS-2 (secure cloud services with network controls); NCSC Cloud Security Principle 11 "
+                  "(external interface protection)",
+        resource_types=(KEY_VAULT,),
+        check=_vault_network,
+    ),
+    Rule(
+        id="TB-ST-001",
+        title="Storage accepts HTTPS only",
+        severity="mandatory",
+        reason="Plain HTTP sends data and keys in clear.",
+        reference="MCSB DP-3 (encrypt sensitive data in transit); NCSC Cloud Security Principle 1 (data in "
+                  "transit protection)",
+        resource_types=(STORAGE_ACCOUNT,),
+        check=_storage_https,
+    ),
+    Rule(
+        id="TB-ST-002",
+        title="Storage requires TLS 1.2 or newer",
+        severity="mandatory",
+        reason="TLS 1.0 and 1.1 have known weaknesses and are no longer accepted for NHS services.",
+        reference="MCSB DP-3 (encrypt sensitive data in transit); NCSC Cloud Security Principle 1 (data in "
+                  "transit protection)",
+        resource_types=(STORAGE_ACCOUNT,),
+        check=_storage_tls,
+    ),
+    Rule(
+        id="TB-ST-003",
+        title="No public blob access",
+        severity="mandatory",
+        reason="One container set to public exposes its data to anyone with the URL, with no sign-in and no "
+               "log of who read it.",
+        reference="MCSB DP-2 (monitor for threats to sensitive data) and NS-2; NCSC Cloud Security Principle 2 "
+                  "(asset protection)",
+        resource_types=(STORAGE_ACCOUNT, BLOB_CONTAINER),
+        check=_no_public_blobs,
+    ),
+    Rule(
+        id="TB-ST-004",
+        title="Storage refuses shared keys",
+        severity="advisory",
+        reason="An account key grants everything and names no one; Entra sign-in can be scoped and audited.",
+        reference="MCSB IM-1 (centralised identity and authentication); NCSC Cloud Security Principle 10 "
+                  "(identity and authentication)",
+        resource_types=(STORAGE_ACCOUNT,),
+        check=_no_shared_keys,
+    ),
+    Rule(
+        id="TB-BK-001",
+        title="Backup vaults keep deleted backups",
+        severity="mandatory",
+        reason="Ransomware deletes backups first; soft delete keeps them for 14 days or more after deletion.",
+        reference="MCSB BR-2 (protect backup and recovery data); NCSC Cloud Security Principle 2 (asset "
+                  "protection and resilience)",
+        resource_types=(BACKUP_VAULT,),
+        check=_backup_soft_delete,
+    ),
+    Rule(
+        id="TB-BK-002",
+        title="Backup policies keep at least a week of daily backups",
+        severity="advisory",
+        reason="Mistakes are often found days later; a week of restore points covers a working week and a "
+               "weekend.",
+        reference="MCSB BR-1 (regular automated backups)",
+        resource_types=(BACKUP_POLICY,),
+        check=_backup_retention,
+    ),
+    Rule(
+        id="TB-LOG-001",
+        title="Logs are kept at least 30 days",
+        severity="advisory",
+        reason="Intrusions are often found weeks after they start; logs must outlast the investigation.",
+        reference="MCSB LT-6 (log storage retention); NCSC Cloud Security Principle 13 (audit information)",
+        resource_types=(WORKSPACE,),
+        check=_log_retention,
+    ),
+)
