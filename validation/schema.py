@@ -205,13 +205,6 @@ SCHEMA: dict[str, Any] = {
                               "meta": {"doc": "How many analytics VMs"}},
                     "vm_size": _vm_size("Standard_D4s_v5"),
                     "data_disk_gb": _disk("/home disk size in GB", 128),
-                    "admin_users": {
-                        "type": "list", "default": [], "maxlength": 50,
-                        "schema": {"type": "string", "regex": ACCOUNT_NAME_PATTERN,
-                                   "meta": {"allowed": "a local account name: a lowercase letter, then up to "
-                                                       "31 lowercase letters, digits, _ or -"}},
-                        "meta": {"doc": "Accounts (as the gateway names them) that administer JupyterHub"},
-                    },
                     "auto_shutdown": {
                         "type": "dict", "default": {}, "meta": {"doc": "Nightly shutdown to save cost"},
                         "schema": {
@@ -221,6 +214,13 @@ SCHEMA: dict[str, Any] = {
                                          "default": "GMT Standard Time",
                                          "meta": {"doc": "Windows time zone id used by Azure"}},
                         },
+                    },
+                    "admin_users": {
+                        "type": "list", "default": [], "maxlength": 50,
+                        "schema": {"type": "string", "regex": ACCOUNT_NAME_PATTERN,
+                                   "meta": {"allowed": "a local account name: a lowercase letter, then up to "
+                                                       "31 lowercase letters, digits, _ or -"}},
+                        "meta": {"doc": "Accounts (as the gateway names them) that administer JupyterHub"},
                     },
                 },
             },
