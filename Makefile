@@ -34,10 +34,11 @@ validate: $(STAMP)
 	$(BIN)/blueprints validate $(STACK)
 
 ## test: everything CI runs, as root (the lab builds machines): lint, the offline suites,
-## the checkov gate, then the lab with every acceptance suite
+## the docs (drift check and strict build), the checkov gate, then the lab with every acceptance suite
 test: $(STAMP) host-deps
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -n 2 -q -m "not lab"
+	$(MAKE) --no-print-directory docs
 	$(MAKE) --no-print-directory checkov
 	$(MAKE) --no-print-directory lab-test
 
@@ -76,7 +77,10 @@ lab-test: $(STAMP) host-deps
 
 ## docs: the guides and generated reference as a static site in site/, built strictly (any warning fails)
 docs: $(STAMP)
+	$(BIN)/blueprints docs --check
 	$(BIN)/mkdocs build --strict --quiet
+	@mkdir -p out/diagrams
+	dot -Tpng docs/reference/example/architecture.dot -o out/diagrams/example.png
 
 ## reference: regenerate docs/reference/ from every stack file (commit the result)
 reference: $(STAMP)

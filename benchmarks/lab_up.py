@@ -86,9 +86,12 @@ def _machine_phases(record: dict) -> list[tuple[str, str, float, float]]:
     rows = []
     for name, entry in record["machines"].items():
         status = json.loads(run(None, name, ["cat", "/run/cloud-init/status.json"], check=True).stdout)["v1"]
+        # cloud-init records seconds since the kernel booted (the host's, shared by the machines).
+        uptime_now = float(Path("/proc/uptime").read_text().split()[0])
+        started = uptime_now - (time.time() - entry["started_at"])
         first = status["init-local"]["start"]
         last = status["modules-final"]["finished"]
-        rows.append((name, entry["role"], first - entry["started_at"], last - first))
+        rows.append((name, entry["role"], first - started, last - first))
     return rows
 
 

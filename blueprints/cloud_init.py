@@ -31,6 +31,21 @@ class RenderError(Exception):
     """A template that did not produce usable cloud-init."""
 
 
+def yaml_value(value: Any) -> str:
+    """A value as one line of YAML flow text that reads back exactly.
+
+    Strings are YAML double-quoted scalars from YAML's own emitter, which escapes what JSON
+    would leave raw or split (line separators, characters beyond the Basic Multilingual Plane).
+    """
+    if isinstance(value, str):
+        return yaml.safe_dump(value, default_style='"', allow_unicode=False, width=2**31).rstrip("\n")
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(yaml_value(item) for item in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{yaml_value(str(k))}: {yaml_value(v)}" for k, v in value.items()) + "}"
+    return json.dumps(value)
+
+
 @cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -41,7 +56,7 @@ def _environment() -> jinja2.Environment:
         autoescape=False,  # noqa: S701
     )
     # Every interpolated value passes through one of these, so no input can break out.
-    env.filters["yaml"] = lambda value: json.dumps(value, ensure_ascii=True)
+    env.filters["yaml"] = yaml_value
     env.filters["sh"] = lambda value: shlex.quote(str(value))
     return env
 

@@ -307,7 +307,8 @@ def render_page(plan: Plan) -> str:
         "",
         "Boxes inside the virtual network are subnets; red double-bordered nodes have a public IP address; "
         "red edges come from the trust's client ranges; each edge is an allowed flow with its ports. "
-        "Nothing else is allowed. The Graphviz source is [architecture.dot](architecture.dot).",
+        "Nothing else is allowed. The Graphviz source is [architecture.dot](architecture.dot). "
+        "The board's view of the same stack is its [request pack](request-pack.md).",
         "",
         "## Entry points from outside",
         "",
@@ -347,11 +348,14 @@ def generate(stack_file: Path, reference_dir: Path) -> list[Path]:
     plan.source = _stable_source(Path(stack_file))
     target = reference_dir / plan.stack
     target.mkdir(parents=True, exist_ok=True)
+    from blueprints.request_pack import render as render_request_pack
+
     dot_source = render_dot(plan)
     files = {
         "index.md": render_page(plan).encode(),
         "architecture.dot": dot_source.encode(),
         "architecture.svg": render_svg(dot_source),
+        "request-pack.md": render_request_pack(plan)[0].encode(),
     }
     for name, content in files.items():
         (target / name).write_bytes(content)
@@ -416,8 +420,9 @@ def register(commands: Any) -> None:
     docs = commands.add_parser(
         "docs", help="generate the reference pages of every stack (diagram, resources, flows, cost)",
         description=f"Write {REFERENCE_DIR}/<stack>/ for each stack file from its offline plan: an architecture "
-                    "diagram (Graphviz), the virtual machines, the NSG flow matrix, every resource and the cost "
-                    "estimate. Output is deterministic; a test checks the committed copy for drift.")
+                    "diagram (Graphviz), the virtual machines, the NSG flow matrix, the policy controls, every "
+                    "resource, the cost estimate, and the request pack. Output is deterministic; a test checks "
+                    "the committed copy for drift.")
     docs.add_argument("stack_files", nargs="*", metavar="STACK_FILE",
                       help=f"stack files to document (default: every {STACKS_DIR}/*.yaml)")
     docs.add_argument("-o", "--output", default=str(REFERENCE_DIR),

@@ -171,21 +171,28 @@ def _risks(plan: Plan, machines: list[MachineFacts], est: Estimate) -> list[Risk
     risks = []
     public = [m.host for m in machines if m.public_ip]
     bastion = _first(plan, "azure-native:network:BastionHost")
-    entry = ", ".join(public) if public else ("Azure Bastion" if bastion else "nothing")
+    entry = ", ".join(public) if public else ("Azure Bastion" if bastion else "")
     client_flows = [f for f in flows if f.source == "clients"]
-    ranges = ", ".join(config["network"]["allowed_client_ranges"])
-    risks.append(Risk(
-        "Unauthorised access from the Internet",
-        f"Reachable from outside: {entry} only, on ports "
-        f"{', '.join(sorted({str(p) for f in client_flows for p in f.ports})) or 'none'}, and only from the trust's "
-        f"ranges ({ranges}); every NSG ends with deny-all.",
-        "flow table (blueprints/network_flows.py); policies TB-NET-001, TB-NET-002, TB-NET-004"))
+    private_flows = [f for f in flows if f.source == "private-clients"]
+    if client_flows:
+        ports = ", ".join(sorted({str(p) for f in client_flows for p in f.ports}, key=int))
+        ranges = ", ".join(config["network"]["allowed_client_ranges"])
+        access = (f"Reachable from outside: {entry} only, on ports {ports}, and only from the trust's ranges "
+                  f"({ranges}); every NSG ends with deny-all.")
+    else:
+        access = ("Nothing accepts connections from the Internet (no flow from client ranges); every NSG ends "
+                  "with deny-all.")
+    if private_flows:
+        access += (" The trust's own network (" + ", ".join(config["network"]["private_client_ranges"])
+                   + ") reaches " + ", ".join(sorted({f.destination.partition(":")[2] for f in private_flows}))
+                   + " only.")
+    risks.append(Risk("Unauthorised access from the Internet", access,
+                      "flow table (blueprints/network_flows.py); policies TB-NET-001, TB-NET-002, TB-NET-004"))
     egress = sorted({f.source.partition(":")[2] for f in flows if f.destination == "internet"})
-    risks.append(Risk(
-        "Data leaving through the Internet from analytics machines",
-        f"Only these endpoints may reach the Internet: {', '.join(egress) or 'none'}. Analytics VMs have no "
-        "Internet flow and no public IP.",
-        "flow table; policies TB-NET-004, TB-NET-006"))
+    leaving = f"Only these may reach the Internet: {', '.join(egress) or 'nothing'}."
+    if "analytics" in config["roles"]:
+        leaving += " Analytics VMs have no Internet flow and no public IP."
+    risks.append(Risk("Data leaving through the Internet", leaving, "flow table; policies TB-NET-004, TB-NET-006"))
     mirror = config["roles"].get("package_mirror")
     if mirror:
         counts = {name: len(items) for name, items in mirror.get("allowlists", {}).items()}
@@ -210,8 +217,8 @@ def _risks(plan: Plan, machines: list[MachineFacts], est: Estimate) -> list[Risk
         protected = len(plan.of_type("azure-native:recoveryservices:ProtectedItem"))
         risks.append(Risk(
             "Loss of work or data",
-            f"{protected} VMs backed up daily to a geo-redundant vault; {daily} daily and {weekly} weekly recovery "
-            "points; soft delete.",
+            f"{protected} VM{'s' if protected != 1 else ''} backed up daily to a geo-redundant vault; "
+            f"{daily} daily and {weekly} weekly recovery points; soft delete.",
             "plan: ProtectionPolicy daily-vm, ProtectedItem; policy TB-VM-006"))
     vault = _first(plan, "azure-native:keyvault:Vault")
     if vault:
@@ -223,10 +230,12 @@ def _risks(plan: Plan, machines: list[MachineFacts], est: Estimate) -> list[Risk
             f"{props.get('networkAcls', {}).get('defaultAction', 'Allow')}); each VM may read only its own "
             "secrets; none in cloud-init.",
             "plan: Vault, RoleAssignment scopes; policy TB-VM-009"))
+    count = len(est.shutdown)
+    shutdown = f"analytics VMs shut down nightly ({count} schedule{'s' if count != 1 else ''}); " if count else ""
     risks.append(Risk(
         "Running costs higher than budgeted",
-        f"Estimated £{est.total:,.2f} a month at list price; analytics VMs shut down nightly "
-        f"({len(est.shutdown)} schedules); every resource tagged with owner and cost centre.",
+        f"Estimated £{est.total:,.2f} a month at list price; {shutdown}every resource tagged with owner and "
+        "cost centre.",
         "blueprints cost; plan: GlobalSchedule, tags"))
     risks.append(Risk(
         "Dependence on one person or one supplier",

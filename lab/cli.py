@@ -60,7 +60,7 @@ def _cmd_status(args: argparse.Namespace) -> int:
     except MachineError as error:
         print(error)
         return EXIT_FAILED
-    print(f"lab of {record['stack_file']} (state in {layout.root})")
+    print(f"lab of {record['stack_file']}, started in {record.get('started_from', '?')} (state in {layout.root})")
     print(lifecycle.format_table(rows))
     for rule in record.get("skipped_rules", []):
         print(f"not enforced in the lab: {rule['rule']} ({rule['subnet']}): {rule['reason']}")

@@ -60,7 +60,8 @@ def _refuse_second_lab() -> None:
     labs = running_labs()
     if labs:
         record = read_record(labs[0])
-        raise UsageError(f"a lab is already running here (stack {labs[0].stack}, from {record['stack_file']}); "
+        raise UsageError(f"a lab is already running here (stack {labs[0].stack}, from {record['stack_file']}, "
+                         f"started in {record.get('started_from', '?')}); "
                          "only one lab runs at a time: `sudo blueprints lab down` first")
     leftovers = network.lab_links() + network.lab_namespaces()
     if leftovers or network.nft_table_present():
@@ -102,7 +103,7 @@ def up(stack_file: str, progress: Progress, timeout_minutes: float = DEFAULT_TIM
         "zone": private_dns_zone(config), "client_ip": plan.client_ip,
         "public_gateway_ip": plan.public_gateway_ip, "ca_cert": str(layout.ca_cert),
         "public_hostname": (config["roles"].get("gateway") or {}).get("hostname") if plan.public_gateway_ip else None,
-        "started": time.time(), "skipped_rules": [s.__dict__ for s in skipped],
+        "started": time.time(), "started_from": os.getcwd(), "skipped_rules": [s.__dict__ for s in skipped],
         "machines": {m.name: {"role": m.role, "subnet": m.subnet, "address": m.private_ip,
                               "supervisor_pid": None, "cloud_init": "not started", "seconds": None}
                      for m in plan.machines},

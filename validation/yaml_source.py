@@ -14,6 +14,8 @@ from validation.problems import MISSING, Problem, StackFileError
 
 MAX_FILE_BYTES = 256 * 1024
 MAX_ALIASES = 100
+# Keys are setting names (text); "<<" merges a mapping in, as YAML allows.
+TEXT_KEY_TAGS = {"tag:yaml.org,2002:str", "tag:yaml.org,2002:merge"}
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -45,9 +47,14 @@ def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], problems: li
     if isinstance(node, yaml.MappingNode):
         seen: dict[Any, int] = {}
         for key_node, value_node in node.value:
-            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else repr(key_node)
+            scalar = isinstance(key_node, yaml.ScalarNode)
+            key = key_node.value if scalar else f"<{key_node.id} key>"
             child = f"{path}.{key}" if path else str(key)
             line = key_node.start_mark.line + 1
+            if key_node.tag not in TEXT_KEY_TAGS:
+                what = key_node.tag.rsplit(":", 1)[-1] if scalar else key_node.id
+                problems.append(Problem(child, MISSING, f"must be a setting name in text (found a {what} key)",
+                                        "write the name of a setting, or quote it", line=line))
             if key in seen:
                 problems.append(
                     Problem(child, MISSING, f"appears twice (first on line {seen[key]})",

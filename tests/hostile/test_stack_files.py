@@ -258,7 +258,7 @@ def test_files_that_are_not_stack_yaml_are_refused(stack_path, content):
     (b"\xff\xfe\x00t", "is not UTF-8 text"),
     ("\t- tab\n", "is not valid YAML"),
     ("environment: 2026-01-01\n", "environment: must be text"),
-    ("? [1, 2]\n: x\n", "is not valid YAML"),
+    ("? [1, 2]\n: x\n", "<sequence key>: must be a setting name in text"),
 ])
 def test_fixed_hostile_files(stack_path, content, expected):
     code, err = validate(stack_path, content)
@@ -285,3 +285,12 @@ def test_a_directory_or_a_missing_path_is_a_clear_error(tmp_path):
         with contextlib.redirect_stderr(err):
             assert main(["validate", str(target)]) == 2
         assert str(target) in err.getvalue()
+
+
+@pytest.mark.parametrize("content, field", [
+    ("?\n", "(file)"), ("1: x\n", "1"), ("null: 2\n", "null"), ("trust: {1: 2}\n", "trust.1"),
+    ("[a]: 1\n", "<sequence key>"), ("{a: 1}: 1\n", "<mapping key>"),
+])
+def test_a_key_that_is_not_text_is_named(stack_path, content, field):
+    code, err = validate(stack_path, content)
+    assert code == 2 and f"{field}: must be a setting name in text" in err, err

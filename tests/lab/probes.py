@@ -12,7 +12,7 @@ from typing import Any
 
 from lab.machines import run
 
-LISTEN_SECONDS = 600
+LISTEN_SECONDS = 300
 CONNECT_TIMEOUT = 3.0
 
 _LISTENER = """
@@ -58,16 +58,25 @@ print(json.dumps([[h, p, r] for (h, p), r in zip(targets, results)]))
 """
 
 
-def start_listeners(machine: str, ports: list[int], seconds: int = LISTEN_SECONDS) -> None:
-    """Listen on ``ports`` inside ``machine`` (in the background, for ``seconds``)."""
+def start_listeners(machine: str, ports: list[int], seconds: int = LISTEN_SECONDS) -> int:
+    """Listen on ``ports`` inside ``machine`` (in the background, for at most ``seconds``).
+
+    Returns the listener's pid inside the machine, for ``stop_listeners``.
+    """
     script = _LISTENER.format(seconds=seconds)
-    argv = ["sh", "-c", 'nohup python3 -c "$0" "$@" >/dev/null 2>&1 &', script, *map(str, ports)]
-    run(None, machine, argv, check=True)
+    argv = ["sh", "-c", 'nohup python3 -c "$0" "$@" >/dev/null 2>&1 & echo $!', script, *map(str, ports)]
+    pid = int(run(None, machine, argv, check=True).stdout.strip())
     wait = ["sh", "-c", "for i in $(seq 50); do n=0; for p in \"$@\"; do "
             "ss -Hltn \"sport = :$p\" | grep -q . && n=$((n+1)); done; "
             "[ $n -eq $# ] && exit 0; sleep 0.1; done; exit 1", "wait", *map(str, ports)]
     result = run(None, machine, wait)
     assert result.returncode == 0, f"listeners on {machine} ports {ports} did not come up"
+    return pid
+
+
+def stop_listeners(machine: str, pid: int) -> None:
+    """End one listener started by ``start_listeners`` (by its pid), so its ports are free again."""
+    run(None, machine, ["kill", str(pid)])
 
 
 def connect_all(machine: str, targets: list[tuple[str, int]]) -> dict[tuple[str, int], str]:

@@ -44,7 +44,7 @@ def test_ssh_runs_a_command_inside_the_machine(lab: Any) -> None:
 
 def test_logs_show_cloud_init_output(lab: Any) -> None:
     machine = lab.machines[-1]
-    result = _blueprints("lab", "logs", machine.name, "--lines", "20")
+    result = _blueprints("lab", "logs", machine.name, "--lines", "1000")
     assert result.returncode == 0, result.stderr
     assert "/var/log/cloud-init-output.log" in result.stdout
-    assert "Cloud-init v." in result.stdout and "finished" in result.stdout
+    assert "Cloud-init v." in result.stdout and "running 'modules:final'" in result.stdout

@@ -57,12 +57,19 @@ def test_a_machine_verifies_another_by_its_internal_name(lab: Any) -> None:
     analytics = next((m for m in lab.machines if m.role == "analytics_vm"), None)
     if git is None or analytics is None:
         pytest.skip("needs a Git server and an analytics VM")
-    busy = run(None, git.name, ["sh", "-c", "ss -Hltn 'sport = :443' | grep -q ."]).returncode == 0
-    if not busy:
-        run(None, git.name, ["sh", "-c", 'nohup python3 -c "$0" 443 >/dev/null 2>&1 &', _TLS_SERVER], check=True)
+    # The Git server's own HTTPS service when it has one (it serves tls.crt), else a stand-in.
+    server = None
+    if run(None, git.name, ["sh", "-c", "ss -Hltn 'sport = :443' | grep -q ."]).returncode != 0:
+        started = run(None, git.name, ["sh", "-c", 'nohup python3 -c "$0" 443 >/dev/null 2>&1 & echo $!',
+                                       _TLS_SERVER], check=True)
+        server = started.stdout.strip()
         run(None, git.name, ["sh", "-c", "for i in $(seq 50); do ss -Hltn 'sport = :443' | grep -q . && exit 0; "
                              "sleep 0.1; done; exit 1"], check=True)
     url = f"https://{git.name}.{lab.record['zone']}/"
-    result = run(None, analytics.name, ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
-                                        url])
+    try:
+        result = run(None, analytics.name, ["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time",
+                                            "10", url])
+    finally:
+        if server:
+            run(None, git.name, ["kill", server])
     assert result.returncode == 0, f"TLS to {url} failed: {result.stderr}"

@@ -6,6 +6,7 @@ promises (``...`` skips lines). A command is run unless its trailing comment mar
   ``# lab-only``    needs root and the lab (sudo blueprints lab ...); its arguments are parsed
   ``# root-only``   a Makefile target that installs host packages (sudo make ...)
   ``# CI-only``     ``make test``, which is what runs this test
+  ``# network-only`` the Debian provenance script, which reads deb.debian.org
   ``# exits 2``     run, and expected to fail with exit code 2
 ``<!-- patch -->`` before a ``diff`` block applies it to the copy, in page order.
 """
@@ -28,7 +29,8 @@ from tests.conftest import REPO
 GUIDES = sorted((REPO / "docs").glob("*.md"))
 VENV_BIN = Path(sys.executable).parent
 RUNNABLE = {"blueprints", "make", "cp", "grep"}
-MARKERS = ("Azure-only", "lab-only", "root-only", "CI-only", "exits 2")
+MARKERS = ("Azure-only", "lab-only", "root-only", "CI-only", "network-only", "exits 2")
+SKIPPED = {"Azure-only", "lab-only", "root-only", "CI-only", "network-only"}
 FENCE = re.compile(r"^(?P<indent>[ ]*)```(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=indent)```[ ]*$", re.M | re.S)
 COMMENT = re.compile(r"\s+#\s+(?P<text>.*)$")
 
@@ -98,6 +100,9 @@ def _rule_problems(line: str, marker: str | None) -> list[str]:
     if marker == "root-only":
         ok = words[:2] == ["sudo", "make"] and len(words) == 3 and words[2] in _makefile_targets()
         return [] if ok else [f"{line!r}: root-only is for `sudo make <target>` of this Makefile"]
+    if marker == "network-only":
+        ok = words == [".venv/bin/python", "docs/tooling/debian_packages.py"]
+        return [] if ok else [f"{line!r}: network-only is for the Debian provenance script"]
     if marker == "CI-only":
         return [] if words == ["make", "test"] else [f"{line!r}: only `make test` is CI-only"]
     if words[:2] == ["make", "test"]:
@@ -144,7 +149,7 @@ def test_every_command_in_the_guide_runs_as_shown(guide, tmp_path):
             assert applied.returncode == 0, f"{guide.name}: a patch no longer applies: {applied.stderr}"
             continue
         for command in step.commands:
-            if command.marker in {"Azure-only", "lab-only", "root-only", "CI-only"}:
+            if command.marker in SKIPPED:
                 continue
             result = _run(command, workspace)
             expected_code = 2 if command.marker == "exits 2" else 0

@@ -119,3 +119,16 @@ def test_request_pack_bad_stack_exits_2(tmp_path, capsys):
     assert main(["request-pack", str(tmp_path / "missing.yaml"), "-o", str(tmp_path)]) == 2
     assert "cannot be read" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("stack", STACK_FILES, ids=[s.stem for s in STACK_FILES])
+def test_every_stack_gets_a_pack_with_its_own_facts(stack):
+    from validation.plan_recorder import record_plan
+
+    plan = record_plan(stack)
+    markdown, _ = render(plan)
+    assert f"# Request pack: {plan.config['trust']['name']}" in markdown
+    assert "nothing only" not in markdown and "ports none" not in markdown
+    assert "not in the provenance table" not in markdown
+    for machine in plan_machines(plan.config):
+        assert f"| {machine.name} | {machine.role} |" in markdown
