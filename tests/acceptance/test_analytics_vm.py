@@ -25,7 +25,8 @@ HUB_PORT = 8000
 
 PACKAGES = [
     "r-base", "r-base-dev", "python3", "python3-venv", "python3-pip", "build-essential", "git", "npm",
-    "jupyterhub", "jupyterlab", "python3-ipykernel", "r-cran-irkernel", "unixodbc", "tdsodbc",
+    "jupyterhub", "jupyterlab", "python3-ipykernel", "r-cran-irkernel", "jupyter-core", "jupyter-client",
+    "unixodbc", "tdsodbc",
     "python3-pandas", "python3-matplotlib", "python3-pyodbc", "r-cran-dplyr", "r-cran-ggplot2",
     "r-cran-readr", "r-cran-tidyr", "r-cran-dbi", "unattended-upgrades", "chrony",
 ]

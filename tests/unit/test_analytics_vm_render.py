@@ -118,7 +118,7 @@ def test_home_disk_script_is_valid_shell_and_skips_without_a_disk(example_config
 def test_hub_starts_after_home_is_ready(example_config):
     document = _analytics(example_config)
     commands = [" ".join(c) if isinstance(c, list) else c for c in document["runcmd"]]
-    assert commands.index("/usr/local/sbin/trust-blueprints-home-disk") < commands.index(
+    assert commands.index("/usr/local/sbin/trust-blueprints-home-disk || exit 1") < commands.index(
         "systemctl restart jupyterhub.service")
     dropin = _file(document, "/etc/systemd/system/jupyterhub.service.d/trust-blueprints.conf")["content"]
     assert "RequiresMountsFor=/home" in dropin
