@@ -21,6 +21,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "blueprints.costing",
     "blueprints.reference_docs",
     "blueprints.request_pack",
+    "blueprints.git_server.settings_command",
 )
 
 

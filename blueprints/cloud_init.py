@@ -17,9 +17,11 @@ from typing import Any
 import jinja2
 import yaml
 
+from blueprints.package_mirror.client_settings import template_values as mirror_client_values
 from blueprints.secrets import secret_files
 from blueprints.topology import Machine, plan_machines, private_dns_zone
 from modules.naming import Naming
+from validation.schema import CRAN_NAME_PATTERN, NPM_NAME_PATTERN, PYPI_NAME_PATTERN
 
 BLUEPRINTS_DIR = Path(__file__).parent
 # Azure's custom data limit is 64 KiB after base64 encoding.
@@ -66,6 +68,7 @@ def template_context(config: dict[str, Any], machine: Machine) -> dict[str, Any]
     zone = private_dns_zone(config)
     by_role = {m.role: m for m in machines}
     mirror = by_role.get("package_mirror")
+    mirror_host = f"mirror.{zone}" if mirror else None
     return {
         "machine": machine,
         "machines": machines,
@@ -74,8 +77,12 @@ def template_context(config: dict[str, Any], machine: Machine) -> dict[str, Any]
         "admin": config["admin"],
         "role_settings": _role_settings(config, machine.role),
         "dns_zone": zone,
-        "mirror_host": f"mirror.{zone}" if mirror else None,
+        "mirror_host": mirror_host,
+        # pip/npm/R settings for package_mirror/client-config.yaml.j2 (None without a mirror).
+        "mirror_client": mirror_client_values(mirror_host),
         "git_host": f"git.{zone}" if "git_server" in by_role else None,
+        # The stack's own package-name rules, so the mirror's allowlist command checks the same way.
+        "package_name_patterns": {"pypi": PYPI_NAME_PATTERN, "npm": NPM_NAME_PATTERN, "cran": CRAN_NAME_PATTERN},
         # Machines fetch their secrets from this vault at boot (templates/base.yaml.j2).
         "key_vault_name": Naming(config["trust"]["short_name"], config["environment"],
                                  config["location"]).name("kv"),

@@ -38,8 +38,10 @@ MACHINE_FILES = ("tls.crt", "tls.key")
 # role -> the secrets its machines need besides ca.crt, tls.crt and tls.key.
 ROLE_SECRETS: dict[str, tuple[SecretSpec, ...]] = {
     "remote_gateway": (),
-    "package_mirror": (),
-    "git_server": (),
+    # The mirror pulls the package-requests repository with this key (mirror-allowlist pull); the
+    # Git server admits its .pub read-only. Declared by both roles: one name, one shared value.
+    "package_mirror": (SecretSpec("package-requests-reader", "ssh-ed25519"),),
+    "git_server": (SecretSpec("package-requests-reader", "ssh-ed25519"),),
     "analytics_vm": (),
 }
 

@@ -6,7 +6,10 @@ nftables table ``trust_blueprints_lab``, so `lab down` can find and remove it al
 
 from __future__ import annotations
 
+import fcntl
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,3 +108,20 @@ def running_labs() -> list[LabLayout]:
         return []
     return sorted((LabLayout(d.name) for d in STATE_ROOT.iterdir() if (d / "lab.json").is_file()),
                   key=lambda layout: layout.stack)
+
+
+class LabBusyError(Exception):
+    """Another `lab up` or `lab down` is running on this host."""
+
+
+@contextmanager
+def host_lock() -> Iterator[None]:
+    """Only one `lab up` or `lab down` at a time on a host (they share names and addresses)."""
+    STATE_ROOT.mkdir(parents=True, exist_ok=True)
+    with (STATE_ROOT / ".lock").open("w") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LabBusyError("another `blueprints lab up` or `lab down` is running on this host; "
+                               "wait for it to finish") from None
+        yield

@@ -19,9 +19,9 @@ from typing import Any
 from blueprints.cli import UsageError
 from blueprints.cloud_init import RenderError
 from blueprints.topology import Machine, private_dns_zone
-from lab import base_image, dns, firewall, machines, network, secrets, seeds
+from lab import base_image, dns, egress_trust, firewall, machines, network, secrets, seeds
 from lab.address_plan import address_plan, host_route_conflicts
-from lab.layout import STATE_ROOT, LabLayout, read_record, running_labs, write_record
+from lab.layout import STATE_ROOT, LabBusyError, LabLayout, host_lock, read_record, running_labs, write_record
 from lab.progress import Progress
 from validation.stack_config import load_stack
 
@@ -82,6 +82,14 @@ def up(stack_file: str, progress: Progress, timeout_minutes: float = DEFAULT_TIM
     if timeout_minutes <= 0:
         raise UsageError(f"--timeout {timeout_minutes:g}: must be a number of minutes above 0")
     preflight()
+    try:
+        with host_lock():
+            return _up(stack_file, progress, timeout_minutes, together)
+    except LabBusyError as error:
+        raise UsageError(str(error)) from None
+
+
+def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: bool) -> dict[str, Any]:
     _refuse_second_lab()
     config = load_stack(stack_file)
     stack = Path(stack_file).stem
@@ -137,13 +145,16 @@ def up(stack_file: str, progress: Progress, timeout_minutes: float = DEFAULT_TIM
                     step = "writing its secrets"
                     secrets.install_secret_files(root, secrets.machine_secret_files(config, machine, ca,
                                                                                     layout.secrets_dir))
+                    if machine.role in egress_trust.EGRESS_ROLES:
+                        step = "giving it the host's trust anchors for Internet egress"
+                        egress_trust.install_host_anchors(root)
                     step = "cabling its network namespace"
                     network.create_machine_network(machine.name, machine.subnet)
                 except (OSError, machines.MachineError, network.NetworkError, secrets.SecretError) as error:
                     raise LabUpError(f"{machine.name}: {step} failed: {error}") from error
     except BaseException as error:
         progress.note(f"lab up stopped while wiring ({error or type(error).__name__}); removing what was created")
-        down(progress, quiet=True)
+        _down(progress, quiet=True)
         raise
 
     deadline = time.monotonic() + timeout_minutes * 60
@@ -225,11 +236,16 @@ def status_rows() -> tuple[LabLayout, dict[str, Any], list[dict[str, str]]]:
         rows.append({
             "machine": name, "role": entry["role"], "address": entry["address"],
             "state": state,
-            "cloud-init": entry["cloud_init"],
+            "cloud-init": _short(entry["cloud_init"], name),
             "time": f"{entry['seconds']:.0f}s" if entry.get("seconds") is not None else "-",
             "reach": reach,
         })
     return layout, record, rows
+
+
+def _short(detail: str, machine: str, limit: int = 40) -> str:
+    """A table cell; the whole error is in `lab logs`."""
+    return detail if len(detail) <= limit else f"{detail[:limit]}... (lab logs {machine})"
 
 
 def format_table(rows: list[dict[str, str]]) -> str:
@@ -255,6 +271,14 @@ def down(progress: Progress, purge: bool = False, quiet: bool = False) -> list[s
     """Stop every machine and remove everything the lab put on the host; returns what was removed."""
     if os.geteuid() != 0:
         raise UsageError("the lab needs root to take down namespaces, bridges, rules and mounts: use sudo")
+    try:
+        with host_lock():
+            return _down(progress, purge, quiet)
+    except LabBusyError as error:
+        raise UsageError(str(error)) from None
+
+
+def _down(progress: Progress, purge: bool = False, quiet: bool = False) -> list[str]:
     removed: list[str] = []
     to_stop: dict[str, int | None] = {}
     for layout in running_labs() or [LabLayout(d.name) for d in _state_dirs()]:

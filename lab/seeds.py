@@ -9,7 +9,6 @@ platform address too).
 
 from __future__ import annotations
 
-import ipaddress
 from pathlib import Path
 from typing import Any
 
@@ -75,7 +74,3 @@ def write_seed(machine_root: Path, files: dict[str, bytes]) -> Path:
     datasource.parent.mkdir(parents=True, exist_ok=True)
     datasource.write_text("datasource_list: [NoCloud, None]\n")
     return seed
-
-
-def host_address(network: ipaddress.IPv4Network, index: int) -> str:
-    return str(network.network_address + index)

@@ -37,18 +37,19 @@ class StackScan:
     skipped: list[str] = field(default_factory=list)  # failed, but justified in the skip file
 
 
-def load_skips(path: Path = SKIPS_FILE) -> dict[str, dict[str, str]]:
+def load_skips(path: Path = SKIPS_FILE, section: str = "skips") -> dict[str, dict[str, str]]:
+    """The justified entries of one section: ``skips`` (may fail) or ``not_run`` (never run)."""
     document = yaml.safe_load(path.read_text(encoding="utf-8"))
-    entries = document.get("skips") if isinstance(document, dict) else None
+    entries = document.get(section, [] if section != "skips" else None) if isinstance(document, dict) else None
     if not isinstance(entries, list):
-        raise GateError(f"{path}: expected a mapping with a 'skips' list")
+        raise GateError(f"{path}: expected a mapping with a '{section}' list")
     skips: dict[str, dict[str, str]] = {}
     for index, entry in enumerate(entries):
         missing = [key for key in SKIP_FIELDS if not isinstance(entry, dict) or not str(entry.get(key) or "").strip()]
         if missing:
-            raise GateError(f"{path}: skips[{index}] lacks {', '.join(missing)}")
+            raise GateError(f"{path}: {section}[{index}] lacks {', '.join(missing)}")
         if not CHECK_ID.match(entry["id"]) or entry["id"] in skips:
-            raise GateError(f"{path}: skips[{index}].id {entry['id']!r} is not a check id, or is listed twice")
+            raise GateError(f"{path}: {section}[{index}].id {entry['id']!r} is not a check id, or is listed twice")
         skips[entry["id"]] = entry
     return skips
 
@@ -90,13 +91,13 @@ def export_stacks(stack_files: Sequence[Path], out: Path) -> list[str]:
     return [stack_file.stem for stack_file in stack_files]
 
 
-def scan(checkov: Path, out: Path) -> Any:
+def scan(checkov: Path, out: Path, not_run: Sequence[str] = ()) -> Any:
     if not checkov.exists():
         raise GateError(f"{checkov} not found; `make checkov` installs it")
-    completed = subprocess.run(
-        [str(checkov), "--framework", "arm", "--directory", str(out), "--output", "json", "--skip-download"],
-        capture_output=True, text=True, check=False,
-    )
+    command = [str(checkov), "--framework", "arm", "--directory", str(out), "--output", "json", "--skip-download"]
+    if not_run:
+        command += ["--skip-check", ",".join(not_run)]
+    completed = subprocess.run(command, capture_output=True, text=True, check=False)
     try:
         return json.loads(completed.stdout)
     except json.JSONDecodeError:
@@ -123,12 +124,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         skips = load_skips(args.skips)
+        not_run = load_skips(args.skips, "not_run")
         stacks = export_stacks(args.stack_files, args.out)
-        scans, stale = judge(scan(args.checkov, args.out), stacks, skips)
+        scans, stale = judge(scan(args.checkov, args.out, sorted(not_run)), stacks, skips)
     except GateError as error:
         print(f"checkov gate: {error}", file=sys.stderr)
         return 2
     print(render(scans, stale))
+    for check_id, entry in sorted(not_run.items()):
+        print(f"  NOT RUN {check_id}: {entry['check']} (see {args.skips.name})")
     summary = [{"stack": s.stack, "passed": s.passed, "failed": s.failed, "skipped": s.skipped} for s in scans]
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return 1 if stale or any(s.failed for s in scans) else 0

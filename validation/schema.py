@@ -18,11 +18,19 @@ DISPLAY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 .,&()'-]{1,78}[A-Za-z0-9.)]$"
 # One line of printable text: nothing that could start a second line in a file or a command.
 SINGLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 PYPI_NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
+# A PyPI allowlist entry: a project name, optionally with version specifiers ("pandas>=2,<3").
+_PYPI_SPECIFIER = r" *(~=|===|==|!=|<=|>=|<|>) *[A-Za-z0-9.*+!_-]+"
+PYPI_ALLOWLIST_PATTERN = (PYPI_NAME_PATTERN[:-1] + "(" + _PYPI_SPECIFIER + r"( *," + _PYPI_SPECIFIER + ")*)?$")
 NPM_NAME_PATTERN = r"^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*$"
 CRAN_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]$"
 # Local account names on the analytics VMs (what Debian's adduser accepts, lower case).
 ACCOUNT_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$"
+# Git server names become gitolite user, group and repository names and file names on the VM.
+GIT_ACCOUNT_PATTERN = r"^[a-z][a-z0-9._-]{0,31}$"
+GIT_MEMBER_PATTERN = r"^@?[a-z][a-z0-9._-]{0,31}$"
+GIT_REPOSITORY_PATTERN = r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9_-]+)*$"
+ABSOLUTE_PATH_PATTERN = r"^(/[A-Za-z0-9._-]+)+$"
 
 REGIONS = ["uksouth", "ukwest"]
 ENVIRONMENTS = ["dev", "test", "prod"]
@@ -43,11 +51,18 @@ def _disk(doc: str, default: int) -> dict[str, Any]:
     return {"type": "integer", "min": 32, "max": 4095, "default": default, "meta": {"doc": doc}}
 
 
-def _allowlist(pattern: str, what: str) -> dict[str, Any]:
+def _git_members(doc: str) -> dict[str, Any]:
+    return {"type": "list", "default": [], "maxlength": 500,
+            "schema": {"type": "string", "regex": GIT_MEMBER_PATTERN,
+                       "meta": {"allowed": "a user name, or @team (@all: every user)"}},
+            "meta": {"doc": doc}}
+
+
+def _allowlist(pattern: str, what: str, allowed: str = "") -> dict[str, Any]:
     article = "an" if what[0].lower() in "aeiou" or what == "npm" else "a"
     return {"type": "list", "default": [], "maxlength": 5000,
             "schema": {"type": "string", "regex": pattern, "maxlength": 214,
-                       "meta": {"allowed": f"{article} {what} package name"}},
+                       "meta": {"allowed": allowed or f"{article} {what} package name"}},
             "meta": {"doc": f"{what} packages analysts may install (curated mode)"}}
 
 
@@ -168,11 +183,18 @@ SCHEMA: dict[str, Any] = {
                     "allowlists": {
                         "type": "dict", "default": {}, "meta": {"doc": "Per-ecosystem allowlists"},
                         "schema": {
-                            "pypi": _allowlist(PYPI_NAME_PATTERN, "PyPI"),
+                            "pypi": _allowlist(PYPI_ALLOWLIST_PATTERN, "PyPI", "a PyPI project name, "
+                                               "optionally with version specifiers such as 'pandas>=2,<3'"),
                             "npm": _allowlist(NPM_NAME_PATTERN, "npm"),
                             "cran": _allowlist(CRAN_NAME_PATTERN, "CRAN"),
                         },
                     },
+                    "allowlists_file": {
+                        "type": "string", "nullable": True, "default": None,
+                        "regex": r"^[A-Za-z0-9][A-Za-z0-9._-]*\.ya?ml$",
+                        "meta": {"doc": "A YAML file beside the stack file with more allowlist entries "
+                                        "(keys pypi, npm, cran; added to the inline allowlists)",
+                                 "allowed": "a .yaml file name in the stack's folder, e.g. mirror-allowlist.yaml"}},
                     "upstreams": {
                         "type": "dict", "default": {}, "meta": {"doc": "Where the mirror fetches from"},
                         "schema": {
@@ -196,6 +218,67 @@ SCHEMA: dict[str, Any] = {
                     "data_disk_gb": _disk("Repository disk size in GB", 64),
                     "backup_generations": {"type": "integer", "min": 1, "max": 90, "default": 14,
                                            "meta": {"doc": "Nightly backups kept"}},
+                    "teams": {
+                        "type": "list", "default": [], "maxlength": 200,
+                        "meta": {"doc": "Groups of users that repositories grant access to"},
+                        "schema": {"type": "dict", "schema": {
+                            "name": {"type": "string", "required": True, "regex": GIT_ACCOUNT_PATTERN,
+                                     "meta": {"doc": "Team name; @name in access lists",
+                                              "allowed": "1-32 lowercase letters, digits, . _ or -, "
+                                                         "starting with a letter"}},
+                            "description": {"type": "string", "regex": DISPLAY_NAME_PATTERN, "required": False,
+                                            "meta": {"doc": "What the team is for",
+                                                     "allowed": "3-80 letters, digits, spaces and . , & ( ) ' -"}},
+                        }},
+                    },
+                    "users": {
+                        "type": "list", "default": [], "maxlength": 2000,
+                        "meta": {"doc": "People who use Git over SSH; the name is also the web sign-in account"},
+                        "schema": {"type": "dict", "schema": {
+                            "name": {"type": "string", "required": True, "regex": GIT_ACCOUNT_PATTERN,
+                                     "meta": {"doc": "Account name (as the gateway passes it after sign-in)",
+                                              "allowed": "1-32 lowercase letters, digits, . _ or -, "
+                                                         "starting with a letter"}},
+                            "ssh_public_key": {"type": "string", "required": True, "maxlength": 16384,
+                                               "meta": {"doc": "OpenSSH public key (ed25519, ECDSA or RSA 3072+)"}},
+                            "teams": {"type": "list", "default": [], "maxlength": 100,
+                                      "schema": {"type": "string", "regex": GIT_ACCOUNT_PATTERN,
+                                                 "meta": {"allowed": "a team name from roles.git_server.teams"}},
+                                      "meta": {"doc": "Teams the user belongs to"}},
+                        }},
+                    },
+                    "repositories": {
+                        "type": "list", "default": [], "maxlength": 2000,
+                        "meta": {"doc": "Repositories and who may read, push branches, or merge to main"},
+                        "schema": {"type": "dict", "schema": {
+                            "name": {"type": "string", "required": True, "regex": GIT_REPOSITORY_PATTERN,
+                                     "maxlength": 64,
+                                     "meta": {"doc": "Repository name (cloned as git@git.<zone>:NAME)",
+                                              "allowed": "lowercase letters, digits, _ - and inner dots"}},
+                            "owner_team": {"type": "string", "required": True, "regex": GIT_ACCOUNT_PATTERN,
+                                           "meta": {"doc": "Team that answers for the repository; its members "
+                                                           "are the maintainers unless maintainers is set",
+                                                    "allowed": "a team name from roles.git_server.teams"}},
+                            "description": {"type": "string", "regex": DISPLAY_NAME_PATTERN, "required": False,
+                                            "meta": {"doc": "One line shown in the web view",
+                                                     "allowed": "3-80 letters, digits, spaces and . , & ( ) ' -"}},
+                            "maintainers": _git_members("May push to main and create tags (default: @owner_team)"),
+                            "writers": _git_members("May push branches other than main"),
+                            "readers": _git_members("May clone and fetch only"),
+                        }},
+                    },
+                    "backup": {
+                        "type": "dict", "default": {}, "meta": {"doc": "Nightly backup of every repository"},
+                        "schema": {
+                            "directory": {"type": "string", "regex": ABSOLUTE_PATH_PATTERN,
+                                          "default": "/var/backups/git-server",
+                                          "meta": {"doc": "Directory the git bundles are written to",
+                                                   "allowed": "an absolute path of letters, digits, . _ -"}},
+                            "time": {"type": "string", "regex": TIME_PATTERN, "default": "01:30",
+                                     "meta": {"doc": "Time of the nightly backup (VM local time, HH:MM)",
+                                              "allowed": "HH:MM, e.g. 01:30"}},
+                        },
+                    },
                 },
             },
             "analytics": {

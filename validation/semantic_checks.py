@@ -22,6 +22,10 @@ RESERVED_USERNAMES = {
 KEY_TYPES = {"ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"}
 MIN_RSA_BITS = 3072
 WIDEST_CLIENT_PREFIX = 8  # a client range wider than /8 is "the Internet" in practice
+# Names the Git server uses for itself (gitolite's administrator and the mirror's reader).
+GIT_RESERVED_ACCOUNTS = {"server-admin", "package-mirror", "git", "root", "gitweb", "daemon"}
+GIT_RESERVED_REPOSITORIES = {"gitolite-admin", "testing"}
+PACKAGE_REQUESTS_REPOSITORY = "package-requests"
 # RFC 1918. Python's is_private also counts loopback, link-local and documentation ranges,
 # which no virtual network or trust LAN can use.
 PRIVATE_RANGES = tuple(ipaddress.IPv4Network(r) for r in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
@@ -201,6 +205,72 @@ def _roles(config: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+def _git_server(config: dict[str, Any]) -> list[Problem]:
+    """Names unique, keys sound, and every team and user an access list names exists."""
+    git = config["roles"].get("git_server")
+    if not git:
+        return []
+    base = "roles.git_server"
+    problems: list[Problem] = []
+    teams: set[str] = set()
+    for index, team in enumerate(git["teams"]):
+        path = f"{base}.teams[{index}].name"
+        if team["name"] in teams:
+            problems.append(Problem(path, team["name"], "names a team twice", "give every team its own name"))
+        elif team["name"] == "all":
+            problems.append(Problem(path, team["name"], "is reserved (@all means every user)"))
+        teams.add(team["name"])
+    users: set[str] = set()
+    keys: dict[str, str] = {}
+    for index, user in enumerate(git["users"]):
+        path = f"{base}.users[{index}]"
+        if user["name"] in users:
+            problems.append(Problem(f"{path}.name", user["name"], "names a user twice",
+                                    "one entry per person; each has one key"))
+        elif user["name"] in GIT_RESERVED_ACCOUNTS:
+            problems.append(Problem(f"{path}.name", user["name"], "is a name the Git server keeps for itself",
+                                    "reserved: " + ", ".join(sorted(GIT_RESERVED_ACCOUNTS))))
+        users.add(user["name"])
+        key = user["ssh_public_key"]
+        problem = _ssh_key_problem(key)
+        if problem:
+            problems.append(Problem(f"{path}.ssh_public_key", key, problem,
+                                    "paste the single line of the person's .pub file"))
+        elif key.split()[1] in keys:
+            problems.append(Problem(f"{path}.ssh_public_key", key,
+                                    f"is already the key of user {keys[key.split()[1]]}",
+                                    "a key identifies one person; each needs their own"))
+        else:
+            keys[key.split()[1]] = user["name"]
+        for team_index, team in enumerate(user["teams"]):
+            if team not in teams:
+                problems.append(Problem(f"{path}.teams[{team_index}]", team, "is not a team in roles.git_server.teams",
+                                        "known teams: " + (", ".join(sorted(teams)) or "none")))
+    repositories: set[str] = set()
+    for index, repository in enumerate(git["repositories"]):
+        path = f"{base}.repositories[{index}]"
+        name = repository["name"]
+        if name in repositories:
+            problems.append(Problem(f"{path}.name", name, "names a repository twice"))
+        elif name in GIT_RESERVED_REPOSITORIES or name.endswith(".git"):
+            problems.append(Problem(f"{path}.name", name, "is reserved by the Git server",
+                                    "not gitolite-admin or testing, and not ending in .git"))
+        repositories.add(name)
+        if repository["owner_team"] not in teams:
+            problems.append(Problem(f"{path}.owner_team", repository["owner_team"],
+                                    "is not a team in roles.git_server.teams",
+                                    "known teams: " + (", ".join(sorted(teams)) or "none")))
+        for field in ("maintainers", "writers", "readers"):
+            for member_index, member in enumerate(repository[field]):
+                known = (teams | {"all"}) if member.startswith("@") else users
+                if member.lstrip("@") not in known:
+                    kind = "team in roles.git_server.teams" if member.startswith("@") else \
+                        "user in roles.git_server.users"
+                    problems.append(Problem(f"{path}.{field}[{member_index}]", member, f"is not a {kind}",
+                                            "teams are written @name; users by their name"))
+    return problems
+
+
 def _names(config: dict[str, Any]) -> list[Problem]:
     naming = Naming(config["trust"]["short_name"], config["environment"], config["location"])
     problems: list[Problem] = []
@@ -217,7 +287,7 @@ def _names(config: dict[str, Any]) -> list[Problem]:
 def semantic_problems(config: dict[str, Any]) -> list[Problem]:
     """Every cross-field problem of a schema-valid config."""
     address = _address_plan(config)
-    problems = address + _admin(config) + _roles(config)
+    problems = address + _admin(config) + _roles(config) + _git_server(config)
     if not problems:  # names depend on a sound address plan and role set
         problems += _names(config)
     return problems

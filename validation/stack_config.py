@@ -12,6 +12,7 @@ from typing import Any
 
 from cerberus import TypeDefinition, Validator, errors
 
+from validation.mirror_allowlists_file import merge_allowlists_file
 from validation.problems import MISSING, Problem, StackFileError
 from validation.schema import SCHEMA
 from validation.semantic_checks import semantic_problems
@@ -124,11 +125,17 @@ def validate_document(document: dict[str, Any]) -> tuple[dict[str, Any], list[Pr
     return config, semantic_problems(config)
 
 
+def _problems_of(validator: Validator) -> list[Problem]:
+    return [_describe(error) for error in _flatten(list(validator._errors))]
+
+
 def load_stack(path: str | Path) -> dict[str, Any]:
     """The validated, normalised config of a stack file, or StackFileError."""
     path = Path(path)
     document, lines = read_stack_source(path)
     config, problems = validate_document(document)
+    if not problems:
+        problems = merge_allowlists_file(config, path.parent, _problems_of)
     if problems:
         located = [
             Problem(p.path, p.value, p.allowed, p.hint, line=_line_for(p.path, lines)) for p in problems

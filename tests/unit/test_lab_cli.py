@@ -69,3 +69,15 @@ def test_together_boots_every_machine_at_once(example_config):
 
     machines = plan_machines(example_config)
     assert lifecycle.boot_order(machines, together=True) == [machines]
+
+
+def test_concurrent_lab_commands_are_refused(monkeypatch, capsys, tmp_path):
+    from lab import layout
+
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setattr("shutil.which", lambda tool: "/usr/bin/x")
+    monkeypatch.setattr(layout, "STATE_ROOT", tmp_path)
+    with layout.host_lock():
+        assert cli.main(["lab", "up"]) == cli.EXIT_USAGE
+        assert "another `blueprints lab up` or `lab down` is running" in capsys.readouterr().err
+        assert cli.main(["lab", "down"]) == cli.EXIT_USAGE

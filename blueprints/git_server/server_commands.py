@@ -1,0 +1,531 @@
+#!/usr/bin/python3
+"""The Git server's own commands. cloud-init installs this file on the VM as /usr/local/sbin/git-server
+and links the three commands to it; the name it is called by picks the command.
+
+  git-server-apply FILE     make gitolite, the web view and the backup timer match FILE, the role's
+                            settings from the stack file (cloud-init runs it at first boot; run it again
+                            with a new file to change users, teams or repositories). Idempotent.
+  git-server-backup         write one backup generation (a git bundle per repository and a manifest of
+                            every ref) and keep the newest N generations.
+  git-server-restore [--generation NAME] [--replace] (--all | REPOSITORY...)
+                            rebuild repositories from a generation and check every ref's hash.
+
+It runs on the VM with Debian's python3 and python3-yaml only; it cannot import the project.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+GIT_USER = "git"
+GIT_HOME = Path("/srv/git")
+REPOSITORIES = GIT_HOME / "repositories"
+STATE = Path("/var/lib/trust-blueprints/git-server")
+ADMIN_CLONE = STATE / "gitolite-admin"
+CGIT_USERS = Path("/etc/cgit/users")
+BACKUP_SETTINGS = Path("/etc/trust-blueprints/git-server-backup.json")
+BACKUP_TIMER = Path("/etc/systemd/system/git-server-backup.timer")
+MIRROR_READER_KEY = Path("/etc/trust-blueprints/secrets/package-requests-reader.pub")
+# gitolite's administrator has no SSH key: only root on this VM changes access, through this command.
+ADMIN = "server-admin"
+MIRROR_READER = "package-mirror"
+PACKAGE_REQUESTS = "package-requests"
+RESERVED_ACCOUNTS = {ADMIN, MIRROR_READER, "git", "root", "gitweb", "daemon"}
+ACCOUNT = re.compile(r"^[a-z][a-z0-9._-]{0,31}$")
+MEMBER = re.compile(r"^@?[a-z][a-z0-9._-]{0,31}$")
+REPOSITORY = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9_-]+)*$")
+GENERATION = re.compile(r"^[0-9]{8}T[0-9]{6}Z$")
+TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+KEY_TYPES = {"ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"}
+EXIT_USAGE = 2
+
+PACKAGE_REQUESTS_README = """# Package requests
+
+Ask for a package to be added to the trust's mirror here:
+
+1. clone this repository and create a branch, e.g. `git switch -c request/pyarrow`;
+2. add the package under `pypi`, `npm` or `cran` in `allowlist.yaml`, and say why in the commit message;
+3. push the branch. A maintainer reviews it and merges it to `main`; the mirror reads `main`.
+"""
+PACKAGE_REQUESTS_ALLOWLIST = """# Packages analysts may install through the mirror, by ecosystem. Changes are reviewed:
+# push a branch; a maintainer merges it to main.
+pypi: []
+npm: []
+cran: []
+"""
+
+
+class SettingsError(Exception):
+    """Bad input: printed as one line, exit code 2, nothing changed."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Settings
+
+
+def _problems(settings: Any) -> list[str]:
+    """Every problem of a settings document, each with its path (the stack file checks the same)."""
+    if not isinstance(settings, dict):
+        return ["(file): must be a mapping of the git_server role's settings"]
+    problems: list[str] = []
+
+    def entries(key: str) -> list[dict[str, Any]]:
+        value = settings.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+            problems.append(f"{key}: must be a list of mappings")
+            return []
+        return value
+
+    teams: set[str] = set()
+    for index, team in enumerate(entries("teams")):
+        name = team.get("name")
+        if not isinstance(name, str) or not ACCOUNT.match(name) or name == "all" or name in teams:
+            problems.append(f"teams[{index}].name: {name!r} must be a new name of 1-32 lowercase letters, "
+                            "digits, . _ -")
+        teams.add(str(name))
+    users: set[str] = set()
+    for index, user in enumerate(entries("users")):
+        name = user.get("name")
+        if not isinstance(name, str) or not ACCOUNT.match(name) or name in RESERVED_ACCOUNTS or name in users:
+            problems.append(f"users[{index}].name: {name!r} must be a new, unreserved name of 1-32 lowercase "
+                            "letters, digits, . _ -")
+        users.add(str(name))
+        key = user.get("ssh_public_key")
+        if not isinstance(key, str) or len(key.split()) < 2 or key.split()[0] not in KEY_TYPES or "\n" in key:
+            problems.append(f"users[{index}].ssh_public_key: must be one OpenSSH public key line")
+        for team_index, team in enumerate(user.get("teams", [])):
+            if team not in teams:
+                problems.append(f"users[{index}].teams[{team_index}]: {team!r} is not a team")
+    names: set[str] = set()
+    for index, repository in enumerate(entries("repositories")):
+        name = repository.get("name")
+        if (not isinstance(name, str) or not REPOSITORY.match(name) or name.endswith(".git")
+                or name in {"gitolite-admin", "testing"} or name in names):
+            problems.append(f"repositories[{index}].name: {name!r} must be a new repository name")
+        names.add(str(name))
+        if repository.get("owner_team") not in teams:
+            problems.append(f"repositories[{index}].owner_team: {repository.get('owner_team')!r} is not a team")
+        for field in ("maintainers", "writers", "readers"):
+            for member_index, member in enumerate(repository.get(field, [])):
+                known = teams | {"all"} if str(member).startswith("@") else users
+                if not isinstance(member, str) or not MEMBER.match(member) or member.lstrip("@") not in known:
+                    problems.append(f"repositories[{index}].{field}[{member_index}]: {member!r} is not a "
+                                    "user or @team")
+    backup = settings.get("backup", {})
+    directory = str(backup.get("directory", ""))
+    if not directory.startswith("/") or not re.match(r"^(/[A-Za-z0-9._-]+)+$", directory):
+        problems.append(f"backup.directory: {directory!r} must be an absolute path")
+    if not TIME.match(str(backup.get("time", ""))):
+        problems.append(f"backup.time: {backup.get('time')!r} must be HH:MM")
+    generations = settings.get("backup_generations")
+    if not isinstance(generations, int) or not 1 <= generations <= 90:
+        problems.append(f"backup_generations: {generations!r} must be a whole number from 1 to 90")
+    return problems
+
+
+def load_settings(path: Path) -> dict[str, Any]:
+    import yaml  # python3-yaml, a dependency of cloud-init
+
+    try:
+        settings = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise SettingsError(f"{path}: cannot read: {error.strerror}") from None
+    except yaml.YAMLError as error:
+        raise SettingsError(f"{path}: not YAML: {error}") from None
+    problems = _problems(settings)
+    if problems:
+        raise SettingsError("\n".join(f"{path}: {problem}" for problem in problems))
+    return settings
+
+
+def with_package_requests(settings: dict[str, Any]) -> list[dict[str, Any]]:
+    """The repositories to host: the stack's, plus package-requests if the stack does not name it."""
+    repositories = list(settings.get("repositories", []))
+    if not any(repository["name"] == PACKAGE_REQUESTS for repository in repositories):
+        # Without named maintainers only an administrator merges; every user may propose.
+        repositories.append({"name": PACKAGE_REQUESTS, "owner_team": None, "maintainers": [],
+                             "writers": ["@all"], "readers": []})
+    return repositories
+
+
+class Access:
+    """Who may do what, from the settings: gitolite rules and each user's readable repositories."""
+
+    def __init__(self, settings: dict[str, Any], mirror_reader: bool) -> None:
+        self.users = {user["name"]: user for user in settings.get("users", [])}
+        self.members: dict[str, list[str]] = {team["name"]: [] for team in settings.get("teams", [])}
+        for user in self.users.values():
+            for team in user.get("teams", []):
+                self.members[team].append(user["name"])
+        self.repositories = with_package_requests(settings)
+        self.mirror_reader = mirror_reader
+
+    def _present(self, entries: list[str]) -> list[str]:
+        """Entries gitolite can use: teams without members are left out (they grant nothing)."""
+        return [entry for entry in entries if not entry.startswith("@") or entry == "@all"
+                or self.members.get(entry[1:])]
+
+    def roles(self, repository: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
+        owner = repository.get("owner_team")
+        maintainers = repository.get("maintainers") or ([f"@{owner}"] if owner else [])
+        return (self._present(maintainers), self._present(repository.get("writers", [])),
+                self._present(repository.get("readers", [])))
+
+    def gitolite_conf(self) -> str:
+        lines = ["# Generated by git-server-apply from the stack file; changes made here are overwritten.",
+                 "# Maintainers push main and tags; writers push other branches; readers clone.",
+                 "# Nobody rewrites or deletes main, or moves a tag.", ""]
+        for team, members in sorted(self.members.items()):
+            if members:
+                lines.append(f"@{team} = {' '.join(sorted(members))}")
+        lines += ["", "repo gitolite-admin", f"    RW+ = {ADMIN}"]
+        for repository in sorted(self.repositories, key=lambda item: item["name"]):
+            maintainers, writers, readers = self.roles(repository)
+            if repository["name"] == PACKAGE_REQUESTS and self.mirror_reader:
+                readers = [*readers, MIRROR_READER]
+            lines += ["", f"repo {repository['name']}"]
+            rules = [("RW", "refs/heads/main$", maintainers), ("-", "refs/heads/main$", ["@all"]),
+                     ("RW", "refs/tags/", maintainers), ("-", "refs/tags/", ["@all"]),
+                     ("RW+", "refs/heads/", maintainers + writers), ("-", "", ["@all"]), ("R", "", readers)]
+            for permission, refex, who in rules:
+                if who:
+                    lines.append(f"    {permission:<4}{refex:<18} = {' '.join(dict.fromkeys(who))}")
+        return "\n".join(lines) + "\n"
+
+    def _expand(self, entries: list[str]) -> set[str]:
+        names: set[str] = set()
+        for entry in entries:
+            if entry == "@all":
+                names |= set(self.users)
+            elif entry.startswith("@"):
+                names |= set(self.members.get(entry[1:], []))
+            else:
+                names.add(entry)
+        return names
+
+    def readable(self, user: str) -> list[dict[str, Any]]:
+        """Repositories the user may read: the web view shows only these."""
+        return [repository for repository in sorted(self.repositories, key=lambda item: item["name"])
+                if user in self._expand([entry for role in self.roles(repository) for entry in role])]
+
+
+# ---------------------------------------------------------------------------------------------
+# Running things
+
+
+def run(argv: list[str], *, cwd: Path | None = None, env: dict[str, str] | None = None,
+        capture: bool = False) -> str:
+    result = subprocess.run(argv, cwd=cwd, env=env, check=False, text=True,
+                            stdout=subprocess.PIPE if capture else None)
+    if result.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed with exit code {result.returncode}")
+    return result.stdout if capture else ""
+
+
+def as_git(argv: list[str], *, cwd: Path | None = None, capture: bool = False) -> str:
+    """Run a command as the git user with gitolite's environment."""
+    prefix = [] if os.geteuid() != 0 else ["runuser", "-u", GIT_USER, "--"]
+    environment = ["env", f"HOME={GIT_HOME}", "PATH=/usr/local/bin:/usr/bin:/bin", "LC_ALL=C.UTF-8"]
+    return run([*prefix, *environment, *argv], cwd=cwd, capture=capture)
+
+
+def write_if_changed(path: Path, text: str, mode: int = 0o644) -> bool:
+    if path.exists() and path.read_text(encoding="utf-8") == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(f".{path.name}.new")
+    temporary.write_text(text, encoding="utf-8")
+    temporary.chmod(mode)
+    temporary.replace(path)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# git-server-apply
+
+
+def _ensure_gitolite() -> None:
+    if subprocess.run(["getent", "passwd", GIT_USER], capture_output=True, check=False).returncode != 0:
+        run(["adduser", "--system", "--group", "--home", str(GIT_HOME), "--shell", "/bin/sh",
+             "--gecos", "Git repositories (gitolite)", GIT_USER])
+    # The web view (www-data) reads repositories through the git group; nobody else can.
+    run(["usermod", "-a", "-G", GIT_USER, "www-data"])
+    GIT_HOME.chmod(0o750)
+    if not (GIT_HOME / ".gitolite.rc").exists():
+        as_git(["git", "config", "--global", "user.name", "Git server"])
+        as_git(["git", "config", "--global", "user.email", f"{GIT_USER}@localhost"])
+        as_git(["git", "config", "--global", "init.defaultBranch", "master"])
+        as_git(["gitolite", "setup", "-a", ADMIN])
+        rc = GIT_HOME / ".gitolite.rc"
+        # Group-readable repositories, so the web view (in group git) can read them.
+        rc.write_text(re.sub(r"UMASK(\s*)=>(\s*)0077", r"UMASK\1=>\g<2>0027", rc.read_text(encoding="utf-8")),
+                      encoding="utf-8")
+        # New repositories start on main; the administration repository stays on master (gitolite's hook).
+        as_git(["git", "config", "--global", "init.defaultBranch", "main"])
+        shutil.rmtree(REPOSITORIES / "testing.git", ignore_errors=True)
+    REPOSITORIES.chmod(0o750)
+    if not (ADMIN_CLONE / ".git").exists():
+        STATE.mkdir(parents=True, exist_ok=True)
+        STATE.chmod(0o755)
+        shutil.rmtree(ADMIN_CLONE, ignore_errors=True)
+        ADMIN_CLONE.mkdir(mode=0o700)
+        shutil.chown(ADMIN_CLONE, GIT_USER, GIT_USER)
+        as_git(["git", "clone", "--quiet", str(REPOSITORIES / "gitolite-admin.git"), str(ADMIN_CLONE)])
+
+
+def _update_admin_repository(access: Access, settings_path: Path) -> bool:
+    """Write the rules and keys into the administration repository; push only when they changed."""
+    as_git(["git", "fetch", "--quiet", "origin"], cwd=ADMIN_CLONE)
+    as_git(["git", "reset", "--quiet", "--hard", "origin/master"], cwd=ADMIN_CLONE)
+    keys = {name: user["ssh_public_key"].strip() for name, user in access.users.items()}
+    if access.mirror_reader:
+        keys[MIRROR_READER] = MIRROR_READER_KEY.read_text(encoding="utf-8").strip()
+    keydir = ADMIN_CLONE / "keydir"
+    keydir.mkdir(exist_ok=True)
+    for stale in keydir.rglob("*.pub"):
+        if stale.stem not in keys or stale.parent != keydir:
+            stale.unlink()
+    for name, key in keys.items():
+        (keydir / f"{name}.pub").write_text(key + "\n", encoding="utf-8")
+    (ADMIN_CLONE / "conf" / "gitolite.conf").write_text(access.gitolite_conf(), encoding="utf-8")
+    run(["chown", "-R", f"{GIT_USER}:{GIT_USER}", str(ADMIN_CLONE)])
+    as_git(["git", "add", "--all"], cwd=ADMIN_CLONE)
+    if not as_git(["git", "status", "--porcelain"], cwd=ADMIN_CLONE, capture=True).strip():
+        return False
+    digest = hashlib.sha256(settings_path.read_bytes()).hexdigest()[:12]
+    as_git(["git", "commit", "--quiet", "-m", f"Apply {settings_path} (sha256 {digest})"], cwd=ADMIN_CLONE)
+    # Pushed on the server itself: gitolite's `push` skips the access check and runs the compile hook.
+    as_git(["gitolite", "push", "--quiet", "origin", "HEAD:master"], cwd=ADMIN_CLONE)
+    return True
+
+
+def _seed_package_requests() -> None:
+    """Give a new package-requests repository its allowlist on main (once; later changes are reviewed)."""
+    bare = REPOSITORIES / f"{PACKAGE_REQUESTS}.git"
+    if as_git(["git", "for-each-ref", "--count=1"], cwd=bare, capture=True).strip():
+        return
+    with tempfile.TemporaryDirectory(prefix="package-requests-") as work:
+        shutil.chown(work, GIT_USER, GIT_USER)
+        checkout = Path(work) / "checkout"
+        as_git(["git", "init", "--quiet", "--initial-branch", "main", str(checkout)])
+        (checkout / "allowlist.yaml").write_text(PACKAGE_REQUESTS_ALLOWLIST, encoding="utf-8")
+        (checkout / "README.md").write_text(PACKAGE_REQUESTS_README, encoding="utf-8")
+        run(["chown", "-R", f"{GIT_USER}:{GIT_USER}", str(checkout)])
+        as_git(["git", "add", "--all"], cwd=checkout)
+        as_git(["git", "commit", "--quiet", "-m", "Start the package allowlist"], cwd=checkout)
+        as_git(["gitolite", "push", "--quiet", str(bare), "main:main"], cwd=checkout)
+
+
+def _cgit_line(value: str) -> str:
+    return re.sub(r"[\r\n]", " ", value)
+
+
+def _update_web_view(access: Access) -> None:
+    """One cgit configuration per user, listing only the repositories that user may read."""
+    CGIT_USERS.mkdir(parents=True, exist_ok=True)
+    wanted = set()
+    for name in access.users:
+        lines = ["# Generated by git-server-apply: the repositories this user may read.",
+                 "include=/etc/cgit/site.cgitrc"]
+        for repository in access.readable(name):
+            lines += ["", f"repo.url={repository['name']}",
+                      f"repo.path={REPOSITORIES / (repository['name'] + '.git')}"]
+            if repository.get("owner_team"):
+                lines.append(f"repo.owner=@{repository['owner_team']}")
+            if repository.get("description"):
+                lines.append(f"repo.desc={_cgit_line(repository['description'])}")
+        wanted.add(f"{name}.cgitrc")
+        write_if_changed(CGIT_USERS / f"{name}.cgitrc", "\n".join(lines) + "\n")
+    for stale in CGIT_USERS.glob("*.cgitrc"):
+        if stale.name not in wanted:
+            stale.unlink()
+
+
+def _update_backup(settings: dict[str, Any]) -> None:
+    backup = settings["backup"]
+    directory = Path(backup["directory"])
+    directory.mkdir(parents=True, exist_ok=True)
+    shutil.chown(directory, GIT_USER, GIT_USER)
+    directory.chmod(0o700)
+    write_if_changed(BACKUP_SETTINGS, json.dumps({"directory": str(directory),
+                                                  "generations": settings["backup_generations"]}) + "\n")
+    timer = ("[Unit]\nDescription=Nightly backup of every Git repository\n\n"
+             f"[Timer]\nOnCalendar=*-*-* {backup['time']}:00\nPersistent=true\n\n"
+             "[Install]\nWantedBy=timers.target\n")
+    if write_if_changed(BACKUP_TIMER, timer):
+        run(["systemctl", "daemon-reload"])
+    run(["systemctl", "enable", "--now", "--quiet", "git-server-backup.timer"])
+
+
+def apply(settings_path: Path) -> int:
+    settings = load_settings(settings_path)
+    access = Access(settings, mirror_reader=MIRROR_READER_KEY.exists())
+    _ensure_gitolite()
+    changed = _update_admin_repository(access, settings_path)
+    _seed_package_requests()
+    _update_web_view(access)
+    _update_backup(settings)
+    print(f"git-server-apply: {len(access.users)} users, {len(access.members)} teams, "
+          f"{len(access.repositories)} repositories; access rules {'updated' if changed else 'unchanged'}")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# git-server-backup and git-server-restore
+
+
+def _repositories() -> dict[str, Path]:
+    found: dict[str, Path] = {}
+    for path in sorted(REPOSITORIES.rglob("*.git")):
+        if (path / "HEAD").is_file() and not any(parent.suffix == ".git" for parent in path.parents):
+            found[str(path.relative_to(REPOSITORIES))[: -len(".git")]] = path
+    return found
+
+
+def _refs(listing: str) -> dict[str, str]:
+    refs = {}
+    for line in listing.splitlines():
+        sha, _, name = line.partition(" ")
+        if name.startswith("refs/"):
+            refs[name] = sha
+    return refs
+
+
+def _backup_settings() -> tuple[Path, int]:
+    try:
+        settings = json.loads(BACKUP_SETTINGS.read_text(encoding="utf-8"))
+    except OSError:
+        raise SettingsError(f"{BACKUP_SETTINGS} is missing: run git-server-apply first") from None
+    return Path(settings["directory"]), int(settings["generations"])
+
+
+def backup() -> int:
+    if os.geteuid() == 0:  # bundles are written by the repositories' owner
+        return subprocess.run(["runuser", "-u", GIT_USER, "--", sys.argv[0]], check=False).returncode
+    target, generations = _backup_settings()
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    partial = target / f".partial-{stamp}"
+    partial.mkdir(mode=0o700)
+    manifest: dict[str, Any] = {"generation": stamp, "repositories": {}}
+    for name, path in _repositories().items():
+        head = subprocess.run(["git", "symbolic-ref", "HEAD"], cwd=path, capture_output=True, text=True,
+                              check=False).stdout.strip()
+        entry: dict[str, Any] = {"head": head, "refs": {}}
+        if run(["git", "for-each-ref", "--count=1"], cwd=path, capture=True).strip():
+            bundle = partial / f"{name}.bundle"
+            bundle.parent.mkdir(parents=True, exist_ok=True)
+            # A bundle records the refs it read and every object they need: consistent per repository.
+            run(["git", "bundle", "create", "--quiet", str(bundle), "--all"], cwd=path)
+            run(["git", "bundle", "verify", "--quiet", str(bundle)], cwd=path)
+            entry["refs"] = _refs(run(["git", "bundle", "list-heads", str(bundle)], cwd=path, capture=True))
+            entry["bundle"] = f"{name}.bundle"
+            entry["sha256"] = hashlib.sha256(bundle.read_bytes()).hexdigest()
+        manifest["repositories"][name] = entry
+    (partial / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    partial.rename(target / stamp)
+    kept = sorted(path for path in target.iterdir() if GENERATION.match(path.name))
+    for old in kept[:-generations]:
+        shutil.rmtree(old)
+    for stale in target.glob(".partial-*"):
+        if stale.name != partial.name:
+            shutil.rmtree(stale, ignore_errors=True)
+    print(f"git-server-backup: generation {stamp}: {len(manifest['repositories'])} repositories in {target}; "
+          f"{min(len(kept), generations)} generations kept")
+    return 0
+
+
+def restore(arguments: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="git-server-restore",
+                                     description="Rebuild repositories from a backup generation.")
+    parser.add_argument("repositories", nargs="*", help="repository names (without .git)")
+    parser.add_argument("--all", action="store_true", help="every repository in the generation")
+    parser.add_argument("--generation", help="generation name (default: the newest)")
+    parser.add_argument("--replace", action="store_true", help="replace repositories that exist")
+    parser.add_argument("--list", action="store_true", help="list generations and exit")
+    args = parser.parse_args(arguments)
+    target, _ = _backup_settings()
+    generations = sorted(path.name for path in target.iterdir() if GENERATION.match(path.name))
+    if args.list:
+        print("\n".join(generations))
+        return 0
+    if not generations:
+        raise SettingsError(f"no backup generations in {target}")
+    generation = args.generation or generations[-1]
+    if generation not in generations:
+        raise SettingsError(f"--generation {generation!r} is not in {target}; generations: {', '.join(generations)}")
+    source = target / generation
+    manifest = json.loads((source / "manifest.json").read_text(encoding="utf-8"))["repositories"]
+    names = sorted(manifest) if args.all else args.repositories
+    if not names:
+        raise SettingsError("name the repositories to restore, or give --all")
+    # Check everything before changing anything.
+    for name in names:
+        if name not in manifest:
+            raise SettingsError(f"repository {name!r} is not in generation {generation}; "
+                               f"it has: {', '.join(sorted(manifest))}")
+        if (REPOSITORIES / f"{name}.git").exists() and not args.replace:
+            raise SettingsError(f"repository {name!r} exists; give --replace to overwrite it")
+        entry = manifest[name]
+        if entry.get("bundle"):
+            digest = hashlib.sha256((source / entry["bundle"]).read_bytes()).hexdigest()
+            if digest != entry["sha256"]:
+                raise SettingsError(f"{source / entry['bundle']} does not match its recorded sha256")
+    for name in names:
+        entry = manifest[name]
+        final = REPOSITORIES / f"{name}.git"
+        building = final.with_name(f".restoring-{final.name}")
+        shutil.rmtree(building, ignore_errors=True)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        shutil.chown(final.parent, GIT_USER, GIT_USER)
+        as_git(["git", "init", "--quiet", "--bare", str(building)])
+        if entry.get("bundle"):
+            as_git(["git", "fetch", "--quiet", str(source / entry["bundle"]), "+refs/*:refs/*"], cwd=building)
+        if entry.get("head"):
+            as_git(["git", "symbolic-ref", "HEAD", entry["head"]], cwd=building)
+        restored = _refs(as_git(["git", "for-each-ref", "--format=%(objectname) %(refname)"], cwd=building,
+                                capture=True))
+        if restored != entry["refs"]:
+            shutil.rmtree(building)
+            raise RuntimeError(f"{name}: restored refs differ from the manifest; nothing replaced")
+        if final.exists():
+            shutil.rmtree(final)
+        building.rename(final)
+        print(f"git-server-restore: {name}: {len(restored)} refs restored from {generation}, every hash matches")
+    as_git(["gitolite", "setup"])  # puts gitolite's hooks back into the restored repositories
+    return 0
+
+
+def main() -> int:
+    command = Path(sys.argv[0]).name
+    try:
+        if command == "git-server-apply":
+            if len(sys.argv) != 2 or sys.argv[1].startswith("-"):
+                raise SettingsError("usage: git-server-apply SETTINGS_FILE, e.g. /etc/trust-blueprints/git-server.yaml")
+            return apply(Path(sys.argv[1]))
+        if command == "git-server-backup":
+            return backup()
+        if command == "git-server-restore":
+            return restore(sys.argv[1:])
+        raise SettingsError(f"call this program as git-server-apply, git-server-backup or git-server-restore, "
+                           f"not {command}")
+    except SettingsError as error:
+        print(f"{command}: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except RuntimeError as error:
+        print(f"{command}: ERROR: {error}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,326 @@
+"""The Git server, checked like an auditor would: what runs, what is closed, and what real git
+clients may and may not do. Test users' keys are made here and installed through the update
+path (git-server-apply with a changed settings file); the stack's own file is re-applied after.
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import json
+import shlex
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from blueprints.git_server.server_commands import Access
+from blueprints.topology import private_dns_zone
+
+pytestmark = pytest.mark.lab
+
+SETTINGS = "/etc/trust-blueprints/git-server.yaml"
+TEST_SETTINGS = "/etc/trust-blueprints/git-server-acceptance.yaml"
+CLIENT_DIR = "/root/git-acceptance"
+REPOSITORY = "acceptance-check"
+MIRROR_KEY = "/etc/trust-blueprints/secrets/package-requests-reader.pub"
+# Repositories belong to the git user; git refuses to read them as root.
+GIT = "runuser -u git -- git"
+
+
+def _ok(host: Any, command: str) -> str:
+    result = host.run(command)
+    assert result.rc == 0, f"{command}\nexit {result.rc}\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+def _put(host: Any, path: str, data: bytes, mode: str = "0600") -> None:
+    encoded = base64.b64encode(data).decode()
+    _ok(host, f"mkdir -p {shlex.quote(str(Path(path).parent))} && echo {encoded} | base64 -d > {shlex.quote(path)}"
+              f" && chmod {mode} {shlex.quote(path)}")
+
+
+# --- What is installed and running ----------------------------------------------------------
+
+@pytest.mark.parametrize("package", ["gitolite3", "cgit", "apache2", "fail2ban", "unattended-upgrades", "git"])
+def test_package_installed(git_host, package):
+    assert git_host.package(package).is_installed
+
+
+@pytest.mark.parametrize("service", ["ssh", "apache2", "fail2ban", "unattended-upgrades"])
+def test_service_running_and_enabled(git_host, service):
+    unit = git_host.service(service)
+    assert unit.is_running
+    assert unit.is_enabled
+
+
+def test_nightly_backup_timer_is_scheduled(git_host):
+    assert git_host.service("git-server-backup.timer").is_enabled
+    assert _ok(git_host, "systemctl is-active git-server-backup.timer").strip() == "active"
+    settings = json.loads(_ok(git_host, f"cat {SETTINGS}"))
+    shown = _ok(git_host, "systemctl show -p TimersCalendar --value git-server-backup.timer")
+    assert f"{settings['backup']['time']}:00" in shown
+    assert _ok(git_host, "systemctl show -p NextElapseUSecRealtime --value git-server-backup.timer").strip()
+
+
+@pytest.mark.parametrize(("setting", "value"), [
+    ("permitrootlogin", "no"), ("passwordauthentication", "no"), ("kbdinteractiveauthentication", "no"),
+    ("pubkeyauthentication", "yes"), ("authenticationmethods", "publickey"), ("x11forwarding", "no"),
+])
+def test_sshd_is_hardened(git_host, setting, value):
+    effective = dict(line.split(" ", 1) for line in _ok(git_host, "sshd -T").splitlines() if " " in line)
+    assert effective[setting] == value
+
+
+def test_fail2ban_watches_sshd(git_host):
+    assert "sshd" in _ok(git_host, "fail2ban-client status")
+
+
+def test_web_view_listens_on_tls_only(git_host):
+    assert git_host.socket("tcp://0.0.0.0:443").is_listening or git_host.socket("tcp://:::443").is_listening
+    assert not git_host.socket("tcp://0.0.0.0:80").is_listening
+    assert not git_host.socket("tcp://:::80").is_listening
+
+
+def test_gitolite_rules_match_the_stack(lab, git_host):
+    settings = copy.deepcopy(lab.config["roles"]["git_server"])
+    mirror_reader = git_host.file(MIRROR_KEY).exists
+    expected = Access(settings, mirror_reader=mirror_reader).gitolite_conf()
+    deployed = _ok(git_host, f"{GIT} -C /srv/git/repositories/gitolite-admin.git show master:conf/gitolite.conf")
+    assert deployed == expected
+    keys = _ok(git_host, f"{GIT} -C /srv/git/repositories/gitolite-admin.git ls-tree --name-only master keydir/")
+    expected_keys = {f"keydir/{user['name']}.pub" for user in settings["users"]}
+    assert set(keys.split()) - {"keydir/package-mirror.pub"} == expected_keys
+
+
+def test_apply_is_idempotent(git_host):
+    head = f"{GIT} -C /srv/git/repositories/gitolite-admin.git rev-parse master"
+    _ok(git_host, f"git-server-apply {SETTINGS}")
+    before = _ok(git_host, head)
+    assert "access rules unchanged" in _ok(git_host, f"git-server-apply {SETTINGS}")
+    assert _ok(git_host, head) == before
+
+
+def test_apply_refuses_a_bad_file_and_changes_nothing(git_host):
+    head = f"{GIT} -C /srv/git/repositories/gitolite-admin.git rev-parse master"
+    before = _ok(git_host, head)
+    _put(git_host, "/tmp/git-server-bad.yaml", b"users: [{name: Bad Name, ssh_public_key: nonsense}]\n", "0644")
+    result = git_host.run("git-server-apply /tmp/git-server-bad.yaml")
+    assert result.rc == 2
+    assert "users[0].name: 'Bad Name'" in result.stderr
+    assert _ok(git_host, head) == before
+
+
+def test_package_requests_repository_holds_the_allowlist(git_host):
+    text = _ok(git_host, f"{GIT} -C /srv/git/repositories/package-requests.git show main:allowlist.yaml")
+    assert {line.split(":")[0] for line in text.splitlines() if line and not line.startswith("#")} >= \
+        {"pypi", "npm", "cran"}
+
+
+# --- Real git clients -----------------------------------------------------------------------
+
+@dataclass
+class GitClients:
+    """Test users with keys on a client machine, and the server's address."""
+
+    client: Any
+    server: str
+    zone: str
+
+    def git(self, user: str, command: str) -> subprocess.CompletedProcess[str] | Any:
+        ssh = (f"ssh -i {CLIENT_DIR}/{user} -o IdentitiesOnly=yes -o BatchMode=yes "
+               f"-o StrictHostKeyChecking=accept-new -o UserKnownHostsFile={CLIENT_DIR}/known_hosts")
+        return self.client.run(f"export GIT_SSH_COMMAND={shlex.quote(ssh)} "
+                               f"GIT_AUTHOR_NAME={user} GIT_AUTHOR_EMAIL={user}@example.nhs.uk "
+                               f"GIT_COMMITTER_NAME={user} GIT_COMMITTER_EMAIL={user}@example.nhs.uk; "
+                               f"cd {CLIENT_DIR} && {command}")
+
+    def url(self, repository: str) -> str:
+        return f"git@{self.server}:{repository}"
+
+
+def _test_users() -> dict[str, tuple[bytes, str]]:
+    users = {}
+    with tempfile.TemporaryDirectory() as directory:
+        for name in ("acc-maintainer", "acc-writer", "acc-outsider"):
+            key = Path(directory) / name
+            subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{name}@acceptance",
+                            "-f", str(key)], check=True)
+            users[name] = (key.read_bytes(), key.with_suffix(".pub").read_text().strip())
+    return users
+
+
+@pytest.fixture(scope="module")
+def git_clients(lab, git_host, analytics_host) -> Iterator[GitClients]:
+    users = _test_users()
+    settings = copy.deepcopy(lab.config["roles"]["git_server"])
+    settings["teams"].append({"name": "acceptance"})
+    for name, (_, public) in users.items():
+        settings["users"].append({"name": name, "ssh_public_key": public,
+                                  "teams": ["acceptance"] if name != "acc-outsider" else []})
+    for repository in settings["repositories"]:
+        if repository["name"] == "package-requests":
+            repository["writers"] = [*repository["writers"], "acc-writer"]
+    settings["repositories"].append({"name": REPOSITORY, "owner_team": "acceptance",
+                                     "maintainers": ["acc-maintainer"], "writers": ["@acceptance"],
+                                     "readers": []})
+    # The update path: a new settings file, applied on the VM.
+    _put(git_host, TEST_SETTINGS, json.dumps(settings).encode(), mode="0644")
+    _ok(git_host, f"git-server-apply {TEST_SETTINGS}")
+    if not analytics_host.exists("git"):
+        # An analytics VM whose role does not yet install git gets Debian's, through the mirror.
+        _ok(analytics_host, "DEBIAN_FRONTEND=noninteractive apt-get install -y -q git openssh-client")
+    _ok(analytics_host, f"rm -rf {CLIENT_DIR}")
+    for name, (private, _) in users.items():
+        _put(analytics_host, f"{CLIENT_DIR}/{name}", private)
+    zone = private_dns_zone(lab.config)
+    yield GitClients(client=analytics_host, server=f"git.{zone}", zone=zone)
+    _ok(analytics_host, f"rm -rf {CLIENT_DIR}")
+    _ok(git_host, f"git-server-apply {SETTINGS} && rm -f {TEST_SETTINGS}")
+    _ok(git_host, f"rm -rf /srv/git/repositories/{REPOSITORY}.git")
+
+
+def _refused(result: Any) -> bool:
+    return result.rc != 0 and ("DENIED" in result.stderr or "denied" in result.stderr)
+
+
+@pytest.fixture(scope="module")
+def pushed(git_clients) -> dict[str, str]:
+    """The history the scenario builds: main from the maintainer, a branch from the writer."""
+    g = git_clients
+    for step in (f"git clone -q {g.url(REPOSITORY)} maintainer",
+                 "cd maintainer && echo '# Acceptance check' > README.md && git add README.md"
+                 " && git commit -qm 'Start the acceptance repository' && git push -q origin HEAD:main",
+                 f"git clone -q {g.url(REPOSITORY)} writer",
+                 "cd writer && git switch -q -c feature/summary && echo 'waits' > summary.txt && git add summary.txt"
+                 " && git commit -qm 'Add the weekly waiting-times summary' && git push -q origin feature/summary"):
+        user = "acc-writer" if "writer" in step.split("&&")[0] else "acc-maintainer"
+        result = g.git(user, step)
+        assert result.rc == 0, f"{user}: {step}\n{result.stderr}"
+    return {"branch": "feature/summary", "message": "Add the weekly waiting-times summary"}
+
+
+def test_writer_pushes_a_branch(git_clients, pushed):
+    listing = git_clients.git("acc-writer", f"git ls-remote {git_clients.url(REPOSITORY)}")
+    assert listing.rc == 0
+    assert f"refs/heads/{pushed['branch']}" in listing.stdout
+
+
+def test_writer_cannot_push_main(git_clients, pushed):
+    result = git_clients.git("acc-writer", "cd writer && git commit -q --allow-empty -m 'Writer to main'"
+                                           " && git push origin HEAD:main")
+    assert _refused(result), result.stderr
+
+
+def test_writer_cannot_push_tags(git_clients, pushed):
+    result = git_clients.git("acc-writer", "cd writer && git tag v-writer && git push origin v-writer")
+    assert _refused(result), result.stderr
+
+
+def test_maintainer_merges_the_branch_into_main(git_clients, pushed):
+    result = git_clients.git("acc-maintainer", f"cd maintainer && git pull -q --no-rebase origin {pushed['branch']}"
+                                               " && git push -q origin HEAD:main && git rev-parse HEAD")
+    assert result.rc == 0, result.stderr
+    remote = git_clients.git("acc-maintainer", f"git ls-remote {git_clients.url(REPOSITORY)} refs/heads/main")
+    assert remote.stdout.split()[0] == result.stdout.split()[-1]
+
+
+def test_nobody_force_pushes_main(git_clients, pushed):
+    result = git_clients.git("acc-maintainer", "cd maintainer && git commit -q --amend -m 'Rewritten history'"
+                                               " && git push --force origin HEAD:main")
+    assert _refused(result), result.stderr
+    git_clients.git("acc-maintainer", "cd maintainer && git reset -q --hard origin/main")
+
+
+def test_nobody_deletes_main(git_clients, pushed):
+    result = git_clients.git("acc-maintainer", "cd maintainer && git push origin :main")
+    assert _refused(result), result.stderr
+
+
+def test_user_without_access_cannot_clone(git_clients, pushed):
+    result = git_clients.git("acc-outsider", f"git clone {git_clients.url(REPOSITORY)} outsider")
+    assert _refused(result), result.stderr
+
+
+def test_package_requests_takes_a_branch_and_keeps_main_for_maintainers(git_clients):
+    result = git_clients.git("acc-writer", f"git clone -q {git_clients.url('package-requests')} requests"
+                                             " && cd requests && git switch -q -c request/acceptance"
+                                             " && echo '# checked' >> allowlist.yaml && git commit -qam 'Ask'"
+                                             " && git push -q origin request/acceptance")
+    assert result.rc == 0, result.stderr
+    refused = git_clients.git("acc-writer", "cd requests && git push origin HEAD:main")
+    assert _refused(refused), refused.stderr
+    git_clients.git("acc-writer", "cd requests && git push -q origin :request/acceptance")
+
+
+def test_update_path_keeps_repository_data(git_clients, pushed, git_host):
+    bare = f"/srv/git/repositories/{REPOSITORY}.git"
+    refs = f"{GIT} -C {bare} for-each-ref --format='%(objectname) %(refname)'"
+    before = _ok(git_host, refs)
+    # The stack's own settings: the test users and their repository are no longer listed.
+    _ok(git_host, f"git-server-apply {SETTINGS}")
+    assert _refused(git_clients.git("acc-maintainer", f"git ls-remote {git_clients.url(REPOSITORY)}"))
+    assert _ok(git_host, refs) == before
+    _ok(git_host, f"git-server-apply {TEST_SETTINGS}")
+    listing = git_clients.git("acc-maintainer", f"git ls-remote {git_clients.url(REPOSITORY)}")
+    assert listing.rc == 0 and "refs/heads/main" in listing.stdout
+
+
+# --- The web view ---------------------------------------------------------------------------
+
+def _web(host: Any, zone: str, path: str, user: str | None) -> Any:
+    header = f"-H {shlex.quote('X-Remote-User: ' + user)} " if user else ""
+    return host.run(f"curl -sS --cacert /etc/trust-blueprints/secrets/ca.crt -o /dev/stderr -w '%{{http_code}}' "
+                    f"{header}https://git.{zone}{path}")
+
+
+def test_web_view_shows_the_pushed_commit_to_a_reader_via_the_gateway(git_clients, pushed, gateway_host):
+    result = _web(gateway_host, git_clients.zone, f"/{REPOSITORY}/log/?h={pushed['branch']}", "acc-maintainer")
+    assert result.stdout == "200"
+    assert pushed["message"] in result.stderr
+
+
+def test_web_view_hides_repositories_a_user_cannot_read(git_clients, pushed, gateway_host):
+    index = _web(gateway_host, git_clients.zone, "/", "acc-outsider")
+    assert index.stdout in ("200", "404")  # cgit answers 404 for an empty index
+    assert REPOSITORY not in index.stderr
+    assert REPOSITORY in _web(gateway_host, git_clients.zone, "/", "acc-writer").stderr
+    assert _web(gateway_host, git_clients.zone, f"/{REPOSITORY}/log/", "acc-outsider").stdout == "404"
+
+
+def test_web_view_refuses_requests_without_a_signed_in_user(git_clients, gateway_host):
+    assert _web(gateway_host, git_clients.zone, "/", None).stdout == "403"
+    assert _web(gateway_host, git_clients.zone, "/", "Robert'); DROP").stdout == "403"
+
+
+def test_web_view_refuses_machines_other_than_the_gateway(git_clients, analytics_host):
+    assert _web(analytics_host, git_clients.zone, "/", "acc-maintainer").stdout == "403"
+
+
+# --- Backup and restore ---------------------------------------------------------------------
+
+def test_backup_delete_restore_keeps_every_ref(git_clients, pushed, git_host):
+    bare = f"/srv/git/repositories/{REPOSITORY}.git"
+    refs = f"{GIT} -C {bare} for-each-ref --format='%(objectname) %(refname)'"
+    before = _ok(git_host, refs)
+    assert "refs/heads/main" in before and "refs/heads/feature/summary" in before
+    _ok(git_host, "git-server-backup")
+    _ok(git_host, f"rm -rf {bare}")
+    assert git_clients.git("acc-maintainer", f"git ls-remote {git_clients.url(REPOSITORY)}").stdout == ""
+    restored = _ok(git_host, f"git-server-restore {REPOSITORY}")
+    assert "every hash matches" in restored
+    assert _ok(git_host, refs) == before
+    # Restored with gitolite's hooks: the rules still hold.
+    assert _refused(git_clients.git("acc-writer", "cd writer && git commit -q --allow-empty -m 'After restore'"
+                                                  " && git push origin HEAD:main"))
+    assert git_clients.git("acc-writer", "cd writer && git push -q origin HEAD:feature/after-restore").rc == 0
+
+
+def test_restore_refuses_to_overwrite_without_replace(git_host, git_clients, pushed):
+    result = git_host.run(f"git-server-restore {REPOSITORY}")
+    assert result.rc == 2
+    assert "give --replace" in result.stderr

@@ -1,0 +1,242 @@
+"""The Git server role: stack checks, generated gitolite rules, web access lists and rendering."""
+
+import copy
+
+import pytest
+import yaml
+
+from blueprints.cloud_init import BLUEPRINTS_DIR, render_user_data
+from blueprints.git_server import server_commands
+from blueprints.git_server.server_commands import Access
+from blueprints.topology import plan_machines
+from tests.conftest import EXAMPLE
+from validation.stack_config import validate_document
+from validation.yaml_source import read_stack_source
+
+KEY_A = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILjONV4zD7ltOVOXqqugk4Obc41KkgphNV3YLv0N9tr+ a@example.nhs.uk"
+KEY_B = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPvJEMpp/sBUH5l3NBvXyRXPGQRQ7JASHF6jXMiCyCMF b@example.nhs.uk"
+
+
+def _document():
+    document, _ = read_stack_source(EXAMPLE)
+    return copy.deepcopy(document)
+
+
+def _problems(document):
+    _, problems = validate_document(document)
+    return {(problem.path, problem.allowed) for problem in problems}
+
+
+def _git_document(document):
+    return document["roles"]["git_server"]
+
+
+def test_example_stack_is_valid_with_its_git_settings():
+    assert _problems(_document()) == set()
+
+
+def test_stack_without_git_settings_gets_empty_defaults():
+    document = _document()
+    git = _git_document(document)
+    for key in ("teams", "users", "repositories", "backup"):
+        git.pop(key)
+    config, problems = validate_document(document)
+    assert problems == []
+    assert config["roles"]["git_server"]["users"] == []
+    assert config["roles"]["git_server"]["backup"] == {"directory": "/var/backups/git-server", "time": "01:30"}
+
+
+def test_unknown_team_reference_is_reported_with_its_path():
+    document = _document()
+    _git_document(document)["users"][1]["teams"] = ["analysts", "finance"]
+    problems = _problems(document)
+    assert ("roles.git_server.users[1].teams[1]", "is not a team in roles.git_server.teams") in problems
+
+
+@pytest.mark.parametrize(("field", "member", "kind"), [
+    ("writers", "@finance", "team in roles.git_server.teams"),
+    ("readers", "nobody", "user in roles.git_server.users"),
+    ("maintainers", "ghost", "user in roles.git_server.users"),
+])
+def test_unknown_access_list_member_is_reported_with_its_path(field, member, kind):
+    document = _document()
+    _git_document(document)["repositories"][1][field] = [member]
+    assert (f"roles.git_server.repositories[1].{field}[0]", f"is not a {kind}") in _problems(document)
+
+
+def test_unknown_owner_team_is_reported():
+    document = _document()
+    _git_document(document)["repositories"][0]["owner_team"] = "estates"
+    assert ("roles.git_server.repositories[0].owner_team", "is not a team in roles.git_server.teams") \
+        in _problems(document)
+
+
+def test_bad_and_shared_keys_are_reported():
+    document = _document()
+    users = _git_document(document)["users"]
+    users[0]["ssh_public_key"] = "ssh-dss AAAAB3NzaC1kc3MAAACBAP"
+    users[2]["ssh_public_key"] = users[1]["ssh_public_key"]
+    paths = dict(_problems(document))
+    assert "key type 'ssh-dss'" in paths["roles.git_server.users[0].ssh_public_key"]
+    assert paths["roles.git_server.users[2].ssh_public_key"] == "is already the key of user tom.evans"
+
+
+@pytest.mark.parametrize(("section", "index", "name", "expected"), [
+    ("users", 0, "Priya", "must be 1-32 lowercase letters"),
+    ("users", 0, "server-admin", "is a name the Git server keeps for itself"),
+    ("users", 2, "tom.evans", "names a user twice"),
+    ("teams", 1, "all", "is reserved"),
+    ("repositories", 1, "gitolite-admin", "is reserved by the Git server"),
+    ("repositories", 1, "../etc", "must be lowercase letters"),
+])
+def test_bad_names_are_reported(section, index, name, expected):
+    document = _document()
+    _git_document(document)[section][index]["name"] = name
+    messages = [allowed for path, allowed in _problems(document) if path.startswith(f"roles.git_server.{section}")]
+    assert any(message.startswith(expected) for message in messages), messages
+
+
+def _settings(example_config):
+    return copy.deepcopy(example_config["roles"]["git_server"])
+
+
+def _rules(conf, repository):
+    block = conf.split(f"\nrepo {repository}\n", 1)[1].split("\n\n", 1)[0]
+    return [" ".join(line.split()) for line in block.splitlines()]
+
+
+def test_generated_rules_give_main_and_tags_to_maintainers_only(example_config):
+    conf = Access(_settings(example_config), mirror_reader=False).gitolite_conf()
+    assert "@analysts = amara.okafor tom.evans" in conf
+    assert _rules(conf, "waiting-times") == [
+        "RW refs/heads/main$ = amara.okafor",
+        "- refs/heads/main$ = @all",
+        "RW refs/tags/ = amara.okafor",
+        "- refs/tags/ = @all",
+        "RW+ refs/heads/ = amara.okafor @analysts",
+        "- = @all",
+        "R = @platform",
+    ]
+
+
+def test_owner_team_maintains_when_no_maintainers_are_named(example_config):
+    conf = Access(_settings(example_config), mirror_reader=True).gitolite_conf()
+    rules = _rules(conf, "package-requests")
+    assert rules[0] == "RW refs/heads/main$ = @platform"
+    assert rules[-1] == "R = package-mirror"
+
+
+def test_package_requests_exists_even_when_the_stack_omits_it(example_config):
+    settings = _settings(example_config)
+    settings["repositories"] = [r for r in settings["repositories"] if r["name"] != "package-requests"]
+    conf = Access(settings, mirror_reader=False).gitolite_conf()
+    assert _rules(conf, "package-requests") == [
+        "- refs/heads/main$ = @all", "- refs/tags/ = @all", "RW+ refs/heads/ = @all", "- = @all"]
+
+
+def test_teams_without_members_grant_nothing(example_config):
+    settings = _settings(example_config)
+    settings["teams"].append({"name": "estates"})
+    settings["repositories"][1]["readers"] = ["@estates"]
+    conf = Access(settings, mirror_reader=False).gitolite_conf()
+    assert "@estates" not in conf
+
+
+def test_web_view_lists_only_readable_repositories(example_config):
+    access = Access(_settings(example_config), mirror_reader=False)
+    assert [r["name"] for r in access.readable("priya.shah")] == ["package-requests", "waiting-times"]
+    assert [r["name"] for r in access.readable("tom.evans")] == ["package-requests", "waiting-times"]
+    settings = _settings(example_config)
+    settings["repositories"][1]["readers"] = []
+    assert [r["name"] for r in Access(settings, False).readable("priya.shah")] == ["package-requests"]
+
+
+def test_settings_checks_on_the_vm_match_the_stack_checks(example_config):
+    settings = _settings(example_config)
+    assert server_commands._problems(settings) == []
+    settings["users"][0]["teams"] = ["finance"]
+    settings["repositories"][1]["writers"] = ["ghost"]
+    assert server_commands._problems(settings) == [
+        "users[0].teams[0]: 'finance' is not a team",
+        "repositories[1].writers[0]: 'ghost' is not a user or @team",
+    ]
+
+
+def test_apply_refuses_a_bad_file_with_exit_2_and_changes_nothing(tmp_path, monkeypatch, capsys):
+    bad = tmp_path / "git-server.yaml"
+    bad.write_text("users: [{name: Bad, ssh_public_key: x}]\n")
+    monkeypatch.setattr(server_commands.sys, "argv", ["/usr/local/sbin/git-server-apply", str(bad)])
+    monkeypatch.setattr(server_commands, "_ensure_gitolite", lambda: pytest.fail("must not change anything"))
+    assert server_commands.main() == 2
+    err = capsys.readouterr().err
+    assert "users[0].name: 'Bad'" in err
+    assert "Traceback" not in err
+
+
+def _git_user_data(config):
+    machine = next(m for m in plan_machines(config) if m.role == "git_server")
+    return yaml.safe_load(render_user_data(config, machine))
+
+
+def _file(document, path):
+    return next(f for f in document["write_files"] if f["path"] == path)["content"]
+
+
+def test_rendered_cloud_config_installs_the_role(example_config):
+    document = _git_user_data(example_config)
+    for package in ("gitolite3", "cgit", "apache2", "fail2ban", "unattended-upgrades"):
+        assert package in document["packages"]
+    program = (BLUEPRINTS_DIR / "git_server" / "server_commands.py").read_text()
+    assert _file(document, "/usr/local/sbin/git-server") == program
+    assert "/usr/local/sbin/git-server-apply /etc/trust-blueprints/git-server.yaml" in document["runcmd"]
+    sshd = _file(document, "/etc/ssh/sshd_config.d/50-trust-blueprints.conf")
+    assert "PermitRootLogin no" in sshd and "PasswordAuthentication no" in sshd
+
+
+def test_rendered_settings_are_the_stack_settings(example_config):
+    document = _git_user_data(example_config)
+    settings = yaml.safe_load(_file(document, "/etc/trust-blueprints/git-server.yaml"))
+    assert settings == example_config["roles"]["git_server"]
+
+
+def test_web_view_admits_only_the_gateway(example_config):
+    site = _file(_git_user_data(example_config), "/etc/apache2/sites-available/git-server.conf")
+    gateway = next(m for m in plan_machines(example_config) if m.role == "remote_gateway")
+    requires = [line.strip() for line in site.splitlines() if line.strip().startswith("Require")]
+    assert requires == [f"Require ip {gateway.private_ip}"] * 2
+
+
+def test_web_view_is_closed_without_a_self_hosted_gateway(example_config):
+    config = copy.deepcopy(example_config)
+    config["roles"]["gateway"]["kind"] = "bastion"
+    site = _file(_git_user_data(config), "/etc/apache2/sites-available/git-server.conf")
+    assert [line.strip() for line in site.splitlines() if line.strip().startswith("Require")] == \
+        ["Require all denied"] * 2
+
+
+def test_quotes_in_descriptions_stay_inside_the_settings_document(example_config):
+    config = copy.deepcopy(example_config)
+    config["roles"]["git_server"]["repositories"][1]["description"] = "Trust's \"A&E\" waits: {{ x }}"
+    settings = yaml.safe_load(_file(_git_user_data(config), "/etc/trust-blueprints/git-server.yaml"))
+    assert settings["repositories"][1]["description"] == "Trust's \"A&E\" waits: {{ x }}"
+
+
+def test_settings_command_writes_what_the_vm_applies(tmp_path, example_config, capsys):
+    from blueprints.cli import main
+
+    target = tmp_path / "git-server.yaml"
+    assert main(["git-server", "settings", str(EXAMPLE), "-o", str(target)]) == 0
+    written = yaml.safe_load(target.read_text())
+    assert written == example_config["roles"]["git_server"]
+    assert server_commands._problems(written) == []
+
+
+def test_settings_command_refuses_a_stack_without_a_git_server(tmp_path, capsys):
+    from blueprints.cli import main
+
+    document = _document()
+    del document["roles"]["git_server"]
+    stack = tmp_path / "no-git.yaml"
+    stack.write_text(yaml.safe_dump(document))
+    assert main(["git-server", "settings", str(stack)]) == 2
+    assert "roles.git_server is not set" in capsys.readouterr().err
