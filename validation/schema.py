@@ -25,6 +25,8 @@ _PYPI_SPECIFIER = r" *(~=|===|==|!=|<=|>=|<|>) *[A-Za-z0-9.*+!_-]+"
 PYPI_ALLOWLIST_PATTERN = (PYPI_NAME_PATTERN[:-1] + "(" + _PYPI_SPECIFIER + r"( *," + _PYPI_SPECIFIER + ")*)?$")
 NPM_NAME_PATTERN = r"^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*$"
 CRAN_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]$"
+# Local account names on the analytics VMs (what Debian's adduser accepts, lower case).
+ACCOUNT_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$"
 # Git server names become gitolite user, group and repository names and file names on the VM.
 GIT_ACCOUNT_PATTERN = r"^[a-z][a-z0-9._-]{0,31}$"
@@ -320,6 +322,13 @@ SCHEMA: dict[str, Any] = {
                                          "default": "GMT Standard Time",
                                          "meta": {"doc": "Windows time zone id used by Azure"}},
                         },
+                    },
+                    "admin_users": {
+                        "type": "list", "default": [], "maxlength": 50,
+                        "schema": {"type": "string", "regex": ACCOUNT_NAME_PATTERN,
+                                   "meta": {"allowed": "a local account name: a lowercase letter, then up to "
+                                                       "31 lowercase letters, digits, _ or -"}},
+                        "meta": {"doc": "Accounts (as the gateway names them) that administer JupyterHub"},
                     },
                 },
             },

@@ -1,0 +1,101 @@
+"""One analyst's session without a browser, run inside an analytics VM by test_analytics_vm.py.
+
+Starts the user's server through JupyterHub's REST API, opens a kernel of each requested kind
+through the user's Jupyter server (the same REST and WebSocket calls JupyterLab makes) and
+runs one cell in it. Prints one JSON object: kernel name -> the cell's text output.
+Only the Python standard library and tornado (a JupyterHub dependency) are used.
+
+usage: python3 jupyter_session.py HUB_URL USER TOKEN KERNEL=CODE [KERNEL=CODE ...]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import ssl
+import sys
+import uuid
+
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest
+from tornado.websocket import websocket_connect
+
+TIMEOUT = 180.0
+
+
+async def call(url: str, token: str, method: str = "GET", body: dict | None = None) -> dict:
+    request = HTTPRequest(url, method=method, headers={"Authorization": f"token {token}"},
+                          body=None if body is None else json.dumps(body),
+                          allow_nonstandard_methods=True, request_timeout=60,
+                          ssl_options=ssl.create_default_context())
+    response = await AsyncHTTPClient().fetch(request, raise_error=False)
+    if response.code >= 400:
+        raise SystemExit(f"{method} {url}: HTTP {response.code}: {response.body.decode(errors='replace')}")
+    return json.loads(response.body) if response.body else {}
+
+
+async def start_server(hub: str, user: str, token: str) -> None:
+    await call(f"{hub}/hub/api/users/{user}/server", token, "POST", {})
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TIMEOUT
+    while loop.time() < deadline:
+        model = await call(f"{hub}/hub/api/users/{user}", token)
+        server = model.get("servers", {}).get("", {})
+        if server.get("ready"):
+            return
+        await asyncio.sleep(2)
+    raise SystemExit(f"the server of {user} was not ready within {TIMEOUT:.0f} s")
+
+
+async def run_cell(hub: str, user: str, token: str, kernel_name: str, code: str) -> str:
+    base = f"{hub}/user/{user}/api/kernels"
+    kernel = await call(base, token, "POST", {"name": kernel_name})
+    session = uuid.uuid4().hex
+    request = HTTPRequest(f"{base}/{kernel['id']}/channels?session_id={session}".replace("https://", "wss://"),
+                          headers={"Authorization": f"token {token}"},
+                          ssl_options=ssl.create_default_context(), request_timeout=60)
+    socket = await websocket_connect(request)
+    msg_id = uuid.uuid4().hex
+    socket.write_message(json.dumps({
+        "header": {"msg_id": msg_id, "msg_type": "execute_request", "session": session, "username": user,
+                   "version": "5.3", "date": ""},
+        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
+                    "allow_stdin": False, "stop_on_error": True},
+    }))
+    output: list[str] = []
+    try:
+        while True:
+            raw = await asyncio.wait_for(socket.read_message(), TIMEOUT)
+            if raw is None:
+                raise SystemExit(f"{kernel_name}: the kernel connection closed")
+            message = json.loads(raw)
+            if message.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, content = message["msg_type"], message["content"]
+            if kind == "stream":
+                output.append(content["text"])
+            elif kind in ("execute_result", "display_data"):
+                output.append(content["data"].get("text/plain", ""))
+            elif kind == "error":
+                output.append(f"{content['ename']}: {content['evalue']}")
+            elif kind == "execute_reply":
+                break
+    finally:
+        socket.close()
+        await call(f"{base}/{kernel['id']}", token, "DELETE")
+    return "".join(output).strip()
+
+
+async def main(hub: str, user: str, token: str, cells: list[str]) -> None:
+    await start_server(hub, user, token)
+    results = {}
+    for cell in cells:
+        kernel_name, _, code = cell.partition("=")
+        results[kernel_name] = await run_cell(hub, user, token, kernel_name, code)
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 5:
+        raise SystemExit(__doc__)
+    asyncio.run(main(sys.argv[1].rstrip("/"), sys.argv[2], sys.argv[3], sys.argv[4:]))
