@@ -53,7 +53,13 @@ FIELDS: tuple[Field, ...] = tuple(walk_schema())
 
 @cache
 def _example() -> dict[str, Any]:
-    return yaml.safe_load(EXAMPLE.read_text())
+    document = yaml.safe_load(EXAMPLE.read_text())
+    # Every optional list of entries gets one valid entry, so a field inside it is tested against
+    # valid siblings (the example stack leaves the gateway's jump-host users out).
+    gateway = document["roles"]["gateway"]
+    gateway.setdefault("ssh_users", [{"name": "jbloggs",
+                                      "ssh_public_key": document["admin"]["ssh_public_keys"][0]}])
+    return document
 
 
 def example() -> dict[str, Any]:
