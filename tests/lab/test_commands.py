@@ -47,4 +47,5 @@ def test_logs_show_cloud_init_output(lab: Any) -> None:
     result = _blueprints("lab", "logs", machine.name, "--lines", "1000")
     assert result.returncode == 0, result.stderr
     assert "/var/log/cloud-init-output.log" in result.stdout
-    assert "Cloud-init v." in result.stdout and "running 'modules:final'" in result.stdout
+    # The tail of a long run (an analytics VM writes thousands of lines) still ends with cloud-init's last word.
+    assert "Cloud-init v." in result.stdout and " finished at " in result.stdout
