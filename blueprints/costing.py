@@ -17,7 +17,7 @@ from typing import Any
 
 import yaml
 
-from validation.plan_recorder import Plan, PlannedResource
+from validation.plan_model import Plan, PlannedResource
 
 PRICE_TABLE = Path(__file__).with_name("prices-uksouth-gbp.yaml")
 PENNY = Decimal("0.01")

@@ -22,7 +22,7 @@ from enum import IntEnum
 from typing import Any
 
 from blueprints.topology import ROLE_SUBNET, plan_machines, subnet_plan
-from modules.network import SecurityRule
+from modules.security_rule import SecurityRule
 
 __all__ = ["FLOWS", "Flow", "Priority", "SecurityRule", "active_flows", "nsg_rules"]
 

@@ -19,7 +19,7 @@ from typing import Any
 from blueprints.costing import estimate, render_markdown
 from blueprints.network_flows import Flow, active_flows
 from blueprints.topology import plan_machines
-from validation.plan_recorder import Plan, PlannedResource, record_plan
+from validation.plan_model import Plan, PlannedResource
 from validation.plan_report import resource_details
 
 REFERENCE_DIR = Path("docs/reference")
@@ -344,6 +344,8 @@ def _stable_source(path: Path) -> str:
 
 def generate(stack_file: Path, reference_dir: Path) -> list[Path]:
     """Write the reference of one stack; return the files written."""
+    from validation.plan_recorder import record_plan  # the Pulumi SDK loads only when a plan is recorded
+
     plan = record_plan(stack_file)
     plan.source = _stable_source(Path(stack_file))
     target = reference_dir / plan.stack

@@ -24,7 +24,7 @@ from blueprints.costing import Estimate, estimate
 from blueprints.network_flows import active_flows
 from blueprints.reference_docs import endpoint_text
 from blueprints.topology import plan_machines
-from validation.plan_recorder import Plan, PlannedResource, record_plan
+from validation.plan_model import Plan, PlannedResource
 
 PROVENANCE = Path(__file__).with_name("debian-trixie-packages.yaml")
 TEMPLATES = Path(__file__).with_name("templates")
@@ -322,6 +322,8 @@ def render(plan: Plan) -> tuple[str, str]:
 
 
 def _cmd_request_pack(args: argparse.Namespace) -> int:
+    from validation.plan_recorder import record_plan  # the Pulumi SDK loads only when a plan is recorded
+
     print(f"Planning {args.stack_file} offline for its request pack...", file=sys.stderr)
     plan = record_plan(args.stack_file)
     markdown, html = render(plan)

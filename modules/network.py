@@ -9,24 +9,10 @@ import pulumi
 from pulumi_azure_native import network
 
 from modules.placement import Placement
+from modules.security_rule import SecurityRule
 
 # Azure requires this exact name for the subnet Azure Bastion lives in.
 BASTION_SUBNET_NAME = "AzureBastionSubnet"
-
-
-@dataclass(frozen=True)
-class SecurityRule:
-    """One NSG rule, in Azure's terms."""
-
-    name: str
-    priority: int
-    direction: str  # Inbound | Outbound
-    access: str  # Allow | Deny
-    protocol: str  # Tcp | Udp | *
-    source_prefixes: tuple[str, ...]
-    destination_prefixes: tuple[str, ...]
-    destination_ports: tuple[str, ...]
-    description: str
 
 
 def _prefixes(field: str, values: Sequence[str]) -> dict[str, object]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from validation.plan_model import Plan, PlannedResource
 from validation.stack_config import load_stack
 
 MOCK_SUBSCRIPTION = "00000000-0000-0000-0000-00000000c0de"
@@ -34,48 +34,6 @@ _NAME_KEYS = {
     "GlobalSchedule": "name",
     "DataCollectionRuleAssociation": "associationName",
 }
-
-
-@dataclass
-class PlannedResource:
-    urn: str
-    type: str
-    name: str  # Pulumi logical name
-    azure_name: str
-    custom: bool
-    parent: str | None
-    dependencies: list[str]
-    inputs: dict[str, Any]
-    id: str = ""
-
-
-@dataclass
-class Plan:
-    stack: str
-    source: str
-    config: dict[str, Any]
-    resources: list[PlannedResource] = field(default_factory=list)
-    outputs: dict[str, Any] = field(default_factory=dict)
-
-    def by_urn(self) -> dict[str, PlannedResource]:
-        return {resource.urn: resource for resource in self.resources}
-
-    def by_id(self) -> dict[str, PlannedResource]:
-        return {resource.id: resource for resource in self.resources if resource.id}
-
-    def custom_resources(self) -> list[PlannedResource]:
-        return [resource for resource in self.resources if resource.custom]
-
-    def of_type(self, type_token: str) -> list[PlannedResource]:
-        return [resource for resource in self.resources if resource.type == type_token]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "stack": self.stack,
-            "source": self.source,
-            "outputs": self.outputs,
-            "resources": [asdict(resource) for resource in self.resources],
-        }
 
 
 def _type_name(type_token: str) -> str:

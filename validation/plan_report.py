@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from validation.plan_recorder import Plan, PlannedResource
+from validation.plan_model import Plan, PlannedResource
 
 
 def _rule_line(rule: dict[str, Any]) -> str:

@@ -1,0 +1,52 @@
+"""What an offline plan holds: every recorded resource, as data.
+
+Kept apart from the recorder, which needs the Pulumi SDK, so that reports, costing and the
+CLI's command registration can read plans without importing Pulumi.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+
+@dataclass
+class PlannedResource:
+    urn: str
+    type: str
+    name: str  # Pulumi logical name
+    azure_name: str
+    custom: bool
+    parent: str | None
+    dependencies: list[str]
+    inputs: dict[str, Any]
+    id: str = ""
+
+
+@dataclass
+class Plan:
+    stack: str
+    source: str
+    config: dict[str, Any]
+    resources: list[PlannedResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def by_urn(self) -> dict[str, PlannedResource]:
+        return {resource.urn: resource for resource in self.resources}
+
+    def by_id(self) -> dict[str, PlannedResource]:
+        return {resource.id: resource for resource in self.resources if resource.id}
+
+    def custom_resources(self) -> list[PlannedResource]:
+        return [resource for resource in self.resources if resource.custom]
+
+    def of_type(self, type_token: str) -> list[PlannedResource]:
+        return [resource for resource in self.resources if resource.type == type_token]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "stack": self.stack,
+            "source": self.source,
+            "outputs": self.outputs,
+            "resources": [asdict(resource) for resource in self.resources],
+        }
