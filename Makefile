@@ -61,6 +61,8 @@ checkov: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/python -m validation.checkov_gate --checkov $(CHECKOV_VENV)/bin/checkov --out out/checkov stacks/*.yaml
 
 ## lab-test: (root) the lab on $(STACK): lab up, the lab and acceptance suites, then lab down (always)
+# Faults come after the suites (they stop services, re-run cloud-init and reboot every machine);
+# the acceptance suites then run again on the machines that went through them.
 # Exit status: the tests' (or lab up's when it fails). A lab that was already running is left alone.
 lab-test: $(STAMP) host-deps
 	@if [ "$$(id -u)" != 0 ]; then echo "make lab-test runs the lab: run it as root" >&2; exit 2; fi
@@ -69,6 +71,9 @@ lab-test: $(STAMP) host-deps
 	if [ $$status = 0 ]; then \
 		BLUEPRINTS_LAB_REQUIRED=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/lab tests/acceptance; \
 		status=$$?; \
+		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_FAULTS=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
+			tests/lab/test_faults.py || status=1; \
+		BLUEPRINTS_LAB_REQUIRED=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/acceptance || status=1; \
 		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_TEARDOWN=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
 			tests/lab/test_lab_down.py || status=1; \
 	fi; \

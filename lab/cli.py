@@ -126,6 +126,42 @@ def _cmd_test(args: argparse.Namespace) -> int:
     return subprocess.run(argv, cwd=REPO, env=env, check=False).returncode
 
 
+def _cmd_reboot(args: argparse.Namespace) -> int:
+    from lab import machines
+    from lab.progress import Progress
+
+    _require_root()
+    try:
+        _layout, record = machines.running_lab()
+    except machines.MachineError as error:
+        raise UsageError(str(error)) from None
+    known = list(record["machines"])
+    unknown = [name for name in args.machines if name not in known]
+    if unknown:
+        raise UsageError(f"no machine {', '.join(repr(n) for n in unknown)} in this lab; machines: {', '.join(known)}")
+    names = list(dict.fromkeys(args.machines)) or known
+    stopped = [name for name in names if machines.leader_pid(name) is None]
+    if stopped:
+        raise UsageError(f"not running, so not rebooted: {', '.join(stopped)} (`blueprints lab status`)")
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout must be a positive number of seconds, not {args.timeout:g}")
+    progress = Progress()
+    progress.note(f"rebooting {', '.join(names)}")
+    outcomes = machines.reboot(names, timeout=args.timeout, note=progress.note)
+    unhealthy = [o for o in outcomes if not o.healthy]
+    for outcome in unhealthy:
+        print(f"blueprints lab reboot: {outcome.machine} came back {outcome.system_state}"
+              f"{' (failed: ' + ', '.join(outcome.failed_units) + ')' if outcome.failed_units else ''}, "
+              f"cloud-init {outcome.cloud_init.detail}; read `sudo blueprints lab logs {outcome.machine}`",
+              file=sys.stderr)
+    if unhealthy:
+        return EXIT_FAILED
+    slowest = max(outcomes, key=lambda o: o.seconds)
+    progress.note(f"lab reboot: {len(outcomes)} machine(s) up again; slowest {slowest.machine} "
+                  f"after {slowest.seconds:.0f}s")
+    return EXIT_OK
+
+
 def _cmd_down(args: argparse.Namespace) -> int:
     from lab import lifecycle
     from lab.progress import Progress
@@ -178,6 +214,16 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
                                         "a missing lab machine is a failure, not a skip.")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
     test.set_defaults(handler=_reporting_failures(_cmd_test))
+
+    reboot = group.add_parser(
+        "reboot", help="reboot machines (default: all) and wait until each is up again",
+        description="Reboot lab machines from inside, as a VM is rebooted, all at once, and wait until each "
+                    "has booted and cloud-init has finished. Fails (exit 1) naming any machine that does not "
+                    "come back, or comes back with failed units.")
+    reboot.add_argument("machines", metavar="MACHINE", nargs="*", help="machines to reboot (default: every machine)")
+    reboot.add_argument("--timeout", type=float, default=300, metavar="SECONDS",
+                        help="give up waiting after this long (default: 300)")
+    reboot.set_defaults(handler=_reporting_failures(_cmd_reboot))
 
     down = group.add_parser("down", help="stop the machines and remove everything the lab created",
                             description="Stop every machine; remove namespaces, bridges, the nftables table, "

@@ -15,6 +15,7 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,6 +147,88 @@ def cloud_init_status(machine: str) -> CloudInitStatus:
     errors = document.get("errors") or []
     detail = extended if not errors else f"{extended}: {'; '.join(str(e) for e in errors)[:300]}"
     return CloudInitStatus(status, detail)
+
+
+@dataclass(frozen=True)
+class RebootOutcome:
+    machine: str
+    seconds: float  # from the reboot request until systemd and cloud-init in the machine are done
+    system_state: str  # systemd's own verdict: running, or degraded with the failed units
+    failed_units: tuple[str, ...]
+    cloud_init: CloudInitStatus
+
+    @property
+    def healthy(self) -> bool:
+        return self.system_state == "running" and self.cloud_init.status == "done"
+
+
+# systemd states once booting is over (`systemctl is-system-running`).
+BOOTED_STATES = ("running", "degraded", "maintenance")
+
+
+def reboot(names: list[str], timeout: float = 300.0,
+           note: Callable[[str], None] | None = None) -> list[RebootOutcome]:
+    """Reboot machines together, as VMs rebooted from the portal, and wait until each is up again.
+
+    A machine is up again when a new init runs in its namespace, systemd says booting is over and
+    cloud-init has finished. Raises MachineError naming the machines that did not come back in
+    ``timeout`` seconds.
+    """
+    report = note or (lambda message: None)
+    before = {name: require_leader(name) for name in names}
+    began = time.monotonic()
+    for name in names:
+        # The request returns once systemd has queued the reboot; the machine then goes away.
+        subprocess.run(nsenter_argv(before[name], ["systemctl", "reboot"]), capture_output=True, check=False,
+                       timeout=60)
+        report(f"{name}: reboot requested")
+    outcomes: dict[str, RebootOutcome] = {}
+    waiting = list(names)
+    deadline = began + timeout
+    while waiting and time.monotonic() < deadline:
+        for name in list(waiting):
+            leader = leader_pid(name)
+            if leader in (None, before[name]):
+                continue
+            state = _system_state(leader)
+            if state not in BOOTED_STATES:
+                continue
+            status = cloud_init_status(name)
+            if not status.finished:
+                continue
+            failed = _failed_units(leader) if state != "running" else ()
+            outcomes[name] = RebootOutcome(name, round(time.monotonic() - began, 1), state, failed, status)
+            waiting.remove(name)
+            report(f"{name}: up again after {outcomes[name].seconds:.0f}s (system {state}"
+                   f"{': failed ' + ', '.join(failed) if failed else ''}; cloud-init {status.detail})")
+        if waiting:
+            time.sleep(1)
+    if waiting:
+        states = ", ".join(f"{name} ({_describe_boot(name, before[name])})" for name in waiting)
+        raise MachineError(f"not up again {timeout:.0f}s after the reboot: {states}; "
+                           f"read `blueprints lab logs {waiting[0]}`")
+    return [outcomes[name] for name in names]
+
+
+def _system_state(leader: int) -> str:
+    result = subprocess.run(nsenter_argv(leader, ["systemctl", "is-system-running"]), capture_output=True,
+                            text=True, check=False, timeout=60)
+    return result.stdout.strip() or "unknown"
+
+
+def _failed_units(leader: int) -> tuple[str, ...]:
+    result = subprocess.run(nsenter_argv(leader, ["systemctl", "list-units", "--failed", "--plain", "--no-legend"]),
+                            capture_output=True, text=True, check=False, timeout=60)
+    return tuple(line.split()[0] for line in result.stdout.splitlines() if line.strip())
+
+
+def _describe_boot(name: str, old_leader: int) -> str:
+    leader = leader_pid(name)
+    if leader is None:
+        return "not running"
+    if leader == old_leader:
+        return "still shutting down"
+    return f"system {_system_state(leader)}, cloud-init {cloud_init_status(name).status}"
 
 
 def stop_all(machines: dict[str, int | None], timeout: float = 30.0) -> list[str]:
