@@ -130,6 +130,8 @@ def _cmd_reboot(args: argparse.Namespace) -> int:
     from lab import machines
     from lab.progress import Progress
 
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout {args.timeout:g}: must be a number of seconds above 0")
     _require_root()
     try:
         _layout, record = machines.running_lab()
@@ -143,8 +145,6 @@ def _cmd_reboot(args: argparse.Namespace) -> int:
     stopped = [name for name in names if machines.leader_pid(name) is None]
     if stopped:
         raise UsageError(f"not running, so not rebooted: {', '.join(stopped)} (`blueprints lab status`)")
-    if args.timeout <= 0:
-        raise UsageError(f"--timeout must be a positive number of seconds, not {args.timeout:g}")
     progress = Progress()
     progress.note(f"rebooting {', '.join(names)}")
     outcomes = machines.reboot(names, timeout=args.timeout, note=progress.note)

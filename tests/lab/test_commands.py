@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from lab.machines import leader_pid
+
 pytestmark = pytest.mark.lab
 
 REPO = Path(__file__).resolve().parents[2]
@@ -49,3 +51,12 @@ def test_logs_show_cloud_init_output(lab: Any) -> None:
     assert "/var/log/cloud-init-output.log" in result.stdout
     # The tail of a long run (an analytics VM writes thousands of lines) still ends with cloud-init's last word.
     assert "Cloud-init v." in result.stdout and " finished at " in result.stdout
+
+
+def test_reboot_of_an_unknown_machine_is_refused_and_names_the_machines(lab: Any) -> None:
+    leaders = {machine.name: leader_pid(machine.name) for machine in lab.machines}
+    result = _blueprints("lab", "reboot", "mirror-typo")
+    assert result.returncode == 2
+    assert "no machine 'mirror-typo' in this lab" in result.stderr
+    assert all(machine.name in result.stderr for machine in lab.machines)
+    assert {name: leader_pid(name) for name in leaders} == leaders, "a machine was rebooted"

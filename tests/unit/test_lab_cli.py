@@ -12,7 +12,7 @@ def test_lab_group_is_registered(capsys):
     with pytest.raises(SystemExit):
         cli.main(["lab", "--help"])
     out = capsys.readouterr().out
-    for command in ("up", "status", "ssh", "logs", "test", "down"):
+    for command in ("up", "status", "ssh", "logs", "test", "reboot", "down"):
         assert command in out
 
 
@@ -22,7 +22,8 @@ def test_ssh_help_says_it_is_not_ssh(capsys):
     assert "nsenter" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("command", [["up"], ["down"], ["ssh", "mirror"], ["logs", "mirror"], ["test"]])
+@pytest.mark.parametrize("command", [["up"], ["down"], ["ssh", "mirror"], ["logs", "mirror"], ["test"],
+                                     ["reboot"], ["reboot", "mirror"]])
 def test_not_root_is_refused_with_exit_2(monkeypatch, capsys, command):
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     assert cli.main(["lab", *command]) == cli.EXIT_USAGE
@@ -81,3 +82,15 @@ def test_concurrent_lab_commands_are_refused(monkeypatch, capsys, tmp_path):
         assert cli.main(["lab", "up"]) == cli.EXIT_USAGE
         assert "another `blueprints lab up` or `lab down` is running" in capsys.readouterr().err
         assert cli.main(["lab", "down"]) == cli.EXIT_USAGE
+
+
+def test_reboot_timeout_must_be_positive(capsys):
+    assert cli.main(["lab", "reboot", "--timeout", "-5"]) == cli.EXIT_USAGE
+    assert "--timeout -5: must be a number of seconds above 0" in capsys.readouterr().err
+
+
+def test_reboot_without_a_lab_says_how_to_start_one(monkeypatch, capsys, tmp_path):
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setattr("lab.layout.STATE_ROOT", tmp_path)
+    assert cli.main(["lab", "reboot", "mirror"]) == cli.EXIT_USAGE
+    assert "no lab on this host" in capsys.readouterr().err
