@@ -35,6 +35,8 @@ def _pytest(report: Path, *targets: str, faults: bool) -> float:
         env["BLUEPRINTS_LAB_FAULTS"] = "1"
     began = time.monotonic()
     subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}",
+                    # record_property's values reach the report only in this format.
+                    "-o", "junit_family=xunit1",
                     *targets], cwd=REPO, env=env, check=False)
     return time.monotonic() - began
 

@@ -19,13 +19,16 @@ properties (benchmarks/lab_faults.py prints them); nothing here asserts a time.
 
 from __future__ import annotations
 
+import base64
 import difflib
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +49,9 @@ REPO = Path(__file__).resolve().parents[2]
 # Everything the mirror serves clients with: HTTPS (PyPI, npm, CRAN) and the apt proxy.
 MIRROR_SERVICES = ["nginx", "apt-cacher-ng", "devpi", "verdaccio"]
 PYPI_PROJECT, NPM_PACKAGE, DEBIAN_PACKAGE = "six", "left-pad", "hello"
+ALLOWLIST = "/etc/trust-blueprints/mirror/allowlist.yaml"
+PULL_TIMER = "mirror-allowlist-pull.timer"
+PULL_SERVICE = "mirror-allowlist-pull.service"
 RECOVERY_LIMIT = 180
 BOOT_LIMIT = 600.0
 # Machines whose cloud-init is run again (analytics VMs take minutes; these show the same).
@@ -57,6 +63,11 @@ def _machine(lab: Any, role: str) -> Any:
         if machine.role == role:
             return machine
     pytest.skip(f"this stack has no {role} machine")
+
+
+def _put(host: Any, path: str, content: str) -> None:
+    encoded = base64.b64encode(content.encode()).decode()
+    _ok(host, f"echo {encoded} | base64 -d > {shlex.quote(path)}")
 
 
 def _ok(host: Any, command: str) -> str:
@@ -88,13 +99,37 @@ def _installed(ecosystem: str, result: Any) -> bool:
     return result.rc == 0
 
 
-def test_mirror_stopped_installs_fail_naming_it_then_work_again_unaided(lab: Any, mirror_host: Any,
-                                                                        analytics_host: Any,
-                                                                        record_property: Any) -> None:
-    allowlists = lab.config["roles"]["package_mirror"].get("allowlists", {})
+@pytest.fixture
+def installable(mirror_host: Any) -> Iterator[None]:
+    """The mirror's allowlists plus what this test installs; the previous lists are put back afterwards.
+
+    The scheduled pull from the package-requests repository is held meanwhile, so it cannot
+    replace the lists half-way through.
+    """
+    timer = mirror_host.service(PULL_TIMER)
+    pulling = timer.is_running
+    if pulling:
+        _ok(mirror_host, f"systemctl stop {PULL_TIMER}")
+    saved = mirror_host.file(ALLOWLIST).content_string
+    lists = yaml.safe_load(saved) or {}
+    wanted = {ecosystem: list(lists.get(ecosystem) or []) for ecosystem in ("pypi", "npm", "cran")}
     for ecosystem, name in (("pypi", PYPI_PROJECT), ("npm", NPM_PACKAGE)):
-        if name not in (allowlists.get(ecosystem) or []):
-            pytest.skip(f"the stack's {ecosystem} allowlist does not name {name}, which this test installs")
+        if name not in wanted[ecosystem]:
+            wanted[ecosystem].append(name)
+    _put(mirror_host, "/root/tb-fault-allowlist.yaml", yaml.safe_dump(wanted))
+    _ok(mirror_host, "mirror-allowlist apply /root/tb-fault-allowlist.yaml")
+    try:
+        yield
+    finally:
+        _put(mirror_host, "/root/tb-fault-allowlist.yaml", saved)
+        mirror_host.run("mirror-allowlist apply /root/tb-fault-allowlist.yaml; rm -f /root/tb-fault-allowlist.yaml")
+        if pulling:
+            mirror_host.run(f"systemctl start {PULL_TIMER}")
+
+
+def test_mirror_stopped_installs_fail_naming_it_then_work_again_unaided(lab: Any, mirror_host: Any,
+                                                                        analytics_host: Any, installable: None,
+                                                                        record_property: Any) -> None:
     mirror_name = f"{_machine(lab, 'package_mirror').name}.{private_dns_zone(lab.config)}"
     workdir = _ok(analytics_host, "mktemp -d /tmp/tb-fault-mirror-XXXXXX").strip()
     installs = _installs(workdir)
@@ -185,6 +220,18 @@ def _inventory(machine: str) -> dict[str, str]:
     return inventory
 
 
+def _settle(machine: str) -> None:
+    """Run the machine's scheduled pull of the package allowlist now, if it has one.
+
+    cloud-init writes the stack file's lists; the pull timer (5 minutes after boot, then every 15)
+    replaces them with those of the package-requests repository on the Git server. Pulling now, as
+    the timer would, lets both inventories show the lists the mirror settles on.
+    """
+    result = run(None, machine, ["sh", "-c", f"! systemctl cat {PULL_SERVICE} >/dev/null 2>&1 || "
+                                             f"systemctl start {PULL_SERVICE}"], timeout=300)
+    assert result.returncode == 0, f"{machine}: {PULL_SERVICE} failed: {result.stderr}"
+
+
 def _duplicates(text: str) -> list[str]:
     lines = [line for line in text.splitlines() if line.strip() and not line.startswith(("#", "== "))]
     return [line for line, count in Counter(lines).items() if count > 1]
@@ -200,6 +247,7 @@ def test_cloud_init_run_again_reaches_the_same_end_state(lab: Any, role: str, re
     machine = _machine(lab, role).name
     status = cloud_init_status(machine)
     assert status.status == "done", f"{machine}: cloud-init is {status.detail} before the test"
+    _settle(machine)
     before = _inventory(machine)
     first_run = _runcmd_semaphore_time(machine)
 
@@ -214,6 +262,7 @@ def test_cloud_init_run_again_reaches_the_same_end_state(lab: Any, role: str, re
     # It really ran again: every per-instance module, runcmd included, has a fresh semaphore.
     assert _runcmd_semaphore_time(machine) > first_run, f"{machine}: runcmd did not run again"
 
+    _settle(machine)
     after = _inventory(machine)
     duplicated = {section: _duplicates(after[section]) for section in NO_DUPLICATES}
     assert not any(duplicated.values()), f"{machine}: duplicated after the re-run: " + "; ".join(
