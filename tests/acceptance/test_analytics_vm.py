@@ -30,7 +30,7 @@ PACKAGES = [
     "python3-pandas", "python3-matplotlib", "python3-pyodbc", "r-cran-dplyr", "r-cran-ggplot2",
     "r-cran-readr", "r-cran-tidyr", "r-cran-dbi", "unattended-upgrades", "chrony",
 ]
-MIRROR_CLIENT_FILES = ["/etc/pip.conf", "/usr/etc/npmrc", "/etc/R/Rprofile.site"]
+MIRROR_CLIENT_FILES = ["/etc/pip.conf", "/etc/npmrc", "/etc/R/Rprofile.site"]
 # Public registries the VM must not reach by itself (only the mirror fetches from them).
 PUBLIC_REGISTRIES = ["pypi.org", "deb.debian.org", "registry.npmjs.org"]
 
@@ -160,6 +160,13 @@ def test_mirror_client_configuration_present(lab: Any, analytics_host: Any, path
     config = analytics_host.file(path)
     assert config.is_file
     assert f"https://mirror.{private_dns_zone(lab.config)}/" in config.content_string
+
+
+def test_clients_read_the_mirror_settings_without_options(lab: Any, analytics_host: Any) -> None:
+    # What `pip install` and `npm install` use when the analyst gives no option at all.
+    mirror = f"https://mirror.{private_dns_zone(lab.config)}/"
+    assert f"global.index-url='{mirror}" in analytics_host.run("python3 -m pip config list").stdout
+    assert analytics_host.run("npm config get registry").stdout.startswith(mirror)
 
 
 def test_apt_goes_through_the_mirror(lab: Any, analytics_host: Any) -> None:

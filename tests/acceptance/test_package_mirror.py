@@ -126,7 +126,7 @@ def client_dir(analytics_host, client_files) -> Iterator[str]:
     """A scratch folder on the analytics machine holding the generated pip, npm and R configuration."""
     directory = f"/tmp/tb-mirror-{uuid.uuid4().hex[:8]}"
     check(analytics_host, f"mkdir -p {directory}")
-    for path, name in (("/etc/pip.conf", "pip.conf"), ("/usr/etc/npmrc", "npmrc"),
+    for path, name in (("/etc/pip.conf", "pip.conf"), ("/etc/npmrc", "npmrc"),
                        ("/etc/R/Rprofile.site", "Rprofile.site")):
         write(analytics_host, f"{directory}/{name}", client_files[path])
     yield directory

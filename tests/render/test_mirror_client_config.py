@@ -28,7 +28,7 @@ def test_pip_uses_the_mirror_index_and_the_system_trust_store(example_config):
 
 
 def test_npm_uses_the_mirror_registry_and_the_system_trust_store(example_config):
-    lines = _client_files(example_config)["/usr/etc/npmrc"]["content"].splitlines()
+    lines = _client_files(example_config)["/etc/npmrc"]["content"].splitlines()
     assert "registry=https://mirror.exnhs-dev.internal/npm/" in lines
     assert "cafile=/etc/ssl/certs/ca-certificates.crt" in lines
 

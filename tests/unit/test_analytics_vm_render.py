@@ -97,7 +97,7 @@ def test_admin_user_names_are_validated(name):
 def test_mirror_clients_point_at_the_mirror(example_config):
     document = _analytics(example_config)
     assert "index-url = https://mirror.exnhs-dev.internal/pypi/" in _file(document, "/etc/pip.conf")["content"]
-    assert "registry=https://mirror.exnhs-dev.internal/npm/" in _file(document, "/usr/etc/npmrc")["content"]
+    assert "registry=https://mirror.exnhs-dev.internal/npm/" in _file(document, "/etc/npmrc")["content"]
     rprofile = _file(document, "/etc/R/Rprofile.site")
     assert 'CRAN = "https://mirror.exnhs-dev.internal/cran"' in rprofile["content"]
     assert rprofile["defer"] is True  # after r-base-core has written its own
