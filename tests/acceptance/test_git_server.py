@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from blueprints.git_server.server_commands import Access
 from blueprints.topology import private_dns_zone
@@ -29,6 +30,7 @@ TEST_SETTINGS = "/etc/trust-blueprints/git-server-acceptance.yaml"
 CLIENT_DIR = "/root/git-acceptance"
 REPOSITORY = "acceptance-check"
 MIRROR_KEY = "/etc/trust-blueprints/secrets/package-requests-reader.pub"
+MIRROR_ALLOWLIST = "/etc/trust-blueprints/mirror/allowlist.yaml"
 # Repositories belong to the git user; git refuses to read them as root.
 GIT = "runuser -u git -- git"
 
@@ -116,10 +118,16 @@ def test_apply_refuses_a_bad_file_and_changes_nothing(git_host):
     assert _ok(git_host, head) == before
 
 
-def test_package_requests_repository_holds_the_allowlist(git_host):
+def test_package_requests_repository_holds_the_allowlist(git_host, lab):
     text = _ok(git_host, f"{GIT} -C /srv/git/repositories/package-requests.git show main:allowlist.yaml")
     assert {line.split(":")[0] for line in text.splitlines() if line and not line.startswith("#")} >= \
         {"pypi", "npm", "cran"}
+    # It starts from the stack's allowlists, so the mirror's first pull keeps what the stack says.
+    mirror = lab.config["roles"].get("package_mirror")
+    if mirror:
+        listed = yaml.safe_load(text)
+        for ecosystem in ("pypi", "npm", "cran"):
+            assert listed[ecosystem] == list(mirror["allowlists"].get(ecosystem) or []), ecosystem
 
 
 # --- Real git clients -----------------------------------------------------------------------
@@ -167,6 +175,7 @@ def git_clients(lab, git_host, analytics_host) -> Iterator[GitClients]:
     for repository in settings["repositories"]:
         if repository["name"] == "package-requests":
             repository["writers"] = [*repository["writers"], "acc-writer"]
+            repository["maintainers"] = [*repository.get("maintainers", []), "acc-maintainer"]
     settings["repositories"].append({"name": REPOSITORY, "owner_team": "acceptance",
                                      "maintainers": ["acc-maintainer"], "writers": ["@acceptance"],
                                      "readers": []})
@@ -302,6 +311,49 @@ def test_web_view_refuses_requests_without_a_signed_in_user(git_clients, gateway
 
 def test_web_view_refuses_machines_other_than_the_gateway(git_clients, analytics_host):
     assert _web(analytics_host, git_clients.zone, "/", "acc-maintainer").stdout == "403"
+
+
+# --- The request-and-review process, end to end ---------------------------------------------
+
+REQUESTED = "attrs"  # a small pure-Python project that neither the stack nor the mirror suite lists
+
+
+def _index_status(analytics_host, zone: str, project: str) -> str:
+    return analytics_host.run(f"curl -sS -o /dev/null -w '%{{http_code}}' "
+                              f"https://mirror.{zone}/pypi/root/trust/+simple/{project}/").stdout
+
+
+def _pull(mirror_host) -> None:
+    # What the mirror's timer runs every 15 minutes; started here so the test need not wait.
+    _ok(mirror_host, "systemctl start mirror-allowlist-pull.service")
+
+
+def test_merged_request_reaches_the_mirror_and_a_revert_takes_it_away(git_clients, mirror_host, analytics_host):
+    g = git_clients
+    assert _index_status(analytics_host, g.zone, REQUESTED) == "403"
+    asked = g.git("acc-writer", f"rm -rf ask && git clone -q {g.url('package-requests')} ask && cd ask"
+                                f" && git switch -q -c request/{REQUESTED}"
+                                f" && sed -i 's/^pypi: \\[/pypi: [\"{REQUESTED}\", /' allowlist.yaml"
+                                f" && git commit -qam 'Ask for {REQUESTED}: parsing of clinic codes'"
+                                f" && git push -q origin request/{REQUESTED}")
+    assert asked.rc == 0, asked.stderr
+    # A pushed branch is a request, not a decision: the mirror does not serve it yet.
+    _pull(mirror_host)
+    assert _index_status(analytics_host, g.zone, REQUESTED) == "403"
+    merged = g.git("acc-maintainer", f"rm -rf review && git clone -q {g.url('package-requests')} review && cd review"
+                                     f" && git merge -q --no-edit origin/request/{REQUESTED}"
+                                     f" && git push -q origin HEAD:main")
+    assert merged.rc == 0, merged.stderr
+    try:
+        _pull(mirror_host)
+        assert _index_status(analytics_host, g.zone, REQUESTED) == "200"
+        assert REQUESTED in yaml.safe_load(mirror_host.file(MIRROR_ALLOWLIST).content_string)["pypi"]
+    finally:
+        reverted = g.git("acc-maintainer", "cd review && git revert --no-edit HEAD && git push -q origin HEAD:main"
+                                           f" && git push -q origin :request/{REQUESTED}")
+        _pull(mirror_host)
+    assert reverted.rc == 0, reverted.stderr
+    assert _index_status(analytics_host, g.zone, REQUESTED) == "403"
 
 
 # --- From home, through the gateway's jump host -----------------------------------------------
