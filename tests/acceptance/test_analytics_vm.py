@@ -44,7 +44,9 @@ def _analytics_machine(lab: Any) -> Any:
 
 
 def _hub_url(lab: Any) -> str:
-    return f"https://{_analytics_machine(lab).name}.{private_dns_zone(lab.config)}:{HUB_PORT}"
+    machine = _analytics_machine(lab).name
+    # The hub's base URL is the path the gateway publishes it under.
+    return f"https://{machine}.{private_dns_zone(lab.config)}:{HUB_PORT}/{machine}"
 
 
 def _gateway(lab: Any) -> tuple[Any, str]:
@@ -226,7 +228,7 @@ def test_local_user_cannot_bypass_the_proxy(lab: Any, analytics_host: Any, analy
     gateway_ip = next(m.private_ip for m in lab.machines if m.role == "remote_gateway")
     result = _as_user(analytics_host, analyst,
                       f"curl -sS -o /dev/null -w '%{{http_code}}' -H 'X-Forwarded-For: {gateway_ip}' "
-                      f"-H 'X-Remote-User: intruder3' http://127.0.0.1:8081/hub/gateway-login")
+                      f"-H 'X-Remote-User: intruder3' http://127.0.0.1:8081/{_analytics_machine(lab).name}/hub/gateway-login")
     assert result.stdout == "403", result.stderr
     assert not analytics_host.user("intruder3").exists
 
@@ -307,9 +309,6 @@ def _r_install(package: str) -> str:
             + shlex.quote(f'install.packages("{package}", lib = file.path(Sys.getenv("HOME"), "Rlib"))'))
 
 
-@pytest.mark.xfail(reason="lab: the mirror's index lists no versions of the stack's allowlisted projects to "
-                          "this role's client, while the mirror suite's own client installs; not yet found",
-                   strict=False)
 def test_pip_installs_an_allowlisted_package(lab: Any, analytics_host: Any, analyst: str) -> None:
     package = "requests" if "requests" in _allowlist(lab, "pypi") else _allowlist(lab, "pypi")[0]
     result = _as_user(analytics_host, analyst,
