@@ -19,16 +19,13 @@ properties (benchmarks/lab_faults.py prints them); nothing here asserts a time.
 
 from __future__ import annotations
 
-import base64
 import difflib
 import os
 import re
-import shlex
 import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +34,7 @@ import yaml
 
 from blueprints.topology import private_dns_zone
 from lab.machines import cloud_init_status, reboot, run
+from tests.acceptance.machine_commands import NPM_ALLOWED, PYPI_ALLOWED, check
 
 pytestmark = [
     pytest.mark.lab,
@@ -48,9 +46,8 @@ pytestmark = [
 REPO = Path(__file__).resolve().parents[2]
 # Everything the mirror serves clients with: HTTPS (PyPI, npm, CRAN) and the apt proxy.
 MIRROR_SERVICES = ["nginx", "apt-cacher-ng", "devpi", "verdaccio"]
-PYPI_PROJECT, NPM_PACKAGE, DEBIAN_PACKAGE = "six", "left-pad", "hello"
-ALLOWLIST = "/etc/trust-blueprints/mirror/allowlist.yaml"
-PULL_TIMER = "mirror-allowlist-pull.timer"
+# The mirror suites' own test packages (added to the allowlists by the test_allowlists fixture).
+PYPI_PROJECT, NPM_PACKAGE, DEBIAN_PACKAGE = PYPI_ALLOWED, NPM_ALLOWED, "hello"
 PULL_SERVICE = "mirror-allowlist-pull.service"
 RECOVERY_LIMIT = 180
 BOOT_LIMIT = 600.0
@@ -63,17 +60,6 @@ def _machine(lab: Any, role: str) -> Any:
         if machine.role == role:
             return machine
     pytest.skip(f"this stack has no {role} machine")
-
-
-def _put(host: Any, path: str, content: str) -> None:
-    encoded = base64.b64encode(content.encode()).decode()
-    _ok(host, f"echo {encoded} | base64 -d > {shlex.quote(path)}")
-
-
-def _ok(host: Any, command: str) -> str:
-    result = host.run(command)
-    assert result.rc == 0, f"{command!r} failed ({result.rc}):\n{result.stdout}\n{result.stderr}"
-    return result.stdout
 
 
 # --- The mirror stops ---------------------------------------------------------------------------
@@ -99,39 +85,11 @@ def _installed(ecosystem: str, result: Any) -> bool:
     return result.rc == 0
 
 
-@pytest.fixture
-def installable(mirror_host: Any) -> Iterator[None]:
-    """The mirror's allowlists plus what this test installs; the previous lists are put back afterwards.
-
-    The scheduled pull from the package-requests repository is held meanwhile, so it cannot
-    replace the lists half-way through.
-    """
-    timer = mirror_host.service(PULL_TIMER)
-    pulling = timer.is_running
-    if pulling:
-        _ok(mirror_host, f"systemctl stop {PULL_TIMER}")
-    saved = mirror_host.file(ALLOWLIST).content_string
-    lists = yaml.safe_load(saved) or {}
-    wanted = {ecosystem: list(lists.get(ecosystem) or []) for ecosystem in ("pypi", "npm", "cran")}
-    for ecosystem, name in (("pypi", PYPI_PROJECT), ("npm", NPM_PACKAGE)):
-        if name not in wanted[ecosystem]:
-            wanted[ecosystem].append(name)
-    _put(mirror_host, "/root/tb-fault-allowlist.yaml", yaml.safe_dump(wanted))
-    _ok(mirror_host, "mirror-allowlist apply /root/tb-fault-allowlist.yaml")
-    try:
-        yield
-    finally:
-        _put(mirror_host, "/root/tb-fault-allowlist.yaml", saved)
-        mirror_host.run("mirror-allowlist apply /root/tb-fault-allowlist.yaml; rm -f /root/tb-fault-allowlist.yaml")
-        if pulling:
-            mirror_host.run(f"systemctl start {PULL_TIMER}")
-
-
 def test_mirror_stopped_installs_fail_naming_it_then_work_again_unaided(lab: Any, mirror_host: Any,
-                                                                        analytics_host: Any, installable: None,
+                                                                        analytics_host: Any, test_allowlists: Any,
                                                                         record_property: Any) -> None:
     mirror_name = f"{_machine(lab, 'package_mirror').name}.{private_dns_zone(lab.config)}"
-    workdir = _ok(analytics_host, "mktemp -d /tmp/tb-fault-mirror-XXXXXX").strip()
+    workdir = check(analytics_host, "mktemp -d /tmp/tb-fault-mirror-XXXXXX").strip()
     installs = _installs(workdir)
     try:
         # Working before the fault, or the fault proves nothing.
@@ -139,7 +97,7 @@ def test_mirror_stopped_installs_fail_naming_it_then_work_again_unaided(lab: Any
             result = analytics_host.run(command)
             assert _installed(ecosystem, result), f"{ecosystem} fails before the fault:\n{result.stdout}{result.stderr}"
 
-        _ok(mirror_host, f"systemctl stop {' '.join(MIRROR_SERVICES)}")
+        check(mirror_host, f"systemctl stop {' '.join(MIRROR_SERVICES)}")
         try:
             for service in MIRROR_SERVICES:
                 assert not mirror_host.service(service).is_running, f"{service} still running"
@@ -223,9 +181,8 @@ def _inventory(machine: str) -> dict[str, str]:
 def _settle(machine: str) -> None:
     """Run the machine's scheduled pull of the package allowlist now, if it has one.
 
-    cloud-init writes the stack file's lists; the pull timer (5 minutes after boot, then every 15)
-    replaces them with those of the package-requests repository on the Git server. Pulling now, as
-    the timer would, lets both inventories show the lists the mirror settles on.
+    A reviewed change waiting on main in the package-requests repository is applied now, as the
+    timer would (every 15 minutes), rather than between the two inventories.
     """
     result = run(None, machine, ["sh", "-c", f"! systemctl cat {PULL_SERVICE} >/dev/null 2>&1 || "
                                              f"systemctl start {PULL_SERVICE}"], timeout=300)
