@@ -315,6 +315,7 @@ def _down(progress: Progress, purge: bool = False, quiet: bool = False) -> list[
             killed = machines.stop_all(to_stop)
         removed += [f"machine {name}" + (" (killed: no clean power-off within 30s)" if name in killed else "")
                     for name in sorted(to_stop)]
+        removed += [f"cgroup {path}" for path in machines.remove_cgroups(sorted(to_stop))]
     for layout in [LabLayout(d.name) for d in _state_dirs()]:
         if dns.stop(layout.dns_dir):
             removed.append("dnsmasq")

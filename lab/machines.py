@@ -25,8 +25,29 @@ from lab.layout import LabLayout, machine_netns, read_record, running_labs
 # Exit status of systemd-nspawn when the machine asked for a reboot.
 REBOOT_STATUS = 133
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+# Each machine runs in cgroups of its own, as each VM is a machine of its own. Machines started
+# from one process would otherwise share one cgroup tree, and with it the cgroup of every unit
+# of the same name: a machine stopping apache2 waited 90 s for another machine's apache2, and
+# machines booting together raced to create and remove the same unit cgroups.
+CGROUP_PREFIX = "trust-blueprints-"
+CGROUP_ROOTS = (Path("/sys/fs/cgroup/unified"), Path("/sys/fs/cgroup/systemd"), Path("/sys/fs/cgroup"))
+OWN_CGROUPS = (
+    f'cgroup="{CGROUP_PREFIX}$0"; '
+    'while IFS=: read -r _ controllers path; do '
+    'case "$controllers" in '
+    '"") root=/sys/fs/cgroup; '
+    '[ "$(stat -fc %T /sys/fs/cgroup/unified 2>/dev/null)" = cgroup2fs ] && root=/sys/fs/cgroup/unified;; '
+    'name=systemd) root=/sys/fs/cgroup/systemd;; '
+    '*) continue;; '
+    'esac; '
+    'dir="$root${path%/}/$cgroup"; '
+    '{ mkdir -p "$dir" && echo $$ > "$dir/cgroup.procs"; } 2>/dev/null || '
+    'echo "[lab] no cgroup of its own under $root: the machine shares the cgroups of the process that started it"; '
+    'done < /proc/self/cgroup; '
+)
 SUPERVISOR = (
-    'while :; do systemd-nspawn "$@"; status=$?; '
+    OWN_CGROUPS
+    + 'while :; do systemd-nspawn "$@"; status=$?; '
     f'[ "$status" -eq {REBOOT_STATUS} ] || exit "$status"; '
     'echo "[lab] machine rebooted itself: starting it again"; done'
 )
@@ -272,6 +293,25 @@ def _is_supervisor(pid: int, machine: str) -> bool:
     except OSError:
         return False
     return f"lab-{machine}".encode() in cmdline
+
+
+def remove_cgroups(names: list[str]) -> list[str]:
+    """Remove the cgroups the stopped machines ran in (innermost first); returns those removed."""
+    wanted = {f"{CGROUP_PREFIX}lab-{name}" for name in names}
+    removed = []
+    for root in CGROUP_ROOTS:
+        if not root.is_dir():
+            continue
+        for directory, subdirectories, _ in os.walk(root):
+            for found in [d for d in subdirectories if d in wanted]:
+                subdirectories.remove(found)
+                top = Path(directory) / found
+                for inner, _, _ in sorted(os.walk(top), key=lambda entry: -len(entry[0])):
+                    with contextlib.suppress(OSError):
+                        os.rmdir(inner)
+                if not top.exists():
+                    removed.append(str(top))
+    return removed
 
 
 def unmount(path: Path) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from lab.layout import NFT_TABLE, PREFIX, STATE_ROOT
+from lab.machines import CGROUP_PREFIX, CGROUP_ROOTS
 from lab.network import lab_namespaces, processes_in
 
 pytestmark = [
@@ -71,3 +72,5 @@ def test_lab_down_leaves_nothing_behind(lab) -> None:
     assert survivors == [], f"processes of lab machines still running: {survivors}"
     assert not lab.state_dir.exists()
     assert not Path("/etc/netns/tb-client").exists()
+    left = [str(path) for root in CGROUP_ROOTS if root.is_dir() for path in root.rglob(f"{CGROUP_PREFIX}lab-*")]
+    assert left == [], f"machine cgroups left behind: {left}"
