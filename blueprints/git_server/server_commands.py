@@ -550,10 +550,10 @@ def _write_bundles(repositories: dict[str, Path], partial: Path, stamp: str) -> 
     return manifest
 
 
-def write_generation(settings: BackupSettings, repositories: dict[str, Path]) -> str:
+def write_generation(settings: BackupSettings, repositories: dict[str, Path], now: datetime | None = None) -> str:
     """One generation in the directory, then off the VM; each place keeps the newest N. Returns a summary."""
     target = settings.directory
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     partial = target / f".partial-{stamp}"
     partial.mkdir(mode=0o700)
     manifest = _write_bundles(repositories, partial, stamp)
