@@ -28,6 +28,9 @@ PATH_NAMES: dict[str, tuple[str, ...]] = {
                                                     "protectedItemName"),
     "azure-native:privatedns:VirtualNetworkLink": ("privateZoneName", "virtualNetworkLinkName"),
     "azure-native:privatedns:PrivateRecordSet": ("privateZoneName", "relativeRecordSetName"),
+    "azure-native:storage:BlobServiceProperties": ("accountName", "blobServicesName"),
+    # "=default": a fixed segment of the ARM name with no input of its own (the one blob service).
+    "azure-native:storage:BlobContainer": ("accountName", "=default", "containerName"),
 }
 # Extension resources: ARM attaches them to another resource through ``scope``.
 SCOPE_INPUT = {
@@ -60,7 +63,9 @@ def _name_key(resource: PlannedResource) -> str | None:
 def arm_name(resource: PlannedResource) -> str:
     """The resource's name as ARM writes it: parent names first, joined by slashes."""
     path = PATH_NAMES.get(resource.type)
-    return "/".join(str(resource.inputs[key]) for key in path) if path else resource.azure_name
+    if not path:
+        return resource.azure_name
+    return "/".join(key[1:] if key.startswith("=") else str(resource.inputs[key]) for key in path)
 
 
 def arm_reference(resource: PlannedResource) -> str:
