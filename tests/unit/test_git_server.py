@@ -309,3 +309,10 @@ def test_apply_writes_the_rclone_remote_only_where_the_target_asks(example_confi
         assert "key" not in rclone.replace("no key", "")
     else:
         assert not (tmp_path / "rclone.conf").exists()
+
+
+def test_rclone_is_installed_only_when_backups_may_leave_the_vm(example_config):
+    assert "rclone" in _git_user_data(example_config)["packages"]
+    config = copy.deepcopy(example_config)
+    config["roles"]["git_server"]["backup"]["target"] = "directory"
+    assert "rclone" not in _git_user_data(config)["packages"]
