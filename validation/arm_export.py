@@ -38,6 +38,11 @@ SCOPE_INPUT = {
     "azure-native:authorization:RoleAssignment": "scope",
 }
 PATH_ONLY = {"resourceGroupName", "recordType"}
+# Inputs azure-native names differently from the ARM body (SDK name -> ARM property name).
+ARM_PROPERTY_NAMES: dict[str, dict[str, str]] = {
+    "azure-native:storage:StorageAccount": {"enableHttpsTrafficOnly": "supportsHttpsTrafficOnly",
+                                            "networkRuleSet": "networkAcls"},
+}
 _API_VERSION = re.compile(r"Uses Azure REST API version (\d{4}-\d{2}-\d{2}(?:-preview)?)")
 
 
@@ -93,13 +98,14 @@ def arm_resource(resource: PlannedResource, references: dict[str, str]) -> dict[
         dropped.add(scope_key)
     properties = dict(inputs.get("properties") or {})
     dropped.add("properties")
+    renamed = ARM_PROPERTY_NAMES.get(resource.type, {})
     for key, value in inputs.items():
         if key in dropped:
             continue
         if key in TOP_LEVEL:
             body[key] = value
         else:
-            properties[key] = value
+            properties[renamed.get(key, key)] = value
     body["properties"] = properties
     # The resource group is the deployment's scope, not a dependency inside the template.
     body["dependsOn"] = [references[urn] for urn in resource.dependencies if urn in references]
