@@ -615,7 +615,15 @@ def restore(arguments: list[str]) -> int:
     if args.from_remote and remote is None:
         raise SettingsError("--from-remote: this VM's backups have no off-VM target (backup.target)")
     local = [] if args.from_remote else _local_generations(target)
-    offsite = remote.names() if remote else []
+    offsite: list[str] = []
+    if remote is not None:
+        try:
+            offsite = remote.names()
+        except RuntimeError as error:
+            if args.from_remote:
+                raise
+            # The VM's own generations must stay usable when the store cannot be reached.
+            print(f"git-server-restore: cannot list {remote} ({error}); using {target} only", file=sys.stderr)
     generations = sorted(set(local) | set(offsite))
     if args.list:
         for name in generations:

@@ -157,3 +157,22 @@ def test_restore_lists_generations_on_the_vm_and_in_blob(tmp_path, blob_containe
         f"20261124T013000Z  {remote}",
         f"20261125T013000Z  {backup.directory}, {remote}",
     ]
+
+
+def test_restore_still_uses_the_vms_generations_when_the_store_cannot_be_reached(
+        tmp_path, blob_container, repositories, monkeypatch, capsys):
+    remote, config = blob_container
+    backup = settings(tmp_path, remote, config)
+    write_generation(backup, repositories, NIGHT)
+    unreachable = tmp_path / "unreachable.conf"
+    unreachable.write_text("[another-remote]\ntype = azureblob\nuse_emulator = true\n")
+    written = tmp_path / "git-server-backup.json"
+    written.write_text(json.dumps({"directory": str(backup.directory), "generations": 2, "remote": remote,
+                                   "rclone_config": str(unreachable)}))
+    monkeypatch.setattr(server_commands, "BACKUP_SETTINGS", written)
+    assert server_commands.restore(["--list"]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.splitlines() == [f"20261124T013000Z  {backup.directory}"]
+    assert f"cannot list {remote}" in captured.err
+    with pytest.raises(RuntimeError, match="rclone"):
+        server_commands.restore(["--list", "--from-remote"])
