@@ -6,11 +6,9 @@ and links the three commands to it; the name it is called by picks the command.
                             settings from the stack file (cloud-init runs it at first boot; run it again
                             with a new file to change users, teams or repositories). Idempotent.
   git-server-backup         write one backup generation (a git bundle per repository and a manifest of
-                            every ref) and keep the newest N generations; with an off-VM target, copy
-                            each generation there with rclone and keep the newest N there too.
+                            every ref), copy it off the VM if configured; keep the newest N in each place.
   git-server-restore [--generation NAME] [--from-remote] [--replace] (--all | REPOSITORY...)
-                            rebuild repositories from a generation (fetched from the off-VM target when
-                            it is not on this VM) and check every ref's hash.
+                            rebuild repositories from a generation (here or off the VM), check every ref.
 
 It runs on the VM with Debian's python3 and python3-yaml only; it cannot import the project.
 """
@@ -39,8 +37,7 @@ ADMIN_CLONE = STATE / "gitolite-admin"
 CGIT_USERS = Path("/etc/cgit/users")
 BACKUP_SETTINGS = Path("/etc/trust-blueprints/git-server-backup.json")
 BACKUP_TIMER = Path("/etc/systemd/system/git-server-backup.timer")
-# How rclone reaches the off-VM target. On Azure it names the storage account and signs in with the
-# VM's managed identity; it holds no key. Only this file differs between Azure and a test emulator.
+# Where and how rclone signs in for the off-VM target: the only part that differs from a test emulator.
 RCLONE_CONFIG = Path("/etc/trust-blueprints/git-server-rclone.conf")
 RCLONE_REMOTE = "git-backup"
 MIRROR_READER_KEY = Path("/etc/trust-blueprints/secrets/package-requests-reader.pub")
@@ -148,12 +145,9 @@ def _problems(settings: Any) -> list[str]:
     elif target != "directory":
         blob = backup.get("azure_blob")
         blob = blob if isinstance(blob, dict) else {}
-        if not STORAGE_ACCOUNT.match(str(blob.get("account", ""))):
-            problems.append(f"backup.azure_blob.account: {blob.get('account')!r} must be a storage account name "
-                            "(3-24 lowercase letters and digits)")
-        if not BLOB_CONTAINER.match(str(blob.get("container", ""))):
-            problems.append(f"backup.azure_blob.container: {blob.get('container')!r} must be a container name "
-                            "(3-63 lowercase letters, digits and single hyphens)")
+        for key, pattern in (("account", STORAGE_ACCOUNT), ("container", BLOB_CONTAINER)):
+            if not pattern.match(str(blob.get(key, ""))):
+                problems.append(f"backup.azure_blob.{key}: {blob.get(key)!r} is not a storage {key} name")
     generations = settings.get("backup_generations")
     if not isinstance(generations, int) or not 1 <= generations <= 90:
         problems.append(f"backup_generations: {generations!r} must be a whole number from 1 to 90")
@@ -394,7 +388,7 @@ def _update_web_view(access: Access) -> None:
 
 
 def _on_azure() -> bool:
-    """Whether this VM runs on Azure, as cloud-init found at boot (the Key Vault step asks the same)."""
+    """As cloud-init found at boot (the Key Vault step asks the same)."""
     try:
         found = subprocess.run(["cloud-init", "query", "platform"], capture_output=True, text=True, check=False)
     except OSError:
@@ -403,10 +397,8 @@ def _on_azure() -> bool:
 
 
 def rclone_azure_blob_config(account: str) -> str:
-    """rclone's settings for the environment's storage account: the VM's managed identity signs in."""
-    return ("# Written by git-server-apply. Sign-in is the VM's managed identity (granted Storage Blob\n"
-            "# Data Contributor on the backup container only); no key or token is kept on this VM.\n"
-            f"[{RCLONE_REMOTE}]\ntype = azureblob\naccount = {account}\nuse_msi = true\n")
+    # No key on the VM: its managed identity signs in (Storage Blob Data Contributor on one container).
+    return f"[{RCLONE_REMOTE}]\ntype = azureblob\naccount = {account}\nuse_msi = true\n"
 
 
 def _update_backup(settings: dict[str, Any]) -> None:
@@ -416,7 +408,7 @@ def _update_backup(settings: dict[str, Any]) -> None:
     shutil.chown(directory, GIT_USER, GIT_USER)
     directory.chmod(0o700)
     target = backup.get("target", "auto")
-    # auto: the environment's Blob container on Azure; elsewhere (the lab) the directory alone.
+    # auto: Blob on Azure; elsewhere (the lab) the directory alone.
     off_vm = target == "azure-blob" or (target == "auto" and _on_azure())
     remote = None
     if off_vm:
@@ -471,13 +463,8 @@ def _refs(listing: str) -> dict[str, str]:
 
 
 class RemoteGenerations:
-    """Backup generations kept off the VM, reached with rclone.
-
-    Which store and how to sign in is the rclone configuration's business alone (Azure Blob with
-    the VM's managed identity on Azure; an account key against an emulator in tests), so every
-    store goes through the same commands. A generation counts once its manifest is there: the
-    manifest is uploaded last.
-    """
+    """Generations kept off the VM, through rclone. Its config alone says where and how to sign in.
+    A generation counts once its manifest, uploaded last, is there."""
 
     def __init__(self, remote: str, config: Path) -> None:
         self.remote = remote.rstrip("/")
@@ -502,14 +489,14 @@ class RemoteGenerations:
                       if GENERATION.match(line.split("/")[0]) and line.endswith("/manifest.json"))
 
     def upload(self, generation: Path) -> None:
-        """Copy one local generation, its manifest last, then compare every file's size and hash."""
+        """Manifest last, then every file's size and hash compared."""
         destination = f"{self.remote}/{generation.name}"
         self._rclone("copy", "--exclude", "/manifest.json", str(generation), destination)
         self._rclone("copy", "--include", "/manifest.json", str(generation), destination)
         self._rclone("check", "--one-way", str(generation), destination)
 
     def prune(self, keep: int) -> list[str]:
-        """Delete all but the newest ``keep`` complete generations, and unfinished uploads older than them."""
+        """Keep the newest ``keep`` complete generations; unfinished uploads older than them go too."""
         complete = self.names()
         kept = complete[-keep:]
         removed = complete[:-keep]
@@ -520,7 +507,6 @@ class RemoteGenerations:
         return removed
 
     def fetch(self, name: str, into: Path) -> Path:
-        """Download one generation into ``into`` (created empty) and return it."""
         if into.exists():
             shutil.rmtree(into)
         into.mkdir(mode=0o700, parents=True)
@@ -570,7 +556,7 @@ def _write_bundles(repositories: dict[str, Path], partial: Path, stamp: str) -> 
 
 
 def write_generation(settings: BackupSettings, repositories: dict[str, Path], now: datetime | None = None) -> str:
-    """One generation in the directory, then off the VM; each place keeps the newest N. Returns a summary."""
+    """One generation in the directory, then off the VM; each keeps the newest N."""
     target = settings.directory
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     partial = target / f".partial-{stamp}"
@@ -583,18 +569,16 @@ def write_generation(settings: BackupSettings, repositories: dict[str, Path], no
     for old in local[: -settings.generations]:
         shutil.rmtree(target / old)
     local = local[-settings.generations:]
-    summary = (f"generation {stamp}: {len(manifest['repositories'])} repositories in {target}; "
-               f"{len(local)} generations kept")
+    summary = f"generation {stamp}: {len(manifest['repositories'])} repositories in {target}; {len(local)} kept"
     if settings.remote is None:
         return summary
-    # Also send any kept generation an earlier night could not (the store was unreachable then).
+    # Also any kept generation an earlier night failed to send.
     present = set(settings.remote.names())
     sent = [name for name in local if name not in present]
     for name in sent:
         settings.remote.upload(target / name)
     removed = settings.remote.prune(settings.generations)
-    return (f"{summary}; {len(sent)} sent to {settings.remote} and checked, "
-            f"{len(removed)} old generations deleted there")
+    return f"{summary}; {len(sent)} sent to {settings.remote} and checked, {len(removed)} old deleted there"
 
 
 def backup() -> int:
@@ -605,7 +589,7 @@ def backup() -> int:
 
 
 def verified_manifest(source: Path, generation: str) -> dict[str, Any]:
-    """The generation's manifest, after checking that every bundle it names has its recorded sha256."""
+    """The manifest, once every bundle it names matches its sha256."""
     try:
         manifest = json.loads((source / "manifest.json").read_text(encoding="utf-8"))["repositories"]
     except (OSError, ValueError, KeyError):
@@ -625,9 +609,8 @@ def restore(arguments: list[str]) -> int:
     parser.add_argument("--all", action="store_true", help="every repository in the generation")
     parser.add_argument("--generation", help="generation name (default: the newest)")
     parser.add_argument("--replace", action="store_true", help="replace repositories that exist")
-    parser.add_argument("--from-remote", action="store_true",
-                        help="fetch the generation from the off-VM target even if this VM has it")
-    parser.add_argument("--list", action="store_true", help="list generations (and where they are) and exit")
+    parser.add_argument("--from-remote", action="store_true", help="fetch from the off-VM target even if here")
+    parser.add_argument("--list", action="store_true", help="list generations and where they are")
     args = parser.parse_args(arguments)
     settings = _backup_settings()
     target, remote = settings.directory, settings.remote
@@ -641,7 +624,6 @@ def restore(arguments: list[str]) -> int:
         except RuntimeError as error:
             if args.from_remote:
                 raise
-            # The VM's own generations must stay usable when the store cannot be reached.
             print(f"git-server-restore: cannot list {remote} ({error}); using {target} only", file=sys.stderr)
     generations = sorted(set(local) | set(offsite))
     if args.list:
@@ -649,12 +631,12 @@ def restore(arguments: list[str]) -> int:
             places = [str(target)] * (name in local) + [str(remote)] * (name in offsite)
             print(f"{name}  {', '.join(places)}")
         return 0
+    where = f"{target}" + (f" or {remote}" if remote else "")
     if not generations:
-        raise SettingsError(f"no backup generations in {target}" + (f" or {remote}" if remote else ""))
+        raise SettingsError(f"no backup generations in {where}")
     generation = args.generation or generations[-1]
     if generation not in generations:
-        raise SettingsError(f"--generation {generation!r} is not in {target}" + (f" or {remote}" if remote else "")
-                            + f"; generations: {', '.join(generations)}")
+        raise SettingsError(f"--generation {generation!r} is not in {where}; generations: {', '.join(generations)}")
     names = args.repositories
     if not names and not args.all:
         raise SettingsError("name the repositories to restore, or give --all")

@@ -71,7 +71,7 @@ def test_each_generation_goes_to_blob_and_only_the_newest_n_stay(tmp_path, blob_
     remote, config = blob_container
     backup = settings(tmp_path, remote, config, generations=2)
     summaries = [write_generation(backup, repositories, NIGHT + timedelta(days=day)) for day in range(3)]
-    assert "1 sent to" in summaries[-1] and "1 old generations deleted there" in summaries[-1]
+    assert "1 sent to" in summaries[-1] and "1 old deleted there" in summaries[-1]
     assert backup.remote.names() == ["20261125T013000Z", "20261126T013000Z"]
     assert sorted(path.name for path in backup.directory.iterdir()) == ["20261125T013000Z", "20261126T013000Z"]
     # Every file of a generation is in the container, nested repositories included, and nothing else.

@@ -279,8 +279,7 @@ def test_the_vm_refuses_a_blob_target_without_a_container_name(example_config):
         "backup.target: 'elsewhere' must be one of auto, directory, azure-blob"]
     settings["backup"]["target"] = "azure-blob"
     assert server_commands._problems(settings) == [
-        "backup.azure_blob.container: 'Bad_Name' must be a container name (3-63 lowercase letters, digits and "
-        "single hyphens)"]
+        "backup.azure_blob.container: 'Bad_Name' is not a storage container name"]
 
 
 @pytest.mark.parametrize(("target", "platform", "remote"), [
