@@ -377,6 +377,7 @@ def _write_skip_page(plans: list[Plan], reference_dir: Path) -> Path:
     """The page of checkov skips, across the documented stacks and every stack file in stacks/: the
     page is the same whichever stacks one run documents, so documenting one stack leaves it unchanged."""
     from blueprints.checkov_skips_page import PAGE_NAME, render_skip_page
+    from blueprints.cli import UsageError
     from validation.checkov_gate import GateError
 
     by_stack = {plan.stack: plan for plan in plans}
