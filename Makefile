@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STACK ?= stacks/example.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: plan test unit lint validate venv host-deps clean checkov lab-test docs reference
+.PHONY: plan test unit lint validate venv host-deps clean checkov lab-test docs reference azurite
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11 or newer is needed"'
@@ -35,9 +35,9 @@ validate: $(STAMP)
 
 ## test: everything CI runs, as root (the lab builds machines): lint, the offline suites,
 ## the docs (drift check and strict build), the checkov gate, then the lab with every acceptance suite
-test: $(STAMP) host-deps
+test: $(STAMP) host-deps azurite
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest -n 2 -q -m "not lab"
+	BLUEPRINTS_AZURITE_REQUIRED=1 $(BIN)/python -m pytest -n 2 -q -m "not lab"
 	$(MAKE) --no-print-directory docs
 	$(MAKE) --no-print-directory checkov
 	$(MAKE) --no-print-directory lab-test
@@ -45,6 +45,18 @@ test: $(STAMP) host-deps
 ## unit: the offline suites only (no root, no lab)
 unit: $(STAMP)
 	$(BIN)/python -m pytest -n 2 -q -m "not lab"
+
+## azurite: Microsoft's Azure Storage emulator (npm, pinned in tests/emulator/package-lock.json) for the
+## test of the Git server's off-VM backups (tests/emulator); without it that test is skipped, except
+## under `make test`, which needs it
+AZURITE_STAMP := tests/emulator/node_modules/.installed
+$(AZURITE_STAMP): tests/emulator/package.json tests/emulator/package-lock.json
+	@command -v npm >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y -qq --no-install-recommends npm; } || \
+		{ echo "make azurite needs npm (Debian package npm)" >&2; exit 2; }
+	npm ci --prefix tests/emulator --no-audit --no-fund --loglevel=error
+	@touch $@
+
+azurite: $(AZURITE_STAMP)
 
 ## checkov: scan every stack's ARM export; failures must be justified in validation/checkov-skips.yaml
 # The scanner has its own virtualenv so its dependencies never meet Pulumi's.

@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from blueprints.git_server.backup_target import vm_settings as git_server_settings
 from blueprints.package_mirror.client_settings import template_values as mirror_client_values
 from blueprints.secrets import secret_files
 from blueprints.topology import Machine, plan_machines, private_dns_zone
@@ -98,6 +99,8 @@ def _mirror_allowlists(config: dict[str, Any]) -> dict[str, list[str]]:
 
 
 def _role_settings(config: dict[str, Any], role: str) -> dict[str, Any]:
+    if role == "git_server":
+        return git_server_settings(config)
     key = {"remote_gateway": "gateway", "package_mirror": "package_mirror",
            "git_server": "git_server", "analytics_vm": "analytics"}[role]
     return dict(config["roles"][key])

@@ -210,6 +210,7 @@ class _Pricer:
             "azure-native:operationalinsights:Workspace": self._workspace,
             "azure-native:privatedns:PrivateZone": self._private_zone,
             "azure-native:recoveryservices:ProtectedItem": self._protected_item,
+            "azure-native:storage:StorageAccount": self._storage_account,
         }.get(resource.type)
         if method is None:
             return f"the price table has no entry for {_short(resource.type)}"
@@ -289,6 +290,18 @@ class _Pricer:
         per_million = self.prices.rate("private_dns_per_million_queries")
         return [LineItem("hosted zone", "1 zone", zone),
                 LineItem("queries", f"{millions}M (assumed) x {_rate_text(per_million)}/M", millions * per_million)]
+
+    def _storage_account(self, resource: PlannedResource) -> list[LineItem] | str:
+        sku = resource.inputs.get("sku", {}).get("name")
+        if sku != "Standard_GRS" or resource.inputs.get("accessTier", "Hot") != "Hot":
+            return f"only hot-tier Standard_GRS storage is in the price table (this is {sku})"
+        gb = _dec(self.prices.assumption("git_backup_stored_gb"))
+        rate = self.prices.rate("blob_hot_grs_per_gb")
+        operations = _dec(self.prices.assumption("git_backup_operations_per_month"))
+        per_10k = self.prices.rate("blob_write_per_10k_operations")
+        return [LineItem("Blob storage (hot, GRS)", f"{gb} GB (assumed) x {_rate_text(rate)}/GB", gb * rate),
+                LineItem("operations", f"{operations.normalize():f} (assumed) x {_rate_text(per_10k)}/10k",
+                         operations / 10000 * per_10k)]
 
     def _protected_item(self, resource: PlannedResource) -> list[LineItem] | str:
         source = resource.inputs.get("properties", {}).get("sourceResourceId")

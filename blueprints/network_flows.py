@@ -49,6 +49,8 @@ class Flow:
     gateway_kinds: tuple[str, ...] | None = None
     # Which gateway certificate sources need the flow; None means all.
     certificates: tuple[str, ...] | None = None
+    # Which Git server backup targets (roles.git_server.backup.target) need the flow; None means all.
+    git_backup_targets: tuple[str, ...] | None = None
 
 
 SELF_HOSTED = ("self-hosted",)
@@ -101,6 +103,9 @@ FLOWS: tuple[Flow, ...] = (
          "Azure Monitor Agent sends logs and metrics"),
     Flow("secrets-vnet-to-key-vault", "subnet:*", "tag:AzureKeyVault", (443,),
          "VM identities read their secrets from Key Vault"),
+    Flow("backup-git-to-storage", "role:git_server", "tag:Storage", (443,),
+         "the Git server copies its nightly backups to the environment's Blob container",
+         git_backup_targets=("auto", "azure-blob")),
     Flow("signin-gateway-to-entra", "role:remote_gateway", "tag:AzureActiveDirectory", (443,),
          "OpenID Connect token exchange with Entra ID", gateway_kinds=SELF_HOSTED),
     # Only with `certificate: lets-encrypt`: the HTTP-01 challenge comes from anywhere, and certbot
@@ -185,11 +190,14 @@ def active_flows(config: dict[str, Any]) -> list[Flow]:
     gateway = config["roles"].get("gateway")
     kind = gateway["kind"] if gateway else None
     certificate = gateway.get("certificate", "key-vault") if gateway else None
+    git = config["roles"].get("git_server")
+    git_backup_target = git.get("backup", {}).get("target", "auto") if git else None
     return [
         flow
         for flow in FLOWS
         if (flow.gateway_kinds is None or kind in flow.gateway_kinds)
         and (flow.certificates is None or certificate in flow.certificates)
+        and (flow.git_backup_targets is None or git_backup_target in flow.git_backup_targets)
         and resolver.present(flow.source)
         and resolver.present(flow.destination)
     ]

@@ -1,6 +1,9 @@
 """Reference pages generated from each stack's offline plan: diagram, resources, flows, cost.
 
-`blueprints docs` writes docs/reference/<stack>/ for every stack file in stacks/. Output depends
+`blueprints docs` writes docs/reference/<stack>/ for every stack file in stacks/, and
+docs/reference/checkov-skips.md: the scanner checks the stacks (those documented and every file in
+stacks/) may fail or never run, with the reasons from validation/checkov-skips.yaml and the resources
+each concerns. Output depends
 only on the stack file and the code (sorted everywhere, no dates), so a test can regenerate it
 and compare bytes: a change to a blueprint that is not reflected in the committed reference fails
 the suite with the command to run.
@@ -328,6 +331,9 @@ def render_page(plan: Plan) -> str:
               "Compiled into every subnet's NSG from `blueprints/network_flows.py`; the lab compiles the same "
               "table to nftables.", "", *_flow_matrix(plan)]
     lines += ["", "## Security controls the policies verify", "", *_controls(plan)]
+    lines += ["", "The third-party scanner checkov also runs its ARM checks on this stack's plan (`make checkov`); "
+              "the checks it may fail or never runs, each with its reason and the resources it concerns, are "
+              f"listed in [checkov checks skipped or not run](../checkov-skips.md#stack-{plan.stack.lower()})."]
     lines += ["", "## Resources", "", *_resource_table(plan)]
     lines += ["", render_markdown(estimate(plan))]
     return "\n".join(lines) + "\n"
@@ -342,16 +348,19 @@ def _stable_source(path: Path) -> str:
         return path.name
 
 
-def generate(stack_file: Path, reference_dir: Path) -> list[Path]:
-    """Write the reference of one stack; return the files written."""
+def _record(stack_file: Path) -> Plan:
     from validation.plan_recorder import record_plan  # the Pulumi SDK loads only when a plan is recorded
 
     plan = record_plan(stack_file)
     plan.source = _stable_source(Path(stack_file))
-    target = reference_dir / plan.stack
-    target.mkdir(parents=True, exist_ok=True)
+    return plan
+
+
+def _write_stack(plan: Plan, reference_dir: Path) -> list[Path]:
     from blueprints.request_pack import render as render_request_pack
 
+    target = reference_dir / plan.stack
+    target.mkdir(parents=True, exist_ok=True)
     dot_source = render_dot(plan)
     files = {
         "index.md": render_page(plan).encode(),
@@ -364,25 +373,63 @@ def generate(stack_file: Path, reference_dir: Path) -> list[Path]:
     return [target / name for name in files]
 
 
+def _write_skip_page(plans: list[Plan], reference_dir: Path) -> Path:
+    """The page of checkov skips, across the documented stacks and every stack file in stacks/: the
+    page is the same whichever stacks one run documents, so documenting one stack leaves it unchanged."""
+    from blueprints.checkov_skips_page import PAGE_NAME, render_skip_page
+    from blueprints.cli import UsageError
+    from validation.checkov_gate import GateError
+
+    by_stack = {plan.stack: plan for plan in plans}
+    for stack_file in stack_files():
+        if stack_file.stem not in by_stack:
+            plan = _record(stack_file)
+            by_stack[plan.stack] = plan
+    reference_dir.mkdir(parents=True, exist_ok=True)
+    page = reference_dir / PAGE_NAME
+    try:
+        text = render_skip_page(list(by_stack.values()))
+    except GateError as error:
+        raise UsageError(f"the checkov skip page cannot be written: {error}") from None
+    page.write_bytes(text.encode())
+    return page
+
+
+def generate(stack_file: Path, reference_dir: Path) -> list[Path]:
+    """Write the reference of one stack; return the files written."""
+    return _write_stack(_record(stack_file), reference_dir)
+
+
+def generate_all(stacks: list[Path], reference_dir: Path) -> list[Path]:
+    """Write the reference of every stack, then the page of checkov skips across them."""
+    plans = [_record(stack) for stack in stacks]
+    written = [path for plan in plans for path in _write_stack(plan, reference_dir)]
+    return [*written, _write_skip_page(plans, reference_dir)]
+
+
 def stack_files(stacks_dir: Path = STACKS_DIR) -> list[Path]:
     return sorted(stacks_dir.glob("*.yaml"))
 
 
 def drift(stacks: list[Path], reference_dir: Path, scratch: Path) -> list[str]:
     """Regenerate into scratch and compare with reference_dir; one message per stale file."""
-    problems = []
-    generated_stacks = set()
+    fresh_files: list[tuple[Path, str]] = []  # (file, what it is generated from)
+    plans = []
     for stack in stacks:
-        for fresh in generate(stack, scratch):
-            generated_stacks.add(fresh.parent.name)
-            committed = reference_dir / fresh.parent.name / fresh.name
-            if not committed.exists():
-                problems.append(f"{committed} is missing (new stack {stack}?)")
-            elif committed.read_bytes() != fresh.read_bytes():
-                problems.append(f"{committed} is out of date with {stack} or the code")
+        plan = _record(stack)
+        plans.append(plan)
+        fresh_files += [(fresh, str(stack)) for fresh in _write_stack(plan, scratch)]
+    fresh_files.append((_write_skip_page(plans, scratch), "validation/checkov-skips.yaml, the stack files"))
+    problems = []
+    for fresh, source in fresh_files:
+        committed = reference_dir / fresh.relative_to(scratch)
+        if not committed.exists():
+            problems.append(f"{committed} is missing (new stack {source}?)")
+        elif committed.read_bytes() != fresh.read_bytes():
+            problems.append(f"{committed} is out of date with {source} or the code")
     if reference_dir.is_dir():
         for stale in sorted(p.name for p in reference_dir.iterdir() if p.is_dir()):
-            if stale not in generated_stacks:
+            if stale not in {plan.stack for plan in plans}:
                 problems.append(f"{reference_dir / stale} belongs to no stack file: remove it")
     return problems
 
@@ -406,8 +453,11 @@ def _cmd_docs(args: argparse.Namespace) -> int:
             return 1
         print(f"{reference}/ matches {len(stacks)} stack file(s)", file=sys.stderr)
         return 0
+    plans = []
     for stack in stacks:
-        written = generate(stack, reference)
+        plan = _record(stack)
+        plans.append(plan)
+        written = _write_stack(plan, reference)
         print(f"{stack}: wrote {', '.join(str(path) for path in written)}", file=sys.stderr)
         if args.png_dir:
             png_dir = Path(args.png_dir)
@@ -415,6 +465,8 @@ def _cmd_docs(args: argparse.Namespace) -> int:
             png = png_dir / f"{written[0].parent.name}.png"
             png.write_bytes(_run_dot(written[1].read_text(encoding="utf-8"), "png"))
             print(f"{stack}: wrote {png}", file=sys.stderr)
+    page = _write_skip_page(plans, reference)
+    print(f"{len(plans)} stack(s): wrote {page}", file=sys.stderr)
     return 0
 
 
@@ -423,8 +475,9 @@ def register(commands: Any) -> None:
         "docs", help="generate the reference pages of every stack (diagram, resources, flows, cost)",
         description=f"Write {REFERENCE_DIR}/<stack>/ for each stack file from its offline plan: an architecture "
                     "diagram (Graphviz), the virtual machines, the NSG flow matrix, the policy controls, every "
-                    "resource, the cost estimate, and the request pack. Output is deterministic; a test checks "
-                    "the committed copy for drift.")
+                    "resource, the cost estimate, and the request pack; then one page of the checkov checks "
+                    "skipped or not run across those stacks, with their reasons. Output is deterministic; a test "
+                    "checks the committed copy for drift.")
     docs.add_argument("stack_files", nargs="*", metavar="STACK_FILE",
                       help=f"stack files to document (default: every {STACKS_DIR}/*.yaml)")
     docs.add_argument("-o", "--output", default=str(REFERENCE_DIR),

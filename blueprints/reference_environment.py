@@ -10,7 +10,8 @@ from pulumi_azure_native import authorization, resources
 
 from blueprints.analytics_vm.component import AnalyticsVm, AnalyticsVmArgs
 from blueprints.cloud_init import render_user_data
-from blueprints.git_server.component import GitServer, GitServerArgs
+from blueprints.git_server.backup_target import BACKUP_CONTAINER, storage_account_name, uses_blob
+from blueprints.git_server.component import BlobBackupArgs, GitServer, GitServerArgs
 from blueprints.network_flows import nsg_rules
 from blueprints.package_mirror.component import PackageMirror, PackageMirrorArgs
 from blueprints.remote_gateway.component import RemoteGateway, RemoteGatewayArgs
@@ -81,6 +82,7 @@ class ReferenceEnvironment(pulumi.ComponentResource):
                 rules=nsg_rules(config),
                 nat_gateway_id=nat.nat_gateway_id if nat else None,
                 egress_subnets=egress_subnets,
+                storage_subnets=[m.subnet for m in machines if m.role == "git_server" and uses_blob(config)],
             ),
             child,
         )
@@ -111,7 +113,9 @@ class ReferenceEnvironment(pulumi.ComponentResource):
             if machine.role == "package_mirror":
                 PackageMirror(f"{name}-mirror", PackageMirrorArgs(host(machine)), child)
             elif machine.role == "git_server":
-                GitServer(f"{name}-git", GitServerArgs(host(machine), backup), child)
+                blob_backup = (BlobBackupArgs(storage_account_name(config), BACKUP_CONTAINER, client.subscription_id)
+                               if uses_blob(config) else None)
+                GitServer(f"{name}-git", GitServerArgs(host(machine), backup, blob_backup), child)
             elif machine.role == "analytics_vm":
                 shutdown = roles["analytics"]["auto_shutdown"]
                 AnalyticsVm(

@@ -10,6 +10,7 @@ as Markdown, and as a standalone HTML page made from the same Markdown.
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import sys
 from dataclasses import dataclass, field
@@ -27,6 +28,8 @@ from blueprints.topology import plan_machines
 from validation.plan_model import Plan, PlannedResource
 
 PROVENANCE = Path(__file__).with_name("debian-trixie-packages.yaml")
+REPOSITORY = Path(__file__).resolve().parent.parent
+ACCEPTANCE = REPOSITORY / "tests" / "acceptance"
 TEMPLATES = Path(__file__).with_name("templates")
 OUTPUT_DIR = Path("out/request-pack")
 
@@ -71,6 +74,14 @@ class Package:
 
 
 @dataclass
+class PinnedFile:
+    """Software a machine installs from PyPI or npm rather than Debian, every version pinned in one file."""
+    ecosystem: str
+    path: str  # where the rendered cloud-init writes the pins on the machine
+    pins: list[tuple[str, str]]  # (name, version)
+
+
+@dataclass
 class MachineFacts:
     host: str
     role: str
@@ -81,6 +92,7 @@ class MachineFacts:
     public_ip: bool
     internet_egress: bool
     packages: list[Package]
+    pinned: list[PinnedFile]
     unattended_upgrades: bool  # the rendered cloud-init turns on daily unattended upgrades
     patch_mode: str
 
@@ -117,6 +129,35 @@ def role_packages(config: dict[str, Any], machine: Any) -> list[str]:
     return list(yaml.safe_load(render_user_data(config, machine)).get("packages", []))
 
 
+_REQUIREMENT = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;#]+)", re.M)
+_NPM_INSTALLER = re.compile(r"/npm/-/npm-([0-9][0-9A-Za-z.-]*)\.tgz")
+
+
+def pinned_files(user_data: str) -> list[PinnedFile]:
+    """The PyPI and npm pins a rendered cloud-init writes (requirements files, package.json), and the
+    npm installer it downloads, as the machine will see them."""
+    document = yaml.safe_load(user_data) or {}
+    found = []
+    for entry in document.get("write_files", []):
+        path, content = str(entry.get("path", "")), str(entry.get("content", ""))
+        if path.endswith("requirements.txt"):
+            found.append(PinnedFile("PyPI", path, _REQUIREMENT.findall(content)))
+        elif path.endswith("package.json"):
+            dependencies = json.loads(content).get("dependencies", {})
+            found.append(PinnedFile("npm", path, sorted(dependencies.items())))
+    installer = sorted(set(_NPM_INSTALLER.findall(user_data)))
+    if installer:
+        found.append(PinnedFile("npm", "the npm installer cloud-init downloads (checked against its sha512)",
+                                [("npm", version) for version in installer]))
+    return found
+
+
+def acceptance_suites(roles: list[str]) -> list[str]:
+    """The lab acceptance suites that exist for these roles, as repository paths."""
+    return [f"tests/acceptance/test_{role}.py" for role in sorted(set(roles))
+            if (ACCEPTANCE / f"test_{role}.py").exists()]
+
+
 def _machines(plan: Plan, provenance: dict[str, Any]) -> list[MachineFacts]:
     table = provenance["packages"]
     facts = []
@@ -134,6 +175,7 @@ def _machines(plan: Plan, provenance: dict[str, Any]) -> list[MachineFacts]:
             host=machine.name, role=machine.role, subnet=machine.subnet, private_ip=machine.private_ip,
             vm_size=machine.vm_size, image=f"{image['publisher']}/{image['offer']}/{image['sku']}",
             public_ip=machine.public_entry, internet_egress=machine.internet_egress, packages=packages,
+            pinned=pinned_files(rendered),
             unattended_upgrades='APT::Periodic::Unattended-Upgrade "1"' in rendered,
             patch_mode=linux.get("patchSettings", {}).get("patchMode", "not set"),
         ))
@@ -197,18 +239,25 @@ def _risks(plan: Plan, machines: list[MachineFacts], est: Estimate) -> list[Risk
     if mirror:
         counts = {name: len(items) for name, items in mirror.get("allowlists", {}).items()}
         listing = ", ".join(f"{count} {name}" for name, count in sorted(counts.items())) or "none"
+        served = ("only the listed PyPI, npm and CRAN names are served; anything else is refused with a 403 "
+                  "naming the package" if mirror["mode"] == "curated"
+                  else "every PyPI, npm and CRAN package upstream is served (`open` mode, asked for by name)")
         risks.append(Risk(
             "A malicious or vulnerable package reaching analysts",
             f"Packages come only through the trust's mirror, in `{mirror['mode']}` mode, with allowlists "
-            f"({listing}). Enforcement of the PyPI, CRAN and npm allowlists arrives with the mirror role's "
-            "software; today the mirror caches Debian packages only.",
-            "stack file roles.package_mirror; blueprints/package_mirror/cloud-init.yaml.j2"))
+            f"({listing}): {served}; Debian packages only from the stack's Debian upstreams.",
+            "stack file roles.package_mirror; blueprints/package_mirror/ (nginx maps, devpi and Verdaccio "
+            "settings written by mirror-allowlist); tests/unit/test_mirror_allowlist_tool.py; lab suite "
+            "tests/acceptance/test_package_mirror.py"))
     patched = [m.host for m in machines if m.unattended_upgrades]
+    pinned = sum(len(f.pins) for m in machines for f in m.pinned)
+    beyond_debian = (f"the {pinned} pinned PyPI and npm packages (section 2) change only when the trust changes "
+                     "their pins" if pinned else "every package comes from Debian")
     risks.append(Risk(
         "Software left unpatched",
         f"Daily unattended security upgrades on {len(patched)} of {len(machines)} VMs; Azure platform patching "
-        f"mode {', '.join(sorted({m.patch_mode for m in machines})) or 'n/a'}; only Debian packages.",
-        "rendered cloud-init of each role (APT::Periodic::Unattended-Upgrade); plan: patchSettings"))
+        f"mode {', '.join(sorted({m.patch_mode for m in machines})) or 'n/a'}; {beyond_debian}.",
+        "rendered cloud-init of each role (APT::Periodic::Unattended-Upgrade, pinned files); plan: patchSettings"))
     policy = _first(plan, "azure-native:recoveryservices:ProtectionPolicy")
     if policy:
         retention = policy.inputs["properties"]["retentionPolicy"]
@@ -237,11 +286,15 @@ def _risks(plan: Plan, machines: list[MachineFacts], est: Estimate) -> list[Risk
         f"Estimated £{est.total:,.2f} a month at list price; {shutdown}every resource tagged with owner and "
         "cost centre.",
         "blueprints cost; plan: GlobalSchedule, tags"))
+    sources = "Every service is a Debian package patched by Debian's security process"
+    if pinned:
+        sources += (f", except {pinned} pinned PyPI and npm packages (section 2) that the trust updates by "
+                    "changing the pin")
     risks.append(Risk(
         "Dependence on one person or one supplier",
-        "Every service is a Debian package patched by Debian's security process; the whole environment is "
-        "described by one stack file and rebuilt by `pulumi up`; see the exit plan.",
-        "rendered cloud-init package lists; this repository"))
+        f"{sources}; the whole environment is described by one stack file and rebuilt by `pulumi up`; see the "
+        "exit plan.",
+        "rendered cloud-init of each role (packages, pinned files); this repository"))
     return risks
 
 
@@ -266,6 +319,17 @@ def _exit_facts(plan: Plan) -> dict[str, Any]:
     }
 
 
+def _checkov_skips(plan: Plan) -> dict[str, list[str]]:
+    """The scanner checks this stack may fail or never runs (validation/checkov-skips.yaml), by id,
+    counting only checks that concern a resource of this plan."""
+    from blueprints.checkov_skips_page import concerned_resources
+    from validation.checkov_gate import load_skips
+
+    return {section: [check_id for check_id, entry in load_skips(section=section).items()
+                      if concerned_resources(plan, entry["resource_type"])]
+            for section in ("skips", "not_run")}
+
+
 def build_context(plan: Plan) -> dict[str, Any]:
     provenance = _provenance()
     machines = _machines(plan, provenance)
@@ -287,6 +351,9 @@ def build_context(plan: Plan) -> dict[str, Any]:
             for f in active_flows(plan.config)
         ],
         "principles": principles,
+        "checkov": _checkov_skips(plan),
+        "acceptance_suites": acceptance_suites([m.role for m in machines]),
+        "pinned_count": sum(len(f.pins) for m in machines for f in m.pinned),
         "policies_passed": passed,
         "policies_total": total,
         "risks": _risks(plan, machines, est),

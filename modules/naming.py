@@ -29,8 +29,9 @@ NAME_RULES: dict[str, tuple[int, str]] = {
     "rsv": (50, r"^[A-Za-z][A-Za-z0-9-]{1,49}$"),
     "bas": (80, r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9_]$"),
     "shutdown": (80, r"^shutdown-computevm-[A-Za-z0-9-]+$"),
+    "st": (24, r"^[a-z0-9]{3,24}$"),
 }
-GLOBALLY_UNIQUE = {"kv"}
+GLOBALLY_UNIQUE = {"kv", "st"}
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,9 @@ class Naming:
             # Hyphen-free core plus a hash of the identifying inputs keeps Key Vault names
             # inside 24 characters and unique across tenants.
             digest = hashlib.sha256(f"{self.trust}/{self.environment}/{self.location}/{part}".encode())
+            if kind == "st":  # storage accounts: lowercase letters and digits only
+                core = re.sub(r"[^a-z0-9]", "", f"st{self.trust}{self.environment}{self.region}{part}")[:18]
+                return f"{core}{digest.hexdigest()[:6]}"
             core = f"{kind}-{self.trust}{self.environment}{self.region}{part}"[:17]
             return f"{core}{digest.hexdigest()[:6]}"
         if kind == "shutdown":

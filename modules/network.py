@@ -46,6 +46,7 @@ class NetworkArgs:
     rules: Mapping[str, Sequence[SecurityRule]]  # logical subnet name -> its NSG rules
     nat_gateway_id: pulumi.Input[str] | None = None
     egress_subnets: Sequence[str] = ()  # subnets routed to the Internet through the NAT gateway
+    storage_subnets: Sequence[str] = ()  # subnets that reach a storage account's firewall (service endpoint)
 
 
 class Network(pulumi.ComponentResource):
@@ -95,7 +96,8 @@ class Network(pulumi.ComponentResource):
                 # Explicit egress only: no implicit outbound access from any subnet.
                 default_outbound_access=False,
                 private_endpoint_network_policies="Enabled",
-                service_endpoints=[{"service": "Microsoft.KeyVault"}] if subnet != "bastion" else [],
+                service_endpoints=([{"service": "Microsoft.KeyVault"}] if subnet != "bastion" else [])
+                + ([{"service": "Microsoft.Storage"}] if subnet in args.storage_subnets else []),
                 **({"nat_gateway": {"id": args.nat_gateway_id}} if egress else {}),
                 # Azure updates subnets of one VNet one at a time.
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[previous] if previous else []),

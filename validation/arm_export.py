@@ -28,6 +28,9 @@ PATH_NAMES: dict[str, tuple[str, ...]] = {
                                                     "protectedItemName"),
     "azure-native:privatedns:VirtualNetworkLink": ("privateZoneName", "virtualNetworkLinkName"),
     "azure-native:privatedns:PrivateRecordSet": ("privateZoneName", "relativeRecordSetName"),
+    "azure-native:storage:BlobServiceProperties": ("accountName", "blobServicesName"),
+    # "=default": a fixed segment of the ARM name with no input of its own (the one blob service).
+    "azure-native:storage:BlobContainer": ("accountName", "=default", "containerName"),
 }
 # Extension resources: ARM attaches them to another resource through ``scope``.
 SCOPE_INPUT = {
@@ -35,6 +38,11 @@ SCOPE_INPUT = {
     "azure-native:authorization:RoleAssignment": "scope",
 }
 PATH_ONLY = {"resourceGroupName", "recordType"}
+# Inputs azure-native names differently from the ARM body (SDK name -> ARM property name).
+ARM_PROPERTY_NAMES: dict[str, dict[str, str]] = {
+    "azure-native:storage:StorageAccount": {"enableHttpsTrafficOnly": "supportsHttpsTrafficOnly",
+                                            "networkRuleSet": "networkAcls"},
+}
 _API_VERSION = re.compile(r"Uses Azure REST API version (\d{4}-\d{2}-\d{2}(?:-preview)?)")
 
 
@@ -60,7 +68,9 @@ def _name_key(resource: PlannedResource) -> str | None:
 def arm_name(resource: PlannedResource) -> str:
     """The resource's name as ARM writes it: parent names first, joined by slashes."""
     path = PATH_NAMES.get(resource.type)
-    return "/".join(str(resource.inputs[key]) for key in path) if path else resource.azure_name
+    if not path:
+        return resource.azure_name
+    return "/".join(key[1:] if key.startswith("=") else str(resource.inputs[key]) for key in path)
 
 
 def arm_reference(resource: PlannedResource) -> str:
@@ -88,13 +98,14 @@ def arm_resource(resource: PlannedResource, references: dict[str, str]) -> dict[
         dropped.add(scope_key)
     properties = dict(inputs.get("properties") or {})
     dropped.add("properties")
+    renamed = ARM_PROPERTY_NAMES.get(resource.type, {})
     for key, value in inputs.items():
         if key in dropped:
             continue
         if key in TOP_LEVEL:
             body[key] = value
         else:
-            properties[key] = value
+            properties[renamed.get(key, key)] = value
     body["properties"] = properties
     # The resource group is the deployment's scope, not a dependency inside the template.
     body["dependsOn"] = [references[urn] for urn in resource.dependencies if urn in references]

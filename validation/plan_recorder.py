@@ -33,6 +33,9 @@ _NAME_KEYS = {
     "PrivateRecordSet": "relativeRecordSetName",
     "GlobalSchedule": "name",
     "DataCollectionRuleAssociation": "associationName",
+    "StorageAccount": "accountName",
+    "BlobServiceProperties": "blobServicesName",
+    "BlobContainer": "containerName",
 }
 
 
@@ -72,6 +75,9 @@ ARM_TYPES = {
     "azure-native:privatedns:PrivateRecordSet": "Microsoft.Network/privateDnsZones/A",
     "azure-native:devtestlab:GlobalSchedule": "Microsoft.DevTestLab/schedules",
     "azure-native:authorization:RoleAssignment": "Microsoft.Authorization/roleAssignments",
+    "azure-native:storage:StorageAccount": "Microsoft.Storage/storageAccounts",
+    "azure-native:storage:BlobServiceProperties": "Microsoft.Storage/storageAccounts/blobServices",
+    "azure-native:storage:BlobContainer": "Microsoft.Storage/storageAccounts/blobServices/containers",
 }
 
 

@@ -302,6 +302,13 @@ SCHEMA: dict[str, Any] = {
                             "time": {"type": "string", "regex": TIME_PATTERN, "default": "01:30",
                                      "meta": {"doc": "Time of the nightly backup (VM local time, HH:MM)",
                                               "allowed": "HH:MM, e.g. 01:30"}},
+                            "target": {"type": "string", "allowed": ["auto", "directory", "azure-blob"],
+                                       "default": "auto",
+                                       "meta": {"doc": "Where each generation also goes, off the VM: auto = the "
+                                                       "environment's Blob container when running on Azure, the "
+                                                       "directory alone elsewhere (the lab); azure-blob = always "
+                                                       "that container (a backup fails without it); directory = "
+                                                       "the VM's directory only, and no storage account"}},
                         },
                     },
                 },

@@ -1,4 +1,6 @@
-"""The Git server: SSH hosting with per-team rules, web browsing behind SSO, daily VM backup."""
+"""The Git server: SSH hosting with per-team rules, web browsing behind SSO, daily VM backup, and
+(unless the stack keeps backups on the VM only) a Blob container its nightly backups go to.
+"""
 
 from __future__ import annotations
 
@@ -8,13 +10,24 @@ import pulumi
 
 from blueprints.role_host import RoleHostArgs
 from modules.backup import Backup
+from modules.blob_storage import BlobStorage, BlobStorageArgs
 from modules.linux_vm import LinuxVm
+
+
+@dataclass
+class BlobBackupArgs:
+    """The container the VM's nightly backups are copied to, written with the VM's managed identity."""
+
+    account_name: str  # blueprints.git_server.backup_target.storage_account_name
+    container_name: str
+    subscription_id: pulumi.Input[str]
 
 
 @dataclass
 class GitServerArgs:
     host: RoleHostArgs
     backup: Backup | None = None
+    blob_backup: BlobBackupArgs | None = None
 
 
 class GitServer(pulumi.ComponentResource):
@@ -26,5 +39,14 @@ class GitServer(pulumi.ComponentResource):
         if args.backup is not None:
             args.backup.protect(f"{name}-backup", vm_name=args.host.placement.naming.name("vm", args.host.machine.name),
                                 vm_id=vm.vm_id, parent=self)
+        if args.blob_backup is not None:
+            store = BlobStorage(
+                f"{name}-offsite",
+                BlobStorageArgs(args.host.placement, args.blob_backup.account_name, args.blob_backup.container_name,
+                                component="git-server-backups", allowed_subnet_ids=[args.host.subnet_id]),
+                pulumi.ResourceOptions(parent=self),
+            )
+            store.grant_blob_write(f"{name}-offsite-writer", vm.principal_id, args.blob_backup.subscription_id,
+                                   parent=self)
         self.vm_id = vm.vm_id
         self.register_outputs({"vm_id": self.vm_id})

@@ -6,9 +6,9 @@ and links the three commands to it; the name it is called by picks the command.
                             settings from the stack file (cloud-init runs it at first boot; run it again
                             with a new file to change users, teams or repositories). Idempotent.
   git-server-backup         write one backup generation (a git bundle per repository and a manifest of
-                            every ref) and keep the newest N generations.
-  git-server-restore [--generation NAME] [--replace] (--all | REPOSITORY...)
-                            rebuild repositories from a generation and check every ref's hash.
+                            every ref), copy it off the VM if configured; keep the newest N in each place.
+  git-server-restore [--generation NAME] [--from-remote] [--replace] (--all | REPOSITORY...)
+                            rebuild repositories from a generation (here or off the VM), check every ref.
 
 It runs on the VM with Debian's python3 and python3-yaml only; it cannot import the project.
 """
@@ -24,6 +24,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ ADMIN_CLONE = STATE / "gitolite-admin"
 CGIT_USERS = Path("/etc/cgit/users")
 BACKUP_SETTINGS = Path("/etc/trust-blueprints/git-server-backup.json")
 BACKUP_TIMER = Path("/etc/systemd/system/git-server-backup.timer")
+# Where and how rclone signs in for the off-VM target: the only part that differs from a test emulator.
+RCLONE_CONFIG = Path("/etc/trust-blueprints/git-server-rclone.conf")
+RCLONE_REMOTE = "git-backup"
 MIRROR_READER_KEY = Path("/etc/trust-blueprints/secrets/package-requests-reader.pub")
 # The mirror's allowlists from the stack file (JSON), written at deployment when the stack has a
 # mirror: the package-requests repository starts from them, so the mirror's pull of main keeps
@@ -51,6 +55,9 @@ MEMBER = re.compile(r"^@?[a-z][a-z0-9._-]{0,31}$")
 REPOSITORY = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9_-]+)*$")
 GENERATION = re.compile(r"^[0-9]{8}T[0-9]{6}Z$")
 TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
+BACKUP_TARGETS = ("auto", "directory", "azure-blob")
+STORAGE_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
+BLOB_CONTAINER = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 KEY_TYPES = {"ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"}
 EXIT_USAGE = 2
 
@@ -132,6 +139,15 @@ def _problems(settings: Any) -> list[str]:
         problems.append(f"backup.directory: {directory!r} must be an absolute path")
     if not TIME.match(str(backup.get("time", ""))):
         problems.append(f"backup.time: {backup.get('time')!r} must be HH:MM")
+    target = backup.get("target", "auto")
+    if target not in BACKUP_TARGETS:
+        problems.append(f"backup.target: {target!r} must be one of {', '.join(BACKUP_TARGETS)}")
+    elif target != "directory":
+        blob = backup.get("azure_blob")
+        blob = blob if isinstance(blob, dict) else {}
+        for key, pattern in (("account", STORAGE_ACCOUNT), ("container", BLOB_CONTAINER)):
+            if not pattern.match(str(blob.get(key, ""))):
+                problems.append(f"backup.azure_blob.{key}: {blob.get(key)!r} is not a storage {key} name")
     generations = settings.get("backup_generations")
     if not isinstance(generations, int) or not 1 <= generations <= 90:
         problems.append(f"backup_generations: {generations!r} must be a whole number from 1 to 90")
@@ -371,14 +387,39 @@ def _update_web_view(access: Access) -> None:
             stale.unlink()
 
 
+def _on_azure() -> bool:
+    """As cloud-init found at boot (the Key Vault step asks the same)."""
+    try:
+        found = subprocess.run(["cloud-init", "query", "platform"], capture_output=True, text=True, check=False)
+    except OSError:
+        return False
+    return found.stdout.strip() == "azure"
+
+
+def rclone_azure_blob_config(account: str) -> str:
+    # No key on the VM: its managed identity signs in (Storage Blob Data Contributor on one container).
+    return f"[{RCLONE_REMOTE}]\ntype = azureblob\naccount = {account}\nuse_msi = true\n"
+
+
 def _update_backup(settings: dict[str, Any]) -> None:
     backup = settings["backup"]
     directory = Path(backup["directory"])
     directory.mkdir(parents=True, exist_ok=True)
     shutil.chown(directory, GIT_USER, GIT_USER)
     directory.chmod(0o700)
-    write_if_changed(BACKUP_SETTINGS, json.dumps({"directory": str(directory),
-                                                  "generations": settings["backup_generations"]}) + "\n")
+    target = backup.get("target", "auto")
+    # auto: Blob on Azure; elsewhere (the lab) the directory alone.
+    off_vm = target == "azure-blob" or (target == "auto" and _on_azure())
+    remote = None
+    if off_vm:
+        blob = backup["azure_blob"]
+        write_if_changed(RCLONE_CONFIG, rclone_azure_blob_config(blob["account"]))
+        remote = f"{RCLONE_REMOTE}:{blob['container']}"
+    elif RCLONE_CONFIG.exists():
+        RCLONE_CONFIG.unlink()
+    write_if_changed(BACKUP_SETTINGS, json.dumps({
+        "directory": str(directory), "generations": settings["backup_generations"],
+        "remote": remote, "rclone_config": str(RCLONE_CONFIG) if remote else None}) + "\n")
     timer = ("[Unit]\nDescription=Nightly backup of every Git repository\n\n"
              f"[Timer]\nOnCalendar=*-*-* {backup['time']}:00\nPersistent=true\n\n"
              "[Install]\nWantedBy=timers.target\n")
@@ -421,23 +462,82 @@ def _refs(listing: str) -> dict[str, str]:
     return refs
 
 
-def _backup_settings() -> tuple[Path, int]:
+class RemoteGenerations:
+    """Generations kept off the VM, through rclone. Its config alone says where and how to sign in.
+    A generation counts once its manifest, uploaded last, is there."""
+
+    def __init__(self, remote: str, config: Path) -> None:
+        self.remote = remote.rstrip("/")
+        self.config = config
+
+    def __str__(self) -> str:
+        return self.remote
+
+    def _rclone(self, *arguments: str, capture: bool = False) -> str:
+        return run(["rclone", "--config", str(self.config), "--retries", "3", "--low-level-retries", "5",
+                    *arguments], capture=capture)
+
+    def _prefixes(self) -> list[str]:
+        listing = self._rclone("lsf", "--dirs-only", "--max-depth", "1", self.remote, capture=True)
+        return sorted(name.rstrip("/") for name in listing.splitlines() if GENERATION.match(name.rstrip("/")))
+
+    def names(self) -> list[str]:
+        """Complete generations, oldest first."""
+        listing = self._rclone("lsf", "--files-only", "--max-depth", "2", "--include", "/*/manifest.json",
+                               self.remote, capture=True)
+        return sorted(line.split("/")[0] for line in listing.splitlines()
+                      if GENERATION.match(line.split("/")[0]) and line.endswith("/manifest.json"))
+
+    def upload(self, generation: Path) -> None:
+        """Manifest last, then every file's size and hash compared."""
+        destination = f"{self.remote}/{generation.name}"
+        self._rclone("copy", "--exclude", "/manifest.json", str(generation), destination)
+        self._rclone("copy", "--include", "/manifest.json", str(generation), destination)
+        self._rclone("check", "--one-way", str(generation), destination)
+
+    def prune(self, keep: int) -> list[str]:
+        """Keep the newest ``keep`` complete generations; unfinished uploads older than them go too."""
+        complete = self.names()
+        kept = complete[-keep:]
+        removed = complete[:-keep]
+        if kept:
+            removed += [name for name in self._prefixes() if name not in complete and name < kept[0]]
+        for name in removed:
+            self._rclone("purge", f"{self.remote}/{name}")
+        return removed
+
+    def fetch(self, name: str, into: Path) -> Path:
+        if into.exists():
+            shutil.rmtree(into)
+        into.mkdir(mode=0o700, parents=True)
+        self._rclone("copy", f"{self.remote}/{name}", str(into))
+        return into
+
+
+@dataclass(frozen=True)
+class BackupSettings:
+    directory: Path
+    generations: int
+    remote: RemoteGenerations | None
+
+
+def _backup_settings() -> BackupSettings:
     try:
         settings = json.loads(BACKUP_SETTINGS.read_text(encoding="utf-8"))
     except OSError:
         raise SettingsError(f"{BACKUP_SETTINGS} is missing: run git-server-apply first") from None
-    return Path(settings["directory"]), int(settings["generations"])
+    remote = settings.get("remote")
+    return BackupSettings(Path(settings["directory"]), int(settings["generations"]),
+                          RemoteGenerations(remote, Path(settings["rclone_config"])) if remote else None)
 
 
-def backup() -> int:
-    if os.geteuid() == 0:  # bundles are written by the repositories' owner
-        return subprocess.run(["runuser", "-u", GIT_USER, "--", sys.argv[0]], check=False).returncode
-    target, generations = _backup_settings()
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    partial = target / f".partial-{stamp}"
-    partial.mkdir(mode=0o700)
+def _local_generations(directory: Path) -> list[str]:
+    return sorted(path.name for path in directory.iterdir() if path.is_dir() and GENERATION.match(path.name))
+
+
+def _write_bundles(repositories: dict[str, Path], partial: Path, stamp: str) -> dict[str, Any]:
     manifest: dict[str, Any] = {"generation": stamp, "repositories": {}}
-    for name, path in _repositories().items():
+    for name, path in repositories.items():
         head = subprocess.run(["git", "symbolic-ref", "HEAD"], cwd=path, capture_output=True, text=True,
                               check=False).stdout.strip()
         entry: dict[str, Any] = {"head": head, "refs": {}}
@@ -452,16 +552,54 @@ def backup() -> int:
             entry["sha256"] = hashlib.sha256(bundle.read_bytes()).hexdigest()
         manifest["repositories"][name] = entry
     (partial / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return manifest
+
+
+def write_generation(settings: BackupSettings, repositories: dict[str, Path], now: datetime | None = None) -> str:
+    """One generation in the directory, then off the VM; each keeps the newest N."""
+    target = settings.directory
+    stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
+    partial = target / f".partial-{stamp}"
+    partial.mkdir(mode=0o700)
+    manifest = _write_bundles(repositories, partial, stamp)
     partial.rename(target / stamp)
-    kept = sorted(path for path in target.iterdir() if GENERATION.match(path.name))
-    for old in kept[:-generations]:
-        shutil.rmtree(old)
     for stale in target.glob(".partial-*"):
-        if stale.name != partial.name:
-            shutil.rmtree(stale, ignore_errors=True)
-    print(f"git-server-backup: generation {stamp}: {len(manifest['repositories'])} repositories in {target}; "
-          f"{min(len(kept), generations)} generations kept")
+        shutil.rmtree(stale, ignore_errors=True)
+    local = _local_generations(target)
+    for old in local[: -settings.generations]:
+        shutil.rmtree(target / old)
+    local = local[-settings.generations:]
+    summary = f"generation {stamp}: {len(manifest['repositories'])} repositories in {target}; {len(local)} kept"
+    if settings.remote is None:
+        return summary
+    # Also any kept generation an earlier night failed to send.
+    present = set(settings.remote.names())
+    sent = [name for name in local if name not in present]
+    for name in sent:
+        settings.remote.upload(target / name)
+    removed = settings.remote.prune(settings.generations)
+    return f"{summary}; {len(sent)} sent to {settings.remote} and checked, {len(removed)} old deleted there"
+
+
+def backup() -> int:
+    if os.geteuid() == 0:  # bundles are written by the repositories' owner
+        return subprocess.run(["runuser", "-u", GIT_USER, "--", sys.argv[0]], check=False).returncode
+    print(f"git-server-backup: {write_generation(_backup_settings(), _repositories())}")
     return 0
+
+
+def verified_manifest(source: Path, generation: str) -> dict[str, Any]:
+    """The manifest, once every bundle it names matches its sha256."""
+    try:
+        manifest = json.loads((source / "manifest.json").read_text(encoding="utf-8"))["repositories"]
+    except (OSError, ValueError, KeyError):
+        raise RuntimeError(f"generation {generation} in {source} has no readable manifest.json") from None
+    for name, entry in manifest.items():
+        if entry.get("bundle"):
+            bundle = source / entry["bundle"]
+            if not bundle.is_file() or hashlib.sha256(bundle.read_bytes()).hexdigest() != entry["sha256"]:
+                raise RuntimeError(f"{bundle} ({name}) is missing or does not match its recorded sha256")
+    return manifest
 
 
 def restore(arguments: list[str]) -> int:
@@ -471,35 +609,54 @@ def restore(arguments: list[str]) -> int:
     parser.add_argument("--all", action="store_true", help="every repository in the generation")
     parser.add_argument("--generation", help="generation name (default: the newest)")
     parser.add_argument("--replace", action="store_true", help="replace repositories that exist")
-    parser.add_argument("--list", action="store_true", help="list generations and exit")
+    parser.add_argument("--from-remote", action="store_true", help="fetch from the off-VM target even if here")
+    parser.add_argument("--list", action="store_true", help="list generations and where they are")
     args = parser.parse_args(arguments)
-    target, _ = _backup_settings()
-    generations = sorted(path.name for path in target.iterdir() if GENERATION.match(path.name))
+    settings = _backup_settings()
+    target, remote = settings.directory, settings.remote
+    if args.from_remote and remote is None:
+        raise SettingsError("--from-remote: this VM's backups have no off-VM target (backup.target)")
+    local = [] if args.from_remote else _local_generations(target)
+    offsite: list[str] = []
+    if remote is not None:
+        try:
+            offsite = remote.names()
+        except RuntimeError as error:
+            if args.from_remote:
+                raise
+            print(f"git-server-restore: cannot list {remote} ({error}); using {target} only", file=sys.stderr)
+    generations = sorted(set(local) | set(offsite))
     if args.list:
-        print("\n".join(generations))
+        for name in generations:
+            places = [str(target)] * (name in local) + [str(remote)] * (name in offsite)
+            print(f"{name}  {', '.join(places)}")
         return 0
+    where = f"{target}" + (f" or {remote}" if remote else "")
     if not generations:
-        raise SettingsError(f"no backup generations in {target}")
+        raise SettingsError(f"no backup generations in {where}")
     generation = args.generation or generations[-1]
     if generation not in generations:
-        raise SettingsError(f"--generation {generation!r} is not in {target}; generations: {', '.join(generations)}")
-    source = target / generation
-    manifest = json.loads((source / "manifest.json").read_text(encoding="utf-8"))["repositories"]
-    names = sorted(manifest) if args.all else args.repositories
-    if not names:
+        raise SettingsError(f"--generation {generation!r} is not in {where}; generations: {', '.join(generations)}")
+    names = args.repositories
+    if not names and not args.all:
         raise SettingsError("name the repositories to restore, or give --all")
+    fetched = None
+    if generation in local or remote is None:
+        source = target / generation
+    else:
+        fetched = remote.fetch(generation, target / f".fetched-{generation}")
+        run(["chown", "-R", f"{GIT_USER}:{GIT_USER}", str(fetched)])
+        source = fetched
+        print(f"git-server-restore: generation {generation} fetched from {remote}")
     # Check everything before changing anything.
+    manifest = verified_manifest(source, generation)
+    names = sorted(manifest) if args.all else names
     for name in names:
         if name not in manifest:
             raise SettingsError(f"repository {name!r} is not in generation {generation}; "
                                f"it has: {', '.join(sorted(manifest))}")
         if (REPOSITORIES / f"{name}.git").exists() and not args.replace:
             raise SettingsError(f"repository {name!r} exists; give --replace to overwrite it")
-        entry = manifest[name]
-        if entry.get("bundle"):
-            digest = hashlib.sha256((source / entry["bundle"]).read_bytes()).hexdigest()
-            if digest != entry["sha256"]:
-                raise SettingsError(f"{source / entry['bundle']} does not match its recorded sha256")
     for name in names:
         entry = manifest[name]
         final = REPOSITORIES / f"{name}.git"
@@ -522,6 +679,8 @@ def restore(arguments: list[str]) -> int:
         building.rename(final)
         print(f"git-server-restore: {name}: {len(restored)} refs restored from {generation}, every hash matches")
     as_git(["gitolite", "setup"])  # puts gitolite's hooks back into the restored repositories
+    if fetched is not None:
+        shutil.rmtree(fetched)
     return 0
 
 

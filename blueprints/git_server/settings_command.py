@@ -17,7 +17,9 @@ from blueprints.cli import DEFAULT_STACK, EXIT_OK, UsageError
 
 def settings_document(config: dict) -> str:
     """The role's settings as git-server-apply reads them (JSON, which is also YAML)."""
-    return json.dumps(config["roles"]["git_server"], indent=2, sort_keys=True) + "\n"
+    from blueprints.git_server.backup_target import vm_settings
+
+    return json.dumps(vm_settings(config), indent=2, sort_keys=True) + "\n"
 
 
 def _cmd_settings(args: argparse.Namespace) -> int:

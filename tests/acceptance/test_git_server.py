@@ -70,6 +70,16 @@ def test_nightly_backup_timer_is_scheduled(git_host):
     assert _ok(git_host, "systemctl show -p NextElapseUSecRealtime --value git-server-backup.timer").strip()
 
 
+def test_backups_stay_in_the_directory_off_azure(git_host):
+    # backup.target auto: the lab is not Azure, so no Blob remote; rclone is installed as on Azure.
+    settings = json.loads(_ok(git_host, f"cat {SETTINGS}"))
+    assert settings["backup"].get("target", "auto") == "auto"
+    written = json.loads(_ok(git_host, "cat /etc/trust-blueprints/git-server-backup.json"))
+    assert written["remote"] is None and written["directory"] == settings["backup"]["directory"]
+    assert not git_host.file("/etc/trust-blueprints/git-server-rclone.conf").exists
+    assert git_host.package("rclone").is_installed
+
+
 @pytest.mark.parametrize(("setting", "value"), [
     ("permitrootlogin", "no"), ("passwordauthentication", "no"), ("kbdinteractiveauthentication", "no"),
     ("pubkeyauthentication", "yes"), ("authenticationmethods", "publickey"), ("x11forwarding", "no"),

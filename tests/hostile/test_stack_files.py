@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 import yaml
 from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import example as also_run
 from hypothesis import strategies as st
 
 from blueprints.cli import main
@@ -107,8 +108,12 @@ def test_a_value_of_the_wrong_type_is_named(stack_path, data):
     assert code == 2 and names(err, field), err
 
 
+EVERY_ROLE = [f for f in PRESENT if len(f.path) == 2 and f.path[0] == "roles"]
+
+
 @EXAMPLES
 @given(chosen=st.lists(st.sampled_from(PRESENT), min_size=1, max_size=4, unique_by=lambda field: field.path))
+@also_run(chosen=EVERY_ROLE)  # emptying roles: the message names roles, the mapping left empty
 def test_missing_keys_are_named(stack_path, chosen):
     document = example()
     removed = sorted(chosen, key=lambda f: len(f.path))
@@ -130,7 +135,10 @@ def test_missing_keys_are_named(stack_path, chosen):
     if code == 2:
         # Either the removed key is named, or what needed it says so (a reference naming the list it
         # points into, e.g. "is not a user in roles.git_server.users", names the removed list too).
+        # A mapping the removals left empty may be named instead (roles: must name at least one role).
+        emptied = [Field(f.path[:-1], {}) for f in gone if len(f.path) > 1 and not get(document, f.path[:-1])]
         assert (any(names(err, f) or f" in {f.dotted}" in err for f in gone)
+                or any(names(err, parent) for parent in emptied)
                 or "is required by" in err), err
 
 

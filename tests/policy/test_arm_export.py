@@ -76,3 +76,14 @@ def test_plan_format_arm_writes_the_template(tmp_path, template):
         return {(r["type"], r["name"]): r for r in resources}
 
     assert keyed(json.loads(target.read_text())["resources"]) == keyed(template["resources"])
+
+
+def test_storage_settings_carry_their_arm_names_and_containers_their_full_path(template):
+    [account] = by_type(template, "Microsoft.Storage/storageAccounts")
+    properties = account["properties"]
+    assert properties["supportsHttpsTrafficOnly"] is True and "enableHttpsTrafficOnly" not in properties
+    assert properties["networkAcls"]["defaultAction"] == "Deny" and "networkRuleSet" not in properties
+    assert properties["allowSharedKeyAccess"] is False and properties["minimumTlsVersion"] == "TLS1_2"
+    [container] = by_type(template, "Microsoft.Storage/storageAccounts/blobServices/containers")
+    assert container["name"] == f"{account['name']}/default/git-server-backups"
+    assert container["properties"]["publicAccess"] == "None"

@@ -18,7 +18,7 @@ def report(passed: list[dict], failed: list[dict]) -> list[dict]:
     return [{"check_type": "arm", "results": {"passed_checks": passed, "failed_checks": failed}}]
 
 
-SKIPS = {"CKV_AZURE_50": {"id": "CKV_AZURE_50"}}
+SKIPS = {"CKV_AZURE_50": {"id": "CKV_AZURE_50", "resource_type": "Microsoft.Compute/virtualMachines"}}
 
 
 def test_the_published_skip_file_justifies_every_entry():
@@ -42,11 +42,22 @@ def test_an_unlisted_failure_fails_and_an_unused_skip_is_stale():
     assert stale == ["CKV_AZURE_50"]
 
 
+def test_a_skipped_check_failing_on_another_resource_type_still_fails():
+    elsewhere = check("CKV_AZURE_50", "a", "Microsoft.Compute/virtualMachineScaleSets.ss")
+    output = report([], [check("CKV_AZURE_50", "a"), elsewhere])
+    scans, stale = judge(output, ["a"], SKIPS)
+    assert scans[0].skipped == ["CKV_AZURE_50 Microsoft.Compute/virtualMachines.vm-a: name of CKV_AZURE_50"]
+    assert scans[0].failed == ["CKV_AZURE_50 Microsoft.Compute/virtualMachineScaleSets.ss: name of CKV_AZURE_50"]
+    assert stale == []
+
+
 @pytest.mark.parametrize("entry, problem", [
     ({"id": "CKV_AZURE_50", "check": "x", "reason": "because"}, "compensating_control"),
-    ({"id": "not-a-check", "check": "x", "reason": "r", "compensating_control": "c"}, "not a check id"),
+    ({"id": "not-a-check", "check": "x", "resource_type": "Microsoft.Compute/virtualMachines", "reason": "r",
+      "compensating_control": "c"}, "not a check id"),
+    ({"id": "CKV_AZURE_50", "check": "x", "reason": "r", "compensating_control": "c"}, "resource_type"),
 ])
-def test_a_skip_without_a_justification_is_refused(tmp_path, entry, problem):
+def test_a_skip_without_a_justification_or_resource_type_is_refused(tmp_path, entry, problem):
     path = tmp_path / "skips.yaml"
     path.write_text(yaml.safe_dump({"skips": [entry]}))
     with pytest.raises(GateError, match=problem):

@@ -7,6 +7,7 @@ import yaml
 
 from blueprints.cloud_init import BLUEPRINTS_DIR, render_user_data
 from blueprints.git_server import server_commands
+from blueprints.git_server.backup_target import vm_settings
 from blueprints.git_server.server_commands import Access
 from blueprints.topology import plan_machines
 from tests.conftest import EXAMPLE
@@ -43,7 +44,8 @@ def test_stack_without_git_settings_gets_empty_defaults():
     config, problems = validate_document(document)
     assert problems == []
     assert config["roles"]["git_server"]["users"] == []
-    assert config["roles"]["git_server"]["backup"] == {"directory": "/var/backups/git-server", "time": "01:30"}
+    assert config["roles"]["git_server"]["backup"] == {"directory": "/var/backups/git-server", "time": "01:30",
+                                                       "target": "auto"}
 
 
 def test_unknown_team_reference_is_reported_with_its_path():
@@ -97,7 +99,8 @@ def test_bad_names_are_reported(section, index, name, expected):
 
 
 def _settings(example_config):
-    return copy.deepcopy(example_config["roles"]["git_server"])
+    """The settings document the VM reads: the stack's, plus the backup container's names."""
+    return copy.deepcopy(vm_settings(example_config))
 
 
 def _rules(conf, repository):
@@ -196,7 +199,9 @@ def test_rendered_cloud_config_installs_the_role(example_config):
 def test_rendered_settings_are_the_stack_settings(example_config):
     document = _git_user_data(example_config)
     settings = yaml.safe_load(_file(document, "/etc/trust-blueprints/git-server.yaml"))
-    assert settings == example_config["roles"]["git_server"]
+    assert settings == vm_settings(example_config)
+    assert {key: value for key, value in settings.items() if key != "backup"} == \
+        {key: value for key, value in example_config["roles"]["git_server"].items() if key != "backup"}
 
 
 def test_web_view_admits_only_the_gateway(example_config):
@@ -227,7 +232,7 @@ def test_settings_command_writes_what_the_vm_applies(tmp_path, example_config, c
     target = tmp_path / "git-server.yaml"
     assert main(["git-server", "settings", str(EXAMPLE), "-o", str(target)]) == 0
     written = yaml.safe_load(target.read_text())
-    assert written == example_config["roles"]["git_server"]
+    assert written == vm_settings(example_config)
     assert server_commands._problems(written) == []
 
 
@@ -240,3 +245,73 @@ def test_settings_command_refuses_a_stack_without_a_git_server(tmp_path, capsys)
     stack.write_text(yaml.safe_dump(document))
     assert main(["git-server", "settings", str(stack)]) == 2
     assert "roles.git_server is not set" in capsys.readouterr().err
+
+
+# --- Off-VM backup target ----------------------------------------------------------------------
+
+def test_backup_target_defaults_to_the_environments_blob_container(example_config):
+    backup = vm_settings(example_config)["backup"]
+    assert backup["target"] == "auto"
+    assert backup["azure_blob"]["container"] == "git-server-backups"
+    assert backup["azure_blob"]["account"].startswith("stexnhsdevuks") and len(backup["azure_blob"]["account"]) <= 24
+
+
+def test_a_directory_only_target_has_no_container_and_no_storage(example_config):
+    config = copy.deepcopy(example_config)
+    config["roles"]["git_server"]["backup"]["target"] = "directory"
+    assert "azure_blob" not in vm_settings(config)["backup"]
+    assert server_commands._problems(vm_settings(config)) == []
+
+
+def test_an_unknown_backup_target_names_field_value_and_choices():
+    document = _document()
+    _git_document(document)["backup"]["target"] = "s3"
+    _, problems = validate_document(document)
+    assert [(p.path, p.value, p.allowed) for p in problems] == [
+        ("roles.git_server.backup.target", "s3", "must be one of auto, directory, azure-blob")]
+
+
+def test_the_vm_refuses_a_blob_target_without_a_container_name(example_config):
+    settings = _settings(example_config)
+    settings["backup"]["azure_blob"]["container"] = "Bad_Name"
+    settings["backup"]["target"] = "elsewhere"
+    assert server_commands._problems(settings) == [
+        "backup.target: 'elsewhere' must be one of auto, directory, azure-blob"]
+    settings["backup"]["target"] = "azure-blob"
+    assert server_commands._problems(settings) == [
+        "backup.azure_blob.container: 'Bad_Name' is not a storage container name"]
+
+
+@pytest.mark.parametrize(("target", "platform", "remote"), [
+    ("auto", "azure", "git-backup:git-server-backups"),
+    ("auto", "nocloud", None),
+    ("azure-blob", "nocloud", "git-backup:git-server-backups"),
+    ("directory", "azure", None),
+])
+def test_apply_writes_the_rclone_remote_only_where_the_target_asks(example_config, tmp_path, monkeypatch,
+                                                                    target, platform, remote):
+    settings = _settings(example_config)
+    settings["backup"]["target"] = target
+    settings["backup"]["directory"] = str(tmp_path / "backups")
+    for name, path in (("BACKUP_SETTINGS", "backup.json"), ("RCLONE_CONFIG", "rclone.conf"),
+                       ("BACKUP_TIMER", "backup.timer")):
+        monkeypatch.setattr(server_commands, name, tmp_path / path)
+    monkeypatch.setattr(server_commands.shutil, "chown", lambda *args: None)
+    monkeypatch.setattr(server_commands, "run", lambda argv, **kwargs: "")
+    monkeypatch.setattr(server_commands, "_on_azure", lambda: platform == "azure")
+    server_commands._update_backup(settings)
+    written = yaml.safe_load((tmp_path / "backup.json").read_text())
+    assert written["remote"] == remote
+    if remote:
+        rclone = (tmp_path / "rclone.conf").read_text()
+        assert "use_msi = true" in rclone and f"account = {settings['backup']['azure_blob']['account']}" in rclone
+        assert "key" not in rclone.replace("no key", "")
+    else:
+        assert not (tmp_path / "rclone.conf").exists()
+
+
+def test_rclone_is_installed_only_when_backups_may_leave_the_vm(example_config):
+    assert "rclone" in _git_user_data(example_config)["packages"]
+    config = copy.deepcopy(example_config)
+    config["roles"]["git_server"]["backup"]["target"] = "directory"
+    assert "rclone" not in _git_user_data(config)["packages"]

@@ -1,9 +1,13 @@
 """Every command a guide shows is run here, in a copy of the repository, and its shown output checked.
 
+The guides are the site's pages (docs/*.md) and each role's README (blueprints/<role>/README.md),
+which the administrators' guide sends readers to for the commands on a role's machine.
 A fenced ``console`` block holds ``$ command`` lines, each followed by the output the guide
 promises (``...`` skips lines). A command is run unless its trailing comment marks it:
   ``# Azure-only``  needs a subscription (az, pulumi)
   ``# lab-only``    needs root and the lab (sudo blueprints lab ...); its arguments are parsed
+  ``# VM-only``     runs on a role's machine: allowed only for a program a role installs and the
+                    lab's acceptance suites (tests/acceptance/) run, by program name
   ``# root-only``   a Makefile target that installs host packages (sudo make ...)
   ``# CI-only``     ``make test``, which is what runs this test
   ``# network-only`` the Debian provenance script, which reads deb.debian.org
@@ -26,11 +30,13 @@ import pytest
 from blueprints.cli import build_parser
 from tests.conftest import REPO
 
-GUIDES = sorted((REPO / "docs").glob("*.md"))
+ROLE_DIRS = sorted(readme.parent for readme in (REPO / "blueprints").glob("*/README.md"))
+GUIDES = sorted((REPO / "docs").glob("*.md")) + [role / "README.md" for role in ROLE_DIRS]
+ACCEPTANCE = REPO / "tests" / "acceptance"
 VENV_BIN = Path(sys.executable).parent
 RUNNABLE = {"blueprints", "make", "cp", "grep"}
-MARKERS = ("Azure-only", "lab-only", "root-only", "CI-only", "network-only", "exits 2")
-SKIPPED = {"Azure-only", "lab-only", "root-only", "CI-only", "network-only"}
+MARKERS = ("Azure-only", "lab-only", "VM-only", "root-only", "CI-only", "network-only", "exits 2")
+SKIPPED = {"Azure-only", "lab-only", "VM-only", "root-only", "CI-only", "network-only"}
 FENCE = re.compile(r"^(?P<indent>[ ]*)```(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=indent)```[ ]*$", re.M | re.S)
 COMMENT = re.compile(r"\s+#\s+(?P<text>.*)$")
 
@@ -97,6 +103,8 @@ def _rule_problems(line: str, marker: str | None) -> list[str]:
             except SystemExit:
                 return [f"{line!r}: `blueprints lab` does not accept these arguments"]
         return []
+    if marker == "VM-only":
+        return _vm_only_problems(line, words[1:] if words[0] == "sudo" else words)
     if marker == "root-only":
         ok = words[:2] == ["sudo", "make"] and len(words) == 3 and words[2] in _makefile_targets()
         return [] if ok else [f"{line!r}: root-only is for `sudo make <target>` of this Makefile"]
@@ -112,6 +120,23 @@ def _rule_problems(line: str, marker: str | None) -> list[str]:
     if unknown:
         return [f"{line!r}: {unknown[0]} is not run by the guide test; mark it (# Azure-only, # lab-only, "
                 "# root-only, # CI-only) or show a command the test can run"]
+    return []
+
+
+def _matches(files: list[Path], pattern: str) -> bool:
+    return any(re.search(pattern, path.read_text(encoding="utf-8", errors="replace")) for path in files)
+
+
+def _vm_only_problems(line: str, words: list[str]) -> list[str]:
+    program = re.escape(words[0] if words else "")
+    role_files = [path for role in ROLE_DIRS for path in role.rglob("*")
+                  if path.is_file() and path.name != "README.md" and path.suffix != ".pyc"]
+    if not _matches(role_files, rf"/usr/local/s?bin/{program}(?![\w-])"):
+        return [f"{line!r}: VM-only is for a program a role installs; no role under blueprints/ installs "
+                f"{words[0]} in /usr/local/sbin or /usr/local/bin"]
+    # The acceptance suites run commands on the machines as strings: "program ..." or f"program ...".
+    if not _matches(sorted(ACCEPTANCE.glob("test_*.py")), rf"[\"']{program}(?![\w-])"):
+        return [f"{line!r}: no acceptance suite in tests/acceptance/ runs {words[0]}; add one, or do not show it"]
     return []
 
 
@@ -137,7 +162,7 @@ def _run(command: Command, workspace: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=300, check=False)
 
 
-@pytest.mark.parametrize("guide", GUIDES, ids=[g.name for g in GUIDES])
+@pytest.mark.parametrize("guide", GUIDES, ids=[g.relative_to(REPO).as_posix() for g in GUIDES])
 def test_every_command_in_the_guide_runs_as_shown(guide, tmp_path):
     steps, problems = parse_guide(guide.read_text(encoding="utf-8"))
     assert not problems, f"{guide.relative_to(REPO)}:\n" + "\n".join(problems)
@@ -194,3 +219,39 @@ def test_patches_and_expected_output_are_parsed():
     assert steps[1].commands[0].line == "blueprints validate s.yaml"
     assert steps[1].commands[0].marker == "exits 2"
     assert steps[1].commands[0].expected == ["s.yaml: 1 problem found"]
+
+
+def test_vm_only_is_for_programs_a_role_installs_and_the_lab_runs():
+    page = "\n".join([
+        "```console",
+        "$ sudo git-server-apply /etc/trust-blueprints/git-server.yaml   # VM-only",
+        "$ mirror-allowlist show   # VM-only: the lists in force",
+        "$ sudo rm -rf /srv   # VM-only",
+        "$ blueprints validate stacks/example.yaml   # VM-only",
+        "```",
+    ])
+    steps, problems = parse_guide(page)
+    assert [c.marker for c in steps[0].commands] == ["VM-only"] * 4
+    assert len(problems) == 2
+    assert "no role under blueprints/ installs rm in /usr/local/sbin" in problems[0]
+    assert "no role under blueprints/ installs blueprints" in problems[1]
+
+
+def test_vm_only_needs_an_acceptance_suite_that_runs_the_program(monkeypatch, tmp_path):
+    monkeypatch.setattr(sys.modules[__name__], "ACCEPTANCE", tmp_path)
+    (tmp_path / "test_role.py").write_text('host.run("git-server-apply settings.yaml")\n')
+    page = "\n".join([
+        "```console",
+        "$ sudo git-server-apply /etc/trust-blueprints/git-server.yaml   # VM-only",
+        "$ sudo git-server-restore --list   # VM-only",
+        "```",
+    ])
+    _, problems = parse_guide(page)
+    assert problems == ["'sudo git-server-restore --list': no acceptance suite in tests/acceptance/ runs "
+                        "git-server-restore; add one, or do not show it"]
+
+
+def test_role_readmes_are_guides():
+    names = [guide.relative_to(REPO).as_posix() for guide in GUIDES]
+    for role in ("analytics_vm", "git_server", "package_mirror", "remote_gateway"):
+        assert f"blueprints/{role}/README.md" in names

@@ -88,7 +88,8 @@ def test_host_accepts_only_dns_from_the_lab(compiled):
 def test_service_tag_rules_are_skipped_and_named(compiled):
     script, skipped = compiled
     names = {s.rule for s in skipped}
-    assert names == {"allow-monitor-vnet-to-azure-monitor", "allow-secrets-vnet-to-key-vault"}
+    assert names == {"allow-monitor-vnet-to-azure-monitor", "allow-secrets-vnet-to-key-vault",
+                     "allow-backup-git-to-storage"}
     for name in names:
         assert name not in script
 

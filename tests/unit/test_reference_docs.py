@@ -31,10 +31,13 @@ def test_drift_check_reports_a_stale_page_and_a_stale_stack(tmp_path, capsys):
     assert main(["docs", str(EXAMPLE), "-o", str(reference), "--check"]) == 0
     page = reference / "example" / "index.md"
     page.write_text(page.read_text() + "hand edit\n")
+    skip_page = reference / "checkov-skips.md"
+    skip_page.write_text(skip_page.read_text().replace("never runs", "runs"))
     (reference / "gone").mkdir()
     assert main(["docs", str(EXAMPLE), "-o", str(reference), "--check"]) == 1
     err = capsys.readouterr().err
     assert f"{page} is out of date with {EXAMPLE} or the code" in err
+    assert f"{skip_page} is out of date with validation/checkov-skips.yaml, the stack files or the code" in err
     assert f"{reference / 'gone'} belongs to no stack file: remove it" in err
     assert "The reference is stale: run `blueprints docs`" in err
 
@@ -87,6 +90,10 @@ def test_page_has_the_sections_a_reviewer_needs(example_plan):
 def test_docs_cli_writes_reference_and_png(tmp_path):
     assert main(["docs", str(EXAMPLE), "-o", str(tmp_path / "ref"), "--png-dir", str(tmp_path / "png")]) == 0
     assert (tmp_path / "ref" / "example" / "index.md").exists()
+    # The skip page spans every stack file, whichever stacks one run documents.
+    skip_page = (tmp_path / "ref" / "checkov-skips.md").read_text()
+    assert re.findall(r"^### Stack (\S+)$", skip_page, re.M) == [s.stem for s in stack_files(REPO / "stacks")]
+    assert skip_page.encode() == (REPO / REFERENCE_DIR / "checkov-skips.md").read_bytes()
     assert (tmp_path / "png" / "example.png").read_bytes().startswith(b"\x89PNG")
 
 
@@ -104,3 +111,7 @@ def test_controls_section_lists_every_policy_rule(example_plan):
     for rule in RULES:
         assert f"| {rule.id} |" in section
     assert f"{len(RULES)} of {len(RULES)} pass" in section
+
+
+def test_stack_page_links_to_its_section_of_the_checkov_skip_page(example_plan):
+    assert "(../checkov-skips.md#stack-example)" in render_page(example_plan)

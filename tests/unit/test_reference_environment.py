@@ -10,7 +10,7 @@ from validation.plan_recorder import record_plan
 
 REQUIRED_TAGS = {"trust", "environment", "owner", "cost-centre", "data-classification", "blueprint", "managed-by"}
 UNTAGGABLE = {"Subnet", "DataCollectionRuleAssociation", "PrivateRecordSet", "RoleAssignment",
-              "ProtectedItem", "ProtectionPolicy"}
+              "ProtectedItem", "ProtectionPolicy", "BlobServiceProperties", "BlobContainer"}
 
 
 def test_only_the_gateway_nic_has_a_public_ip(example_plan):
@@ -54,7 +54,8 @@ def test_internet_egress_only_for_the_mirror_subnet(example_plan):
 def test_vm_identities_read_only_their_own_secrets(example_plan):
     grants = all_of(example_plan.resources, "azure-native:authorization:RoleAssignment")
     scopes = sorted(g.inputs["scope"].rsplit("/", 1)[-1] for g in grants)
-    assert scopes == ["gateway-oidc-client-secret", "gateway-oidc-crypto-passphrase",
+    # The Git server's identity also writes its own backup container (and nothing else).
+    assert scopes == ["gateway-oidc-client-secret", "gateway-oidc-crypto-passphrase", "git-server-backups",
                       "jupyterhub-oidc-client-secret", "jupyterhub-oidc-client-secret"]
 
 

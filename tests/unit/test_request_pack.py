@@ -132,3 +132,58 @@ def test_every_stack_gets_a_pack_with_its_own_facts(stack):
     assert "not in the provenance table" not in markdown
     for machine in plan_machines(plan.config):
         assert f"| {machine.name} | {machine.role} |" in markdown
+
+
+def test_pinned_pypi_and_npm_software_is_listed_from_the_role_files(example_plan, pack):
+    import json
+
+    from tests.conftest import REPO
+
+    markdown, _ = pack
+    files = REPO / "blueprints" / "package_mirror" / "files"
+    requirements = re.findall(r"^([A-Za-z0-9][\w.-]*)==(\S+)", (files / "devpi-requirements.txt").read_text(), re.M)
+    npm = json.loads((files / "verdaccio-package.json").read_text())["dependencies"]
+    assert requirements and npm
+    mirror = next(m for m in build_context(example_plan)["machines"] if m.role == "package_mirror")
+    by_path = {f.path: f for f in mirror.pinned}
+    assert by_path["/etc/trust-blueprints/mirror/devpi-requirements.txt"].pins == requirements
+    assert by_path["/opt/verdaccio/package.json"].pins == sorted(npm.items())
+    assert [f.pins for f in mirror.pinned if f.path.startswith("the npm installer")] == [[("npm", "10.9.4")]]
+    section = _section(markdown, 2)
+    row = next(line for line in section.splitlines() if "devpi-requirements.txt" in line)
+    assert row.startswith("| mirror | PyPI |") and "devpi-server 6.20.3" in row
+    others = [m for m in build_context(example_plan)["machines"] if m.role != "package_mirror"]
+    assert others and all(m.pinned == [] for m in others)
+
+
+def test_no_statement_claims_the_software_is_debian_only(pack):
+    markdown, _ = pack
+    assert "only Debian packages" not in markdown
+    assert "caches Debian packages only" not in markdown
+    assert "is planned to" not in markdown
+
+
+def test_every_repository_path_the_pack_cites_exists(pack):
+    from tests.conftest import REPO
+
+    markdown, _ = pack
+    cited = set(re.findall(r"(?<![\w/-])((?:tests|blueprints|validation|docs|policy-pack)/[\w./-]*[\w/])", markdown))
+    assert "tests/acceptance/test_package_mirror.py" in cited
+    assert "validation/checkov-skips.yaml" in cited
+    missing = sorted(path for path in cited if not (REPO / path).exists())
+    assert missing == []
+
+
+def test_checkov_checks_named_are_those_of_the_skip_file(example_plan, pack):
+    from validation.checkov_gate import load_skips
+
+    markdown, _ = pack
+    section = _section(markdown, 4)
+    assert f"Checks it may fail here: {', '.join(load_skips())};" in section
+    assert f"checks never run:\n{', '.join(load_skips(section='not_run'))}." in section
+
+
+def test_acceptance_suites_named_are_only_those_that_exist():
+    from blueprints.request_pack import acceptance_suites
+
+    assert acceptance_suites(["git_server", "no_such_role", "git_server"]) == ["tests/acceptance/test_git_server.py"]

@@ -1,0 +1,109 @@
+"""A storage account holding one private Blob container, reached only from named subnets and only
+with Entra ID identities: HTTPS and TLS 1.2 only, no public blobs, no shared keys, geo-redundant,
+deleted blobs and containers kept for a while. Writers are granted on the container alone.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_azure_native import authorization, storage
+
+from modules.placement import Placement
+
+STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+
+
+@dataclass
+class BlobStorageArgs:
+    placement: Placement
+    account_name: str  # Naming.name("st", ...): globally unique, lowercase letters and digits
+    container_name: str
+    component: str  # what the data belongs to, for tags
+    allowed_subnet_ids: Sequence[pulumi.Input[str]]  # need the Microsoft.Storage service endpoint
+    # Deleted or overwritten blobs (and deleted containers) stay recoverable this long.
+    soft_delete_days: int = 14
+    # Geo-redundant: a second copy in the paired UK region (UK South <-> UK West).
+    sku: str = "Standard_GRS"
+
+
+class BlobStorage(pulumi.ComponentResource):
+    account_id: pulumi.Output[str]
+    container_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: BlobStorageArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("trust-blueprints:modules:BlobStorage", name, None, opts)
+        placement = args.placement
+        child = pulumi.ResourceOptions(parent=self)
+        account = storage.StorageAccount(
+            f"{name}-st",
+            account_name=args.account_name,
+            resource_group_name=placement.resource_group_name,
+            location=placement.location,
+            kind="StorageV2",
+            sku={"name": args.sku},
+            access_tier="Hot",
+            enable_https_traffic_only=True,
+            minimum_tls_version="TLS1_2",
+            allow_blob_public_access=False,
+            # Entra ID sign-in only: every request names an identity that RBAC scopes and logs record.
+            allow_shared_key_access=False,
+            default_to_o_auth_authentication=True,
+            allow_cross_tenant_replication=False,
+            allowed_copy_scope="AAD",
+            is_local_user_enabled=False,
+            is_sftp_enabled=False,
+            encryption={"require_infrastructure_encryption": True, "key_source": "Microsoft.Storage",
+                        "services": {"blob": {"enabled": True, "key_type": "Account"}}},
+            # Virtual network rules apply only while public network access is on; the firewall
+            # then refuses every network but the named subnets.
+            public_network_access="Enabled",
+            network_rule_set={
+                "default_action": "Deny",
+                "bypass": "AzureServices",
+                "virtual_network_rules": [{"virtual_network_resource_id": subnet, "action": "Allow"}
+                                          for subnet in args.allowed_subnet_ids],
+            },
+            tags=placement.tags_for(args.component),
+            opts=child,
+        )
+        storage.BlobServiceProperties(
+            f"{name}-blob-service",
+            account_name=account.name,
+            resource_group_name=placement.resource_group_name,
+            blob_services_name="default",
+            delete_retention_policy={"enabled": True, "days": args.soft_delete_days},
+            container_delete_retention_policy={"enabled": True, "days": args.soft_delete_days},
+            opts=child,
+        )
+        container = storage.BlobContainer(
+            f"{name}-container",
+            account_name=account.name,
+            resource_group_name=placement.resource_group_name,
+            container_name=args.container_name,
+            public_access="None",
+            opts=child,
+        )
+        self.account_id = account.id
+        self.container_id = container.id
+        self.register_outputs({"account_id": self.account_id, "container_id": self.container_id})
+
+    def grant_blob_write(self, name: str, principal_id: pulumi.Input[str], subscription_id: pulumi.Input[str],
+                         parent: pulumi.Resource) -> authorization.RoleAssignment:
+        """Let one identity read, write and delete blobs in the container (and nowhere else)."""
+        return authorization.RoleAssignment(
+            name,
+            role_assignment_name=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{name}/blob-data-contributor")),
+            scope=self.container_id,
+            principal_id=principal_id,
+            principal_type="ServicePrincipal",
+            role_definition_id=pulumi.Output.concat(
+                "/subscriptions/", subscription_id,
+                "/providers/Microsoft.Authorization/roleDefinitions/", STORAGE_BLOB_DATA_CONTRIBUTOR,
+            ),
+            description="write backups to one container",
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
