@@ -1,0 +1,103 @@
+#!/bin/sh
+# trust-blueprints-data-disk [CONFIG]: keep this role's data directories on its Azure data disk.
+# CONFIG (default /etc/trust-blueprints/data-disk.conf, from blueprints/data_disk.py) sets lun,
+# device_links, disk_root, label, device_timeout, directories, stop_services and fstab.
+# - No disk at any of device_links (the lab): the directories stay on the OS disk; exit 0.
+# - A blank disk: formatted ext4 (whole disk, so a grown disk needs only resize2fs), and each
+#   directory's current contents are copied onto it before it is mounted over them.
+# - A disk with this project's file system (label): mounted as it is, never formatted again.
+# - A disk holding anything else: left untouched, with an error (exit 1).
+# Mounts go through fstab (nofail, device timeout), so they come back at every boot.
+set -eu
+config=${1:-/etc/trust-blueprints/data-disk.conf}
+case $config in /*) ;; *) config=./$config ;; esac
+. "$config"
+say() { echo "trust-blueprints: data disk: $*"; }
+fail() { echo "trust-blueprints: ERROR: data disk: $*" >&2; exit 1; }
+
+# Wait for udev to finish naming disks, where udev runs (not in containers).
+if [ -S /run/udev/control ]; then udevadm settle --timeout=30 || true; fi
+disk=""
+for link in $device_links; do
+  if [ -b "$link" ]; then disk=$(readlink -f "$link"); break; fi
+done
+if [ -z "$disk" ]; then
+  say "no data disk at LUN $lun (none of $device_links); $directories stay on the OS disk"
+  exit 0
+fi
+
+if blkid -p "$disk" >/dev/null 2>&1; then probe=0; else probe=$?; fi
+case $probe in
+  2)
+    say "formatting blank $disk (LUN $lun) as ext4, label $label"
+    mkfs.ext4 -q -L "$label" "$disk" ;;
+  0)
+    found=$(blkid -p -o export "$disk" | grep -E '^(TYPE|PTTYPE|LABEL)=' | tr '\n' ' ')
+    [ "$(blkid -p -o value -s TYPE "$disk")" = ext4 ] && [ "$(blkid -p -o value -s LABEL "$disk")" = "$label" ] \
+      || fail "$disk (LUN $lun) holds ${found:-unknown data}, not an ext4 file system labelled $label; not touching it"
+    say "$disk (LUN $lun) already holds this role's file system; keeping its data" ;;
+  *) fail "$disk (LUN $lun) could not be read (blkid exit $probe)" ;;
+esac
+uuid=$(blkid -p -o value -s UUID "$disk")
+[ -n "$uuid" ] || fail "$disk (LUN $lun) has no file system UUID"
+
+# This step owns the fstab lines for disk_root and the directories: replace any earlier ones.
+new_fstab=$(mktemp "$fstab.XXXXXX")
+awk -v root="$disk_root" -v dirs=" $directories " \
+  '!(($2 == root || index(dirs, " " $2 " ")) && $1 !~ /^#/) && $0 != "# trust-blueprints data disk"' \
+  "$fstab" > "$new_fstab"
+{
+  echo "# trust-blueprints data disk"
+  echo "UUID=$uuid $disk_root ext4 defaults,nofail,x-systemd.device-timeout=$device_timeout 0 2"
+  for dir in $directories; do
+    echo "$disk_root$dir $dir none bind,nofail,x-systemd.requires-mounts-for=$disk_root 0 0"
+  done
+} >> "$new_fstab"
+chmod 0644 "$new_fstab"
+mv "$new_fstab" "$fstab"
+if [ "$fstab" = /etc/fstab ] && [ -d /run/systemd/system ]; then systemctl daemon-reload; fi
+
+mkdir -p "$disk_root"
+mountpoint -q "$disk_root" || mount -T "$fstab" "$disk_root"
+
+# Directories new to the disk get a copy of what is in them now (ownership and modes kept),
+# first while services run, then again, for what changed meanwhile, with them stopped.
+fresh=""
+for dir in $directories; do
+  on_disk=$disk_root$dir
+  if mountpoint -q "$dir"; then continue; fi
+  if [ ! -d "$on_disk" ]; then
+    mkdir -p "$on_disk"
+    if [ -d "$dir" ]; then
+      chown --reference="$dir" "$on_disk" && chmod --reference="$dir" "$on_disk"
+      cp -a "$dir"/. "$on_disk"/
+      fresh="$fresh $dir"
+    fi
+  elif [ -d "$dir" ]; then
+    # A replaced VM may give a service account a new number: the OS disk's owner is right.
+    want=$(stat -c %u:%g "$dir")
+    have=$(stat -c %u:%g "$on_disk")
+    if [ "$want" != "$have" ] && [ "$want" != 0:0 ]; then
+      say "$dir on the data disk belongs to $have; giving it to $want as on this machine"
+      chown -R "$want" "$on_disk"
+    fi
+  fi
+done
+
+# Services their packages started earlier in this boot stop only for the last copy and the mount.
+stopped=""
+restart_stopped() { for service in $stopped; do systemctl start "$service" || true; done; }
+trap restart_stopped EXIT
+for service in $stop_services; do
+  if systemctl is-active --quiet "$service" 2>/dev/null; then systemctl stop "$service"; stopped="$stopped $service"; fi
+done
+for dir in $fresh; do
+  cp -a -u "$dir"/. "$disk_root$dir"/
+  say "copied $dir onto the data disk"
+done
+for dir in $directories; do
+  if mountpoint -q "$dir"; then say "$dir is already mounted"; continue; fi
+  mkdir -p "$dir"
+  mount -T "$fstab" "$dir"
+done
+say "$disk (LUN $lun, UUID $uuid) mounted on $disk_root; on the data disk: $directories"
