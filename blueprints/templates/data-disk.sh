@@ -22,7 +22,7 @@ for link in $device_links; do
   if [ -b "$link" ]; then disk=$(readlink -f "$link"); break; fi
 done
 if [ -z "$disk" ]; then
-  say "no data disk at LUN $lun (none of $device_links); $directories stay on the OS disk"
+  say "no data disk at LUN $lun (none of $device_links); using the OS disk for $directories"
   exit 0
 fi
 

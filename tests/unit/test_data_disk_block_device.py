@@ -231,6 +231,44 @@ def test_without_a_disk_the_os_disk_is_used_and_the_step_succeeds(machine: Machi
     assert result.stderr == ""
     assert result.stdout.splitlines() == [
         f"trust-blueprints: data disk: no data disk at LUN 0 (none of {machine.link} "
-        f"{machine.root}/dev/disk/azure/data/by-lun/0); {machine.home} {machine.service_dir} stay on the OS disk"]
+        f"{machine.root}/dev/disk/azure/data/by-lun/0); using the OS disk for {machine.home} {machine.service_dir}"]
     assert machine.fstab.read_text(encoding="utf-8") == fstab
     assert not machine.disk_root.exists()
+
+
+FSTAB_GENERATOR = next((path for path in ("/usr/lib/systemd/system-generators/systemd-fstab-generator",
+                                          "/lib/systemd/system-generators/systemd-fstab-generator")
+                        if Path(path).exists()), None)
+
+
+@needs_root
+@pytest.mark.skipif(FSTAB_GENERATOR is None, reason="systemd's fstab generator is not installed on this host")
+def test_systemd_reads_the_lines_as_mounts_that_never_hold_the_boot(machine: Machine, loop_disk: str,
+                                                                     tmp_path: Path):
+    # What the next boot does with the step's fstab lines: systemd's own generator turns them into units.
+    _os_disk_contents(machine, service_owner=4321)
+    assert machine.run().returncode == 0
+    uuid = _blkid(loop_disk, "UUID")
+    units = tmp_path / "units"
+    units.mkdir()
+    subprocess.run([FSTAB_GENERATOR, str(units), str(units), str(units)], check=True,
+                   env={**os.environ, "SYSTEMD_FSTAB": str(machine.fstab), "SYSTEMD_LOG_LEVEL": "warning"})
+
+    def name(path: str, suffix: str) -> str:
+        return subprocess.run(["systemd-escape", "--path", f"--suffix={suffix}", path], capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    def unit(where: Path) -> str:
+        return (units / name(str(where), "mount")).read_text(encoding="utf-8")
+
+    root = unit(machine.disk_root)
+    assert f"What=/dev/disk/by-uuid/{uuid}" in root and "Before=local-fs.target" not in root
+    home = unit(machine.home)
+    assert f"RequiresMountsFor={machine.disk_root}" in home and "Before=local-fs.target" not in home
+    # nofail: wanted by local-fs.target, never required, so a missing disk cannot stop the boot.
+    wanted = {p.name for p in (units / "local-fs.target.wants").iterdir()}
+    mounts = {name(str(p), "mount") for p in (machine.disk_root, machine.home, machine.service_dir)}
+    assert mounts <= wanted
+    assert not (units / "local-fs.target.requires").exists()
+    device = name(f"/dev/disk/by-uuid/{uuid}", "device")
+    assert "JobRunningTimeoutSec=60s" in (units / f"{device}.d" / "50-device-timeout.conf").read_text(encoding="utf-8")
