@@ -89,7 +89,7 @@ def template_context(config: dict[str, Any], machine: Machine) -> dict[str, Any]
                                  config["location"]).name("kv"),
         "secret_files": secret_files(machine),
         # The data-disk step (templates/data-disk.yaml.j2); None for a machine without a data disk.
-        "data_disk": data_disk_settings(machine),
+        "data_disk": data_disk_settings(machine, config["admin"]["username"]),
         "data_disk_script": DATA_DISK_SCRIPT.read_text(encoding="utf-8"),
     }
 

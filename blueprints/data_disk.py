@@ -56,11 +56,14 @@ class DataDiskLayout:
                    (each gets RequiresMountsFor= on the directories).
     stop_services: running while the step moves data onto a new disk (started by their
                    packages earlier in the boot); stopped for the move and started again.
+    refresh_files: files under a directory that this VM writes from the stack before the step
+                   (``{admin}`` is the admin account); on a kept disk this VM's copy wins.
     """
 
     directories: tuple[str, ...]
     services: tuple[str, ...]
     stop_services: tuple[str, ...] = ()
+    refresh_files: tuple[str, ...] = ()
 
 
 # role -> its layout. Roles without a data disk (the gateway) are absent.
@@ -72,11 +75,15 @@ DATA_DISK_LAYOUTS: dict[str, DataDiskLayout] = {
     ),
     # gitolite's home: the repositories and gitolite's own state (git_server/server_commands.py).
     "git_server": DataDiskLayout(directories=("/srv/git",), services=("apache2", "git-server-backup")),
-    "analytics_vm": DataDiskLayout(directories=("/home",), services=("jupyterhub",)),
+    # The admin's keys come from the stack: after a redeploy they must be the stack's, not the disk's.
+    "analytics_vm": DataDiskLayout(directories=("/home",), services=("jupyterhub",),
+                                   refresh_files=("/home/{admin}/.ssh/authorized_keys",)),
 }
+# Where a missing disk is an error: Azure attaches one to every VM that has a layout here.
+DISK_PLATFORM = "azure"
 
 
-def data_disk_settings(machine: Machine) -> dict[str, object] | None:
+def data_disk_settings(machine: Machine, admin_username: str) -> dict[str, object] | None:
     """The template values for a machine's data-disk step; None when it has no data disk."""
     layout = DATA_DISK_LAYOUTS.get(machine.role)
     if layout is None or not machine.data_disk_gb:
@@ -90,4 +97,6 @@ def data_disk_settings(machine: Machine) -> dict[str, object] | None:
         "directories": list(layout.directories),
         "services": list(layout.services),
         "stop_services": list(layout.stop_services),
+        "refresh_files": [path.format(admin=admin_username) for path in layout.refresh_files],
+        "disk_platform": DISK_PLATFORM,
     }

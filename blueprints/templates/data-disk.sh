@@ -1,8 +1,10 @@
 #!/bin/sh
 # trust-blueprints-data-disk [CONFIG]: keep this role's data directories on its Azure data disk.
 # CONFIG (default /etc/trust-blueprints/data-disk.conf, from blueprints/data_disk.py) sets lun,
-# device_links, disk_root, label, device_timeout, directories, stop_services and fstab.
-# - No disk at any of device_links (the lab): the directories stay on the OS disk; exit 0.
+# device_links, disk_root, label, device_timeout, directories, refresh_files, stop_services,
+# disk_platform and fstab.
+# - No disk at any of device_links: on disk_platform (Azure, which attaches one) an error;
+#   elsewhere (the lab) the directories stay on the OS disk; exit 0.
 # - A blank disk: formatted ext4 (whole disk, so a grown disk needs only resize2fs), and each
 #   directory's current contents are copied onto it before it is mounted over them.
 # - A disk with this project's file system (label): mounted as it is, never formatted again.
@@ -22,6 +24,9 @@ for link in $device_links; do
   if [ -b "$link" ]; then disk=$(readlink -f "$link"); break; fi
 done
 if [ -z "$disk" ]; then
+  platform=$(cloud-init query platform 2>/dev/null || true)
+  [ "$platform" != "$disk_platform" ] \
+    || fail "$platform attaches a data disk at LUN $lun to this VM, but none of $device_links exists; not putting $directories on the OS disk"
   say "no data disk at LUN $lun (none of $device_links); using the OS disk for $directories"
   exit 0
 fi
@@ -81,6 +86,19 @@ for dir in $directories; do
       say "$dir on the data disk belongs to $have; giving it to $want as on this machine"
       chown -R "$want" "$on_disk"
     fi
+    # Files this VM's own settings wrote (the admin's SSH keys) win over the kept disk's copies;
+    # a missing parent (a new admin's home) is copied whole.
+    for file in $refresh_files; do
+      case $file in "$dir"/*) ;; *) continue ;; esac
+      [ -f "$file" ] || continue
+      part=$dir rest=${file#"$dir"/}
+      while :; do
+        part=$part/${rest%%/*}
+        if [ ! -e "$disk_root$part" ] || [ "$part" = "$file" ]; then cp -a "$part" "$disk_root$part"; break; fi
+        rest=${rest#*/}
+      done
+      say "$file taken from this VM onto the kept disk"
+    done
   fi
 done
 

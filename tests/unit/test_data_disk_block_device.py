@@ -57,7 +57,7 @@ class Machine:
     def disk_root(self) -> Path:
         return self.root / "srv" / "data-disk"
 
-    def run(self) -> subprocess.CompletedProcess[str]:
+    def run(self, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         config = self.root / "data-disk.conf"
         config.write_text(
             "lun=0\n"
@@ -67,9 +67,11 @@ class Machine:
             "device_timeout=60s\n"
             f"directories='{self.home} {self.service_dir}'\n"
             "stop_services=''\n"
+            f"refresh_files='{self.home}/trustadmin/.ssh/authorized_keys {self.home}/newadmin/.ssh/authorized_keys'\n"
+            "disk_platform=azure\n"
             f"fstab={self.fstab}\n", encoding="utf-8")
         return subprocess.run(["sh", str(self.script), str(config)], capture_output=True, text=True,
-                              check=False, timeout=120)
+                              check=False, timeout=120, env={**os.environ, **(env or {})})
 
 
 def _rendered_step(config: dict[str, Any]) -> str:
@@ -127,11 +129,13 @@ def loop_disk(machine: Machine, tmp_path: Path) -> Iterator[str]:
         subprocess.run(["losetup", "--detach", device], check=False)
 
 
-def _os_disk_contents(machine: Machine, service_owner: int) -> None:
+def _os_disk_contents(machine: Machine, service_owner: int, admin_key: str = "ssh-ed25519 AAAA test\n",
+                     admins: tuple[str, ...] = ("trustadmin",)) -> None:
     """What packages and cloud-init put on the OS disk before the step runs."""
-    (machine.home / "trustadmin" / ".ssh").mkdir(parents=True)
-    (machine.home / "trustadmin" / ".ssh" / "authorized_keys").write_text("ssh-ed25519 AAAA test\n")
-    os.chown(machine.home / "trustadmin", 1000, 1000)
+    for admin in admins:
+        (machine.home / admin / ".ssh").mkdir(parents=True)
+        (machine.home / admin / ".ssh" / "authorized_keys").write_text(admin_key)
+        os.chown(machine.home / admin, 1000, 1000)
     machine.service_dir.mkdir(parents=True, exist_ok=True)
     (machine.service_dir / "state").write_text("from the package\n")
     for path in (machine.service_dir, machine.service_dir / "state"):
@@ -139,13 +143,13 @@ def _os_disk_contents(machine: Machine, service_owner: int) -> None:
     machine.service_dir.chmod(0o700)
 
 
-def _simulate_new_vm(machine: Machine, tmp_path: Path, service_owner: int) -> None:
+def _simulate_new_vm(machine: Machine, tmp_path: Path, service_owner: int, **contents: Any) -> None:
     """The VM is replaced and the disk kept: mounts gone, a fresh fstab, fresh OS-disk directories."""
     _unmount_all(tmp_path)
     machine.fstab.write_text("UUID=abc / ext4 defaults 0 1\n", encoding="utf-8")
     shutil.rmtree(machine.home)
     shutil.rmtree(machine.service_dir)
-    _os_disk_contents(machine, service_owner)
+    _os_disk_contents(machine, service_owner, **contents)
 
 
 @needs_root
@@ -187,8 +191,10 @@ def test_a_kept_disk_is_never_formatted_again(machine: Machine, loop_disk: str, 
     (machine.home / "alice" / "analysis.R").write_text("x <- 42\n")
     (machine.service_dir / "cache-entry").write_text("cached\n")
 
-    # Redeploy: a new VM whose service account got another number, the same disk.
-    _simulate_new_vm(machine, tmp_path, service_owner=5555)
+    # Redeploy: a new VM whose service account got another number, with the stack's new admin
+    # key and a second admin account, the same disk.
+    _simulate_new_vm(machine, tmp_path, service_owner=5555, admin_key="ssh-ed25519 BBBB rotated\n",
+                     admins=("trustadmin", "newadmin"))
     result = machine.run()
     assert result.returncode == 0, result.stderr
     assert "formatting" not in result.stdout
@@ -199,6 +205,10 @@ def test_a_kept_disk_is_never_formatted_again(machine: Machine, loop_disk: str, 
     # The kept data now belongs to this machine's account, everywhere below the directory.
     assert machine.service_dir.stat().st_uid == 5555
     assert (machine.service_dir / "cache-entry").stat().st_uid == 5555
+    # The admins' keys are this VM's (the stack's), not the kept disk's.
+    for admin in ("trustadmin", "newadmin"):
+        assert (machine.home / admin / ".ssh" / "authorized_keys").read_text() == "ssh-ed25519 BBBB rotated\n"
+        assert (machine.home / admin).stat().st_uid == 1000
 
     # Run again on the running machine: nothing changes, fstab lines are not repeated.
     before = machine.fstab.read_text(encoding="utf-8")
@@ -273,3 +283,16 @@ def test_systemd_reads_the_lines_as_mounts_that_never_hold_the_boot(machine: Mac
     assert required == {"-.mount"}  # only the OS disk's own line
     device = name(f"/dev/disk/by-uuid/{uuid}", "device")
     assert "JobRunningTimeoutSec=60s" in (units / f"{device}.d" / "50-device-timeout.conf").read_text(encoding="utf-8")
+
+
+def test_on_azure_a_missing_disk_is_an_error_not_a_quiet_fallback(machine: Machine, tmp_path: Path):
+    # Azure attaches the disk to every VM that has this step; if it is not found (say, a VM size
+    # whose disks no udev rule names), data must not silently land on the OS disk.
+    fake_bin = tmp_path / "bin"
+    fake_bin.mkdir()
+    (fake_bin / "cloud-init").write_text('#!/bin/sh\n[ "$*" = "query platform" ] && echo azure\n')
+    (fake_bin / "cloud-init").chmod(0o755)
+    result = machine.run(env={"PATH": f"{fake_bin}:{os.environ['PATH']}"})
+    assert result.returncode == 1
+    assert result.stderr.startswith("trust-blueprints: ERROR: data disk: azure attaches a data disk at LUN 0")
+    assert "not putting" in result.stderr and result.stdout == ""

@@ -38,9 +38,11 @@ def _files(document: dict[str, Any]) -> dict[str, str]:
 def _conf(document: dict[str, Any]) -> dict[str, str]:
     text = _files(document)[CONF]
     values = subprocess.run(["sh", "-c", '. /dev/stdin; printf "%s\\n" "$lun" "$device_links" "$disk_root" '
-                             '"$label" "$device_timeout" "$directories" "$stop_services" "$fstab"'],
+                             '"$label" "$device_timeout" "$directories" "$stop_services" "$fstab" "$refresh_files" '
+                             '"$disk_platform"'],
                             input=text, capture_output=True, text=True, check=True).stdout.split("\n")
-    keys = ["lun", "device_links", "disk_root", "label", "device_timeout", "directories", "stop_services", "fstab"]
+    keys = ["lun", "device_links", "disk_root", "label", "device_timeout", "directories", "stop_services", "fstab",
+            "refresh_files", "disk_platform"]
     return dict(zip(keys, values, strict=False))
 
 
@@ -72,6 +74,18 @@ def test_each_role_keeps_its_own_data_on_the_disk(example_config):
     assert _conf(_document(example_config, "git_server"))["directories"] == "/srv/git"
     mirror = _conf(_document(example_config, "package_mirror"))["directories"].split()
     assert mirror == ["/var/cache/apt-cacher-ng", "/var/lib/devpi", "/var/lib/verdaccio", "/var/cache/nginx"]
+
+
+def test_a_missing_disk_is_an_error_on_azure_only(example_config):
+    for role in ROLES_WITH_DISKS:
+        assert _conf(_document(example_config, role))["disk_platform"] == "azure"
+
+
+def test_the_stacks_admin_keys_win_over_a_kept_home_disk(example_config):
+    admin = example_config["admin"]["username"]
+    conf = _conf(_document(example_config, "analytics_vm"))
+    assert conf["refresh_files"] == f"/home/{admin}/.ssh/authorized_keys"
+    assert _conf(_document(example_config, "git_server"))["refresh_files"] == ""
 
 
 def test_the_gateway_has_no_data_disk_step(example_config):
