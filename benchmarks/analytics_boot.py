@@ -88,7 +88,7 @@ def idle_server_memory(config: dict[str, Any], name: str, gateway: tuple[str, st
         return None
     gateway_name, gateway_ip = gateway
     zone = f"{config['trust']['short_name']}-{config['environment']}.internal"
-    hub = f"https://{name}.{zone}:8000"
+    hub = f"https://{name}.{zone}:8000/{name}"  # the hub's base URL is the gateway's path for it
     user = "benchidle"
     in_machine(gateway_name, f"curl -sS -o /dev/null --interface {gateway_ip} -H 'X-Remote-User: {user}' "
                              f"{hub}/hub/gateway-login")

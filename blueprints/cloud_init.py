@@ -82,6 +82,8 @@ def template_context(config: dict[str, Any], machine: Machine) -> dict[str, Any]
         # pip/npm/R settings for package_mirror/client-config.yaml.j2 (None without a mirror).
         "mirror_client": mirror_client_values(mirror_host),
         "git_host": f"git.{zone}" if "git_server" in by_role else None,
+        # The Git server starts its package-requests repository from these (None without a mirror).
+        "mirror_allowlists": _mirror_allowlists(config) if mirror else None,
         # The stack's own package-name rules, so the mirror's allowlist command checks the same way.
         "package_name_patterns": {"pypi": PYPI_NAME_PATTERN, "npm": NPM_NAME_PATTERN, "cran": CRAN_NAME_PATTERN},
         # Machines fetch their secrets from this vault at boot (templates/base.yaml.j2).
@@ -92,6 +94,11 @@ def template_context(config: dict[str, Any], machine: Machine) -> dict[str, Any]
         "data_disk": data_disk_settings(machine, config["admin"]["username"]),
         "data_disk_script": DATA_DISK_SCRIPT.read_text(encoding="utf-8"),
     }
+
+
+def _mirror_allowlists(config: dict[str, Any]) -> dict[str, list[str]]:
+    allowlists = config["roles"]["package_mirror"].get("allowlists") or {}
+    return {ecosystem: list(allowlists.get(ecosystem) or []) for ecosystem in ("pypi", "npm", "cran")}
 
 
 def _role_settings(config: dict[str, Any], role: str) -> dict[str, Any]:

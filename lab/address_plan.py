@@ -19,6 +19,8 @@ from lab.layout import PREFIX
 
 # Shared address space (RFC 6598): never a trust's VNet, never this host's uplink.
 LAB_INTERNET = ipaddress.ip_network("100.64.77.0/24")
+# The client when a stack allows no client range (TEST-NET-2, documentation use only).
+INTERNET_STRANGER = ipaddress.ip_address("198.51.100.1")
 
 
 @dataclass(frozen=True)
@@ -40,8 +42,14 @@ def address_plan(config: dict[str, Any]) -> AddressPlan:
     machines = tuple(plan_machines(config))
     used = {m.subnet for m in machines}
     subnets = {name: net for name, net in subnet_plan(config).items() if name in used}
-    first_range = ipaddress.ip_network(config["network"]["allowed_client_ranges"][0])
-    client = first_range.network_address + (1 if first_range.num_addresses > 2 else 0)
+    allowed = config["network"].get("allowed_client_ranges") or []
+    if allowed:
+        first_range = ipaddress.ip_network(allowed[0])
+        client = first_range.network_address + (1 if first_range.num_addresses > 2 else 0)
+    else:
+        # No public entry point to allow: the client is simply someone on the Internet, and the
+        # lab shows they reach nothing.
+        client = INTERNET_STRANGER
     gateway = any(m.public_entry for m in machines)
     return AddressPlan(
         address_space=ipaddress.ip_network(config["network"]["address_space"]),
@@ -52,7 +60,7 @@ def address_plan(config: dict[str, Any]) -> AddressPlan:
         internet_gateway=str(LAB_INTERNET.network_address + 1),
         public_gateway_ip=str(LAB_INTERNET.network_address + 10) if gateway else None,
         client_ip=str(client),
-        client_ranges=tuple(config["network"]["allowed_client_ranges"]),
+        client_ranges=tuple(allowed),
         identity_provider_ip=str(LAB_INTERNET.network_address + 20) if gateway else None,
     )
 

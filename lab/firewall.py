@@ -112,6 +112,10 @@ def compile_ruleset(config: dict[str, Any]) -> tuple[str, list[SkippedRule]]:
         "ct state established,related accept",
         "ct state invalid drop",
         "meta nfproto ipv6 drop comment \"the lab is IPv4, as the stack's address plan\"",
+        # Two hosts on the Internet (the analyst and the identity provider) talk across the bridge
+        # without the host routing; where br_netfilter is loaded those frames still pass this hook.
+        f"iifname \"{INTERNET_BRIDGE}\" oifname \"{INTERNET_BRIDGE}\" accept "
+        "comment \"Internet to Internet: not the environment's traffic\"",
         f"iifname \"{INTERNET_BRIDGE}\" "
         + (f"ct original ip daddr != {plan.public_gateway_ip} " if plan.public_gateway_ip else "")
         + "drop comment \"from the Internet only through the gateway's public address\"",

@@ -44,11 +44,15 @@ class LabUser:
         }
 
 
-def lab_users(allowed_group: str, domain: str = "example.nhs.uk") -> tuple[LabUser, ...]:
-    """The lab's two people: an analyst in the allowed group and a colleague outside it."""
+def lab_users(allowed_group: str, domain: str = "example.nhs.uk", people: tuple[str, ...] = ()) -> tuple[LabUser, ...]:
+    """The lab's people: an analyst in the allowed group, a colleague outside it, and ``people``
+    (the stack's named users, e.g. its Git server accounts) in the allowed group, so a test can sign
+    in as someone the tools behind the gateway know by name."""
     return (
         LabUser("analyst", f"analyst@{domain}", "Ada Analyst", (allowed_group,)),
         LabUser("outsider", f"outsider@{domain}", "Oscar Outsider", ("00000000-0000-4000-8000-0000000000ff",)),
+        *(LabUser(name, f"{name}@{domain}", name, (allowed_group,))
+          for name in people if name not in ("analyst", "outsider")),
     )
 
 
@@ -89,7 +93,8 @@ class IdentityProviderError(Exception):
 
 
 def start_in_namespace(netns: str, address: str, tenant_id: str, allowed_group: str,
-                       cert_pem: bytes, key_pem: bytes, directory: Path, wait_seconds: float = 30) -> int:
+                       cert_pem: bytes, key_pem: bytes, directory: Path, wait_seconds: float = 30,
+                       people: tuple[str, ...] = ()) -> int:
     """Run the provider as a background process inside ``netns``; returns its pid once it listens.
 
     ``lab down`` ends it with the namespace's other processes.
@@ -108,7 +113,8 @@ def start_in_namespace(netns: str, address: str, tenant_id: str, allowed_group: 
     with log.open("ab") as output:
         process = subprocess.Popen(
             ["ip", "netns", "exec", netns, sys.executable, "-m", "lab.identity_provider", "--address", address,
-             "--cert", str(cert), "--key", str(key), "--tenant-id", tenant_id, "--allowed-group", allowed_group],
+             "--cert", str(cert), "--key", str(key), "--tenant-id", tenant_id, "--allowed-group", allowed_group,
+             *(argument for name in people for argument in ("--person", name))],
             stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             cwd=str(Path(__file__).resolve().parent.parent))
     deadline = time.monotonic() + wait_seconds
@@ -134,12 +140,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key", type=Path, required=True, help="its PEM private key")
     parser.add_argument("--tenant-id", required=True, help="roles.gateway.identity.tenant_id")
     parser.add_argument("--allowed-group", required=True, help="roles.gateway.identity.allowed_group")
+    parser.add_argument("--person", action="append", default=[], metavar="NAME",
+                        help="a stack user to sign in as, in the allowed group (repeatable)")
     args = parser.parse_args(argv)
     for path in (args.cert, args.key):
         if not path.is_file():
             print(f"lab identity provider: {path} does not exist", file=sys.stderr)
             return 2
-    users = lab_users(args.allowed_group)
+    users = lab_users(args.allowed_group, people=tuple(args.person))
     print(json.dumps({"users": [user.sub for user in users]}), flush=True)
     serve(args.address, args.port, args.cert, args.key, args.tenant_id, users)
     return 0

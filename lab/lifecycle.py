@@ -277,8 +277,11 @@ def _start_identity_provider(config: dict[str, Any], plan: AddressPlan, ca: secr
     try:
         netns = network.create_identity_provider_network(plan)
         cert, key = ca.issue([identity_provider.ENTRA_HOST], layout.secrets_dir)
+        # The stack's Git accounts can sign in too: the Git web view shows a person what their account may read.
+        people = tuple(user["name"] for user in (config["roles"].get("git_server") or {}).get("users", []))
         identity_provider.start_in_namespace(netns, str(plan.identity_provider_ip), identity["tenant_id"],
-                                             identity["allowed_group"], cert, key, layout.root / "identity")
+                                             identity["allowed_group"], cert, key, layout.root / "identity",
+                                             people=people)
     except (OSError, network.NetworkError, secrets.SecretError, identity_provider.IdentityProviderError) as error:
         raise LabUpError(f"identity provider: {error}") from error
 

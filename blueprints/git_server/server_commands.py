@@ -38,6 +38,10 @@ CGIT_USERS = Path("/etc/cgit/users")
 BACKUP_SETTINGS = Path("/etc/trust-blueprints/git-server-backup.json")
 BACKUP_TIMER = Path("/etc/systemd/system/git-server-backup.timer")
 MIRROR_READER_KEY = Path("/etc/trust-blueprints/secrets/package-requests-reader.pub")
+# The mirror's allowlists from the stack file (JSON), written at deployment when the stack has a
+# mirror: the package-requests repository starts from them, so the mirror's pull of main keeps
+# the stack's lists instead of replacing them with empty ones.
+PACKAGE_REQUESTS_SEED = Path("/etc/trust-blueprints/package-requests-seed.json")
 # gitolite's administrator has no SSH key: only root on this VM changes access, through this command.
 ADMIN = "server-admin"
 MIRROR_READER = "package-mirror"
@@ -315,16 +319,31 @@ def _update_admin_repository(access: Access, settings_path: Path) -> bool:
     return True
 
 
+def package_requests_allowlist(seed: dict[str, Any] | None) -> str:
+    """allowlist.yaml for a new package-requests repository: the stack's lists, or empty ones."""
+    if not seed:
+        return PACKAGE_REQUESTS_ALLOWLIST
+    header = PACKAGE_REQUESTS_ALLOWLIST.split("pypi:", 1)[0]
+    # JSON lists are YAML flow sequences; quoting keeps names such as @scope/name plain strings.
+    return header + "".join(f"{ecosystem}: {json.dumps(list(seed.get(ecosystem) or []))}\n"
+                            for ecosystem in ("pypi", "npm", "cran"))
+
+
 def _seed_package_requests() -> None:
     """Give a new package-requests repository its allowlist on main (once; later changes are reviewed)."""
     bare = REPOSITORIES / f"{PACKAGE_REQUESTS}.git"
+    if not bare.exists():
+        # Lost (removed by hand, or a disk restored without it): gitolite's setup recreates every
+        # repository its rules name and puts their hooks back.
+        as_git(["gitolite", "setup"])
     if as_git(["git", "for-each-ref", "--count=1"], cwd=bare, capture=True).strip():
         return
     with tempfile.TemporaryDirectory(prefix="package-requests-") as work:
         shutil.chown(work, GIT_USER, GIT_USER)
         checkout = Path(work) / "checkout"
         as_git(["git", "init", "--quiet", "--initial-branch", "main", str(checkout)])
-        (checkout / "allowlist.yaml").write_text(PACKAGE_REQUESTS_ALLOWLIST, encoding="utf-8")
+        seed = json.loads(PACKAGE_REQUESTS_SEED.read_text(encoding="utf-8")) if PACKAGE_REQUESTS_SEED.exists() else None
+        (checkout / "allowlist.yaml").write_text(package_requests_allowlist(seed), encoding="utf-8")
         (checkout / "README.md").write_text(PACKAGE_REQUESTS_README, encoding="utf-8")
         run(["chown", "-R", f"{GIT_USER}:{GIT_USER}", str(checkout)])
         as_git(["git", "add", "--all"], cwd=checkout)

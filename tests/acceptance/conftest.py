@@ -23,16 +23,36 @@ which turns the skip into a failure (CI and `blueprints lab test` set it).
 
 from __future__ import annotations
 
+import json
 import os
+import shlex
 import subprocess
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
 import testinfra
+import yaml
 
 from blueprints.topology import Machine, plan_machines
+from tests.acceptance.machine_commands import (
+    ALLOWLIST,
+    CRAN_ALLOWED,
+    CRAN_REFUSED,
+    NPM_ALLOWED,
+    NPM_REFUSED,
+    PYPI_ALLOWED,
+    PYPI_REFUSED,
+    R_PACKAGE_SOURCE,
+    SETTINGS,
+    TEST_CRAN_PORT,
+    apt_install,
+    check,
+    write,
+)
 from validation.stack_config import load_stack
 
 REPO = Path(__file__).resolve().parents[2]
@@ -160,3 +180,56 @@ def gateway_host(lab: RunningLab) -> Any:
 def analytics_host(lab: RunningLab) -> Any:
     """The first analytics VM."""
     return _role_host(lab, "analytics_vm")
+
+
+# --- Test packages the mirror is given (used by the mirror and analytics suites) ---------------
+
+@pytest.fixture(scope="module")
+def test_allowlists(mirror_host) -> Iterator[dict[str, list[str]]]:
+    """The stack's allowlists plus the packages these tests install; restored afterwards."""
+    saved = mirror_host.file(ALLOWLIST).content_string
+    current = yaml.safe_load(saved)
+    wanted = {key: list(current.get(key) or []) for key in ("pypi", "npm", "cran")}
+    for key, name in (("pypi", PYPI_ALLOWED), ("npm", NPM_ALLOWED), ("cran", CRAN_ALLOWED)):
+        if name not in wanted[key]:
+            wanted[key].append(name)
+    for key, name in (("pypi", PYPI_REFUSED), ("npm", NPM_REFUSED), ("cran", CRAN_REFUSED)):
+        assert name not in wanted[key], f"{name} must not be on the {key} allowlist for these tests"
+    write(mirror_host, "/root/tb-test-allowlist.yaml", yaml.safe_dump(wanted))
+    report = check(mirror_host, "mirror-allowlist apply /root/tb-test-allowlist.yaml")
+    assert "applied" in report
+    yield wanted
+    write(mirror_host, "/root/tb-saved-allowlist.yaml", saved)
+    mirror_host.run("mirror-allowlist apply /root/tb-saved-allowlist.yaml")
+    mirror_host.run("rm -f /root/tb-test-allowlist.yaml /root/tb-saved-allowlist.yaml")
+
+
+@pytest.fixture(scope="module")
+def test_cran(analytics_host, mirror_host, test_allowlists) -> Iterator[str]:
+    """A CRAN-layout upstream with two real R packages, served on the mirror's loopback."""
+    apt_install(analytics_host, "r-base-core")
+    build = f"/tmp/tb-cran-build-{uuid.uuid4().hex[:6]}"
+    for name in (CRAN_ALLOWED, CRAN_REFUSED):
+        source = f"{build}/{name}"
+        check(analytics_host, f"mkdir -p {source}/R")
+        write(analytics_host, f"{source}/DESCRIPTION", R_PACKAGE_SOURCE.format(name=name))
+        write(analytics_host, f"{source}/LICENSE", "YEAR: 2026\nCOPYRIGHT HOLDER: trust-blueprints\n")
+        write(analytics_host, f"{source}/NAMESPACE", "export(greeting)\n")
+        write(analytics_host, f"{source}/R/greeting.R", f'greeting <- function() "hello from {name}"\n')
+        check(analytics_host, f"cd {build} && R CMD build --no-build-vignettes --no-manual {name}")
+    check(analytics_host, f"mkdir -p {build}/cran/src/contrib && mv {build}/*.tar.gz {build}/cran/src/contrib/ && "
+                          f"Rscript -e 'tools::write_PACKAGES(\"{build}/cran/src/contrib\", type = \"source\")'")
+    archive = check(analytics_host, f"tar -C {build}/cran -cz . | base64 -w0")
+    analytics_host.run(f"rm -rf {build}")
+    served = "/srv/tb-test-cran"
+    check(mirror_host, f"rm -rf {served} && mkdir -p {served} && echo {archive} | base64 -d | tar -C {served} -xz")
+    check(mirror_host, f"systemd-run --unit tb-test-cran --property=DynamicUser=yes python3 -m http.server "
+                       f"{TEST_CRAN_PORT} --bind 127.0.0.1 --directory {served}")
+    check(mirror_host, f"for i in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1:{TEST_CRAN_PORT}/ && exit 0; "
+                       "sleep 0.2; done; exit 1")
+    previous = json.loads(mirror_host.file(SETTINGS).content_string)["upstreams"]["cran"]
+    check(mirror_host, f"mirror-allowlist upstream cran http://127.0.0.1:{TEST_CRAN_PORT}")
+    yield served
+    mirror_host.run(f"mirror-allowlist upstream cran {shlex.quote(previous)}")
+    mirror_host.run("systemctl stop tb-test-cran")
+    mirror_host.run(f"rm -rf {served}")

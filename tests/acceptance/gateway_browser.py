@@ -6,7 +6,12 @@ both use it. The browser trusts the lab CA through its own NSS database (chromiu
 the system store), in a throwaway profile directory.
 
     python gateway_browser.py --url https://analytics.example.nhs.uk/ --user analyst \
-        --ca-cert /path/ca.crt --screenshot landing.png [--resolve HOST=IP]...
+        --ca-cert /path/ca.crt --screenshot landing.png [--resolve HOST=IP]... \
+        [--notebook analytics-1 --cell python3='print(1)' --cell ir='cat(1)']
+
+With ``--notebook MACHINE`` the signed-in browser then opens that analytics VM's JupyterHub through
+the gateway, waits for the analyst's server, and runs each cell in a new kernel from the page,
+with the page's own cookies, over the same REST and WebSocket calls JupyterLab makes.
 """
 
 from __future__ import annotations
@@ -22,6 +27,45 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 CHROMIUM = "/usr/bin/chromium"
+SERVER_START_MS = 240_000
+# Runs in the JupyterLab page: one kernel per cell, the cell executed over the kernel's WebSocket.
+RUN_CELLS_JS = """
+async ([base, cells]) => {
+  const xsrf = decodeURIComponent((document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1] || "");
+  const headers = {"Content-Type": "application/json", "X-XSRFToken": xsrf};
+  const results = {};
+  for (const [name, code] of cells) {
+    const made = await fetch(base + "api/kernels", {method: "POST", headers, body: JSON.stringify({name})});
+    if (!made.ok) { results[name] = "starting the kernel: HTTP " + made.status; continue; }
+    const kernel = await made.json();
+    const session = crypto.randomUUID();
+    const msgId = crypto.randomUUID();
+    const url = base.replace(/^http/, "ws") + "api/kernels/" + kernel.id + "/channels?session_id=" + session;
+    results[name] = await new Promise((resolve) => {
+      const socket = new WebSocket(url);
+      const out = [];
+      const timer = setTimeout(() => { socket.close(); resolve("no reply in 180 s: " + out.join("")); }, 180000);
+      socket.onerror = () => { clearTimeout(timer); resolve("the kernel WebSocket failed"); };
+      socket.onopen = () => socket.send(JSON.stringify({
+        header: {msg_id: msgId, msg_type: "execute_request", session, username: "", version: "5.3", date: ""},
+        parent_header: {}, metadata: {}, channel: "shell", buffers: [],
+        content: {code, silent: false, store_history: false, user_expressions: {}, allow_stdin: false,
+                  stop_on_error: true}}));
+      socket.onmessage = (event) => {
+        const m = JSON.parse(event.data);
+        if (!m.parent_header || m.parent_header.msg_id !== msgId) return;
+        if (m.msg_type === "stream") out.push(m.content.text);
+        else if (m.msg_type === "execute_result" || m.msg_type === "display_data")
+          out.push(m.content.data["text/plain"] || "");
+        else if (m.msg_type === "error") out.push(m.content.ename + ": " + m.content.evalue);
+        else if (m.msg_type === "execute_reply") { clearTimeout(timer); socket.close(); resolve(out.join("").trim()); }
+      };
+    });
+    await fetch(base + "api/kernels/" + kernel.id, {method: "DELETE", headers});
+  }
+  return results;
+}
+"""
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                   "--disable-component-update", "--no-first-run"]
 
@@ -45,8 +89,21 @@ def hosts_file_entries(path: Path = Path("/etc/hosts")) -> list[str]:
     return entries
 
 
+def run_notebook_cells(page, origin: str, machine: str, cells: list[tuple[str, str]]) -> dict[str, object]:
+    """Open ``machine``'s JupyterHub through the gateway and run ``cells`` (kernel, code) from the page."""
+    started = time.monotonic()
+    page.goto(f"{origin}/{machine}/hub/spawn")
+    # The hub signs the analyst in from the gateway's header, starts the server, then opens JupyterLab.
+    page.wait_for_url(f"**/{machine}/user/*/lab**", timeout=SERVER_START_MS)
+    result: dict[str, object] = {"lab_url": page.url, "seconds_to_lab": round(time.monotonic() - started, 3)}
+    base = page.url.split("/lab", 1)[0] + "/"
+    result["cells"] = page.evaluate(RUN_CELLS_JS, [base, [list(cell) for cell in cells]])
+    return result
+
+
 def sign_in(url: str, user: str, ca_cert: Path, screenshot: Path | None,
-            resolve: list[str], git_path: str = "/git/") -> dict[str, object]:
+            resolve: list[str], git_path: str = "/git/", notebook: str | None = None,
+            cells: list[tuple[str, str]] | None = None) -> dict[str, object]:
     from playwright.sync_api import sync_playwright
 
     flags = list(CHROMIUM_FLAGS)
@@ -81,7 +138,9 @@ def sign_in(url: str, user: str, ca_cert: Path, screenshot: Path | None,
             git = page.goto(origin + git_path)
             result["git_status"] = git.status if git else None
             result["git_title"] = page.title()
-            # A client-sent X-Remote-User must never reach a tool as the signed-in name.
+            result["git_text"] = page.inner_text("body")[:4000]
+            if notebook and result["landing_status"] == 200:
+                result["notebook"] = run_notebook_cells(page, origin, notebook, cells or [])
             browser.close()
     return result
 
@@ -93,9 +152,18 @@ def main() -> int:
     parser.add_argument("--ca-cert", type=Path, required=True)
     parser.add_argument("--screenshot", type=Path)
     parser.add_argument("--resolve", action="append", default=[], help="HOST=IP, when DNS does not")
+    parser.add_argument("--notebook", metavar="MACHINE", help="then run cells on this analytics VM's JupyterHub")
+    parser.add_argument("--cell", action="append", default=[], metavar="KERNEL=CODE", help="a cell for --notebook")
     args = parser.parse_args()
+    cells = []
+    for cell in args.cell:
+        kernel, separator, code = cell.partition("=")
+        if not separator or not kernel:
+            parser.error(f"--cell {cell!r}: expected KERNEL=CODE, e.g. python3='print(1)'")
+        cells.append((kernel, code))
     resolve = args.resolve or hosts_file_entries()
-    print(json.dumps(sign_in(args.url, args.user, args.ca_cert, args.screenshot, resolve)))
+    print(json.dumps(sign_in(args.url, args.user, args.ca_cert, args.screenshot, resolve,
+                             notebook=args.notebook, cells=cells)))
     return 0
 
 

@@ -11,12 +11,14 @@ import json
 import secrets
 import shlex
 import socket
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from blueprints.topology import private_dns_zone
+from tests.acceptance.machine_commands import CRAN_ALLOWED, CRAN_REFUSED
 
 pytestmark = pytest.mark.lab
 
@@ -42,7 +44,9 @@ def _analytics_machine(lab: Any) -> Any:
 
 
 def _hub_url(lab: Any) -> str:
-    return f"https://{_analytics_machine(lab).name}.{private_dns_zone(lab.config)}:{HUB_PORT}"
+    machine = _analytics_machine(lab).name
+    # The hub's base URL is the path the gateway publishes it under.
+    return f"https://{machine}.{private_dns_zone(lab.config)}:{HUB_PORT}/{machine}"
 
 
 def _gateway(lab: Any) -> tuple[Any, str]:
@@ -225,7 +229,7 @@ def test_local_user_cannot_bypass_the_proxy(lab: Any, analytics_host: Any, analy
     gateway_ip = next(m.private_ip for m in lab.machines if m.role == "remote_gateway")
     result = _as_user(analytics_host, analyst,
                       f"curl -sS -o /dev/null -w '%{{http_code}}' -H 'X-Forwarded-For: {gateway_ip}' "
-                      f"-H 'X-Remote-User: intruder3' http://127.0.0.1:8081/hub/gateway-login")
+                      f"-H 'X-Remote-User: intruder3' http://127.0.0.1:8081/{_analytics_machine(lab).name}/hub/gateway-login")
     assert result.stdout == "403", result.stderr
     assert not analytics_host.user("intruder3").exists
 
@@ -253,6 +257,45 @@ def test_single_user_server_runs_under_the_analysts_account(
     assert analyst in owners
 
 
+# ---------------------------------------------------------------------------- from home, in a browser
+
+# The same cells, run by a real browser in the lab's client namespace (an analyst at home): it signs
+# in at the gateway through the identity provider, opens this VM's JupyterHub through the gateway's
+# proxy, and runs the cells from the JupyterLab page over the kernel's WebSocket.
+BROWSER_CELLS = {"python3": "import getpass; print(sum(range(101)), getpass.getuser())",
+                 "ir": 'cat(sum(0:100), Sys.info()[["user"]])'}
+
+
+@pytest.fixture(scope="module")
+def browser_session(lab: Any) -> dict[str, Any]:
+    gateway = lab.config["roles"].get("gateway") or {}
+    if gateway.get("kind") != "self-hosted" or lab.target != "lab":
+        pytest.skip("needs the lab's client namespace and a self-hosted gateway")
+    machine = _analytics_machine(lab).name
+    argv = [sys.executable, str(Path(__file__).with_name("gateway_browser.py")),
+            "--url", f"https://{gateway['hostname']}/", "--user", "analyst", "--ca-cert", str(lab.ca_cert),
+            "--notebook", machine, *[f"--cell={kernel}={code}" for kernel, code in BROWSER_CELLS.items()]]
+    result = lab.client(argv, timeout=420)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_browser_from_home_reaches_jupyterlab_through_the_gateway(browser_session: dict[str, Any],
+                                                                  lab: Any) -> None:
+    assert browser_session["landing_status"] == 200
+    notebook = browser_session["notebook"]
+    assert notebook["lab_url"].startswith(f"https://{lab.config['roles']['gateway']['hostname']}/")
+
+
+@pytest.mark.parametrize("kernel", sorted(BROWSER_CELLS))
+def test_browser_cell_computes_the_known_result(browser_session: dict[str, Any], kernel: str) -> None:
+    output = browser_session["notebook"]["cells"][kernel]
+    total, _, user = output.partition(" ")
+    assert total == "5050", output
+    # The lab's identity provider signs "analyst" in; the VM maps it to a local account of its own.
+    assert user and user != "root", output
+
+
 # ---------------------------------------------------------------------------- installs through the mirror
 
 def _allowlist(lab: Any, ecosystem: str) -> list[str]:
@@ -267,9 +310,6 @@ def _r_install(package: str) -> str:
             + shlex.quote(f'install.packages("{package}", lib = file.path(Sys.getenv("HOME"), "Rlib"))'))
 
 
-@pytest.mark.xfail(reason="lab: the mirror's index lists no versions of the stack's allowlisted projects to "
-                          "this role's client, while the mirror suite's own client installs; not yet found",
-                   strict=False)
 def test_pip_installs_an_allowlisted_package(lab: Any, analytics_host: Any, analyst: str) -> None:
     package = "requests" if "requests" in _allowlist(lab, "pypi") else _allowlist(lab, "pypi")[0]
     result = _as_user(analytics_host, analyst,
@@ -292,20 +332,20 @@ def test_pip_refuses_a_package_not_on_the_allowlist(lab: Any, analytics_host: An
     assert "not on this trust's allowlist" in page.stdout
 
 
-@pytest.mark.xfail(reason="lab: public CRAN is unreachable here and this suite does not yet point the mirror "
-                          "at the local CRAN-layout upstream the mirror suite builds", strict=False)
-def test_r_installs_an_allowlisted_package(lab: Any, analytics_host: Any, analyst: str) -> None:
-    allowed = _allowlist(lab, "cran")
-    package = "DBI" if "DBI" in allowed else allowed[0]
-    result = _as_user(analytics_host, analyst, _r_install(package))
+# CRAN is unreachable from the lab: the ``test_cran`` fixture (conftest.py) points the mirror at a
+# CRAN-layout folder of two real R packages, one of them added to the allowlist for these tests.
+def test_r_installs_an_allowlisted_package(analytics_host: Any, analyst: str, test_cran: str) -> None:
+    result = _as_user(analytics_host, analyst, _r_install(CRAN_ALLOWED) + " && Rscript -e " + shlex.quote(
+        f'library({CRAN_ALLOWED}, lib.loc = file.path(Sys.getenv("HOME"), "Rlib")); cat(greeting(), "\\n")'))
     assert result.rc == 0, result.stdout + result.stderr
-    assert analytics_host.file(f"/home/{analyst}/Rlib/{package}/DESCRIPTION").exists, result.stdout + result.stderr
+    assert f"hello from {CRAN_ALLOWED}" in result.stdout
 
 
-def test_r_refuses_a_package_not_on_the_allowlist(lab: Any, analytics_host: Any, analyst: str) -> None:
-    package = "data.table"
-    assert package not in _allowlist(lab, "cran")
-    result = _as_user(analytics_host, analyst, _r_install(package))
+def test_r_refuses_a_package_not_on_the_allowlist(analytics_host: Any, mirror_host: Any, analyst: str,
+                                                  test_cran: str) -> None:
+    # The package exists upstream: only the allowlist stands between the analyst and it.
+    result = _as_user(analytics_host, analyst, _r_install(CRAN_REFUSED))
     output = result.stdout + result.stderr
-    assert "is not available" in output or "not on this trust's allowlist" in output, output
-    assert not analytics_host.file(f"/home/{analyst}/Rlib/{package}").exists
+    assert "403" in output or "is not available" in output, output
+    assert not analytics_host.file(f"/home/{analyst}/Rlib/{CRAN_REFUSED}").exists
+    assert f"refused cran:{CRAN_REFUSED}" in mirror_host.file("/var/log/nginx/mirror-refused.log").content_string

@@ -17,9 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from blueprints.git_server.server_commands import Access
 from blueprints.topology import private_dns_zone
+from tests.acceptance.totp_codes import Totp
 
 pytestmark = pytest.mark.lab
 
@@ -28,6 +30,7 @@ TEST_SETTINGS = "/etc/trust-blueprints/git-server-acceptance.yaml"
 CLIENT_DIR = "/root/git-acceptance"
 REPOSITORY = "acceptance-check"
 MIRROR_KEY = "/etc/trust-blueprints/secrets/package-requests-reader.pub"
+MIRROR_ALLOWLIST = "/etc/trust-blueprints/mirror/allowlist.yaml"
 # Repositories belong to the git user; git refuses to read them as root.
 GIT = "runuser -u git -- git"
 
@@ -122,10 +125,16 @@ def test_apply_refuses_a_bad_file_and_changes_nothing(git_host):
     assert _ok(git_host, head) == before
 
 
-def test_package_requests_repository_holds_the_allowlist(git_host):
+def test_package_requests_repository_holds_the_allowlist(git_host, lab):
     text = _ok(git_host, f"{GIT} -C /srv/git/repositories/package-requests.git show main:allowlist.yaml")
     assert {line.split(":")[0] for line in text.splitlines() if line and not line.startswith("#")} >= \
         {"pypi", "npm", "cran"}
+    # It starts from the stack's allowlists, so the mirror's first pull keeps what the stack says.
+    mirror = lab.config["roles"].get("package_mirror")
+    if mirror:
+        listed = yaml.safe_load(text)
+        for ecosystem in ("pypi", "npm", "cran"):
+            assert listed[ecosystem] == list(mirror["allowlists"].get(ecosystem) or []), ecosystem
 
 
 # --- Real git clients -----------------------------------------------------------------------
@@ -137,6 +146,7 @@ class GitClients:
     client: Any
     server: str
     zone: str
+    private_keys: dict[str, bytes]
 
     def git(self, user: str, command: str) -> subprocess.CompletedProcess[str] | Any:
         ssh = (f"ssh -i {CLIENT_DIR}/{user} -o IdentitiesOnly=yes -o BatchMode=yes "
@@ -172,6 +182,7 @@ def git_clients(lab, git_host, analytics_host) -> Iterator[GitClients]:
     for repository in settings["repositories"]:
         if repository["name"] == "package-requests":
             repository["writers"] = [*repository["writers"], "acc-writer"]
+            repository["maintainers"] = [*repository.get("maintainers", []), "acc-maintainer"]
     settings["repositories"].append({"name": REPOSITORY, "owner_team": "acceptance",
                                      "maintainers": ["acc-maintainer"], "writers": ["@acceptance"],
                                      "readers": []})
@@ -185,7 +196,8 @@ def git_clients(lab, git_host, analytics_host) -> Iterator[GitClients]:
     for name, (private, _) in users.items():
         _put(analytics_host, f"{CLIENT_DIR}/{name}", private)
     zone = private_dns_zone(lab.config)
-    yield GitClients(client=analytics_host, server=f"git.{zone}", zone=zone)
+    yield GitClients(client=analytics_host, server=f"git.{zone}", zone=zone,
+                     private_keys={name: private for name, (private, _) in users.items()})
     _ok(analytics_host, f"rm -rf {CLIENT_DIR}")
     _ok(git_host, f"git-server-apply {SETTINGS} && rm -f {TEST_SETTINGS}")
     _ok(git_host, f"rm -rf /srv/git/repositories/{REPOSITORY}.git")
@@ -306,6 +318,111 @@ def test_web_view_refuses_requests_without_a_signed_in_user(git_clients, gateway
 
 def test_web_view_refuses_machines_other_than_the_gateway(git_clients, analytics_host):
     assert _web(analytics_host, git_clients.zone, "/", "acc-maintainer").stdout == "403"
+
+
+# --- The request-and-review process, end to end ---------------------------------------------
+
+REQUESTED = "attrs"  # a small pure-Python project that neither the stack nor the mirror suite lists
+
+
+def _index_status(analytics_host, zone: str, project: str) -> str:
+    return analytics_host.run(f"curl -sS -o /dev/null -w '%{{http_code}}' "
+                              f"https://mirror.{zone}/pypi/root/trust/+simple/{project}/").stdout
+
+
+def _pull(mirror_host) -> None:
+    # What the mirror's timer runs every 15 minutes; started here so the test need not wait.
+    _ok(mirror_host, "systemctl start mirror-allowlist-pull.service")
+
+
+def test_merged_request_reaches_the_mirror_and_a_revert_takes_it_away(git_clients, mirror_host, analytics_host):
+    g = git_clients
+    assert _index_status(analytics_host, g.zone, REQUESTED) == "403"
+    asked = g.git("acc-writer", f"rm -rf ask && git clone -q {g.url('package-requests')} ask && cd ask"
+                                f" && git switch -q -c request/{REQUESTED}"
+                                f" && sed -i 's/^pypi: \\[/pypi: [\"{REQUESTED}\", /' allowlist.yaml"
+                                f" && git commit -qam 'Ask for {REQUESTED}: parsing of clinic codes'"
+                                f" && git push -q origin request/{REQUESTED}")
+    assert asked.rc == 0, asked.stderr
+    # A pushed branch is a request, not a decision: the mirror does not serve it yet.
+    _pull(mirror_host)
+    assert _index_status(analytics_host, g.zone, REQUESTED) == "403"
+    merged = g.git("acc-maintainer", f"rm -rf review && git clone -q {g.url('package-requests')} review && cd review"
+                                     f" && git merge -q --no-edit origin/request/{REQUESTED}"
+                                     f" && git push -q origin HEAD:main")
+    assert merged.rc == 0, merged.stderr
+    try:
+        _pull(mirror_host)
+        assert _index_status(analytics_host, g.zone, REQUESTED) == "200"
+        assert REQUESTED in yaml.safe_load(mirror_host.file(MIRROR_ALLOWLIST).content_string)["pypi"]
+    finally:
+        reverted = g.git("acc-maintainer", "cd review && git revert --no-edit HEAD && git push -q origin HEAD:main"
+                                           f" && git push -q origin :request/{REQUESTED}")
+        _pull(mirror_host)
+    assert reverted.rc == 0, reverted.stderr
+    assert _index_status(analytics_host, g.zone, REQUESTED) == "403"
+
+
+# --- From home, through the gateway's jump host -----------------------------------------------
+
+JUMP_ACCOUNT = "tbgitjump"
+
+
+@pytest.fixture(scope="module")
+def from_home(lab, gateway_host, git_clients) -> Iterator[dict[str, Any]]:
+    """An analyst at home (the lab's client namespace): a jump account with a key and an enrolled
+    code on the gateway, and the Git writer's key, in a folder on the test host."""
+    gateway = lab.config["roles"].get("gateway") or {}
+    if gateway.get("kind") != "self-hosted" or lab.target != "lab":
+        pytest.skip("needs the lab's client namespace and a self-hosted gateway")
+    with tempfile.TemporaryDirectory(prefix="git-from-home-") as folder:
+        work = Path(folder)
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", JUMP_ACCOUNT, "-f", str(work / "jump")],
+                       check=True)
+        (work / "writer").write_bytes(git_clients.private_keys["acc-writer"])
+        (work / "writer").chmod(0o600)
+        _ok(gateway_host, f"gateway-jump-user {JUMP_ACCOUNT} {shlex.quote((work / 'jump.pub').read_text().strip())}")
+        _ok(gateway_host, f"gateway-totp-enrol {JUMP_ACCOUNT}")
+        secret = _ok(gateway_host, f"head -n 1 /var/lib/trust-blueprints/totp/{JUMP_ACCOUNT}").strip()
+        (work / "askpass").write_text(f"#!/bin/sh\ncat {work / 'code'}\n")
+        (work / "askpass").chmod(0o755)
+        yield {"work": work, "totp": Totp(secret), "public_host": gateway["hostname"]}
+        gateway_host.run(f"userdel {JUMP_ACCOUNT}; rm -f /etc/ssh/trust-blueprints-keys/{JUMP_ACCOUNT} "
+                         f"/var/lib/trust-blueprints/totp/{JUMP_ACCOUNT}")
+
+
+def _git_from_home(lab, from_home: dict[str, Any], server: str, command: str) -> subprocess.CompletedProcess[str]:
+    """``command`` (a git command line) run at home, its SSH hop to the Git server jumping through the
+    gateway with the jump account's key and a fresh one-time code."""
+    work = from_home["work"]
+    (work / "code").write_text(from_home["totp"].next_code() + "\n")
+    options = ("-F /dev/null -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o IdentitiesOnly=yes "
+               "-o ConnectTimeout=15")
+    proxy = f"ssh {options} -i {work / 'jump'} -W %h:%p {JUMP_ACCOUNT}@{from_home['public_host']}"
+    ssh = f"ssh {options} -o BatchMode=yes -i {work / 'writer'} -o ProxyCommand={shlex.quote(proxy)}"
+    env = {"GIT_SSH_COMMAND": ssh, "SSH_ASKPASS": str(work / "askpass"), "SSH_ASKPASS_REQUIRE": "force",
+           "DISPLAY": "none", "GIT_AUTHOR_NAME": "acc-writer", "GIT_AUTHOR_EMAIL": "acc-writer@example.nhs.uk",
+           "GIT_COMMITTER_NAME": "acc-writer", "GIT_COMMITTER_EMAIL": "acc-writer@example.nhs.uk",
+           "PATH": "/usr/bin:/bin", "HOME": str(work)}
+    return lab.client(["sh", "-c", f"cd {work} && {command}"], env=env, input="", timeout=120)
+
+
+def test_writer_clones_and_pushes_a_branch_from_home_through_the_jump_host(lab, git_clients, pushed, from_home):
+    url = git_clients.url(REPOSITORY)
+    cloned = _git_from_home(lab, from_home, git_clients.server, f"git clone -q {url} home-copy")
+    assert cloned.returncode == 0, cloned.stderr
+    assert (from_home["work"] / "home-copy" / "README.md").exists()
+    pushed_branch = _git_from_home(
+        lab, from_home, git_clients.server,
+        "cd home-copy && git switch -q -c feature/from-home && echo 'from home' > home.txt && git add home.txt"
+        " && git commit -qm 'Work from home' && git push -q origin feature/from-home")
+    assert pushed_branch.returncode == 0, pushed_branch.stderr
+    heads = git_clients.git("acc-maintainer", f"git ls-remote {url} refs/heads/feature/from-home")
+    assert "refs/heads/feature/from-home" in heads.stdout
+    # The same rules hold from home: a writer's push to main is refused.
+    refused = _git_from_home(lab, from_home, git_clients.server, "cd home-copy && git push origin HEAD:main")
+    assert refused.returncode != 0
+    assert "DENIED" in refused.stderr or "denied" in refused.stderr, refused.stderr
 
 
 # --- Backup and restore ---------------------------------------------------------------------

@@ -9,8 +9,6 @@ folder from the mirror's loopback address, and point the mirror's CRAN upstream 
 
 from __future__ import annotations
 
-import base64
-import json
 import shlex
 import subprocess
 import uuid
@@ -22,6 +20,19 @@ import yaml
 
 from blueprints import cloud_init
 from blueprints.topology import private_dns_zone
+from tests.acceptance.machine_commands import (
+    ALLOWLIST,
+    CRAN_ALLOWED,
+    CRAN_REFUSED,
+    NPM_ALLOWED,
+    NPM_REFUSED,
+    PYPI_ALLOWED,
+    PYPI_REFUSED,
+    TEST_CRAN_PORT,
+    apt_install,
+    check,
+    write,
+)
 
 SERVICES = ["apt-cacher-ng", "nginx", "devpi", "verdaccio", "unattended-upgrades"]
 PUBLIC_PORTS = [443, 3142]
@@ -33,19 +44,6 @@ CACHE_DIRS = [
     ("/var/cache/nginx/cran", "www-data"),
     ("/var/cache/nginx/pypi-files", "www-data"),
 ]
-# Added to the stack's allowlists for these tests (and removed again afterwards).
-PYPI_ALLOWED, PYPI_REFUSED = "six", "tabulate"
-NPM_ALLOWED, NPM_REFUSED = "left-pad", "is-odd"
-CRAN_ALLOWED, CRAN_REFUSED = "tbmirrorok", "tbmirrorno"
-TEST_CRAN_PORT = 8089
-ALLOWLIST = "/etc/trust-blueprints/mirror/allowlist.yaml"
-SETTINGS = "/etc/trust-blueprints/mirror/settings.json"
-
-
-def check(host: Any, command: str) -> str:
-    result = host.run(command)
-    assert result.rc == 0, f"{command!r} failed ({result.rc}):\n{result.stdout}\n{result.stderr}"
-    return result.stdout
 
 
 # --- The machine ------------------------------------------------------------------------------
@@ -138,39 +136,6 @@ def client_dir(analytics_host, client_files) -> Iterator[str]:
         write(analytics_host, f"{directory}/{name}", client_files[path])
     yield directory
     analytics_host.run(f"rm -rf {directory}")
-
-
-def write(host: Any, path: str, content: str | bytes) -> None:
-    data = content.encode() if isinstance(content, str) else content
-    encoded = base64.b64encode(data).decode()
-    check(host, f"echo {encoded} | base64 -d > {shlex.quote(path)}")
-
-
-def apt_install(host: Any, *packages: str) -> None:
-    missing = [p for p in packages if not host.package(p).is_installed]
-    if missing:
-        check(host, "DEBIAN_FRONTEND=noninteractive apt-get -q update >/dev/null && "
-                    f"DEBIAN_FRONTEND=noninteractive apt-get -q install -y {' '.join(missing)}")
-
-
-@pytest.fixture(scope="module")
-def test_allowlists(mirror_host) -> Iterator[dict[str, list[str]]]:
-    """The stack's allowlists plus the packages these tests install; restored afterwards."""
-    saved = mirror_host.file(ALLOWLIST).content_string
-    current = yaml.safe_load(saved)
-    wanted = {key: list(current.get(key) or []) for key in ("pypi", "npm", "cran")}
-    for key, name in (("pypi", PYPI_ALLOWED), ("npm", NPM_ALLOWED), ("cran", CRAN_ALLOWED)):
-        if name not in wanted[key]:
-            wanted[key].append(name)
-    for key, name in (("pypi", PYPI_REFUSED), ("npm", NPM_REFUSED), ("cran", CRAN_REFUSED)):
-        assert name not in wanted[key], f"{name} must not be on the {key} allowlist for these tests"
-    write(mirror_host, "/root/tb-test-allowlist.yaml", yaml.safe_dump(wanted))
-    report = check(mirror_host, "mirror-allowlist apply /root/tb-test-allowlist.yaml")
-    assert "applied" in report
-    yield wanted
-    write(mirror_host, "/root/tb-saved-allowlist.yaml", saved)
-    mirror_host.run("mirror-allowlist apply /root/tb-saved-allowlist.yaml")
-    mirror_host.run("rm -f /root/tb-test-allowlist.yaml /root/tb-saved-allowlist.yaml")
 
 
 def test_apply_reports_what_changed_per_ecosystem(mirror_host, test_allowlists):
@@ -316,48 +281,6 @@ def test_npm_second_install_is_served_from_cache(analytics_host, client_dir, tes
 
 
 # --- CRAN ---------------------------------------------------------------------------------------
-
-R_PACKAGE_SOURCE = """\
-Package: {name}
-Version: 0.1.0
-Title: Acceptance Test Package for the Mirror
-Description: Exists only to be installed through the trust's package mirror in acceptance tests.
-License: MIT + file LICENSE
-Authors@R: person("Trust", "Blueprints", role = c("aut", "cre"), email = "platform@example.nhs.uk")
-Encoding: UTF-8
-"""
-
-
-@pytest.fixture(scope="module")
-def test_cran(analytics_host, mirror_host, test_allowlists) -> Iterator[str]:
-    """A CRAN-layout upstream with two real R packages, served on the mirror's loopback."""
-    apt_install(analytics_host, "r-base-core")
-    build = f"/tmp/tb-cran-build-{uuid.uuid4().hex[:6]}"
-    for name in (CRAN_ALLOWED, CRAN_REFUSED):
-        source = f"{build}/{name}"
-        check(analytics_host, f"mkdir -p {source}/R")
-        write(analytics_host, f"{source}/DESCRIPTION", R_PACKAGE_SOURCE.format(name=name))
-        write(analytics_host, f"{source}/LICENSE", "YEAR: 2026\nCOPYRIGHT HOLDER: trust-blueprints\n")
-        write(analytics_host, f"{source}/NAMESPACE", "export(greeting)\n")
-        write(analytics_host, f"{source}/R/greeting.R", f'greeting <- function() "hello from {name}"\n')
-        check(analytics_host, f"cd {build} && R CMD build --no-build-vignettes --no-manual {name}")
-    check(analytics_host, f"mkdir -p {build}/cran/src/contrib && mv {build}/*.tar.gz {build}/cran/src/contrib/ && "
-                          f"Rscript -e 'tools::write_PACKAGES(\"{build}/cran/src/contrib\", type = \"source\")'")
-    archive = check(analytics_host, f"tar -C {build}/cran -cz . | base64 -w0")
-    analytics_host.run(f"rm -rf {build}")
-    served = "/srv/tb-test-cran"
-    check(mirror_host, f"rm -rf {served} && mkdir -p {served} && echo {archive} | base64 -d | tar -C {served} -xz")
-    check(mirror_host, f"systemd-run --unit tb-test-cran --property=DynamicUser=yes python3 -m http.server "
-                       f"{TEST_CRAN_PORT} --bind 127.0.0.1 --directory {served}")
-    check(mirror_host, f"for i in $(seq 50); do curl -sf -o /dev/null http://127.0.0.1:{TEST_CRAN_PORT}/ && exit 0; "
-                       "sleep 0.2; done; exit 1")
-    previous = json.loads(mirror_host.file(SETTINGS).content_string)["upstreams"]["cran"]
-    check(mirror_host, f"mirror-allowlist upstream cran http://127.0.0.1:{TEST_CRAN_PORT}")
-    yield served
-    mirror_host.run(f"mirror-allowlist upstream cran {shlex.quote(previous)}")
-    mirror_host.run("systemctl stop tb-test-cran")
-    mirror_host.run(f"rm -rf {served}")
-
 
 def r_install(host: Any, client_dir: str, package: str) -> Any:
     library = f"{client_dir}/rlib-{uuid.uuid4().hex[:6]}"

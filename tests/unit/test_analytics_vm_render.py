@@ -55,7 +55,8 @@ def test_jupyterhub_config_is_valid_python(example_config):
 def test_hub_binds_each_vms_private_address_with_tls(example_config):
     for index, address in enumerate(["10.40.3.4", "10.40.3.5"]):
         config = _hub_config(_analytics(example_config, index))
-        assert f'c.JupyterHub.bind_url = "https://{address}:8000"' in config
+        # The path is the base URL the gateway publishes the hub under.
+        assert f'c.JupyterHub.bind_url = "https://{address}:8000/analytics-{index + 1}/"' in config
         assert 'c.JupyterHub.ssl_key = "/etc/trust-blueprints/secrets/tls.key"' in config
 
 

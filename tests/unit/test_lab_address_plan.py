@@ -7,6 +7,7 @@ import ipaddress
 from blueprints.topology import plan_machines
 from lab.address_plan import LAB_INTERNET, address_plan
 from lab.layout import IFNAME_MAX, bridge_name, machine_link_name
+from tests.conftest import REPO
 
 HOST_UPLINK = ipaddress.ip_network("192.0.2.0/24")
 
@@ -27,6 +28,15 @@ def test_client_sits_in_the_first_allowed_range(example_config):
 def test_single_address_client_range(example_config):
     config = {**example_config, "network": {**example_config["network"], "allowed_client_ranges": ["198.51.100.7/32"]}}
     assert address_plan(config).client_ip == "198.51.100.7"
+
+
+def test_stack_without_client_ranges_gets_a_client_that_reaches_nothing():
+    from validation.stack_config import load_stack
+
+    plan = address_plan(load_stack(REPO / "stacks" / "shared-services.yaml"))
+    assert plan.client_ranges == ()
+    assert plan.public_gateway_ip is None and plan.identity_provider_ip is None
+    assert not any(ipaddress.ip_address(plan.client_ip) in net for net in plan.subnets.values())
 
 
 def test_stand_in_internet_clashes_with_nothing(example_config):

@@ -34,6 +34,13 @@ def test_only_the_analyst_is_in_the_allowed_group():
     assert users["analyst"].claims()["preferred_username"].startswith("analyst@")
 
 
+def test_stack_people_join_the_allowed_group_under_their_own_names():
+    users = {user.sub: user for user in lab_users(GROUP, people=("priya.shah", "analyst"))}
+    assert set(users) == {"analyst", "outsider", "priya.shah"}
+    assert GROUP in users["priya.shah"].claims()["groups"]
+    assert users["priya.shah"].claims()["preferred_username"] == "priya.shah@example.nhs.uk"
+
+
 def test_lab_resolver_sends_the_entra_name_to_the_stand_in(example_config, tmp_path):
     plan = address_plan(example_config)
     config = dnsmasq_config(plan, "exnhs-dev.internal", ["192.0.2.53"], tmp_path)

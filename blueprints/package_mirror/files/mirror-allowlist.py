@@ -3,7 +3,8 @@
 
   mirror-allowlist show                 mode, upstreams and the allowlists in force
   mirror-allowlist apply FILE           check FILE (keys pypi, npm, cran), apply it, report what changed
-  mirror-allowlist pull                 fetch allowlist.yaml from the package-requests repository, apply it
+  mirror-allowlist pull [--again]       fetch the package-requests repository; apply allowlist.yaml from a
+                                        commit on main not applied yet (--again: apply it even so)
   mirror-allowlist upstream NAME URL    point pypi, npm or cran at another upstream
   mirror-allowlist sync                 write every service's configuration again from the current state
 
@@ -41,6 +42,9 @@ NGINX_DIR = Path("/etc/nginx/trust-mirror")
 VERDACCIO_CONFIG = Path("/etc/verdaccio/config.yaml")
 REQUESTS_CHECKOUT = Path("/var/lib/trust-mirror/package-requests")
 REQUESTS_KEY = Path("/etc/trust-blueprints/secrets/package-requests-reader")
+# The commit of package-requests last applied: a pull applies only a new commit, so a list
+# applied by hand (mirror-allowlist apply) stays until the next merge to main.
+REQUESTS_APPLIED = REQUESTS_CHECKOUT.parent / "package-requests-applied"
 DEVPI = "http://127.0.0.1:3141"
 ECOSYSTEMS = ("pypi", "npm", "cran")
 UPSTREAM_PATTERN = re.compile(r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$")
@@ -343,7 +347,9 @@ def apply(path: Path) -> int:
     return 0
 
 
-def pull() -> int:
+def pull(option: str | None = None) -> int:
+    if option not in (None, "--again"):
+        raise BadInputError(f"pull: unknown option {option!r}; the only option is --again")
     settings = load_settings()
     repository = settings.get("allowlist_repository")
     if not repository:
@@ -368,7 +374,16 @@ def pull() -> int:
     allowlist = REQUESTS_CHECKOUT / "allowlist.yaml"
     if not allowlist.exists():
         raise BadInputError(f"{repository} has no allowlist.yaml at its root")
-    return apply(allowlist)
+    commit = run(["git", "-C", str(REQUESTS_CHECKOUT), "rev-parse", "HEAD"]).stdout.strip()
+    applied = REQUESTS_APPLIED.read_text(encoding="utf-8").strip() if REQUESTS_APPLIED.exists() else ""
+    if commit and commit == applied and option != "--again":
+        print(f"{repository} at {commit[:12]}: already applied, nothing to do")
+        return 0
+    status = apply(allowlist)
+    if status == 0 and commit:
+        REQUESTS_APPLIED.write_text(commit + "\n", encoding="utf-8")
+        print(f"{repository} at {commit[:12]}: applied")
+    return status
 
 
 def set_upstream(name: str, url: str) -> int:
@@ -407,7 +422,9 @@ def show() -> int:
 def main(argv: list[str]) -> int:
     commands = {"show": (0, show), "sync": (0, sync), "pull": (0, pull),
                 "apply": (1, lambda path: apply(Path(path))), "upstream": (2, set_upstream)}
-    if not argv or argv[0] not in commands or len(argv) - 1 != commands[argv[0]][0]:
+    optional = {"pull": 1}  # commands that take an optional argument too
+    if not argv or argv[0] not in commands or len(argv) - 1 not in (
+            commands[argv[0]][0], commands[argv[0]][0] + optional.get(argv[0], 0)):
         print(__doc__.strip().split("\n\n")[1], file=sys.stderr)
         return 2
     command = commands[argv[0]][1]
