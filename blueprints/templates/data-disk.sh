@@ -1,15 +1,6 @@
 #!/bin/sh
-# trust-blueprints-data-disk [CONFIG]: keep this role's data directories on its Azure data disk.
-# CONFIG (default /etc/trust-blueprints/data-disk.conf, from blueprints/data_disk.py) sets lun,
-# device_links, disk_root, label, device_timeout, directories, refresh_files, stop_services,
-# disk_platform and fstab.
-# - No disk at any of device_links: on disk_platform (Azure, which attaches one) an error;
-#   elsewhere (the lab) the directories stay on the OS disk; exit 0.
-# - A blank disk: formatted ext4 (whole disk, so a grown disk needs only resize2fs), and each
-#   directory's current contents are copied onto it before it is mounted over them.
-# - A disk with this project's file system (label): mounted as it is, never formatted again.
-# - A disk holding anything else: left untouched, with an error (exit 1).
-# Mounts go through fstab (nofail, device timeout), so they come back at every boot.
+# trust-blueprints-data-disk [CONFIG]: this role's data directories onto its Azure data disk.
+# Formats only a blank disk; see blueprints/data_disk.py and docs/administrators.md.
 set -eu
 config=${1:-/etc/trust-blueprints/data-disk.conf}
 case $config in /*) ;; *) config=./$config ;; esac
@@ -17,7 +8,7 @@ case $config in /*) ;; *) config=./$config ;; esac
 say() { echo "trust-blueprints: data disk: $*"; }
 fail() { echo "trust-blueprints: ERROR: data disk: $*" >&2; exit 1; }
 
-# Wait for udev to finish naming disks, where udev runs (not in containers).
+# udev names the disk (where udev runs: not in containers).
 if [ -S /run/udev/control ]; then udevadm settle --timeout=30 || true; fi
 disk=""
 for link in $device_links; do
@@ -46,7 +37,7 @@ esac
 uuid=$(blkid -p -o value -s UUID "$disk")
 [ -n "$uuid" ] || fail "$disk (LUN $lun) has no file system UUID"
 
-# This step owns the fstab lines for disk_root and the directories: replace any earlier ones.
+# This step owns the fstab lines for its mount points.
 new_fstab=$(mktemp "$fstab.XXXXXX")
 awk -v root="$disk_root" -v dirs=" $directories " \
   '!(($2 == root || index(dirs, " " $2 " ")) && $1 !~ /^#/) && $0 != "# trust-blueprints data disk"' \
@@ -65,8 +56,7 @@ if [ "$fstab" = /etc/fstab ] && [ -d /run/systemd/system ]; then systemctl daemo
 mkdir -p "$disk_root"
 mountpoint -q "$disk_root" || mount -T "$fstab" "$disk_root"
 
-# Directories new to the disk get a copy of what is in them now (ownership and modes kept),
-# first while services run, then again, for what changed meanwhile, with them stopped.
+# New to the disk: copy what is there now, again below with services stopped.
 fresh=""
 for dir in $directories; do
   on_disk=$disk_root$dir
@@ -79,15 +69,14 @@ for dir in $directories; do
       fresh="$fresh $dir"
     fi
   elif [ -d "$dir" ]; then
-    # A replaced VM may give a service account a new number: the OS disk's owner is right.
+    # A replaced VM may number a service account differently.
     want=$(stat -c %u:%g "$dir")
     have=$(stat -c %u:%g "$on_disk")
     if [ "$want" != "$have" ] && [ "$want" != 0:0 ]; then
       say "$dir on the data disk belongs to $have; giving it to $want as on this machine"
       chown -R "$want" "$on_disk"
     fi
-    # Files this VM's own settings wrote (the admin's SSH keys) win over the kept disk's copies;
-    # a missing parent (a new admin's home) is copied whole.
+    # This VM's files from the stack (admin keys) win; a missing parent is copied whole.
     for file in $refresh_files; do
       case $file in "$dir"/*) ;; *) continue ;; esac
       [ -f "$file" ] || continue
@@ -102,7 +91,6 @@ for dir in $directories; do
   fi
 done
 
-# Services their packages started earlier in this boot stop only for the last copy and the mount.
 stopped=""
 restart_stopped() { for service in $stopped; do systemctl start "$service" || true; done; }
 trap restart_stopped EXIT
