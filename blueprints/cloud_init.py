@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from blueprints.data_disk import DATA_DISK_SCRIPT, data_disk_settings
 from blueprints.git_server.backup_target import vm_settings as git_server_settings
 from blueprints.package_mirror.client_settings import template_values as mirror_client_values
 from blueprints.secrets import secret_files
@@ -90,6 +91,9 @@ def template_context(config: dict[str, Any], machine: Machine) -> dict[str, Any]
         "key_vault_name": Naming(config["trust"]["short_name"], config["environment"],
                                  config["location"]).name("kv"),
         "secret_files": secret_files(machine),
+        # The data-disk step (templates/data-disk.yaml.j2); None for a machine without a data disk.
+        "data_disk": data_disk_settings(machine, config["admin"]["username"]),
+        "data_disk_script": DATA_DISK_SCRIPT.read_text(encoding="utf-8"),
     }
 
 
