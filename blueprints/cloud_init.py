@@ -8,6 +8,8 @@ readable on the VM; machines fetch secrets from Key Vault with their managed ide
 
 from __future__ import annotations
 
+import base64
+import gzip
 import json
 import shlex
 from functools import cache
@@ -17,6 +19,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from blueprints.data_disk import DATA_DISK_SCRIPT, data_disk_settings
 from blueprints.git_server.backup_target import vm_settings as git_server_settings
 from blueprints.package_mirror.client_settings import template_values as mirror_client_values
 from blueprints.secrets import secret_files
@@ -49,6 +52,27 @@ def yaml_value(value: Any) -> str:
     return json.dumps(value)
 
 
+def gzip_base64(text: str) -> str:
+    """A file's text for write_files' ``encoding: gz+b64``: the roles' own programs travel
+    compressed, as Azure allows 49,151 bytes of custom data. No timestamp and a fixed level keep
+    the bytes the same on every run here; zlib implementations other than the reference one
+    (zlib-ng) may compress differently, which Pulumi would show as a custom-data change."""
+    return base64.b64encode(gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)).decode("ascii")
+
+
+def written_files(document: dict[str, Any]) -> dict[str, str]:
+    """path -> text of a rendered cloud-config's write_files, decoding gz+b64 entries."""
+    files = {}
+    for entry in document.get("write_files") or []:
+        content = entry.get("content", "")
+        if entry.get("encoding") in ("gz+b64", "gzip+base64", "gz+base64", "gzip+b64"):
+            content = gzip.decompress(base64.b64decode(content)).decode("utf-8")
+        elif entry.get("encoding") in ("b64", "base64"):
+            content = base64.b64decode(content).decode("utf-8")
+        files[entry["path"]] = content
+    return files
+
+
 @cache
 def _environment() -> jinja2.Environment:
     env = jinja2.Environment(
@@ -61,6 +85,7 @@ def _environment() -> jinja2.Environment:
     # Every interpolated value passes through one of these, so no input can break out.
     env.filters["yaml"] = yaml_value
     env.filters["sh"] = lambda value: shlex.quote(str(value))
+    env.filters["gzip_base64"] = gzip_base64
     return env
 
 
@@ -90,6 +115,9 @@ def template_context(config: dict[str, Any], machine: Machine) -> dict[str, Any]
         "key_vault_name": Naming(config["trust"]["short_name"], config["environment"],
                                  config["location"]).name("kv"),
         "secret_files": secret_files(machine),
+        # The data-disk step (templates/data-disk.yaml.j2); None for a machine without a data disk.
+        "data_disk": data_disk_settings(machine, config["admin"]["username"]),
+        "data_disk_script": DATA_DISK_SCRIPT.read_text(encoding="utf-8"),
     }
 
 

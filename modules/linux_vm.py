@@ -73,7 +73,7 @@ class LinuxVm(pulumi.ComponentResource):
         data_disks = []
         if args.data_disk_gb:
             data_disks.append({
-                "lun": 0,
+                "lun": 0,  # the cloud-init step finds it by this LUN: blueprints/data_disk.py
                 "name": naming.name("disk", f"{args.host_name}-data"),
                 "create_option": "Empty",
                 "disk_size_gb": args.data_disk_gb,

@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import json
 import os
+import pwd
 import re
 import shutil
 import subprocess
@@ -281,6 +282,10 @@ def _ensure_gitolite() -> None:
              "--gecos", "Git repositories (gitolite)", GIT_USER])
     # The web view (www-data) reads repositories through the git group; nobody else can.
     run(["usermod", "-a", "-G", GIT_USER, "www-data"])
+    # /srv/git can predate the account: made empty by the data-disk step, or kept on the data disk
+    # from a VM whose git account had another number. adduser leaves an existing home alone.
+    if GIT_HOME.stat().st_uid != pwd.getpwnam(GIT_USER).pw_uid:
+        run(["chown", "-R", f"{GIT_USER}:{GIT_USER}", str(GIT_HOME)])
     GIT_HOME.chmod(0o750)
     if not (GIT_HOME / ".gitolite.rc").exists():
         as_git(["git", "config", "--global", "user.name", "Git server"])

@@ -188,9 +188,10 @@ def test_time_sync_uses_the_hyper_v_clock(analytics_host: Any) -> None:
     assert "refclock PHC /dev/ptp_hyperv" in config.content_string
 
 
-def test_home_disk_step_reported(analytics_host: Any) -> None:
+def test_no_data_disk_in_the_lab_so_home_stays_on_the_os_disk(analytics_host: Any) -> None:
     log = analytics_host.file("/var/log/cloud-init-output.log").content_string
-    assert "trust-blueprints: home disk:" in log
+    assert "trust-blueprints: data disk: no data disk at LUN 0" in log
+    assert analytics_host.run("findmnt --noheadings /home").rc != 0  # not a mount of its own
 
 
 # ---------------------------------------------------------------------------- no Internet

@@ -61,6 +61,13 @@ def test_service_running_and_enabled(git_host, service):
     assert unit.is_enabled
 
 
+def test_no_data_disk_in_the_lab_so_repositories_stay_on_the_os_disk(git_host):
+    log = _ok(git_host, "cat /var/log/cloud-init-output.log")
+    assert "trust-blueprints: data disk: no data disk at LUN 0" in log
+    assert git_host.run("findmnt --noheadings /srv/git").rc != 0
+    assert git_host.file("/srv/git").user == "git"
+
+
 def test_nightly_backup_timer_is_scheduled(git_host):
     assert git_host.service("git-server-backup.timer").is_enabled
     assert _ok(git_host, "systemctl is-active git-server-backup.timer").strip() == "active"

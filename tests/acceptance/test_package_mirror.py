@@ -74,6 +74,13 @@ def test_cache_directory_exists_for_its_service(mirror_host, path, owner):
     assert directory.user == owner
 
 
+def test_no_data_disk_in_the_lab_so_caches_stay_on_the_os_disk(mirror_host):
+    log = mirror_host.file("/var/log/cloud-init-output.log").content_string
+    assert "trust-blueprints: data disk: no data disk at LUN 0" in log
+    for path, _ in CACHE_DIRS:
+        assert mirror_host.run(f"findmnt --noheadings {path}").rc != 0, f"{path} is a mount of its own"
+
+
 def test_unattended_upgrades_are_configured(mirror_host):
     assert mirror_host.package("unattended-upgrades").is_installed
     periodic = mirror_host.file("/etc/apt/apt.conf.d/20auto-upgrades").content_string

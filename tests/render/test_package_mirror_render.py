@@ -8,7 +8,7 @@ from pathlib import Path
 
 import yaml
 
-from blueprints.cloud_init import MAX_USER_DATA_BYTES, render_user_data
+from blueprints.cloud_init import MAX_USER_DATA_BYTES, render_user_data, written_files
 from blueprints.topology import plan_machines
 
 FILES = Path(__file__).resolve().parents[2] / "blueprints" / "package_mirror" / "files"
@@ -44,14 +44,14 @@ def test_apt_cacher_ng_uses_the_stack_upstreams_and_only_those(example_config):
 
 
 def test_bundled_files_are_written_byte_for_byte(example_config):
-    files = _files(_mirror_document(example_config))
+    files = written_files(_mirror_document(example_config))
     for path, source in {
         "/usr/local/sbin/mirror-allowlist": "mirror-allowlist.py",
         "/etc/nginx/sites-available/trust-mirror": "nginx-site.conf",
         "/etc/trust-blueprints/mirror/devpi-requirements.txt": "devpi-requirements.txt",
         "/opt/verdaccio/package.json": "verdaccio-package.json",
     }.items():
-        assert files[path]["content"] == (FILES / source).read_text(), path
+        assert files[path] == (FILES / source).read_text(), path
 
 
 def test_every_python_package_is_pinned_exactly(example_config):

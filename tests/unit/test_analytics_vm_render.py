@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import subprocess
 from typing import Any
 
 import pytest
@@ -109,17 +108,15 @@ def test_freetds_registered_for_odbc(example_config):
     assert "[FreeTDS]" in entry["content"] and entry["defer"] is True
 
 
-def test_home_disk_script_is_valid_shell_and_skips_without_a_disk(example_config):
-    script = _file(_analytics(example_config), "/usr/local/sbin/trust-blueprints-home-disk")["content"]
-    assert subprocess.run(["sh", "-n"], input=script, text=True, check=False).returncode == 0
-    assert "no data disk at LUN 0; /home stays on the OS disk" in script
-    assert "/dev/disk/azure/scsi1/lun0" in script
+def test_home_is_the_data_disk_step_directory(example_config):
+    document = _analytics(example_config)
+    assert "directories=/home\n" in _file(document, "/etc/trust-blueprints/data-disk.conf")["content"]
 
 
 def test_hub_starts_after_home_is_ready(example_config):
     document = _analytics(example_config)
     commands = [" ".join(c) if isinstance(c, list) else c for c in document["runcmd"]]
-    assert commands.index("/usr/local/sbin/trust-blueprints-home-disk || exit 1") < commands.index(
+    assert commands.index("/usr/local/sbin/trust-blueprints-data-disk || exit 1") < commands.index(
         "systemctl restart jupyterhub.service")
-    dropin = _file(document, "/etc/systemd/system/jupyterhub.service.d/trust-blueprints.conf")["content"]
-    assert "RequiresMountsFor=/home" in dropin
+    dropin = _file(document, "/etc/systemd/system/jupyterhub.service.d/50-trust-blueprints-data-disk.conf")
+    assert "RequiresMountsFor=/home" in dropin["content"]

@@ -47,7 +47,7 @@ def test_each_check_names_the_resources_of_its_type_in_each_stack(example_plan):
 
 def test_a_stack_without_resources_of_the_type_says_so(tmp_path, example_plan):
     skips = {"skips": [{"id": "CKV_AZURE_35", "check": "Ensure default network access rule for Storage Accounts "
-                        "is set to deny", "resource_type": "Microsoft.Storage/storageAccounts",
+                        "is set to deny", "resource_type": "Microsoft.Sql/servers",
                         "reason": "a reason", "compensating_control": "a control"}]}
     path = tmp_path / "skips.yaml"
     path.write_text(yaml.safe_dump(skips))

@@ -5,7 +5,7 @@ import copy
 import pytest
 import yaml
 
-from blueprints.cloud_init import BLUEPRINTS_DIR, render_user_data
+from blueprints.cloud_init import BLUEPRINTS_DIR, render_user_data, written_files
 from blueprints.git_server import server_commands
 from blueprints.git_server.backup_target import vm_settings
 from blueprints.git_server.server_commands import Access
@@ -190,7 +190,7 @@ def test_rendered_cloud_config_installs_the_role(example_config):
     for package in ("gitolite3", "cgit", "apache2", "fail2ban", "unattended-upgrades"):
         assert package in document["packages"]
     program = (BLUEPRINTS_DIR / "git_server" / "server_commands.py").read_text()
-    assert _file(document, "/usr/local/sbin/git-server") == program
+    assert written_files(document)["/usr/local/sbin/git-server"] == program
     assert "/usr/local/sbin/git-server-apply /etc/trust-blueprints/git-server.yaml" in document["runcmd"]
     sshd = _file(document, "/etc/ssh/sshd_config.d/50-trust-blueprints.conf")
     assert "PermitRootLogin no" in sshd and "PasswordAuthentication no" in sshd

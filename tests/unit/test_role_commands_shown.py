@@ -32,7 +32,10 @@ def backups(tmp_path, monkeypatch):
 
 def test_git_server_restore_list_shows_generations_newest_last(backups, capsys):
     assert server_commands.restore(["--list"]) == 0
-    assert capsys.readouterr().out.splitlines() == ["20261123T013000Z", "20261124T013000Z"]
+    # Each line: the generation, then where its copies are.
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == ["20261123T013000Z", "20261124T013000Z"]
+    assert all(str(backups) in line for line in lines)
 
 
 def test_git_server_restore_refuses_a_generation_it_does_not_have_before_changing_anything(backups, monkeypatch):

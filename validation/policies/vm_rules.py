@@ -5,7 +5,11 @@ from __future__ import annotations
 import base64
 import binascii
 import re
+import zlib
 
+import yaml
+
+from blueprints.cloud_init import written_files
 from validation.plan_recorder import Plan, PlannedResource
 from validation.policies.rule import Rule, Violation, dig, is_known, refers_to, violation
 
@@ -126,11 +130,28 @@ def _allowed_size(resource: PlannedResource, plan: Plan) -> list[Violation]:
     return []
 
 
+class UncheckableCustomDataError(Exception):
+    """A write_files entry that cannot be opened, so it cannot be checked for secrets."""
+
+
 def _decoded_custom_data(value: str) -> str:
+    """The custom data as cloud-init reads it, with compressed or encoded files opened too."""
     try:
-        return base64.b64decode(value, validate=True).decode("utf-8", "replace")
+        text = base64.b64decode(value, validate=True).decode("utf-8", "replace")
     except (binascii.Error, ValueError):
-        return value  # not base64: look at it as given
+        text = value  # not base64: look at it as given
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if not isinstance(document, dict):
+        return text
+    try:
+        files = written_files(document)
+    except (binascii.Error, OSError, EOFError, UnicodeDecodeError, KeyError, TypeError, AttributeError,
+            zlib.error) as error:
+        raise UncheckableCustomDataError(str(error) or type(error).__name__) from None
+    return "\n".join([text, *files.values()])
 
 
 def _no_secrets_in_custom_data(resource: PlannedResource, plan: Plan) -> list[Violation]:
@@ -139,7 +160,12 @@ def _no_secrets_in_custom_data(resource: PlannedResource, plan: Plan) -> list[Vi
                          ("userData", resource.inputs.get("userData"))):
         if not isinstance(value, str) or not is_known(value):
             continue
-        text = _decoded_custom_data(value)
+        try:
+            text = _decoded_custom_data(value)
+        except UncheckableCustomDataError as error:
+            found.append(violation(resource, field, f"has a write_files entry that cannot be decoded ({error}), "
+                                                    "so it cannot be checked for secrets"))
+            continue
         for what, pattern in SECRET_PATTERNS:
             if pattern.search(text):
                 found.append(violation(resource, field,
