@@ -44,15 +44,29 @@ async ([base, cells]) => {
     results[name] = await new Promise((resolve) => {
       const socket = new WebSocket(url);
       const out = [];
+      const asked = new Set();
+      let ready = false;
+      const send = (type, id, content) => socket.send(JSON.stringify({
+        header: {msg_id: id, msg_type: type, session, username: "", version: "5.3", date: ""},
+        parent_header: {}, metadata: {}, channel: "shell", buffers: [], content}));
+      // Output sent before the server subscribes this connection to the kernel's output channel is
+      // lost: ask for kernel_info until a status for one of those requests arrives, then execute.
+      const ask = () => { if (ready) return; const id = crypto.randomUUID(); asked.add(id);
+                          send("kernel_info_request", id, {}); setTimeout(ask, 2000); };
       const timer = setTimeout(() => { socket.close(); resolve("no reply in 180 s: " + out.join("")); }, 180000);
       socket.onerror = () => { clearTimeout(timer); resolve("the kernel WebSocket failed"); };
-      socket.onopen = () => socket.send(JSON.stringify({
-        header: {msg_id: msgId, msg_type: "execute_request", session, username: "", version: "5.3", date: ""},
-        parent_header: {}, metadata: {}, channel: "shell", buffers: [],
-        content: {code, silent: false, store_history: false, user_expressions: {}, allow_stdin: false,
-                  stop_on_error: true}}));
+      socket.onopen = ask;
       socket.onmessage = (event) => {
         const m = JSON.parse(event.data);
+        if (!ready) {
+          const answered = m.parent_header && asked.has(m.parent_header.msg_id);
+          if (m.channel === "iopub" && m.msg_type === "status" && answered) {
+            ready = true;
+            send("execute_request", msgId, {code, silent: false, store_history: false, user_expressions: {},
+                                             allow_stdin: false, stop_on_error: true});
+          }
+          return;
+        }
         if (!m.parent_header || m.parent_header.msg_id !== msgId) return;
         if (m.msg_type === "stream") out.push(m.content.text);
         else if (m.msg_type === "execute_result" || m.msg_type === "display_data")

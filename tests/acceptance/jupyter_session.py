@@ -46,6 +46,27 @@ async def start_server(hub: str, user: str, token: str) -> None:
     raise SystemExit(f"the server of {user} was not ready within {TIMEOUT:.0f} s")
 
 
+async def wait_for_output_channel(socket, send) -> None:
+    """Ask for kernel_info until a reply's status arrives on the output channel: output sent
+    before the server has subscribed to that channel for this connection would be lost."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + TIMEOUT
+    while loop.time() < deadline:
+        asked = send("kernel_info_request", {})
+        try:
+            while True:
+                raw = await asyncio.wait_for(socket.read_message(), 2)
+                if raw is None:
+                    raise SystemExit("the kernel connection closed before the kernel answered")
+                message = json.loads(raw)
+                if (message.get("channel") == "iopub" and message["msg_type"] == "status"
+                        and message.get("parent_header", {}).get("msg_id") == asked):
+                    return
+        except TimeoutError:
+            continue
+    raise SystemExit(f"the kernel's output channel was not ready within {TIMEOUT:.0f} s")
+
+
 async def run_cell(hub: str, user: str, token: str, kernel_name: str, code: str) -> str:
     base = f"{hub}/user/{user}/api/kernels"
     kernel = await call(base, token, "POST", {"name": kernel_name})
@@ -54,14 +75,18 @@ async def run_cell(hub: str, user: str, token: str, kernel_name: str, code: str)
                           headers={"Authorization": f"token {token}"},
                           ssl_options=ssl.create_default_context(), request_timeout=60)
     socket = await websocket_connect(request)
-    msg_id = uuid.uuid4().hex
-    socket.write_message(json.dumps({
-        "header": {"msg_id": msg_id, "msg_type": "execute_request", "session": session, "username": user,
-                   "version": "5.3", "date": ""},
-        "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
-        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                    "allow_stdin": False, "stop_on_error": True},
-    }))
+
+    def send(msg_type: str, content: dict) -> str:
+        msg_id = uuid.uuid4().hex
+        socket.write_message(json.dumps({
+            "header": {"msg_id": msg_id, "msg_type": msg_type, "session": session, "username": user,
+                       "version": "5.3", "date": ""},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [], "content": content}))
+        return msg_id
+
+    await wait_for_output_channel(socket, send)
+    msg_id = send("execute_request", {"code": code, "silent": False, "store_history": False,
+                                      "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
     output: list[str] = []
     try:
         while True:

@@ -102,3 +102,14 @@ def test_unattended_upgrades_are_on(example_config):
     files = _files(_mirror_document(example_config))
     content = files["/etc/apt/apt.conf.d/20auto-upgrades"]["content"]
     assert 'APT::Periodic::Unattended-Upgrade "1";' in content
+
+
+def test_provisioning_forgets_the_applied_package_requests_commit(example_config):
+    # cloud-init writes the stack's lists (again, on a re-run): the next pull must apply main's list
+    # even when that commit was applied before, or a merged request would stay undone.
+    tool = (FILES / "mirror-allowlist.py").read_text()
+    assert 'REQUESTS_CHECKOUT = Path("/var/lib/trust-mirror/package-requests")' in tool
+    assert 'REQUESTS_APPLIED = REQUESTS_CHECKOUT.parent / "package-requests-applied"' in tool
+    commands = "\n".join(str(step) for step in _mirror_document(example_config)["runcmd"])
+    assert "rm -f /var/lib/trust-mirror/package-requests-applied" in commands
+    assert commands.index("package-requests-applied") < commands.index("enable --now mirror-allowlist-pull.timer")
