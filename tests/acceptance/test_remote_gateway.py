@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -351,3 +352,48 @@ def test_fail2ban_counted_the_refused_ssh_attempts(gateway_host, jump_user, lab)
     status = gateway_host.run("fail2ban-client status sshd").stdout
     total_failed = int(next(x for x in status.splitlines() if "Total failed" in x).split(":")[1])
     assert total_failed >= 1
+
+
+# --- third-party scanners, from home ----------------------------------------------------------
+
+SCANNERS = Path(sys.executable).parent  # ssh-audit and sslyze come with the test dependencies
+# TLS 1.2 suites the gateway may offer: forward secrecy (ECDHE/DHE) and an AEAD cipher.
+STRONG_TLS12_SUITE = re.compile(r"TLS_(ECDHE|DHE)_(RSA|ECDSA)_WITH_"
+                                r"(AES_(128|256)_GCM_SHA(256|384)|CHACHA20_POLY1305_SHA256)")
+
+
+def _ssh_audit_failures(report: dict[str, Any]) -> list[str]:
+    failures = []
+    for section in ("kex", "key", "enc", "mac"):
+        for entry in report.get(section) or []:
+            if (entry.get("notes") or {}).get("fail"):
+                failures.append(f"{section} {entry.get('algorithm')}: {entry['notes']['fail']}")
+    return failures
+
+
+@pytest.mark.usefixtures("unban_afterwards")
+def test_ssh_audit_reports_no_failures(lab, public_host):
+    # The rate test opens many connections on purpose; it measures nothing about the configuration.
+    result = lab.client([str(SCANNERS / "ssh-audit"), "--skip-rate-test", "-j", "-t", "20", public_host], timeout=180)
+    report = json.loads(result.stdout)
+    assert _ssh_audit_failures(report) == []
+    assert result.returncode in (0, 1), result.stdout[-2000:]  # 2 would be a failure, 3 an unknown
+    assert report["banner"]["software"].startswith("OpenSSH")
+
+
+def test_tls_scan_finds_only_tls_1_2_and_1_3_with_strong_suites(lab, public_host, tmp_path):
+    report_file = tmp_path / "sslyze.json"
+    result = lab.client([str(SCANNERS / "sslyze"), "--sslv2", "--sslv3", "--tlsv1", "--tlsv1_1", "--tlsv1_2",
+                         "--tlsv1_3", f"--json_out={report_file}", f"{public_host}:443"], timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    [server] = json.loads(report_file.read_text())["server_scan_results"]
+    assert server["scan_status"] == "COMPLETED", server.get("connectivity_error_trace")
+    accepted = {scan: [suite["cipher_suite"]["name"] for suite in server["scan_result"][scan]["result"]
+                       ["accepted_cipher_suites"]]
+                for scan in ("ssl_2_0_cipher_suites", "ssl_3_0_cipher_suites", "tls_1_0_cipher_suites",
+                             "tls_1_1_cipher_suites", "tls_1_2_cipher_suites", "tls_1_3_cipher_suites")}
+    assert accepted["ssl_2_0_cipher_suites"] == accepted["ssl_3_0_cipher_suites"] == []
+    assert accepted["tls_1_0_cipher_suites"] == accepted["tls_1_1_cipher_suites"] == []
+    assert accepted["tls_1_2_cipher_suites"] and accepted["tls_1_3_cipher_suites"]
+    weak = [name for name in accepted["tls_1_2_cipher_suites"] if not STRONG_TLS12_SUITE.fullmatch(name)]
+    assert weak == []
