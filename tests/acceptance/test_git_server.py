@@ -184,7 +184,9 @@ def _test_users() -> dict[str, tuple[bytes, str]]:
 @pytest.fixture(scope="module")
 def git_clients(lab, git_host, analytics_host) -> Iterator[GitClients]:
     users = _test_users()
-    settings = copy.deepcopy(lab.config["roles"]["git_server"])
+    # The update path starts from the settings the VM holds (the stack's, with what the blueprint
+    # derives from them, such as the backup store's names).
+    settings = json.loads(git_host.file(SETTINGS).content_string)
     settings["teams"].append({"name": "acceptance"})
     for name, (_, public) in users.items():
         settings["users"].append({"name": name, "ssh_public_key": public,
