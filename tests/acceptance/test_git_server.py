@@ -395,12 +395,15 @@ def from_home(lab, gateway_host, git_clients) -> Iterator[dict[str, Any]]:
         (work / "writer").chmod(0o600)
         _ok(gateway_host, f"gateway-jump-user {JUMP_ACCOUNT} {shlex.quote((work / 'jump.pub').read_text().strip())}")
         _ok(gateway_host, f"gateway-totp-enrol {JUMP_ACCOUNT}")
+        # Start from a jail with no bans or counted failures left by earlier suites' refusals.
+        gateway_host.run("fail2ban-client reload --restart --unban sshd")
         secret = _ok(gateway_host, f"head -n 1 /var/lib/trust-blueprints/totp/{JUMP_ACCOUNT}").strip()
         (work / "askpass").write_text(f"#!/bin/sh\ncat {work / 'code'}\n")
         (work / "askpass").chmod(0o755)
         yield {"work": work, "totp": Totp(secret), "public_host": gateway["hostname"]}
         gateway_host.run(f"userdel {JUMP_ACCOUNT}; rm -f /etc/ssh/trust-blueprints-keys/{JUMP_ACCOUNT} "
-                         f"/var/lib/trust-blueprints/totp/{JUMP_ACCOUNT}")
+                         f"/var/lib/trust-blueprints/totp/{JUMP_ACCOUNT}; "
+                         "fail2ban-client reload --restart --unban sshd")
 
 
 def _git_from_home(lab, from_home: dict[str, Any], server: str, command: str) -> subprocess.CompletedProcess[str]:

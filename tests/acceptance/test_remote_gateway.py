@@ -291,6 +291,7 @@ def test_enrolment_shows_a_qr_code_once(jump_user):
     assert "already enrolled" in jump_user["second"].stderr
 
 
+@pytest.mark.usefixtures("clean_sshd_jail")
 def test_key_and_code_reach_an_internal_machine_through_the_jump_host(lab, public_host, jump_user):
     target = next(m for m in lab.machines if m.role == "analytics_vm") if any(
         m.role == "analytics_vm" for m in lab.machines) else next(m for m in lab.machines if m.role != "remote_gateway")
@@ -304,6 +305,7 @@ def test_key_and_code_reach_an_internal_machine_through_the_jump_host(lab, publi
     assert f"{JUMP_USER}@{target.name}.{zone}: Permission denied" in result.stderr
 
 
+@pytest.mark.usefixtures("clean_sshd_jail")
 def test_shell_on_the_gateway_is_refused(lab, public_host, jump_user):
     result = _ssh(lab, public_host, jump_user, JUMP_USER, jump_user["totp"].next_code(), "-tt")
     assert "PTY allocation request failed" in result.stderr
@@ -312,6 +314,7 @@ def test_shell_on_the_gateway_is_refused(lab, public_host, jump_user):
     assert "not available" in command.stdout + command.stderr
 
 
+@pytest.mark.usefixtures("clean_sshd_jail")
 @pytest.mark.parametrize("destination", ["1.1.1.1:443", "analytics-1:8000"])
 def test_forwarding_outside_internal_ssh_is_refused(lab, public_host, jump_user, destination):
     if destination.startswith("analytics-1"):
