@@ -21,7 +21,8 @@ import yaml
 
 from blueprints.git_server.server_commands import Access
 from blueprints.topology import private_dns_zone
-from tests.acceptance.totp_codes import Totp
+from tests.acceptance.machine_commands import ALLOWLIST, check
+from tests.acceptance.totp_codes import RESET_SSHD_JAIL, Totp
 
 pytestmark = pytest.mark.lab
 
@@ -30,20 +31,13 @@ TEST_SETTINGS = "/etc/trust-blueprints/git-server-acceptance.yaml"
 CLIENT_DIR = "/root/git-acceptance"
 REPOSITORY = "acceptance-check"
 MIRROR_KEY = "/etc/trust-blueprints/secrets/package-requests-reader.pub"
-MIRROR_ALLOWLIST = "/etc/trust-blueprints/mirror/allowlist.yaml"
 # Repositories belong to the git user; git refuses to read them as root.
 GIT = "runuser -u git -- git"
 
 
-def _ok(host: Any, command: str) -> str:
-    result = host.run(command)
-    assert result.rc == 0, f"{command}\nexit {result.rc}\n{result.stdout}\n{result.stderr}"
-    return result.stdout
-
-
 def _put(host: Any, path: str, data: bytes, mode: str = "0600") -> None:
     encoded = base64.b64encode(data).decode()
-    _ok(host, f"mkdir -p {shlex.quote(str(Path(path).parent))} && echo {encoded} | base64 -d > {shlex.quote(path)}"
+    check(host, f"mkdir -p {shlex.quote(str(Path(path).parent))} && echo {encoded} | base64 -d > {shlex.quote(path)}"
               f" && chmod {mode} {shlex.quote(path)}")
 
 
@@ -62,7 +56,7 @@ def test_service_running_and_enabled(git_host, service):
 
 
 def test_no_data_disk_in_the_lab_so_repositories_stay_on_the_os_disk(git_host):
-    log = _ok(git_host, "cat /var/log/cloud-init-output.log")
+    log = check(git_host, "cat /var/log/cloud-init-output.log")
     assert "trust-blueprints: data disk: no data disk at LUN 0" in log
     assert git_host.run("findmnt --noheadings /srv/git").rc != 0
     assert git_host.file("/srv/git").user == "git"
@@ -70,18 +64,18 @@ def test_no_data_disk_in_the_lab_so_repositories_stay_on_the_os_disk(git_host):
 
 def test_nightly_backup_timer_is_scheduled(git_host):
     assert git_host.service("git-server-backup.timer").is_enabled
-    assert _ok(git_host, "systemctl is-active git-server-backup.timer").strip() == "active"
-    settings = json.loads(_ok(git_host, f"cat {SETTINGS}"))
-    shown = _ok(git_host, "systemctl show -p TimersCalendar --value git-server-backup.timer")
+    assert check(git_host, "systemctl is-active git-server-backup.timer").strip() == "active"
+    settings = json.loads(check(git_host, f"cat {SETTINGS}"))
+    shown = check(git_host, "systemctl show -p TimersCalendar --value git-server-backup.timer")
     assert f"{settings['backup']['time']}:00" in shown
-    assert _ok(git_host, "systemctl show -p NextElapseUSecRealtime --value git-server-backup.timer").strip()
+    assert check(git_host, "systemctl show -p NextElapseUSecRealtime --value git-server-backup.timer").strip()
 
 
 def test_backups_stay_in_the_directory_off_azure(git_host):
     # backup.target auto: the lab is not Azure, so no Blob remote; rclone is installed as on Azure.
-    settings = json.loads(_ok(git_host, f"cat {SETTINGS}"))
+    settings = json.loads(check(git_host, f"cat {SETTINGS}"))
     assert settings["backup"].get("target", "auto") == "auto"
-    written = json.loads(_ok(git_host, "cat /etc/trust-blueprints/git-server-backup.json"))
+    written = json.loads(check(git_host, "cat /etc/trust-blueprints/git-server-backup.json"))
     assert written["remote"] is None and written["directory"] == settings["backup"]["directory"]
     assert not git_host.file("/etc/trust-blueprints/git-server-rclone.conf").exists
     assert git_host.package("rclone").is_installed
@@ -92,12 +86,12 @@ def test_backups_stay_in_the_directory_off_azure(git_host):
     ("pubkeyauthentication", "yes"), ("authenticationmethods", "publickey"), ("x11forwarding", "no"),
 ])
 def test_sshd_is_hardened(git_host, setting, value):
-    effective = dict(line.split(" ", 1) for line in _ok(git_host, "sshd -T").splitlines() if " " in line)
+    effective = dict(line.split(" ", 1) for line in check(git_host, "sshd -T").splitlines() if " " in line)
     assert effective[setting] == value
 
 
 def test_fail2ban_watches_sshd(git_host):
-    assert "sshd" in _ok(git_host, "fail2ban-client status")
+    assert "sshd" in check(git_host, "fail2ban-client status")
 
 
 def test_web_view_listens_on_tls_only(git_host):
@@ -110,33 +104,33 @@ def test_gitolite_rules_match_the_stack(lab, git_host):
     settings = copy.deepcopy(lab.config["roles"]["git_server"])
     mirror_reader = git_host.file(MIRROR_KEY).exists
     expected = Access(settings, mirror_reader=mirror_reader).gitolite_conf()
-    deployed = _ok(git_host, f"{GIT} -C /srv/git/repositories/gitolite-admin.git show master:conf/gitolite.conf")
+    deployed = check(git_host, f"{GIT} -C /srv/git/repositories/gitolite-admin.git show master:conf/gitolite.conf")
     assert deployed == expected
-    keys = _ok(git_host, f"{GIT} -C /srv/git/repositories/gitolite-admin.git ls-tree --name-only master keydir/")
+    keys = check(git_host, f"{GIT} -C /srv/git/repositories/gitolite-admin.git ls-tree --name-only master keydir/")
     expected_keys = {f"keydir/{user['name']}.pub" for user in settings["users"]}
     assert set(keys.split()) - {"keydir/package-mirror.pub"} == expected_keys
 
 
 def test_apply_is_idempotent(git_host):
     head = f"{GIT} -C /srv/git/repositories/gitolite-admin.git rev-parse master"
-    _ok(git_host, f"git-server-apply {SETTINGS}")
-    before = _ok(git_host, head)
-    assert "access rules unchanged" in _ok(git_host, f"git-server-apply {SETTINGS}")
-    assert _ok(git_host, head) == before
+    check(git_host, f"git-server-apply {SETTINGS}")
+    before = check(git_host, head)
+    assert "access rules unchanged" in check(git_host, f"git-server-apply {SETTINGS}")
+    assert check(git_host, head) == before
 
 
 def test_apply_refuses_a_bad_file_and_changes_nothing(git_host):
     head = f"{GIT} -C /srv/git/repositories/gitolite-admin.git rev-parse master"
-    before = _ok(git_host, head)
+    before = check(git_host, head)
     _put(git_host, "/tmp/git-server-bad.yaml", b"users: [{name: Bad Name, ssh_public_key: nonsense}]\n", "0644")
     result = git_host.run("git-server-apply /tmp/git-server-bad.yaml")
     assert result.rc == 2
     assert "users[0].name: 'Bad Name'" in result.stderr
-    assert _ok(git_host, head) == before
+    assert check(git_host, head) == before
 
 
 def test_package_requests_repository_holds_the_allowlist(git_host, lab):
-    text = _ok(git_host, f"{GIT} -C /srv/git/repositories/package-requests.git show main:allowlist.yaml")
+    text = check(git_host, f"{GIT} -C /srv/git/repositories/package-requests.git show main:allowlist.yaml")
     assert {line.split(":")[0] for line in text.splitlines() if line and not line.startswith("#")} >= \
         {"pypi", "npm", "cran"}
     # It starts from the stack's allowlists, so the mirror's first pull keeps what the stack says.
@@ -200,19 +194,19 @@ def git_clients(lab, git_host, analytics_host) -> Iterator[GitClients]:
                                      "readers": []})
     # The update path: a new settings file, applied on the VM.
     _put(git_host, TEST_SETTINGS, json.dumps(settings).encode(), mode="0644")
-    _ok(git_host, f"git-server-apply {TEST_SETTINGS}")
+    check(git_host, f"git-server-apply {TEST_SETTINGS}")
     if not analytics_host.exists("git"):
         # An analytics VM whose role does not yet install git gets Debian's, through the mirror.
-        _ok(analytics_host, "DEBIAN_FRONTEND=noninteractive apt-get install -y -q git openssh-client")
-    _ok(analytics_host, f"rm -rf {CLIENT_DIR}")
+        check(analytics_host, "DEBIAN_FRONTEND=noninteractive apt-get install -y -q git openssh-client")
+    check(analytics_host, f"rm -rf {CLIENT_DIR}")
     for name, (private, _) in users.items():
         _put(analytics_host, f"{CLIENT_DIR}/{name}", private)
     zone = private_dns_zone(lab.config)
     yield GitClients(client=analytics_host, server=f"git.{zone}", zone=zone,
                      private_keys={name: private for name, (private, _) in users.items()})
-    _ok(analytics_host, f"rm -rf {CLIENT_DIR}")
-    _ok(git_host, f"git-server-apply {SETTINGS} && rm -f {TEST_SETTINGS}")
-    _ok(git_host, f"rm -rf /srv/git/repositories/{REPOSITORY}.git")
+    check(analytics_host, f"rm -rf {CLIENT_DIR}")
+    check(git_host, f"git-server-apply {SETTINGS} && rm -f {TEST_SETTINGS}")
+    check(git_host, f"rm -rf /srv/git/repositories/{REPOSITORY}.git")
 
 
 def _refused(result: Any) -> bool:
@@ -291,12 +285,12 @@ def test_package_requests_takes_a_branch_and_keeps_main_for_maintainers(git_clie
 def test_update_path_keeps_repository_data(git_clients, pushed, git_host):
     bare = f"/srv/git/repositories/{REPOSITORY}.git"
     refs = f"{GIT} -C {bare} for-each-ref --format='%(objectname) %(refname)'"
-    before = _ok(git_host, refs)
+    before = check(git_host, refs)
     # The stack's own settings: the test users and their repository are no longer listed.
-    _ok(git_host, f"git-server-apply {SETTINGS}")
+    check(git_host, f"git-server-apply {SETTINGS}")
     assert _refused(git_clients.git("acc-maintainer", f"git ls-remote {git_clients.url(REPOSITORY)}"))
-    assert _ok(git_host, refs) == before
-    _ok(git_host, f"git-server-apply {TEST_SETTINGS}")
+    assert check(git_host, refs) == before
+    check(git_host, f"git-server-apply {TEST_SETTINGS}")
     listing = git_clients.git("acc-maintainer", f"git ls-remote {git_clients.url(REPOSITORY)}")
     assert listing.rc == 0 and "refs/heads/main" in listing.stdout
 
@@ -344,7 +338,7 @@ def _index_status(analytics_host, zone: str, project: str) -> str:
 
 def _pull(mirror_host) -> None:
     # What the mirror's timer runs every 15 minutes; started here so the test need not wait.
-    _ok(mirror_host, "systemctl start mirror-allowlist-pull.service")
+    check(mirror_host, "systemctl start mirror-allowlist-pull.service")
 
 
 def test_merged_request_reaches_the_mirror_and_a_revert_takes_it_away(git_clients, mirror_host, analytics_host):
@@ -366,7 +360,7 @@ def test_merged_request_reaches_the_mirror_and_a_revert_takes_it_away(git_client
     try:
         _pull(mirror_host)
         assert _index_status(analytics_host, g.zone, REQUESTED) == "200"
-        assert REQUESTED in yaml.safe_load(mirror_host.file(MIRROR_ALLOWLIST).content_string)["pypi"]
+        assert REQUESTED in yaml.safe_load(mirror_host.file(ALLOWLIST).content_string)["pypi"]
     finally:
         reverted = g.git("acc-maintainer", "cd review && git revert --no-edit HEAD && git push -q origin HEAD:main"
                                            f" && git push -q origin :request/{REQUESTED}")
@@ -393,17 +387,17 @@ def from_home(lab, gateway_host, git_clients) -> Iterator[dict[str, Any]]:
                        check=True)
         (work / "writer").write_bytes(git_clients.private_keys["acc-writer"])
         (work / "writer").chmod(0o600)
-        _ok(gateway_host, f"gateway-jump-user {JUMP_ACCOUNT} {shlex.quote((work / 'jump.pub').read_text().strip())}")
-        _ok(gateway_host, f"gateway-totp-enrol {JUMP_ACCOUNT}")
+        check(gateway_host, f"gateway-jump-user {JUMP_ACCOUNT} {shlex.quote((work / 'jump.pub').read_text().strip())}")
+        check(gateway_host, f"gateway-totp-enrol {JUMP_ACCOUNT}")
         # Start from a jail with no bans or counted failures left by earlier suites' refusals.
-        gateway_host.run("fail2ban-client reload --restart --unban sshd")
-        secret = _ok(gateway_host, f"head -n 1 /var/lib/trust-blueprints/totp/{JUMP_ACCOUNT}").strip()
+        gateway_host.run(RESET_SSHD_JAIL)
+        secret = check(gateway_host, f"head -n 1 /var/lib/trust-blueprints/totp/{JUMP_ACCOUNT}").strip()
         (work / "askpass").write_text(f"#!/bin/sh\ncat {work / 'code'}\n")
         (work / "askpass").chmod(0o755)
         yield {"work": work, "totp": Totp(secret), "public_host": gateway["hostname"]}
         gateway_host.run(f"userdel {JUMP_ACCOUNT}; rm -f /etc/ssh/trust-blueprints-keys/{JUMP_ACCOUNT} "
                          f"/var/lib/trust-blueprints/totp/{JUMP_ACCOUNT}; "
-                         "fail2ban-client reload --restart --unban sshd")
+                         + RESET_SSHD_JAIL)
 
 
 def _git_from_home(lab, from_home: dict[str, Any], server: str, command: str) -> subprocess.CompletedProcess[str]:
@@ -445,14 +439,14 @@ def test_writer_clones_and_pushes_a_branch_from_home_through_the_jump_host(lab, 
 def test_backup_delete_restore_keeps_every_ref(git_clients, pushed, git_host):
     bare = f"/srv/git/repositories/{REPOSITORY}.git"
     refs = f"{GIT} -C {bare} for-each-ref --format='%(objectname) %(refname)'"
-    before = _ok(git_host, refs)
+    before = check(git_host, refs)
     assert "refs/heads/main" in before and "refs/heads/feature/summary" in before
-    _ok(git_host, "git-server-backup")
-    _ok(git_host, f"rm -rf {bare}")
+    check(git_host, "git-server-backup")
+    check(git_host, f"rm -rf {bare}")
     assert git_clients.git("acc-maintainer", f"git ls-remote {git_clients.url(REPOSITORY)}").stdout == ""
-    restored = _ok(git_host, f"git-server-restore {REPOSITORY}")
+    restored = check(git_host, f"git-server-restore {REPOSITORY}")
     assert "every hash matches" in restored
-    assert _ok(git_host, refs) == before
+    assert check(git_host, refs) == before
     # Restored with gitolite's hooks: the rules still hold.
     assert _refused(git_clients.git("acc-writer", "cd writer && git commit -q --allow-empty -m 'After restore'"
                                                   " && git push origin HEAD:main"))

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from blueprints.topology import private_dns_zone
-from tests.acceptance.totp_codes import Totp
+from tests.acceptance.totp_codes import RESET_SSHD_JAIL, Totp
 
 pytestmark = pytest.mark.lab
 
@@ -329,9 +329,9 @@ def clean_sshd_jail(gateway_host) -> Iterator[None]:
     """Refused attempts count towards fail2ban's limit (five in ten minutes, the jail in aggressive
     mode); each case starts and leaves the sshd jail with no bans and no counted failures, so one
     case's refusals never get the next one banned halfway through."""
-    gateway_host.run("fail2ban-client reload --restart --unban sshd")
+    gateway_host.run(RESET_SSHD_JAIL)
     yield
-    gateway_host.run("fail2ban-client reload --restart --unban sshd")
+    gateway_host.run(RESET_SSHD_JAIL)
 
 
 @pytest.mark.usefixtures("clean_sshd_jail")

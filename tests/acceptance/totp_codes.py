@@ -5,6 +5,10 @@ from __future__ import annotations
 import subprocess
 import time
 
+# Restarting the gateway's sshd jail lifts its bans and forgets counted failures (fail2ban's
+# aggressive mode counts refusals and scanner probes): checks from home start and end with it.
+RESET_SSHD_JAIL = "fail2ban-client reload --restart --unban sshd"
+
 
 class Totp:
     """Codes for one enrolled secret, never reusing a time step (the gateway refuses reuse) and
