@@ -32,7 +32,7 @@ from lab.network import lab_namespaces, processes_in  # noqa: E402
 
 def _blueprints(*args: str) -> float:
     began = time.monotonic()
-    result = subprocess.run([sys.executable, "-m", "blueprints", *args], cwd=REPO, check=False)
+    result = subprocess.run([sys.executable, "-m", "cli", *args], cwd=REPO, check=False)
     if result.returncode != 0:
         raise SystemExit(f"`blueprints {' '.join(args)}` failed with exit {result.returncode}")
     return time.monotonic() - began
@@ -129,7 +129,7 @@ def main() -> int:
     if not args.skip_test:
         with PeakMemory() as memory:
             began = time.monotonic()
-            result = subprocess.run([sys.executable, "-m", "blueprints", "lab", "test"], cwd=REPO, check=False)
+            result = subprocess.run([sys.executable, "-m", "cli", "lab", "test"], cwd=REPO, check=False)
             took = time.monotonic() - began
         peak = max(peak, memory.peak_kib)
         print(f"\n== lab test: {took:.0f} s (exit {result.returncode}); "

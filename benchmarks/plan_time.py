@@ -66,7 +66,7 @@ def main() -> None:
     count = len(types)
     components = len(plan.resources) - count
     python = sys.executable
-    plan_command = [python, "-m", "blueprints", "plan", args.stack_file]
+    plan_command = [python, "-m", "cli", "plan", args.stack_file]
     floor_command = [python, str(HERE / "plan_floor_program.py"), json.dumps(types)]
     # Alternate the two, so that other work on a shared machine weighs on both alike.
     plan_runs: list[Run] = []

@@ -258,3 +258,22 @@ def address_in(prefix: str, network: str) -> bool:
         return ipaddress.ip_network(prefix).subnet_of(ipaddress.ip_network(network))
     except ValueError:
         return False
+
+
+def endpoint_text(endpoint: str, config: dict[str, Any]) -> str:
+    """A flow endpoint in words, with its addresses, for the documents people read."""
+    kind, _, value = endpoint.partition(":")
+    if endpoint == "clients":
+        return "trust client ranges (" + ", ".join(config["network"]["allowed_client_ranges"]) + ")"
+    if endpoint == "private-clients":
+        return "trust network (" + ", ".join(config["network"]["private_client_ranges"]) + ")"
+    if endpoint == "internet":
+        return "Internet"
+    if kind == "tag":
+        return f"Azure service tag {value}"
+    if kind == "role":
+        machines = [m for m in plan_machines(config) if m.role == value]
+        return ", ".join(f"{m.name} ({m.private_ip})" for m in machines)
+    if value == "*":
+        return "every subnet"
+    return f"subnet {value} ({config['network']['subnets'][value]})"

@@ -1,4 +1,4 @@
-"""`blueprints lab ...`: run a stack's roles on local machines (registered in blueprints/cli.py)."""
+"""`blueprints lab ...`: run a stack's roles on local machines (registered in cli/main.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from blueprints.cli import DEFAULT_STACK, EXIT_FAILED, EXIT_OK, UsageError
+from validation.usage import DEFAULT_STACK, EXIT_FAILED, EXIT_OK, UsageError
 
 REPO = Path(__file__).resolve().parent.parent
 

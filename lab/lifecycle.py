@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-from blueprints.cli import UsageError
 from blueprints.cloud_init import RenderError
 from blueprints.topology import Machine, private_dns_zone
 from lab import base_image, dns, egress_trust, firewall, identity_provider, machines, network, secrets, seeds
@@ -24,6 +23,7 @@ from lab.address_plan import AddressPlan, address_plan, host_route_conflicts
 from lab.layout import STATE_ROOT, LabBusyError, LabLayout, host_lock, read_record, running_labs, write_record
 from lab.progress import Progress
 from validation.stack_config import load_stack
+from validation.usage import UsageError
 
 REQUIRED_TOOLS = {
     "debootstrap": "debootstrap",

@@ -81,15 +81,25 @@ def judge(output: Any, stacks: Sequence[str], skips: dict[str, dict[str, str]]) 
 
 
 def export_stacks(stack_files: Sequence[Path], out: Path) -> list[str]:
-    from blueprints.cli import main as blueprints
+    """Each stack's offline plan as an ARM template in ``out``, as `blueprints plan --format arm` writes it."""
+    from validation.arm_export import export_template
+    from validation.plan_recorder import record_plan
+    from validation.policies import evaluate, mandatory_failures
+    from validation.problems import StackFileError
 
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob("*.json"):
         stale.unlink()
     for stack_file in stack_files:
-        code = blueprints(["plan", str(stack_file), "--format", "arm", "-o", str(out / f"{stack_file.stem}.json")])
-        if code != 0:
-            raise GateError(f"{stack_file}: blueprints plan --format arm exited {code}")
+        try:
+            plan = record_plan(str(stack_file))
+        except StackFileError as error:
+            raise GateError(error.report()) from None
+        failed = mandatory_failures(evaluate(plan))
+        if failed:
+            raise GateError(f"{stack_file}: mandatory policies violated: {', '.join(r.rule.id for r in failed)}")
+        text = json.dumps(export_template(plan), indent=2, sort_keys=True)
+        (out / f"{stack_file.stem}.json").write_text(text + "\n", encoding="utf-8")
     return [stack_file.stem for stack_file in stack_files]
 
 

@@ -13,7 +13,7 @@ every stack in stacks/. Run from the repository root, on a machine that reaches 
 
     .venv/bin/python docs/tooling/debian_packages.py
 
-and commit blueprints/debian-trixie-packages.yaml. The request pack reads that file.
+and commit reports/debian-trixie-packages.yaml. The request pack reads that file.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ import yaml
 
 ARCHIVE = "http://deb.debian.org/debian"
 CHROOT_LISTS = Path("/var/lib/tb-scratch/trixie-base/var/lib/apt/lists")
-OUTPUT = Path("blueprints/debian-trixie-packages.yaml")
+OUTPUT = Path("reports/debian-trixie-packages.yaml")
 # What the role issues plan to install (gateway, Git server, analytics, mirror), so the table is
 # ready when those roles land; the request pack lists only what a role really installs.
 PLANNED = (

@@ -1,7 +1,7 @@
 """Hostile stack files: whatever the file holds, `blueprints validate` answers with exit code 2
 and a message naming the field (or the file), never a traceback.
 
-Each property runs in-process through blueprints.cli.main, as a user would run the command.
+Each property runs in-process through cli.main.main, as a user would run the command.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import example as also_run
 from hypothesis import strategies as st
 
-from blueprints.cli import main
+from cli.main import main
 from tests.hostile.stack_documents import FIELDS, Field, dump, example, get, has, put, referenced_list, remove
 from validation.yaml_source import MAX_ALIASES, MAX_FILE_BYTES
 

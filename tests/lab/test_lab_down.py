@@ -55,7 +55,7 @@ def test_lab_down_leaves_nothing_behind(lab) -> None:
     assert _lab_processes(), "the running lab should have host processes (guards the check below)"
     inside = _machine_processes()
     assert len(inside) > len(lab.machines), "every machine should have processes (guards the check below)"
-    result = subprocess.run([sys.executable, "-m", "blueprints", "lab", "down"], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "cli", "lab", "down"], capture_output=True, text=True,
                             cwd=Path(__file__).resolve().parents[2])
     assert result.returncode == 0, result.stderr
 

@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from blueprints.cli import main
+from cli.main import main
 from tests.conftest import EXAMPLE
 from validation.arm_export import PATH_NAMES, export_template
 from validation.plan_recorder import ARM_TYPES

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from blueprints.cli import main
+from cli.main import main
 from tests.conftest import EXAMPLE
 from tests.policy.fixtures import build
 from validation import plan_recorder

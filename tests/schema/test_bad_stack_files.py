@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from blueprints.cli import main
+from cli.main import main
 from tests.conftest import EXAMPLE, REPO
 from validation.yaml_source import MAX_FILE_BYTES
 
@@ -184,7 +184,7 @@ def _problems_naming(field: str, report: str) -> list[str]:
 
 def _validate(path: Path) -> subprocess.CompletedProcess[str]:
     """`blueprints validate` in a process of its own, exactly as a user runs it."""
-    return subprocess.run([sys.executable, "-m", "blueprints", "validate", str(path)], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "cli", "validate", str(path)], cwd=REPO,
                           capture_output=True, text=True, check=False, timeout=60)
 
 

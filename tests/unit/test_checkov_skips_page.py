@@ -7,7 +7,7 @@ import re
 
 import yaml
 
-from blueprints.checkov_skips_page import concerned_resources, render_skip_page, stack_anchor
+from reports.checkov_skips_page import concerned_resources, render_skip_page, stack_anchor
 from tests.conftest import REPO
 from validation.checkov_gate import load_skips
 

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-from blueprints.cli import build_parser, main
+from cli.main import build_parser, main
 from tests.conftest import EXAMPLE, REPO
 
 
@@ -45,11 +45,11 @@ def test_plan_json_is_complete(tmp_path):
 
 
 def test_module_entry_point_and_help():
-    result = subprocess.run([sys.executable, "-m", "blueprints", "plan", "--help"], cwd=REPO,
+    result = subprocess.run([sys.executable, "-m", "cli", "plan", "--help"], cwd=REPO,
                             capture_output=True, text=True, check=False)
     assert result.returncode == 0
     assert "under mocks" in result.stdout
-    bad = subprocess.run([sys.executable, "-m", "blueprints", "plan", "--format", "xml"], cwd=REPO,
+    bad = subprocess.run([sys.executable, "-m", "cli", "plan", "--format", "xml"], cwd=REPO,
                          capture_output=True, text=True, check=False)
     assert bad.returncode == 2
     assert "invalid choice: 'xml'" in bad.stderr

@@ -4,8 +4,8 @@ from decimal import Decimal
 
 import pytest
 
-from blueprints.cli import main
-from blueprints.costing import PriceTable, estimate, render_markdown, render_text, running_hours
+from cli.main import main
+from reports.costing import PriceTable, estimate, render_markdown, render_text, running_hours
 from tests.conftest import EXAMPLE
 from validation.plan_recorder import PlannedResource, record_plan
 

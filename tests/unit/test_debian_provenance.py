@@ -4,7 +4,7 @@ import importlib.util
 
 import yaml
 
-from blueprints.request_pack import PROVENANCE
+from reports.request_pack import PROVENANCE
 from tests.conftest import REPO
 
 _spec = importlib.util.spec_from_file_location("debian_packages", REPO / "docs" / "tooling" / "debian_packages.py")

@@ -227,7 +227,7 @@ def test_quotes_in_descriptions_stay_inside_the_settings_document(example_config
 
 
 def test_settings_command_writes_what_the_vm_applies(tmp_path, example_config, capsys):
-    from blueprints.cli import main
+    from cli.main import main
 
     target = tmp_path / "git-server.yaml"
     assert main(["git-server", "settings", str(EXAMPLE), "-o", str(target)]) == 0
@@ -237,7 +237,7 @@ def test_settings_command_writes_what_the_vm_applies(tmp_path, example_config, c
 
 
 def test_settings_command_refuses_a_stack_without_a_git_server(tmp_path, capsys):
-    from blueprints.cli import main
+    from cli.main import main
 
     document = _document()
     del document["roles"]["git_server"]

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from blueprints.cli import build_parser
+from cli.main import build_parser
 from tests.conftest import REPO
 
 ROLE_DIRS = sorted(readme.parent for readme in (REPO / "blueprints").glob("*/README.md"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from blueprints import cli
+from cli import main as cli
 from lab import lifecycle
 
 

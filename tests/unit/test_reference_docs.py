@@ -1,8 +1,8 @@
 import re
 import shutil
 
-from blueprints.cli import main
-from blueprints.reference_docs import REFERENCE_DIR, drift, generate, render_dot, render_page, stack_files
+from cli.main import main
+from reports.reference_docs import REFERENCE_DIR, drift, generate, render_dot, render_page, stack_files
 from tests.conftest import EXAMPLE, REPO
 from validation.plan_recorder import record_plan
 

@@ -4,9 +4,9 @@ from html.parser import HTMLParser
 import pytest
 import yaml
 
-from blueprints.cli import main
-from blueprints.request_pack import NCSC_PRINCIPLES, PROVENANCE, build_context, render, role_packages
 from blueprints.topology import plan_machines
+from cli.main import main
+from reports.request_pack import NCSC_PRINCIPLES, PROVENANCE, build_context, render, role_packages
 from tests.conftest import EXAMPLE, STACK_FILES
 from validation.policies import RULES
 from validation.stack_config import load_stack
@@ -73,7 +73,7 @@ def test_risks_cite_evidence_and_the_plan(example_plan, pack):
 
 
 def test_cost_matches_the_estimate(example_plan, pack):
-    from blueprints.costing import estimate
+    from reports.costing import estimate
 
     markdown, _ = pack
     assert f"£{estimate(example_plan).total:,.2f} a month" in _section(markdown, 7)
@@ -184,6 +184,6 @@ def test_checkov_checks_named_are_those_of_the_skip_file(example_plan, pack):
 
 
 def test_acceptance_suites_named_are_only_those_that_exist():
-    from blueprints.request_pack import acceptance_suites
+    from reports.request_pack import acceptance_suites
 
     assert acceptance_suites(["git_server", "no_such_role", "git_server"]) == ["tests/acceptance/test_git_server.py"]

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from blueprints.cli import main
+from cli.main import main
 from tests.conftest import EXAMPLE, REPO
 
 PAGE = REPO / "docs" / "troubleshooting.md"

@@ -521,7 +521,7 @@ def _cmd_cost(args: argparse.Namespace) -> int:
 
 
 def register(commands: Any) -> None:
-    from blueprints.cli import DEFAULT_STACK
+    from validation.usage import DEFAULT_STACK
 
     cost = commands.add_parser(
         "cost", help="estimate the monthly Azure cost of a stack",

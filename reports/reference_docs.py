@@ -19,9 +19,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from blueprints.costing import estimate, render_markdown
-from blueprints.network_flows import Flow, active_flows
+from blueprints.network_flows import Flow, active_flows, endpoint_text
 from blueprints.topology import plan_machines
+from reports.costing import estimate, render_markdown
 from validation.plan_model import Plan, PlannedResource
 from validation.plan_report import resource_details
 
@@ -208,7 +208,7 @@ def render_svg(dot_source: str) -> bytes:
 
 
 def _run_dot(dot_source: str, fmt: str) -> bytes:
-    from blueprints.cli import UsageError
+    from validation.usage import UsageError
 
     dot = shutil.which("dot")
     if dot is None:
@@ -223,24 +223,6 @@ def _run_dot(dot_source: str, fmt: str) -> bytes:
 
 def _cell(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
-
-
-def endpoint_text(endpoint: str, config: dict[str, Any]) -> str:
-    kind, _, value = endpoint.partition(":")
-    if endpoint == "clients":
-        return "trust client ranges (" + ", ".join(config["network"]["allowed_client_ranges"]) + ")"
-    if endpoint == "private-clients":
-        return "trust network (" + ", ".join(config["network"]["private_client_ranges"]) + ")"
-    if endpoint == "internet":
-        return "Internet"
-    if kind == "tag":
-        return f"Azure service tag {value}"
-    if kind == "role":
-        machines = [m for m in plan_machines(config) if m.role == value]
-        return ", ".join(f"{m.name} ({m.private_ip})" for m in machines)
-    if value == "*":
-        return "every subnet"
-    return f"subnet {value} ({config['network']['subnets'][value]})"
 
 
 def _flow_matrix(plan: Plan) -> list[str]:
@@ -357,7 +339,7 @@ def _record(stack_file: Path) -> Plan:
 
 
 def _write_stack(plan: Plan, reference_dir: Path) -> list[Path]:
-    from blueprints.request_pack import render as render_request_pack
+    from reports.request_pack import render as render_request_pack
 
     target = reference_dir / plan.stack
     target.mkdir(parents=True, exist_ok=True)
@@ -376,9 +358,9 @@ def _write_stack(plan: Plan, reference_dir: Path) -> list[Path]:
 def _write_skip_page(plans: list[Plan], reference_dir: Path) -> Path:
     """The page of checkov skips, across the documented stacks and every stack file in stacks/: the
     page is the same whichever stacks one run documents, so documenting one stack leaves it unchanged."""
-    from blueprints.checkov_skips_page import PAGE_NAME, render_skip_page
-    from blueprints.cli import UsageError
+    from reports.checkov_skips_page import PAGE_NAME, render_skip_page
     from validation.checkov_gate import GateError
+    from validation.usage import UsageError
 
     by_stack = {plan.stack: plan for plan in plans}
     for stack_file in stack_files():
@@ -435,7 +417,7 @@ def drift(stacks: list[Path], reference_dir: Path, scratch: Path) -> list[str]:
 
 
 def _cmd_docs(args: argparse.Namespace) -> int:
-    from blueprints.cli import UsageError
+    from validation.usage import UsageError
 
     stacks = [Path(f) for f in args.stack_files] or stack_files()
     if not stacks:

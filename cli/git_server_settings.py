@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from blueprints.cli import DEFAULT_STACK, EXIT_OK, UsageError
+from validation.usage import DEFAULT_STACK, EXIT_OK, UsageError
 
 
 def settings_document(config: dict) -> str:

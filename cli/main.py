@@ -10,23 +10,17 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from validation.problems import StackFileError
-
-DEFAULT_STACK = "stacks/example.yaml"
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from validation.usage import DEFAULT_STACK, EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
 
 # Command groups that live beside their concern. Each module offers
 # ``register(commands)``, adding its subcommands to the top-level parser.
 COMMAND_GROUPS: tuple[str, ...] = (
     "lab.cli",
-    "blueprints.costing",
-    "blueprints.reference_docs",
-    "blueprints.request_pack",
-    "blueprints.git_server.settings_command",
+    "reports.costing",
+    "reports.reference_docs",
+    "reports.request_pack",
+    "cli.git_server_settings",
 )
-
-
-class UsageError(Exception):
-    """Bad input from the command line or the environment: printed as is, exit code 2."""
 
 
 def _stack_argument(parser: argparse.ArgumentParser) -> None:

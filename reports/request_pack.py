@@ -2,7 +2,7 @@
 
 Every statement in the pack is computed here from something checkable: the offline plan, the
 stack's configuration, the rendered cloud-init of each role, the policy results, the flow table,
-the price table and the Debian provenance table (blueprints/debian-trixie-packages.yaml, built
+the price table and the Debian provenance table (reports/debian-trixie-packages.yaml, built
 from Debian's own data by docs/tooling/debian_packages.py). The jinja2 templates only lay it out,
 as Markdown, and as a standalone HTML page made from the same Markdown.
 """
@@ -21,10 +21,9 @@ import jinja2
 import yaml
 
 from blueprints.cloud_init import render_user_data
-from blueprints.costing import Estimate, estimate
-from blueprints.network_flows import active_flows
-from blueprints.reference_docs import endpoint_text
+from blueprints.network_flows import active_flows, endpoint_text
 from blueprints.topology import plan_machines
+from reports.costing import Estimate, estimate
 from validation.plan_model import Plan, PlannedResource
 
 PROVENANCE = Path(__file__).with_name("debian-trixie-packages.yaml")
@@ -322,7 +321,7 @@ def _exit_facts(plan: Plan) -> dict[str, Any]:
 def _checkov_skips(plan: Plan) -> dict[str, list[str]]:
     """The scanner checks this stack may fail or never runs (validation/checkov-skips.yaml), by id,
     counting only checks that concern a resource of this plan."""
-    from blueprints.checkov_skips_page import concerned_resources
+    from reports.checkov_skips_page import concerned_resources
     from validation.checkov_gate import load_skips
 
     return {section: [check_id for check_id, entry in load_skips(section=section).items()
@@ -404,7 +403,7 @@ def _cmd_request_pack(args: argparse.Namespace) -> int:
 
 
 def register(commands: Any) -> None:
-    from blueprints.cli import DEFAULT_STACK
+    from validation.usage import DEFAULT_STACK
 
     pack = commands.add_parser(
         "request-pack", help="write the document a trust's IT and governance board reviews, for one stack",

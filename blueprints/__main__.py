@@ -1,5 +1,0 @@
-import sys
-
-from blueprints.cli import main
-
-sys.exit(main())

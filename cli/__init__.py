@@ -1,0 +1,1 @@
+"""The `blueprints` command line: the top layer, which nothing else in the project imports."""
