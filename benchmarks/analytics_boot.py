@@ -109,10 +109,10 @@ def main() -> None:
     args = parser.parse_args()
     layout, record = machines.running_lab()
     config = load_stack(record["stack_file"])
-    analytics = [m for m in machines_of(config) if m.role == "analytics_vm"]
+    analytics = [m for m in machines_of(config) if m.role == "analytics"]
     if not analytics:
         raise SystemExit("this lab's stack has no analytics VM")
-    gateway = next(((m.name, m.private_ip) for m in machines_of(config) if m.role == "remote_gateway"), None)
+    gateway = next(((m.name, m.private_ip) for m in machines_of(config) if m.role == "gateway"), None)
     first = analytics[0].name
     figures: dict[str, Any] = {
         "cold_cloud_init_s": record["machines"][first]["seconds"],

@@ -62,9 +62,9 @@ def main() -> int:
         print("the lab's stack has no self-hosted gateway: nothing to measure", file=sys.stderr)
         return 2
     machines = plan_machines(config)
-    gateway_machine = next(m.name for m in machines if m.role == "remote_gateway")
+    gateway_machine = next(m.name for m in machines if m.role == "gateway")
     # Analysts jump to their analytics VMs (or the Git server); the mirror takes no SSH from the gateway.
-    target = next((m for role in ("analytics_vm", "git_server") for m in machines if m.role == role), None)
+    target = next((m for role in ("analytics", "git_server") for m in machines if m.role == role), None)
     if target is None:
         print("the lab's stack has no analytics VM or Git server to jump to", file=sys.stderr)
         return 2

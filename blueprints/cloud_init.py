@@ -129,8 +129,8 @@ def _mirror_allowlists(config: dict[str, Any]) -> dict[str, list[str]]:
 def _role_settings(config: dict[str, Any], role: str) -> dict[str, Any]:
     if role == "git_server":
         return git_server_settings(config)
-    key = {"remote_gateway": "gateway", "package_mirror": "package_mirror",
-           "git_server": "git_server", "analytics_vm": "analytics"}[role]
+    key = {"gateway": "gateway", "package_mirror": "package_mirror",
+           "git_server": "git_server", "analytics": "analytics"}[role]
     return dict(config["roles"][key])
 
 

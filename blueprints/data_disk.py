@@ -76,7 +76,7 @@ DATA_DISK_LAYOUTS: dict[str, DataDiskLayout] = {
     # gitolite's home: the repositories and gitolite's own state (git_server/server_commands.py).
     "git_server": DataDiskLayout(directories=("/srv/git",), services=("apache2", "git-server-backup")),
     # The admin's keys come from the stack: after a redeploy they must be the stack's, not the disk's.
-    "analytics_vm": DataDiskLayout(directories=("/home",), services=("jupyterhub",),
+    "analytics": DataDiskLayout(directories=("/home",), services=("jupyterhub",),
                                    refresh_files=("/home/{admin}/.ssh/authorized_keys",)),
 }
 # Where a missing disk is an error: Azure attaches one to every VM that has a layout here.

@@ -8,13 +8,13 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import authorization, resources
 
-from blueprints.analytics_vm.component import AnalyticsVm, AnalyticsVmArgs
+from blueprints.analytics.component import AnalyticsVm, AnalyticsVmArgs
 from blueprints.cloud_init import render_user_data
 from blueprints.git_server.backup_target import BACKUP_CONTAINER, storage_account_name, uses_blob
 from blueprints.git_server.component import BlobBackupArgs, GitServer, GitServerArgs
 from blueprints.network_flows import nsg_rules
 from blueprints.package_mirror.component import PackageMirror, PackageMirrorArgs
-from blueprints.remote_gateway.component import RemoteGateway, RemoteGatewayArgs
+from blueprints.gateway.component import RemoteGateway, RemoteGatewayArgs
 from blueprints.role_host import RoleHostArgs
 from blueprints.topology import Machine, plan_machines, private_dns_zone
 from modules.backup import Backup, BackupArgs
@@ -116,7 +116,7 @@ class ReferenceEnvironment(pulumi.ComponentResource):
                 blob_backup = (BlobBackupArgs(storage_account_name(config), BACKUP_CONTAINER, client.subscription_id)
                                if uses_blob(config) else None)
                 GitServer(f"{name}-git", GitServerArgs(host(machine), backup, blob_backup), child)
-            elif machine.role == "analytics_vm":
+            elif machine.role == "analytics":
                 shutdown = roles["analytics"]["auto_shutdown"]
                 AnalyticsVm(
                     f"{name}-{machine.name}",
@@ -126,7 +126,7 @@ class ReferenceEnvironment(pulumi.ComponentResource):
                                     vault if single_sign_on else None, client.subscription_id),
                     child,
                 )
-            elif machine.role == "remote_gateway":
+            elif machine.role == "gateway":
                 gateway = RemoteGateway(
                     f"{name}-gateway",
                     RemoteGatewayArgs("self-hosted", placement, host(machine), vault, client.subscription_id),

@@ -37,7 +37,7 @@ MACHINE_FILES = ("tls.crt", "tls.key")
 
 # role -> the secrets its machines need besides ca.crt, tls.crt and tls.key.
 ROLE_SECRETS: dict[str, tuple[SecretSpec, ...]] = {
-    "remote_gateway": (
+    "gateway": (
         # Issued by Entra ID for the app registration (the lab's stand-in accepts any value).
         SecretSpec("gateway-oidc-client-secret", "token"),
         # Encrypts mod_auth_openidc's session cookies and state.
@@ -47,7 +47,7 @@ ROLE_SECRETS: dict[str, tuple[SecretSpec, ...]] = {
     # Git server admits its .pub read-only. Declared by both roles: one name, one shared value.
     "package_mirror": (SecretSpec("package-requests-reader", "ssh-ed25519"),),
     "git_server": (SecretSpec("package-requests-reader", "ssh-ed25519"),),
-    "analytics_vm": (),
+    "analytics": (),
 }
 
 

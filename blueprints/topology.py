@@ -14,10 +14,10 @@ from typing import Any
 FIRST_USABLE_HOST = 4
 
 ROLE_SUBNET = {
-    "remote_gateway": "gateway",
+    "gateway": "gateway",
     "package_mirror": "services",
     "git_server": "services",
-    "analytics_vm": "workloads",
+    "analytics": "workloads",
 }
 
 
@@ -26,7 +26,7 @@ class Machine:
     """One VM of the environment (one lab machine)."""
 
     name: str  # host name and private DNS label: gateway, mirror, git, analytics-1
-    role: str  # remote_gateway | package_mirror | git_server | analytics_vm
+    role: str  # gateway | package_mirror | git_server | analytics
     subnet: str  # gateway | services | workloads
     private_ip: str
     vm_size: str
@@ -59,7 +59,7 @@ def plan_machines(config: dict[str, Any]) -> list[Machine]:
         machines.append(
             Machine(
                 name="gateway",
-                role="remote_gateway",
+                role="gateway",
                 subnet="gateway",
                 private_ip=_host(subnets["gateway"], 0),
                 vm_size=gateway["vm_size"],
@@ -102,7 +102,7 @@ def plan_machines(config: dict[str, Any]) -> list[Machine]:
             machines.append(
                 Machine(
                     name=f"analytics-{index + 1}",
-                    role="analytics_vm",
+                    role="analytics",
                     subnet="workloads",
                     private_ip=_host(subnets["workloads"], index),
                     vm_size=analytics["vm_size"],

@@ -234,7 +234,7 @@ def status_rows() -> tuple[LabLayout, dict[str, Any], list[dict[str, str]]]:
         else:
             state = "unknown (needs root)"
         reach = f"sudo blueprints lab ssh {name}"
-        if entry["role"] == "remote_gateway" and record.get("public_hostname"):
+        if entry["role"] == "gateway" and record.get("public_hostname"):
             reach += f"; https://{record['public_hostname']} from tb-client"
         rows.append({
             "machine": name, "role": entry["role"], "address": entry["address"],

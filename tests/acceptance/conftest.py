@@ -173,13 +173,13 @@ def git_host(lab: RunningLab) -> Any:
 
 @pytest.fixture(scope="session")
 def gateway_host(lab: RunningLab) -> Any:
-    return _role_host(lab, "remote_gateway")
+    return _role_host(lab, "gateway")
 
 
 @pytest.fixture(scope="session")
 def analytics_host(lab: RunningLab) -> Any:
     """The first analytics VM."""
-    return _role_host(lab, "analytics_vm")
+    return _role_host(lab, "analytics")
 
 
 # --- Test packages the mirror is given (used by the mirror and analytics suites) ---------------

@@ -1,4 +1,4 @@
-"""One analyst's session without a browser, run inside an analytics VM by test_analytics_vm.py.
+"""One analyst's session without a browser, run inside an analytics VM by test_analytics.py.
 
 Starts the user's server through JupyterHub's REST API, opens a kernel of each requested kind
 through the user's Jupyter server (the same REST and WebSocket calls JupyterLab makes) and

@@ -119,7 +119,7 @@ def test_tls_certificate_is_the_lab_ca_from_the_test_host(lab, mirror_host):
 @pytest.fixture(scope="module")
 def client_files(lab) -> dict[str, str]:
     """The client configuration the mirror role generates for analytics machines."""
-    machine = next(m for m in lab.machines if m.role == "analytics_vm")
+    machine = next(m for m in lab.machines if m.role == "analytics")
     template = cloud_init._environment().from_string(
         '#cloud-config\nwrite_files:\n{% include "package_mirror/client-config.yaml.j2" %}\n')
     document = yaml.safe_load(template.render(cloud_init.template_context(lab.config, machine)))

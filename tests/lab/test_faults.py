@@ -47,7 +47,7 @@ PULL_SERVICE = "mirror-allowlist-pull.service"
 RECOVERY_LIMIT = 180
 BOOT_LIMIT = 600.0
 # Machines whose cloud-init is run again (analytics VMs take minutes; these show the same).
-RERUN_ROLES = ["package_mirror", "remote_gateway"]
+RERUN_ROLES = ["package_mirror", "gateway"]
 
 
 def _machine(lab: Any, role: str) -> Any:

@@ -54,7 +54,7 @@ def test_a_machine_verifies_another_by_its_internal_name(lab: Any) -> None:
     # The analytics VM reaches the Git server on 443 (a flow in the table) and checks its
     # certificate with the system trust store only.
     git = next((m for m in lab.machines if m.role == "git_server"), None)
-    analytics = next((m for m in lab.machines if m.role == "analytics_vm"), None)
+    analytics = next((m for m in lab.machines if m.role == "analytics"), None)
     if git is None or analytics is None:
         pytest.skip("needs a Git server and an analytics VM")
     # The Git server's own HTTPS service when it has one (it serves tls.crt), else a stand-in.

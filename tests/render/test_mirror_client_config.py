@@ -11,7 +11,7 @@ from blueprints import cloud_init
 from blueprints.topology import plan_machines
 
 
-def _client_files(config, role: str = "analytics_vm") -> dict[str, dict]:
+def _client_files(config, role: str = "analytics") -> dict[str, dict]:
     machine = next(m for m in plan_machines(config) if m.role == role)
     template = cloud_init._environment().from_string(
         '#cloud-config\nwrite_files:\n{% include "package_mirror/client-config.yaml.j2" %}\n  - path: /tmp/x\n'

@@ -75,7 +75,7 @@ class Machine:
 
 
 def _rendered_step(config: dict[str, Any]) -> str:
-    machine = next(m for m in plan_machines(config) if m.role == "analytics_vm")
+    machine = next(m for m in plan_machines(config) if m.role == "analytics")
     document = yaml.safe_load(render_user_data(config, machine))
     return next(f["content"] for f in document["write_files"] if f["path"] == STEP)
 

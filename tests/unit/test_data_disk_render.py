@@ -23,7 +23,7 @@ from tests.unit.test_linux_vm import _args
 
 STEP = "/usr/local/sbin/trust-blueprints-data-disk"
 CONF = "/etc/trust-blueprints/data-disk.conf"
-ROLES_WITH_DISKS = ["package_mirror", "git_server", "analytics_vm"]
+ROLES_WITH_DISKS = ["package_mirror", "git_server", "analytics"]
 
 
 def _document(config: dict[str, Any], role: str) -> dict[str, Any]:
@@ -70,7 +70,7 @@ def test_every_role_with_a_disk_installs_the_step_and_its_settings(example_confi
 
 
 def test_each_role_keeps_its_own_data_on_the_disk(example_config):
-    assert _conf(_document(example_config, "analytics_vm"))["directories"] == "/home"
+    assert _conf(_document(example_config, "analytics"))["directories"] == "/home"
     assert _conf(_document(example_config, "git_server"))["directories"] == "/srv/git"
     mirror = _conf(_document(example_config, "package_mirror"))["directories"].split()
     assert mirror == ["/var/cache/apt-cacher-ng", "/var/lib/devpi", "/var/lib/verdaccio", "/var/cache/nginx"]
@@ -83,13 +83,13 @@ def test_a_missing_disk_is_an_error_on_azure_only(example_config):
 
 def test_the_stacks_admin_keys_win_over_a_kept_home_disk(example_config):
     admin = example_config["admin"]["username"]
-    conf = _conf(_document(example_config, "analytics_vm"))
+    conf = _conf(_document(example_config, "analytics"))
     assert conf["refresh_files"] == f"/home/{admin}/.ssh/authorized_keys"
     assert _conf(_document(example_config, "git_server"))["refresh_files"] == ""
 
 
 def test_the_gateway_has_no_data_disk_step(example_config):
-    files = _files(_document(example_config, "remote_gateway"))
+    files = _files(_document(example_config, "gateway"))
     assert STEP not in files and CONF not in files
 
 
@@ -114,7 +114,7 @@ def test_the_step_is_valid_shell():
 
 
 def test_analytics_moves_home_before_jupyterhub_starts(example_config):
-    runcmd = _runcmd_text(_document(example_config, "analytics_vm"))
+    runcmd = _runcmd_text(_document(example_config, "analytics"))
     assert runcmd.index(f"{STEP} || exit 1") < runcmd.index("systemctl restart jupyterhub.service")
 
 

@@ -206,7 +206,7 @@ def test_rendered_settings_are_the_stack_settings(example_config):
 
 def test_web_view_admits_only_the_gateway(example_config):
     site = _file(_git_user_data(example_config), "/etc/apache2/sites-available/git-server.conf")
-    gateway = next(m for m in plan_machines(example_config) if m.role == "remote_gateway")
+    gateway = next(m for m in plan_machines(example_config) if m.role == "gateway")
     requires = [line.strip() for line in site.splitlines() if line.strip().startswith("Require")]
     assert requires == [f"Require ip {gateway.private_ip}"] * 2
 

@@ -253,5 +253,5 @@ def test_vm_only_needs_an_acceptance_suite_that_runs_the_program(monkeypatch, tm
 
 def test_role_readmes_are_guides():
     names = [guide.relative_to(REPO).as_posix() for guide in GUIDES]
-    for role in ("analytics_vm", "git_server", "package_mirror", "remote_gateway"):
+    for role in ("analytics", "git_server", "package_mirror", "gateway"):
         assert f"blueprints/{role}/README.md" in names

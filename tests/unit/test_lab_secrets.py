@@ -57,8 +57,8 @@ def test_key_matches_certificate(example_config, ca, tmp_path):
 
 def test_a_secret_name_has_one_value_for_every_machine(example_config, ca, tmp_path, monkeypatch):
     spec = SecretSpec("shared-token", "token")
-    monkeypatch.setitem(ROLE_SECRETS, "analytics_vm", (spec,))
-    analytics = [m for m in plan_machines(example_config) if m.role == "analytics_vm"]
+    monkeypatch.setitem(ROLE_SECRETS, "analytics", (spec,))
+    analytics = [m for m in plan_machines(example_config) if m.role == "analytics"]
     values = {secrets.machine_secret_files(example_config, m, ca, tmp_path)["shared-token"] for m in analytics}
     assert len(values) == 1 and len(next(iter(values)).strip()) >= 43
 

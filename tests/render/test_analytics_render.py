@@ -21,7 +21,7 @@ REQUIRED_PACKAGES = {
 
 
 def _analytics(config: dict[str, Any], index: int = 0) -> dict[str, Any]:
-    machine = [m for m in plan_machines(config) if m.role == "analytics_vm"][index]
+    machine = [m for m in plan_machines(config) if m.role == "analytics"][index]
     return yaml.safe_load(render_user_data(config, machine))
 
 
@@ -61,7 +61,7 @@ def test_hub_binds_each_vms_private_address_with_tls(example_config):
 
 
 def test_hub_trusts_the_header_only_from_the_gateways_address(example_config):
-    gateway = next(m for m in plan_machines(example_config) if m.role == "remote_gateway")
+    gateway = next(m for m in plan_machines(example_config) if m.role == "gateway")
     config = _hub_config(_analytics(example_config))
     assert f'GATEWAY_ADDRESS = "{gateway.private_ip}"' in config
     assert "c.LocalAuthenticator.create_system_users = True" in config

@@ -40,7 +40,7 @@ PUBLIC_REGISTRIES = ["pypi.org", "deb.debian.org", "registry.npmjs.org"]
 # ---------------------------------------------------------------------------- helpers
 
 def _analytics_machine(lab: Any) -> Any:
-    return next(m for m in lab.machines if m.role == "analytics_vm")
+    return next(m for m in lab.machines if m.role == "analytics")
 
 
 def _hub_url(lab: Any) -> str:
@@ -51,7 +51,7 @@ def _hub_url(lab: Any) -> str:
 
 def _gateway(lab: Any) -> tuple[Any, str]:
     for machine in lab.machines:
-        if machine.role == "remote_gateway":
+        if machine.role == "gateway":
             return lab.host(machine.name), machine.private_ip
     pytest.skip("this stack has no self-hosted gateway: nobody signs in to JupyterHub")
 
@@ -223,7 +223,7 @@ def test_header_from_another_address_is_refused(lab: Any, analytics_host: Any) -
 
 
 def test_forged_real_ip_header_is_refused(lab: Any, analytics_host: Any) -> None:
-    gateway_ip = next(m.private_ip for m in lab.machines if m.role == "remote_gateway")
+    gateway_ip = next(m.private_ip for m in lab.machines if m.role == "gateway")
     own_address = _analytics_machine(lab).private_ip
     status, _ = _sign_in(analytics_host, own_address, _hub_url(lab), "intruder2",
                          extra=f"-H 'X-Real-Ip: {gateway_ip}' -H 'X-Forwarded-For: {gateway_ip}'")
@@ -233,7 +233,7 @@ def test_forged_real_ip_header_is_refused(lab: Any, analytics_host: Any) -> None
 
 def test_local_user_cannot_bypass_the_proxy(lab: Any, analytics_host: Any, analyst: str) -> None:
     # An analyst on the VM talks to the hub's internal port directly, claiming to be the gateway.
-    gateway_ip = next(m.private_ip for m in lab.machines if m.role == "remote_gateway")
+    gateway_ip = next(m.private_ip for m in lab.machines if m.role == "gateway")
     result = _as_user(analytics_host, analyst,
                       f"curl -sS -o /dev/null -w '%{{http_code}}' -H 'X-Forwarded-For: {gateway_ip}' "
                       f"-H 'X-Remote-User: intruder3' http://127.0.0.1:8081/{_analytics_machine(lab).name}/hub/gateway-login")

@@ -10,13 +10,13 @@ import pytest
 import yaml
 
 from blueprints.cloud_init import render_user_data
-from blueprints.remote_gateway.component import GATEWAY_SECRETS
+from blueprints.gateway.component import GATEWAY_SECRETS
 from blueprints.secrets import ROLE_SECRETS
 from blueprints.topology import plan_machines
 
 
 def _gateway_document(config: dict[str, Any]) -> dict[str, Any]:
-    machine = next(m for m in plan_machines(config) if m.role == "remote_gateway")
+    machine = next(m for m in plan_machines(config) if m.role == "gateway")
     return yaml.safe_load(render_user_data(config, machine))
 
 
@@ -94,7 +94,7 @@ def test_secrets_are_read_on_the_machine_never_written_into_user_data(gateway):
 
 
 def test_declared_secrets_match_the_key_vault_grants():
-    names = tuple(spec.name for spec in ROLE_SECRETS["remote_gateway"])
+    names = tuple(spec.name for spec in ROLE_SECRETS["gateway"])
     assert names == GATEWAY_SECRETS == ("gateway-oidc-client-secret", "gateway-oidc-crypto-passphrase")
 
 

@@ -19,7 +19,7 @@ from modules.placement import Placement
 from modules.public_ip import PublicIp, PublicIpArgs
 
 # The Key Vault secrets the gateway reads: its rows of the one secrets table.
-GATEWAY_SECRETS = tuple(key_vault_name(spec.name) for spec in ROLE_SECRETS["remote_gateway"])
+GATEWAY_SECRETS = tuple(key_vault_name(spec.name) for spec in ROLE_SECRETS["gateway"])
 
 
 @dataclass

@@ -104,7 +104,7 @@ def test_sshd_effective_setting(gateway_host, option, value):
 def test_sshd_forwarding_only_to_internal_ssh(gateway_host, lab):
     line = next(x for x in gateway_host.run("sshd -T").stdout.splitlines() if x.startswith("permitopen "))
     targets = line.split()[1:]
-    internal = {m.private_ip for m in lab.machines if m.role != "remote_gateway"}
+    internal = {m.private_ip for m in lab.machines if m.role != "gateway"}
     assert targets and all(t.endswith(":22") for t in targets)
     assert internal <= {t.rsplit(":", 1)[0] for t in targets}
 
@@ -204,7 +204,7 @@ def test_allowed_user_reaches_the_landing_page(analyst_session, lab):
 
 
 def test_landing_page_lists_every_tool(analyst_session, lab, public_host):
-    expected = {f"https://{public_host}/{m.name}/" for m in lab.machines if m.role == "analytics_vm"}
+    expected = {f"https://{public_host}/{m.name}/" for m in lab.machines if m.role == "analytics"}
     if any(m.role == "git_server" for m in lab.machines):
         expected.add(f"https://{public_host}/git/")
     assert set(analyst_session["tools"]) == expected
@@ -293,8 +293,8 @@ def test_enrolment_shows_a_qr_code_once(jump_user):
 
 @pytest.mark.usefixtures("clean_sshd_jail")
 def test_key_and_code_reach_an_internal_machine_through_the_jump_host(lab, public_host, jump_user):
-    target = next(m for m in lab.machines if m.role == "analytics_vm") if any(
-        m.role == "analytics_vm" for m in lab.machines) else next(m for m in lab.machines if m.role != "remote_gateway")
+    target = next(m for m in lab.machines if m.role == "analytics") if any(
+        m.role == "analytics" for m in lab.machines) else next(m for m in lab.machines if m.role != "gateway")
     zone = private_dns_zone(lab.config)
     result = _ssh(lab, public_host, jump_user, JUMP_USER, jump_user["totp"].next_code(),
                   "-o", "PreferredAuthentications=publickey", jump=f"{JUMP_USER}@{target.name}.{zone}",
