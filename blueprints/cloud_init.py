@@ -20,14 +20,14 @@ import jinja2
 import yaml
 
 from blueprints.data_disk import DATA_DISK_SCRIPT, data_disk_settings
-from blueprints.git_server.backup_target import vm_settings as git_server_settings
 from blueprints.package_mirror.client_settings import template_values as mirror_client_values
+from blueprints.package_mirror.settings import PACKAGE_NAME_PATTERNS
+from blueprints.roles import all_roles, role
 from blueprints.secrets import secret_files
 from blueprints.topology import Machine, plan_machines, private_dns_zone
 from modules.naming import Naming
-from validation.schema import CRAN_NAME_PATTERN, NPM_NAME_PATTERN, PYPI_NAME_PATTERN
 
-BLUEPRINTS_DIR = Path(__file__).parent
+SHARED_TEMPLATES = Path(__file__).parent / "templates"
 # Azure's custom data limit is 64 KiB after base64 encoding.
 AZURE_CUSTOM_DATA_LIMIT = 65535
 MAX_USER_DATA_BYTES = AZURE_CUSTOM_DATA_LIMIT * 3 // 4
@@ -73,10 +73,18 @@ def written_files(document: dict[str, Any]) -> dict[str, str]:
     return files
 
 
-@cache
 def _environment() -> jinja2.Environment:
+    """Templates by role: ``<role>/...`` is a file of that role's folder; anything else is shared."""
+    return _environment_for(tuple((declared.name, str(declared.folder)) for declared in all_roles()))
+
+
+@cache
+def _environment_for(role_folders: tuple[tuple[str, str], ...]) -> jinja2.Environment:
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(BLUEPRINTS_DIR), str(BLUEPRINTS_DIR / "templates")]),
+        loader=jinja2.ChoiceLoader([
+            jinja2.PrefixLoader({name: jinja2.FileSystemLoader(folder) for name, folder in role_folders}),
+            jinja2.FileSystemLoader(str(SHARED_TEMPLATES)),
+        ]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         # The output is YAML, not HTML: values go through |yaml or |sh instead.
@@ -94,23 +102,26 @@ def template_context(config: dict[str, Any], machine: Machine) -> dict[str, Any]
     zone = private_dns_zone(config)
     by_role = {m.role: m for m in machines}
     mirror = by_role.get("package_mirror")
-    mirror_host = f"mirror.{zone}" if mirror else None
+    mirror_host = f"{mirror.name}.{zone}" if mirror else None
+    git = by_role.get("git_server")
     return {
         "machine": machine,
         "machines": machines,
         "trust": config["trust"],
         "environment": config["environment"],
         "admin": config["admin"],
-        "role_settings": _role_settings(config, machine.role),
+        "role_settings": role(machine.role).template_settings(config, machine.role),
         "dns_zone": zone,
         "mirror_host": mirror_host,
         # pip/npm/R settings for package_mirror/client-config.yaml.j2 (None without a mirror).
         "mirror_client": mirror_client_values(mirror_host),
-        "git_host": f"git.{zone}" if "git_server" in by_role else None,
+        "git_host": f"{git.name}.{zone}" if git else None,
         # The Git server starts its package-requests repository from these (None without a mirror).
         "mirror_allowlists": _mirror_allowlists(config) if mirror else None,
         # The stack's own package-name rules, so the mirror's allowlist command checks the same way.
-        "package_name_patterns": {"pypi": PYPI_NAME_PATTERN, "npm": NPM_NAME_PATTERN, "cran": CRAN_NAME_PATTERN},
+        "package_name_patterns": dict(PACKAGE_NAME_PATTERNS),
+        # What the self-hosted gateway publishes behind its sign-in: each role's Publication, with its machines.
+        "publications": _publications(machines),
         # Machines fetch their secrets from this vault at boot (templates/base.yaml.j2).
         "key_vault_name": Naming(config["trust"]["short_name"], config["environment"],
                                  config["location"]).name("kv"),
@@ -126,12 +137,19 @@ def _mirror_allowlists(config: dict[str, Any]) -> dict[str, list[str]]:
     return {ecosystem: list(allowlists.get(ecosystem) or []) for ecosystem in ("pypi", "npm", "cran")}
 
 
-def _role_settings(config: dict[str, Any], role: str) -> dict[str, Any]:
-    if role == "git_server":
-        return git_server_settings(config)
-    key = {"gateway": "gateway", "package_mirror": "package_mirror",
-           "git_server": "git_server", "analytics": "analytics"}[role]
-    return dict(config["roles"][key])
+def _publications(machines: list[Machine]) -> list[dict[str, Any]]:
+    publications = []
+    for declared in all_roles():
+        published = [m for m in machines if m.role == declared.name]
+        if declared.publication and published:
+            publications.append({
+                "template": f"{declared.name}/{declared.publication.location}",
+                "machines": published,
+                "path": declared.publication.path,
+                "link": declared.publication.link,
+                "description": declared.publication.description,
+            })
+    return publications
 
 
 def render_user_data(config: dict[str, Any], machine: Machine) -> bytes:

@@ -1,11 +1,12 @@
-"""What each role keeps on its Azure data disk, and how the machine finds that disk: one table.
+"""How a machine finds its Azure data disk and what goes on it (each role declares its layout).
 
-modules/linux_vm.py attaches one managed data disk at ``DATA_DISK_LUN`` to every VM whose stack
-section asks for one. At first boot the role's cloud-init runs ``trust-blueprints-data-disk``
-(templates/data-disk.sh), which finds the disk by the LUN's stable path, formats it only when it
-holds nothing at all, mounts it at ``DISK_ROOT`` and bind-mounts one directory of it over each of
-the role's data directories, through /etc/fstab (``nofail``, with a device timeout). A disk that
-already holds this project's file system is mounted as it is, so a replaced VM keeps its data.
+modules/linux_vm.py attaches one managed data disk at ``DATA_DISK_LUN`` to every VM whose role
+declares a layout (``data_disk`` in blueprints/<role>/role.py). At first boot the role's
+cloud-init runs ``trust-blueprints-data-disk`` (templates/data-disk.sh), which finds the disk by
+the LUN's stable path, formats it only when it holds nothing at all, mounts it at ``DISK_ROOT``
+and bind-mounts one directory of it over each of the role's data directories, through /etc/fstab
+(``nofail``, with a device timeout). A disk that already holds this project's file system is
+mounted as it is, so a replaced VM keeps its data.
 
 The lab's machines have no data disk: the same step logs that the OS disk is used and carries on.
 
@@ -17,10 +18,13 @@ disk's lost+found stays out of the services' directories.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
+from blueprints.role import DataDiskLayout
+from blueprints.roles import role
 from blueprints.topology import Machine
+
+__all__ = ["DATA_DISK_LUN", "DISK_ROOT", "DataDiskLayout", "data_disk_layout", "data_disk_settings", "device_links"]
 
 # The LUN modules/linux_vm.py gives the data disk; the only one a VM has.
 DATA_DISK_LUN = 0
@@ -47,45 +51,13 @@ def device_links(lun: int) -> tuple[str, ...]:
     return (f"/dev/disk/azure/scsi1/lun{lun}", f"/dev/disk/azure/data/by-lun/{lun}")
 
 
-@dataclass(frozen=True)
-class DataDiskLayout:
-    """A role's use of its data disk.
-
-    directories:   kept on the disk; each is bind-mounted from ``DISK_ROOT`` + its own path.
-    services:      systemd services that must not start while their directory is missing
-                   (each gets RequiresMountsFor= on the directories).
-    stop_services: running while the step moves data onto a new disk (started by their
-                   packages earlier in the boot); stopped for the move and started again.
-    refresh_files: files under a directory that this VM writes from the stack before the step
-                   (``{admin}`` is the admin account); on a kept disk this VM's copy wins.
-    """
-
-    directories: tuple[str, ...]
-    services: tuple[str, ...]
-    stop_services: tuple[str, ...] = ()
-    refresh_files: tuple[str, ...] = ()
-
-
-# role -> its layout. Roles without a data disk (the gateway) are absent.
-DATA_DISK_LAYOUTS: dict[str, DataDiskLayout] = {
-    "package_mirror": DataDiskLayout(
-        directories=("/var/cache/apt-cacher-ng", "/var/lib/devpi", "/var/lib/verdaccio", "/var/cache/nginx"),
-        services=("apt-cacher-ng", "devpi", "verdaccio", "nginx"),
-        stop_services=("apt-cacher-ng", "nginx"),
-    ),
-    # gitolite's home: the repositories and gitolite's own state (git_server/server_commands.py).
-    "git_server": DataDiskLayout(directories=("/srv/git",), services=("apache2", "git-server-backup")),
-    # The admin's keys come from the stack: after a redeploy they must be the stack's, not the disk's.
-    "analytics": DataDiskLayout(directories=("/home",), services=("jupyterhub",),
-                                   refresh_files=("/home/{admin}/.ssh/authorized_keys",)),
-}
 # Where a missing disk is an error: Azure attaches one to every VM that has a layout here.
 DISK_PLATFORM = "azure"
 
 
 def data_disk_settings(machine: Machine, admin_username: str) -> dict[str, object] | None:
     """The template values for a machine's data-disk step; None when it has no data disk."""
-    layout = DATA_DISK_LAYOUTS.get(machine.role)
+    layout = data_disk_layout(machine.role)
     if layout is None or not machine.data_disk_gb:
         return None
     return {
@@ -100,3 +72,8 @@ def data_disk_settings(machine: Machine, admin_username: str) -> dict[str, objec
         "refresh_files": [path.format(admin=admin_username) for path in layout.refresh_files],
         "disk_platform": DISK_PLATFORM,
     }
+
+
+def data_disk_layout(role_name: str) -> DataDiskLayout | None:
+    """What a role keeps on its data disk (``data_disk`` in blueprints/<role>/role.py); None: no disk."""
+    return role(role_name).data_disk

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from blueprints.topology import ROLE_SUBNET, plan_machines, subnet_plan
+from blueprints.topology import plan_machines, role_subnet, subnet_plan
 from modules.security_rule import SecurityRule
 
 __all__ = ["FLOWS", "Flow", "Priority", "SecurityRule", "active_flows", "nsg_rules"]
@@ -178,7 +178,7 @@ class _Resolver:
         """The subnets whose NSG sees this endpoint's traffic (none outside the VNet)."""
         kind, _, value = endpoint.partition(":")
         if kind == "role":
-            return (ROLE_SUBNET[value],)
+            return (role_subnet(value),)
         if kind == "subnet":
             return tuple(self.subnets) if value == "*" else (value,)
         return ()

@@ -1,4 +1,9 @@
-"""The whole environment of one stack file: network, shared services and the four roles."""
+"""The whole environment of one stack file: network, shared services and every role it names.
+
+Shared parts come first (resource group, network, NAT, monitoring, Key Vault, backup vault);
+then each registered role that the stack names declares its own resources through its deploy
+function (blueprints/<role>/component.py), in machine order.
+"""
 
 from __future__ import annotations
 
@@ -8,14 +13,11 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import authorization, resources
 
-from blueprints.analytics.component import AnalyticsVm, AnalyticsVmArgs
 from blueprints.cloud_init import render_user_data
-from blueprints.git_server.backup_target import BACKUP_CONTAINER, storage_account_name, uses_blob
-from blueprints.git_server.component import BlobBackupArgs, GitServer, GitServerArgs
+from blueprints.deployment import EnvironmentParts, deploy_function
 from blueprints.network_flows import nsg_rules
-from blueprints.package_mirror.component import PackageMirror, PackageMirrorArgs
-from blueprints.gateway.component import RemoteGateway, RemoteGatewayArgs
 from blueprints.role_host import RoleHostArgs
+from blueprints.roles import all_roles
 from blueprints.topology import Machine, plan_machines, private_dns_zone
 from modules.backup import Backup, BackupArgs
 from modules.key_vault import KeyVault, KeyVaultArgs
@@ -69,6 +71,7 @@ class ReferenceEnvironment(pulumi.ComponentResource):
         )
         placement = Placement(group.name, config["location"], naming, tags)
         machines = plan_machines(config)
+        deployed = [declared for declared in all_roles() if declared.name in roles]
         subnets = {k: v for k, v in config["network"]["subnets"].items() if v}
         egress_subnets = sorted({m.subnet for m in machines if m.internet_egress})
 
@@ -82,7 +85,7 @@ class ReferenceEnvironment(pulumi.ComponentResource):
                 rules=nsg_rules(config),
                 nat_gateway_id=nat.nat_gateway_id if nat else None,
                 egress_subnets=egress_subnets,
-                storage_subnets=[m.subnet for m in machines if m.role == "git_server" and uses_blob(config)],
+                storage_subnets=sorted({declared.subnet for declared in deployed if declared.reaches_storage(config)}),
             ),
             child,
         )
@@ -93,8 +96,7 @@ class ReferenceEnvironment(pulumi.ComponentResource):
                          [subnet_id for subnet, subnet_id in net.subnet_ids.items() if subnet != "bastion"]),
             child,
         )
-        single_sign_on = roles.get("gateway", {}).get("kind") == "self-hosted"
-        needs_backup = "git_server" in roles or "analytics" in roles
+        needs_backup = any(declared.backed_up for declared in deployed)
         backup = Backup(f"{name}-backup", BackupArgs(placement), child) if needs_backup else None
 
         def host(machine: Machine) -> RoleHostArgs:
@@ -108,38 +110,14 @@ class ReferenceEnvironment(pulumi.ComponentResource):
                 data_collection_rule_id=monitoring.data_collection_rule_id,
             )
 
+        parts = EnvironmentParts(name=name, config=config, placement=placement, child=child,
+                                 subnet_ids=net.subnet_ids, key_vault=vault, backup=backup,
+                                 subscription_id=client.subscription_id, host=host)
         self.gateway_public_ip = None
-        for machine in machines:
-            if machine.role == "package_mirror":
-                PackageMirror(f"{name}-mirror", PackageMirrorArgs(host(machine)), child)
-            elif machine.role == "git_server":
-                blob_backup = (BlobBackupArgs(storage_account_name(config), BACKUP_CONTAINER, client.subscription_id)
-                               if uses_blob(config) else None)
-                GitServer(f"{name}-git", GitServerArgs(host(machine), backup, blob_backup), child)
-            elif machine.role == "analytics":
-                shutdown = roles["analytics"]["auto_shutdown"]
-                AnalyticsVm(
-                    f"{name}-{machine.name}",
-                    AnalyticsVmArgs(host(machine), shutdown["time"], shutdown["timezone"], backup,
-                                    # The JupyterHub sign-in secret exists only behind the self-hosted
-                                    # gateway's single sign-on; with Bastion there is nothing to read.
-                                    vault if single_sign_on else None, client.subscription_id),
-                    child,
-                )
-            elif machine.role == "gateway":
-                gateway = RemoteGateway(
-                    f"{name}-gateway",
-                    RemoteGatewayArgs("self-hosted", placement, host(machine), vault, client.subscription_id),
-                    child,
-                )
-                self.gateway_public_ip = gateway.public_ip
-        if roles.get("gateway", {}).get("kind") == "bastion":
-            RemoteGateway(
-                f"{name}-gateway",
-                RemoteGatewayArgs("bastion", placement, bastion_subnet_id=net.subnet_ids["bastion"],
-                                  bastion_sku=roles["gateway"]["bastion_sku"]),
-                child,
-            )
+        for declared in deployed:
+            outputs = deploy_function(declared)(parts, [m for m in machines if m.role == declared.name])
+            if outputs is not None and outputs.gateway_public_ip is not None:
+                self.gateway_public_ip = outputs.gateway_public_ip
 
         zone = private_dns_zone(config)
         PrivateDns(

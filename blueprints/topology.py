@@ -10,23 +10,17 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from blueprints.roles import all_roles, role
+
 # Azure reserves the first four addresses and the last one of every subnet.
 FIRST_USABLE_HOST = 4
-
-ROLE_SUBNET = {
-    "gateway": "gateway",
-    "package_mirror": "services",
-    "git_server": "services",
-    "analytics": "workloads",
-}
-
 
 @dataclass(frozen=True)
 class Machine:
     """One VM of the environment (one lab machine)."""
 
     name: str  # host name and private DNS label: gateway, mirror, git, analytics-1
-    role: str  # gateway | package_mirror | git_server | analytics
+    role: str  # the role's name (blueprints/<role>/role.py)
     subnet: str  # gateway | services | workloads
     private_ip: str
     vm_size: str
@@ -49,69 +43,35 @@ def _host(network: ipaddress.IPv4Network, index: int) -> str:
 
 
 def plan_machines(config: dict[str, Any]) -> list[Machine]:
-    """Every VM the stack deploys, in a stable order, with its fixed private address."""
-    roles = config["roles"]
+    """Every VM the stack deploys, in a stable order, with its fixed private address.
+
+    Roles come in machine order (blueprints/roles.py): by subnet, then by each role's first address.
+    """
     subnets = subnet_plan(config)
     machines: list[Machine] = []
-
-    gateway = roles.get("gateway")
-    if gateway and gateway["kind"] == "self-hosted":
-        machines.append(
-            Machine(
-                name="gateway",
-                role="gateway",
-                subnet="gateway",
-                private_ip=_host(subnets["gateway"], 0),
-                vm_size=gateway["vm_size"],
-                data_disk_gb=None,
-                internet_egress=False,
-                public_entry=True,
-            )
-        )
-    mirror = roles.get("package_mirror")
-    if mirror:
-        machines.append(
-            Machine(
-                name="mirror",
-                role="package_mirror",
-                subnet="services",
-                private_ip=_host(subnets["services"], 0),
-                vm_size=mirror["vm_size"],
-                data_disk_gb=mirror["cache_disk_gb"],
-                internet_egress=True,
-                public_entry=False,
-            )
-        )
-    git = roles.get("git_server")
-    if git:
-        machines.append(
-            Machine(
-                name="git",
-                role="git_server",
-                subnet="services",
-                private_ip=_host(subnets["services"], 1),
-                vm_size=git["vm_size"],
-                data_disk_gb=git["data_disk_gb"],
-                internet_egress=False,
-                public_entry=False,
-            )
-        )
-    analytics = roles.get("analytics")
-    if analytics:
-        for index in range(analytics["count"]):
+    for declared in all_roles():
+        settings = config["roles"].get(declared.name)
+        if not settings:
+            continue
+        for index, name in enumerate(declared.machine_names(settings)):
             machines.append(
                 Machine(
-                    name=f"analytics-{index + 1}",
-                    role="analytics",
-                    subnet="workloads",
-                    private_ip=_host(subnets["workloads"], index),
-                    vm_size=analytics["vm_size"],
-                    data_disk_gb=analytics["data_disk_gb"],
-                    internet_egress=False,
-                    public_entry=False,
+                    name=name,
+                    role=declared.name,
+                    subnet=declared.subnet,
+                    private_ip=_host(subnets[declared.subnet], declared.first_host + index),
+                    vm_size=settings["vm_size"],
+                    data_disk_gb=settings[declared.data_disk_setting] if declared.data_disk_setting else None,
+                    internet_egress=declared.internet_egress,
+                    public_entry=declared.public_entry,
                 )
             )
     return machines
+
+
+def role_subnet(name: str) -> str:
+    """The subnet a role's machines sit in."""
+    return role(name).subnet
 
 
 def private_dns_zone(config: dict[str, Any]) -> str:

@@ -12,7 +12,6 @@ import shutil
 from pathlib import Path
 
 HOST_ANCHORS = Path("/usr/local/share/ca-certificates")
-EGRESS_ROLES = ("package_mirror",)
 
 
 def install_host_anchors(machine_root: Path, host_anchors: Path = HOST_ANCHORS) -> list[str]:

@@ -36,9 +36,6 @@ REQUIRED_TOOLS = {
     "openssl": "openssl",
     "ssh-keygen": "openssh-client",
 }
-# Machines that other machines install through boot first (Azure boots all at once; the
-# templates wait for the mirror either way, this only saves CPU on a small host).
-BOOT_FIRST_ROLES = ("package_mirror",)
 DEFAULT_TIMEOUT_MINUTES = 30
 
 
@@ -72,8 +69,11 @@ def _refuse_second_lab() -> None:
 def boot_order(all_machines: list[Machine], together: bool = False) -> list[list[Machine]]:
     if together:
         return [all_machines]
-    first = [m for m in all_machines if m.role in BOOT_FIRST_ROLES]
-    rest = [m for m in all_machines if m.role not in BOOT_FIRST_ROLES]
+    # The machine that fetches from the Internet is the one every other installs through: it boots
+    # first (Azure boots all at once; the templates wait for the mirror either way, this only
+    # saves CPU on a small host).
+    first = [m for m in all_machines if m.internet_egress]
+    rest = [m for m in all_machines if not m.internet_egress]
     return [group for group in (first, rest) if group]
 
 
@@ -148,7 +148,7 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
                     step = "writing its secrets"
                     secrets.install_secret_files(root, secrets.machine_secret_files(config, machine, ca,
                                                                                     layout.secrets_dir))
-                    if machine.role in egress_trust.EGRESS_ROLES:
+                    if machine.internet_egress:
                         step = "giving it the host's trust anchors for Internet egress"
                         egress_trust.install_host_anchors(root)
                     step = "cabling its network namespace"

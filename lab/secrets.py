@@ -6,9 +6,9 @@ and writes them into each machine's root before its first boot. They never trave
 
 Every machine gets ``ca.crt`` (the environment's internal CA), ``tls.crt`` and ``tls.key``
 (a certificate for ``<machine>.<zone>``, plus the public host name on the gateway). Role
-secrets are declared in ``ROLE_SECRETS`` (blueprints/secrets.py, re-exported here), the one
-table Azure and the lab share; a name means one value per environment, as one Key Vault
-secret would, so two roles declaring the same name share the value.
+secrets are declared by each role (``secrets`` in blueprints/<role>/role.py), which Azure and
+the lab both read; a name means one value per environment, as one Key Vault secret would, so
+two roles declaring the same name share the value.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from blueprints.secrets import ROLE_SECRETS, SECRET_KINDS, SecretSpec
+from blueprints.secrets import SECRET_KINDS, SecretSpec, role_secrets
 from blueprints.topology import Machine, private_dns_zone
 
 SECRETS_PATH = "etc/trust-blueprints/secrets"
@@ -111,7 +111,7 @@ def machine_secret_files(config: dict[str, Any], machine: Machine, ca: LabCertif
     """File name -> contents for one machine's secrets directory."""
     cert, key = ca.issue(machine_names(config, machine), store)
     files = {"ca.crt": ca.cert.read_bytes(), "tls.crt": cert, "tls.key": key}
-    for spec in ROLE_SECRETS.get(machine.role, ()):
+    for spec in role_secrets(machine.role):
         files.update(_generate(spec, store))
     return files
 
@@ -134,5 +134,5 @@ def install_secret_files(machine_root: Path, files: dict[str, bytes]) -> Path:
     return directory
 
 
-__all__ = ["ROLE_SECRETS", "SECRET_KINDS", "LabCertificateAuthority", "SecretError", "SecretSpec",
+__all__ = ["SECRET_KINDS", "LabCertificateAuthority", "SecretError", "SecretSpec",
            "install_secret_files", "machine_names", "machine_secret_files"]

@@ -10,8 +10,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from blueprints.package_mirror.settings import SETTINGS_SCHEMA as MIRROR_SETTINGS
 from validation.problems import Problem, StackFileError
-from validation.schema import SCHEMA
 from validation.stack_validator import StackValidator
 from validation.yaml_source import read_stack_source
 
@@ -20,7 +20,7 @@ FILE_HINT = "the file holds keys pypi, npm and cran, each a list of package name
 
 
 def _allowlists_schema() -> dict[str, Any]:
-    mirror = SCHEMA["roles"]["schema"]["package_mirror"]["schema"]
+    mirror = MIRROR_SETTINGS
     return {"roles": {"type": "dict", "schema": {"package_mirror": {"type": "dict", "schema": {
         "allowlists": mirror["allowlists"]}}}}}
 

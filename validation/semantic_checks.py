@@ -8,6 +8,12 @@ import ipaddress
 import struct
 from typing import Any
 
+from blueprints.git_server.settings import (
+    GIT_RESERVED_ACCOUNTS,
+    GIT_RESERVED_REPOSITORIES,
+    PACKAGE_REQUESTS_REPOSITORY,
+)
+from blueprints.roles import all_roles, role_names
 from blueprints.topology import plan_machines
 from modules.naming import NAME_RULES, Naming, name_problems
 from validation.problems import Problem
@@ -22,15 +28,10 @@ RESERVED_USERNAMES = {
 KEY_TYPES = {"ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"}
 MIN_RSA_BITS = 3072
 WIDEST_CLIENT_PREFIX = 8  # a client range wider than /8 is "the Internet" in practice
-# Names the Git server uses for itself (gitolite's administrator and the mirror's reader).
-GIT_RESERVED_ACCOUNTS = {"server-admin", "package-mirror", "git", "root", "gitweb", "daemon"}
-GIT_RESERVED_REPOSITORIES = {"gitolite-admin", "testing"}
-PACKAGE_REQUESTS_REPOSITORY = "package-requests"
+__all__ = ["GIT_RESERVED_ACCOUNTS", "GIT_RESERVED_REPOSITORIES", "PACKAGE_REQUESTS_REPOSITORY", "semantic_problems"]
 # RFC 1918. Python's is_private also counts loopback, link-local and documentation ranges,
 # which no virtual network or trust LAN can use.
 PRIVATE_RANGES = tuple(ipaddress.IPv4Network(r) for r in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
-ROLE_SUBNETS = {"gateway": "gateway", "package_mirror": "services", "git_server": "services",
-                "analytics": "workloads"}
 
 
 def _network(value: str) -> ipaddress.IPv4Network | str:
@@ -190,14 +191,14 @@ def _roles(config: dict[str, Any]) -> list[Problem]:
     roles = config["roles"]
     subnets = config["network"]["subnets"]
     if not roles:
+        names = role_names()
         problems.append(Problem("roles", {}, "must name at least one role",
-                                "gateway, package_mirror, git_server or analytics"))
-    for role, subnet in ROLE_SUBNETS.items():
-        if role in roles and not subnets.get(subnet):
-            if role == "gateway" and roles[role]["kind"] == "bastion":
-                continue
-            problems.append(Problem(f"network.subnets.{subnet}", None, f"is required by roles.{role}",
-                                    f"give the {subnet} subnet a range inside the address space"))
+                                ", ".join(names[:-1]) + " or " + names[-1]))
+    for declared in all_roles():
+        settings = roles.get(declared.name)
+        if settings and declared.has_machines(settings) and not subnets.get(declared.subnet):
+            problems.append(Problem(f"network.subnets.{declared.subnet}", None, f"is required by roles.{declared.name}",
+                                    f"give the {declared.subnet} subnet a range inside the address space"))
     gateway = roles.get("gateway")
     if gateway and not config["network"]["allowed_client_ranges"]:
         problems.append(Problem("network.allowed_client_ranges", [], "needs at least one range when roles.gateway "
@@ -212,12 +213,12 @@ def _roles(config: dict[str, Any]) -> list[Problem]:
                                         "the gateway signs analysts in with Entra ID at this host name"))
     if gateway:
         problems += _jump_users(gateway, config["admin"]["username"])
-    if "analytics" in roles and "package_mirror" not in roles:
-        problems.append(Problem("roles.package_mirror", None, "is required by roles.analytics",
-                                "analytics VMs have no Internet access; they install through the mirror"))
-    if "analytics" in roles and not gateway:
-        problems.append(Problem("roles.gateway", None, "is required by roles.analytics",
-                                "analysts reach their VMs only through the gateway or Azure Bastion"))
+    for declared in all_roles():
+        if declared.name not in roles:
+            continue
+        for other, why in declared.requires:
+            if other not in roles:
+                problems.append(Problem(f"roles.{other}", None, f"is required by roles.{declared.name}", why))
     mirror = roles.get("package_mirror")
     if mirror and mirror["mode"] == "open" and any(mirror["allowlists"].values()):
         problems.append(Problem("roles.package_mirror.allowlists", "...", "has no effect in open mode",

@@ -14,7 +14,7 @@ from cerberus import errors
 
 from validation.mirror_allowlists_file import merge_allowlists_file
 from validation.problems import MISSING, Problem, StackFileError
-from validation.schema import SCHEMA
+from validation.schema import stack_schema
 from validation.semantic_checks import semantic_problems
 from validation.stack_validator import StackValidator
 from validation.yaml_source import read_stack_source
@@ -25,7 +25,7 @@ _TYPE_WORDS = {"dict": "a mapping", "list": "a list", "string": "text", "integer
 
 def _field_schema(path: tuple[Any, ...]) -> dict[str, Any]:
     """The schema entry for a document path (list indices step into the item schema)."""
-    node: dict[str, Any] = {"type": "dict", "schema": SCHEMA}
+    node: dict[str, Any] = {"type": "dict", "schema": stack_schema()}
     for part in path:
         inner = node.get("schema", {})
         node = inner if isinstance(part, int) else inner.get(part, {})
@@ -112,7 +112,7 @@ def _flatten(errs: list[errors.ValidationError]) -> list[errors.ValidationError]
 
 def validate_document(document: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
     """Normalise a parsed document and list its problems (schema, then semantic)."""
-    validator = StackValidator(SCHEMA)
+    validator = StackValidator(stack_schema())
     if not validator.validate(document):
         problems = [_describe(error) for error in _flatten(list(validator._errors))]
         return document, sorted(problems, key=lambda problem: problem.path)

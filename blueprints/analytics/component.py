@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import pulumi
 
+from blueprints.deployment import EnvironmentParts
 from blueprints.role_host import RoleHostArgs
+from blueprints.topology import Machine
 from modules.auto_shutdown import AutoShutdown, AutoShutdownArgs
 from modules.backup import Backup
 from modules.key_vault import KeyVault
@@ -45,3 +47,16 @@ class AnalyticsVm(pulumi.ComponentResource):
                                              args.subscription_id, parent=self)
         self.vm_id = vm.vm_id
         self.register_outputs({"vm_id": self.vm_id})
+
+
+def deploy(env: EnvironmentParts, machines: list[Machine]) -> None:
+    shutdown = env.config["roles"]["analytics"]["auto_shutdown"]
+    for machine in machines:
+        AnalyticsVm(
+            f"{env.name}-{machine.name}",
+            AnalyticsVmArgs(env.host(machine), shutdown["time"], shutdown["timezone"], env.backup,
+                            # The JupyterHub sign-in secret exists only behind the self-hosted
+                            # gateway's single sign-on; with Bastion there is nothing to read.
+                            env.key_vault if env.single_sign_on else None, env.subscription_id),
+            env.child,
+        )

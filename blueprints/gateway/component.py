@@ -10,8 +10,10 @@ from dataclasses import dataclass
 
 import pulumi
 
+from blueprints.deployment import EnvironmentParts, RoleOutputs
 from blueprints.role_host import RoleHostArgs
-from blueprints.secrets import ROLE_SECRETS, key_vault_name
+from blueprints.secrets import key_vault_name, role_secrets
+from blueprints.topology import Machine
 from modules.bastion import Bastion, BastionArgs
 from modules.key_vault import KeyVault
 from modules.linux_vm import LinuxVm
@@ -19,7 +21,6 @@ from modules.placement import Placement
 from modules.public_ip import PublicIp, PublicIpArgs
 
 # The Key Vault secrets the gateway reads: its rows of the one secrets table.
-GATEWAY_SECRETS = tuple(key_vault_name(spec.name) for spec in ROLE_SECRETS["gateway"])
 
 
 @dataclass
@@ -50,8 +51,25 @@ class RemoteGateway(pulumi.ComponentResource):
             address = PublicIp(f"{name}-ip", PublicIpArgs(args.placement, "gateway"), child)
             vm = LinuxVm(f"{name}-host", args.host.vm_args("remote-gateway", public_ip_id=address.id), child)
             if args.key_vault is not None and args.subscription_id is not None:
-                for secret in GATEWAY_SECRETS:
+                for secret in (key_vault_name(spec.name) for spec in role_secrets("gateway")):
                     args.key_vault.grant_secret_read(f"{name}-reads-{secret}", secret, vm.principal_id,
                                                      args.subscription_id, parent=self)
             self.public_ip = address.ip_address
         self.register_outputs({"public_ip": self.public_ip})
+
+
+def deploy(env: EnvironmentParts, machines: list[Machine]) -> RoleOutputs:
+    settings = env.config["roles"]["gateway"]
+    if settings["kind"] == "bastion":
+        RemoteGateway(f"{env.name}-gateway",
+                      RemoteGatewayArgs("bastion", env.placement, bastion_subnet_id=env.subnet_ids["bastion"],
+                                        bastion_sku=settings["bastion_sku"]),
+                      env.child)
+        return RoleOutputs()
+    (machine,) = machines
+    gateway = RemoteGateway(
+        f"{env.name}-{machine.name}",
+        RemoteGatewayArgs("self-hosted", env.placement, env.host(machine), env.key_vault, env.subscription_id),
+        env.child,
+    )
+    return RoleOutputs(gateway_public_ip=gateway.public_ip)

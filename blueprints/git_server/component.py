@@ -8,7 +8,10 @@ from dataclasses import dataclass
 
 import pulumi
 
+from blueprints.deployment import EnvironmentParts
+from blueprints.git_server.backup_target import BACKUP_CONTAINER, storage_account_name, uses_blob
 from blueprints.role_host import RoleHostArgs
+from blueprints.topology import Machine
 from modules.backup import Backup
 from modules.blob_storage import BlobStorage, BlobStorageArgs
 from modules.linux_vm import LinuxVm
@@ -50,3 +53,10 @@ class GitServer(pulumi.ComponentResource):
                                    parent=self)
         self.vm_id = vm.vm_id
         self.register_outputs({"vm_id": self.vm_id})
+
+
+def deploy(env: EnvironmentParts, machines: list[Machine]) -> None:
+    blob_backup = (BlobBackupArgs(storage_account_name(env.config), BACKUP_CONTAINER, env.subscription_id)
+                   if uses_blob(env.config) else None)
+    for machine in machines:
+        GitServer(f"{env.name}-{machine.name}", GitServerArgs(env.host(machine), env.backup, blob_backup), env.child)

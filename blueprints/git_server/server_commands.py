@@ -51,6 +51,8 @@ ADMIN = "server-admin"
 MIRROR_READER = "package-mirror"
 PACKAGE_REQUESTS = "package-requests"
 RESERVED_ACCOUNTS = {ADMIN, MIRROR_READER, "git", "root", "gitweb", "daemon"}
+# gitolite keeps these repositories for itself.
+RESERVED_REPOSITORIES = {"gitolite-admin", "testing"}
 ACCOUNT = re.compile(r"^[a-z][a-z0-9._-]{0,31}$")
 MEMBER = re.compile(r"^@?[a-z][a-z0-9._-]{0,31}$")
 REPOSITORY = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9_-]+)*$")
@@ -123,7 +125,7 @@ def _problems(settings: Any) -> list[str]:
     for index, repository in enumerate(entries("repositories")):
         name = repository.get("name")
         if (not isinstance(name, str) or not REPOSITORY.match(name) or name.endswith(".git")
-                or name in {"gitolite-admin", "testing"} or name in names):
+                or name in RESERVED_REPOSITORIES or name in names):
             problems.append(f"repositories[{index}].name: {name!r} must be a new repository name")
         names.add(str(name))
         if repository.get("owner_team") not in teams:

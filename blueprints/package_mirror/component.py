@@ -7,7 +7,9 @@ from dataclasses import dataclass, replace
 
 import pulumi
 
+from blueprints.deployment import EnvironmentParts
 from blueprints.role_host import RoleHostArgs
+from blueprints.topology import Machine
 from modules.linux_vm import LinuxVm
 
 
@@ -28,3 +30,8 @@ class PackageMirror(pulumi.ComponentResource):
         self.vm_id = vm.vm_id
         self.private_ip = args.host.machine.private_ip
         self.register_outputs({"vm_id": self.vm_id})
+
+
+def deploy(env: EnvironmentParts, machines: list[Machine]) -> None:
+    for machine in machines:
+        PackageMirror(f"{env.name}-{machine.name}", PackageMirrorArgs(env.host(machine)), env.child)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
+from blueprints.roles import all_roles
 from validation.plan_recorder import Plan, PlannedResource
 from validation.policies.rule import Rule, Violation, dig, violation
 
@@ -23,8 +24,6 @@ WIDEST_NAMED_RANGE = 8  # a range wider than /8 is the Internet in practice
 # Subnets Azure manages itself and that refuse an NSG.
 SUBNETS_WITHOUT_NSG = {"GatewaySubnet", "AzureFirewallSubnet", "AzureFirewallManagementSubnet",
                        "RouteServerSubnet"}
-# The one component allowed a public address on its network interface.
-GATEWAY_COMPONENT = "remote-gateway"
 
 
 def _sources(rule: dict[str, Any]) -> list[str]:
@@ -106,10 +105,12 @@ def _subnet_has_nsg(resource: PlannedResource, plan: Plan) -> list[Violation]:
 
 
 def _no_public_ip_on_nic(resource: PlannedResource, plan: Plan) -> list[Violation]:
-    if (resource.inputs.get("tags") or {}).get("component") == GATEWAY_COMPONENT:
+    public_entry = {declared.component for declared in all_roles() if declared.public_entry}
+    if (resource.inputs.get("tags") or {}).get("component") in public_entry:
         return []
     return [violation(resource, f"ipConfigurations[{index}].publicIPAddress",
-                      "is set; only the remote gateway's interface may have a public IP")
+                      "is set; only the interface of a role with a public entry (the remote gateway) may "
+                      "have a public IP")
             for index, config in enumerate(resource.inputs.get("ipConfigurations") or [])
             if config.get("publicIPAddress")]
 

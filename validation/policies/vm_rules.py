@@ -10,6 +10,7 @@ import zlib
 import yaml
 
 from blueprints.cloud_init import written_files
+from blueprints.roles import all_roles
 from validation.plan_recorder import Plan, PlannedResource
 from validation.policies.rule import Rule, Violation, dig, is_known, refers_to, violation
 
@@ -20,7 +21,6 @@ PROTECTED_ITEM = "azure-native:recoveryservices:ProtectedItem"
 SHUTDOWN_SCHEDULE = "azure-native:devtestlab:GlobalSchedule"
 
 MONITOR_AGENT = "AzureMonitorLinuxAgent"
-ANALYTICS_COMPONENT = "analytics-vm"
 # A VM whose data disk holds only what it can fetch again says so by this tag.
 DATA_DISK_TAG, CACHE_ONLY = "data-disk", "cache"
 # Sizes with premium storage, Trusted Launch and encryption at host, in families a trust can
@@ -110,14 +110,16 @@ def _backup_when_holding_data(resource: PlannedResource, plan: Plan) -> list[Vio
 
 
 def _auto_shutdown(resource: PlannedResource, plan: Plan) -> list[Violation]:
-    if (resource.inputs.get("tags") or {}).get("component") != ANALYTICS_COMPONENT:
+    component = (resource.inputs.get("tags") or {}).get("component")
+    if component not in {declared.component for declared in all_roles() if declared.nightly_shutdown}:
         return []
     schedules = [s for s in plan.of_type(SHUTDOWN_SCHEDULE)
                  if refers_to(s.inputs.get("targetResourceId"), s, resource)
                  and s.inputs.get("taskType") == "ComputeVmShutdownTask" and s.inputs.get("status") == "Enabled"]
     if not schedules:
         return [violation(resource, "resources (GlobalSchedule)",
-                          "is an analytics VM without an enabled nightly shutdown schedule")]
+                          f"is a VM of {component}, whose role shuts down at night, without an enabled "
+                          "nightly shutdown schedule")]
     return []
 
 

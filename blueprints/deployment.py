@@ -1,0 +1,62 @@
+"""What the reference environment hands each role when the role declares its Azure resources.
+
+A role's ``deploy`` (named in its role.py as "module:function") is called once per stack that
+names the role, with the environment's shared parts and the role's machines (none, for a role
+that deploys no VM for these settings, such as the gateway as Azure Bastion). It returns the
+outputs it adds to the environment's (see :class:`RoleOutputs`), or None.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+
+from blueprints.role import Role
+from blueprints.role_host import RoleHostArgs
+from blueprints.topology import Machine
+from modules.backup import Backup
+from modules.key_vault import KeyVault
+from modules.placement import Placement
+
+
+@dataclass
+class EnvironmentParts:
+    """The environment's shared resources, as every role's deploy function sees them."""
+
+    name: str  # the environment component's name: the prefix of every role's component name
+    config: dict[str, Any]  # the validated stack config
+    placement: Placement
+    child: pulumi.ResourceOptions  # parent=the environment component
+    subnet_ids: dict[str, pulumi.Output[str]]
+    key_vault: KeyVault
+    backup: Backup | None  # the Recovery Services vault, when a deployed role is backed up
+    subscription_id: pulumi.Input[str]
+    host: Callable[[Machine], RoleHostArgs]  # what a machine's VM is given (address, user-data, ...)
+
+    @property
+    def single_sign_on(self) -> bool:
+        """Whether analysts sign in at the self-hosted gateway (not Azure Bastion)."""
+        return (self.config["roles"].get("gateway") or {}).get("kind") == "self-hosted"
+
+
+@dataclass
+class RoleOutputs:
+    """What a role adds to the environment's outputs."""
+
+    gateway_public_ip: pulumi.Output[str | None] | None = None
+
+
+DeployFunction = Callable[[EnvironmentParts, list[Machine]], "RoleOutputs | None"]
+
+
+def deploy_function(role: Role) -> DeployFunction:
+    """The role's deploy function, imported when an environment is declared (it needs Pulumi)."""
+    module_name, _, function_name = role.deploy.partition(":")
+    function = getattr(importlib.import_module(module_name), function_name, None)
+    if not callable(function):
+        raise TypeError(f"role {role.name!r}: deploy {role.deploy!r} is not a function")
+    return function

@@ -1,0 +1,66 @@
+"""roles.package_mirror in a stack file: every setting, its type, default and meaning (cerberus).
+
+The package-name patterns are also the mirror's own: cloud-init hands them to mirror-allowlist
+on the VM, so the stack file and the mirror check entries the same way.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from blueprints.settings_fields import URL_PATTERN, disk_field, vm_size_field
+
+PYPI_NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
+# A PyPI allowlist entry: a project name, optionally with version specifiers ("pandas>=2,<3").
+_PYPI_SPECIFIER = r" *(~=|===|==|!=|<=|>=|<|>) *[A-Za-z0-9.*+!_-]+"
+PYPI_ALLOWLIST_PATTERN = (PYPI_NAME_PATTERN[:-1] + "(" + _PYPI_SPECIFIER + r"( *," + _PYPI_SPECIFIER + ")*)?$")
+NPM_NAME_PATTERN = r"^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*$"
+CRAN_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]$"
+PACKAGE_NAME_PATTERNS = {"pypi": PYPI_NAME_PATTERN, "npm": NPM_NAME_PATTERN, "cran": CRAN_NAME_PATTERN}
+ECOSYSTEMS = ("pypi", "npm", "cran")
+ALLOWLIST_MAX_ENTRIES = 5000
+
+
+def _allowlist(pattern: str, what: str, allowed: str = "") -> dict[str, Any]:
+    article = "an" if what[0].lower() in "aeiou" or what == "npm" else "a"
+    return {"type": "list", "default": [], "maxlength": ALLOWLIST_MAX_ENTRIES,
+            "schema": {"type": "string", "regex": pattern, "maxlength": 214,
+                       "meta": {"allowed": allowed or f"{article} {what} package name"}},
+            "meta": {"doc": f"{what} packages analysts may install (curated mode)"}}
+
+
+SETTINGS_SCHEMA: dict[str, Any] = {
+    "vm_size": vm_size_field("Standard_B2s"),
+    "cache_disk_gb": disk_field("Cache disk size in GB", 256),
+    "mode": {"type": "string", "allowed": ["curated", "open"], "default": "curated",
+             "meta": {"doc": "curated: only allowlisted packages; open: anything upstream"}},
+    "allowlists": {
+        "type": "dict", "default": {}, "meta": {"doc": "Per-ecosystem allowlists"},
+        "schema": {
+            "pypi": _allowlist(PYPI_ALLOWLIST_PATTERN, "PyPI", "a PyPI project name, "
+                               "optionally with version specifiers such as 'pandas>=2,<3'"),
+            "npm": _allowlist(NPM_NAME_PATTERN, "npm"),
+            "cran": _allowlist(CRAN_NAME_PATTERN, "CRAN"),
+        },
+    },
+    "allowlists_file": {
+        "type": "string", "nullable": True, "default": None,
+        "regex": r"^[A-Za-z0-9][A-Za-z0-9._-]*\.ya?ml$",
+        "meta": {"doc": "A YAML file beside the stack file with more allowlist entries "
+                        "(keys pypi, npm, cran; added to the inline allowlists)",
+                 "allowed": "a .yaml file name in the stack's folder, e.g. mirror-allowlist.yaml"}},
+    "upstreams": {
+        "type": "dict", "default": {}, "meta": {"doc": "Where the mirror fetches from"},
+        "schema": {
+            name: {"type": "string", "regex": URL_PATTERN, "default": url, "maxlength": 2048,
+                   "meta": {"doc": f"{name} upstream", "allowed": "an http(s) URL"}}
+            for name, url in {
+                "debian": "http://deb.debian.org/debian",
+                "debian_security": "http://security.debian.org/debian-security",
+                "pypi": "https://pypi.org/simple",
+                "npm": "https://registry.npmjs.org",
+                "cran": "https://cloud.r-project.org",
+            }.items()
+        },
+    },
+}
