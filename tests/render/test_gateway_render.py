@@ -10,8 +10,7 @@ import pytest
 import yaml
 
 from blueprints.cloud_init import render_user_data
-from blueprints.gateway.component import GATEWAY_SECRETS
-from blueprints.secrets import ROLE_SECRETS
+from blueprints.secrets import role_secrets
 from blueprints.topology import plan_machines
 
 
@@ -94,8 +93,8 @@ def test_secrets_are_read_on_the_machine_never_written_into_user_data(gateway):
 
 
 def test_declared_secrets_match_the_key_vault_grants():
-    names = tuple(spec.name for spec in ROLE_SECRETS["gateway"])
-    assert names == GATEWAY_SECRETS == ("gateway-oidc-client-secret", "gateway-oidc-crypto-passphrase")
+    names = tuple(spec.name for spec in role_secrets("gateway"))
+    assert names == ("gateway-oidc-client-secret", "gateway-oidc-crypto-passphrase")
 
 
 def test_jump_users_come_from_the_stack(example_config):

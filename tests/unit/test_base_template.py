@@ -49,21 +49,24 @@ def test_key_vault_names_are_valid_and_per_machine_where_needed(example_config):
 def test_azure_fetches_exactly_the_files_the_lab_writes(example_config, tmp_path, monkeypatch):
     # The lab and the Azure boot step read one table: the same file names on both.
     import shutil
+    from dataclasses import replace
 
     import pytest
 
-    from blueprints.secrets import ROLE_SECRETS, SecretSpec
+    from blueprints.roles import registered, role
+    from blueprints.secrets import SecretSpec
     from lab import secrets as lab_secrets
 
     if shutil.which("openssl") is None:
         pytest.skip("needs openssl")
-    monkeypatch.setitem(ROLE_SECRETS, "git_server", (SecretSpec("git-deploy-key", "ssh-ed25519"),
-                                                     SecretSpec("git-web-session", "token")))
+    git = replace(role("git_server"), secrets=(SecretSpec("git-deploy-key", "ssh-ed25519"),
+                                               SecretSpec("git-web-session", "token")))
     ca = lab_secrets.LabCertificateAuthority(tmp_path / "ca", "t")
     ca.ensure()
-    for machine in plan_machines(example_config):
-        written = lab_secrets.machine_secret_files(example_config, machine, ca, tmp_path)
-        assert sorted(written) == sorted(file for file, _ in secret_files(machine)), machine.name
+    with registered(git):
+        for machine in plan_machines(example_config):
+            written = lab_secrets.machine_secret_files(example_config, machine, ca, tmp_path)
+            assert sorted(written) == sorted(file for file, _ in secret_files(machine)), machine.name
 
 
 def test_machines_wait_for_the_mirror_except_the_mirror(example_config):

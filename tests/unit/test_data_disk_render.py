@@ -10,13 +10,14 @@ import yaml
 
 from blueprints.cloud_init import render_user_data
 from blueprints.data_disk import (
-    DATA_DISK_LAYOUTS,
     DATA_DISK_LUN,
     DATA_DISK_SCRIPT,
     FILESYSTEM_LABEL,
     PATH_PATTERN,
+    data_disk_layout,
     device_links,
 )
+from blueprints.roles import all_roles
 from blueprints.topology import plan_machines
 from modules.linux_vm import LinuxVm
 from tests.unit.test_linux_vm import _args
@@ -65,7 +66,7 @@ def test_every_role_with_a_disk_installs_the_step_and_its_settings(example_confi
     conf = _conf(document)
     assert conf["lun"] == str(DATA_DISK_LUN)
     assert conf["device_links"].split() == list(device_links(DATA_DISK_LUN))
-    assert conf["directories"].split() == list(DATA_DISK_LAYOUTS[role].directories)
+    assert conf["directories"].split() == list(data_disk_layout(role).directories)
     assert conf["label"] == FILESYSTEM_LABEL and conf["fstab"] == "/etc/fstab"
 
 
@@ -96,14 +97,14 @@ def test_the_gateway_has_no_data_disk_step(example_config):
 @pytest.mark.parametrize("role", ROLES_WITH_DISKS)
 def test_services_do_not_start_without_their_data(example_config, role):
     files = _files(_document(example_config, role))
-    layout = DATA_DISK_LAYOUTS[role]
+    layout = data_disk_layout(role)
     for service in layout.services:
         dropin = files[f"/etc/systemd/system/{service}.service.d/50-trust-blueprints-data-disk.conf"]
         assert dropin == "[Unit]\nRequiresMountsFor=" + " ".join(layout.directories) + "\n"
 
 
 def test_layout_paths_are_plain_absolute_paths():
-    for layout in DATA_DISK_LAYOUTS.values():
+    for layout in (r.data_disk for r in all_roles() if r.data_disk):
         for directory in layout.directories:
             assert PATH_PATTERN.match(directory), directory
         assert set(layout.stop_services) <= set(layout.services)

@@ -5,10 +5,11 @@ import copy
 import pytest
 import yaml
 
-from blueprints.cloud_init import BLUEPRINTS_DIR, render_user_data, written_files
+from blueprints.cloud_init import render_user_data, written_files
 from blueprints.git_server import server_commands
 from blueprints.git_server.backup_target import vm_settings
 from blueprints.git_server.server_commands import Access
+from blueprints.roles import role
 from blueprints.topology import plan_machines
 from tests.conftest import EXAMPLE
 from validation.stack_config import validate_document
@@ -189,7 +190,7 @@ def test_rendered_cloud_config_installs_the_role(example_config):
     document = _git_user_data(example_config)
     for package in ("gitolite3", "cgit", "apache2", "fail2ban", "unattended-upgrades"):
         assert package in document["packages"]
-    program = (BLUEPRINTS_DIR / "git_server" / "server_commands.py").read_text()
+    program = (role("git_server").folder / "server_commands.py").read_text()
     assert written_files(document)["/usr/local/sbin/git-server"] == program
     assert "/usr/local/sbin/git-server-apply /etc/trust-blueprints/git-server.yaml" in document["runcmd"]
     sshd = _file(document, "/etc/ssh/sshd_config.d/50-trust-blueprints.conf")

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import shutil
 import subprocess
+from dataclasses import replace
 
 import pytest
 
+from blueprints.roles import all_roles, registered, role
 from blueprints.topology import plan_machines
 from lab import secrets
-from lab.secrets import ROLE_SECRETS, SECRET_KINDS, LabCertificateAuthority, SecretSpec
+from lab.secrets import SECRET_KINDS, LabCertificateAuthority, SecretSpec
 
 pytestmark = pytest.mark.skipif(shutil.which("openssl") is None, reason="needs openssl (make host-deps)")
 
@@ -57,29 +59,29 @@ def test_key_matches_certificate(example_config, ca, tmp_path):
 
 def test_a_secret_name_has_one_value_for_every_machine(example_config, ca, tmp_path, monkeypatch):
     spec = SecretSpec("shared-token", "token")
-    monkeypatch.setitem(ROLE_SECRETS, "analytics", (spec,))
     analytics = [m for m in plan_machines(example_config) if m.role == "analytics"]
-    values = {secrets.machine_secret_files(example_config, m, ca, tmp_path)["shared-token"] for m in analytics}
+    with registered(replace(role("analytics"), secrets=(spec,))):
+        values = {secrets.machine_secret_files(example_config, m, ca, tmp_path)["shared-token"] for m in analytics}
     assert len(values) == 1 and len(next(iter(values)).strip()) >= 43
 
 
 def test_ssh_key_secrets_come_with_their_public_half(example_config, ca, tmp_path, monkeypatch):
-    monkeypatch.setitem(ROLE_SECRETS, "git_server", (SecretSpec("deploy-key", "ssh-ed25519"),))
     git = next(m for m in plan_machines(example_config) if m.role == "git_server")
-    files = secrets.machine_secret_files(example_config, git, ca, tmp_path)
+    with registered(replace(role("git_server"), secrets=(SecretSpec("deploy-key", "ssh-ed25519"),))):
+        files = secrets.machine_secret_files(example_config, git, ca, tmp_path)
     assert files["deploy-key"].startswith(b"-----BEGIN OPENSSH PRIVATE KEY-----")
     assert files["deploy-key.pub"].startswith(b"ssh-ed25519 ")
 
 
-def test_unknown_kind_is_refused(ca, tmp_path):
-    with pytest.raises(secrets.SecretError, match="kind 'password'"):
-        secrets._generate(SecretSpec("x", "password"), tmp_path)
+def test_unknown_kind_is_refused_where_it_is_declared():
+    with pytest.raises(ValueError, match="kind 'password'"):
+        SecretSpec("x", "password")
 
 
 def test_declared_role_secrets_use_known_kinds():
-    for role, specs in ROLE_SECRETS.items():
-        for spec in specs:
-            assert spec.kind in SECRET_KINDS, f"{role}: {spec}"
+    for declared in all_roles():
+        for spec in declared.secrets:
+            assert spec.kind in SECRET_KINDS, f"{declared.name}: {spec}"
             assert spec.name not in ("ca.crt", "tls.crt", "tls.key")
 
 
