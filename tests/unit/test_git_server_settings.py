@@ -1,16 +1,15 @@
-"""The Git server role: stack checks, generated gitolite rules, web access lists and rendering."""
+"""The Git server's settings: the stack's checks on them, the document the VM reads (`blueprints git-server
+settings`), and what the VM's program (server_commands) makes of it: gitolite rules, web access lists,
+backup targets. Its rendered cloud-config is tested in tests/render/test_git_server_render.py."""
 
 import copy
 
 import pytest
 import yaml
 
-from blueprints.cloud_init import render_user_data, written_files
 from blueprints.git_server import server_commands
 from blueprints.git_server.backup_target import vm_settings
 from blueprints.git_server.server_commands import Access
-from blueprints.roles import role
-from blueprints.topology import plan_machines
 from tests.conftest import EXAMPLE
 from validation.stack_config import validate_document
 from validation.yaml_source import read_stack_source
@@ -177,56 +176,6 @@ def test_apply_refuses_a_bad_file_with_exit_2_and_changes_nothing(tmp_path, monk
     assert "Traceback" not in err
 
 
-def _git_user_data(config):
-    machine = next(m for m in plan_machines(config) if m.role == "git_server")
-    return yaml.safe_load(render_user_data(config, machine))
-
-
-def _file(document, path):
-    return next(f for f in document["write_files"] if f["path"] == path)["content"]
-
-
-def test_rendered_cloud_config_installs_the_role(example_config):
-    document = _git_user_data(example_config)
-    for package in ("gitolite3", "cgit", "apache2", "fail2ban", "unattended-upgrades"):
-        assert package in document["packages"]
-    program = (role("git_server").folder / "server_commands.py").read_text()
-    assert written_files(document)["/usr/local/sbin/git-server"] == program
-    assert "/usr/local/sbin/git-server-apply /etc/trust-blueprints/git-server.yaml" in document["runcmd"]
-    sshd = _file(document, "/etc/ssh/sshd_config.d/50-trust-blueprints.conf")
-    assert "PermitRootLogin no" in sshd and "PasswordAuthentication no" in sshd
-
-
-def test_rendered_settings_are_the_stack_settings(example_config):
-    document = _git_user_data(example_config)
-    settings = yaml.safe_load(_file(document, "/etc/trust-blueprints/git-server.yaml"))
-    assert settings == vm_settings(example_config)
-    assert {key: value for key, value in settings.items() if key != "backup"} == \
-        {key: value for key, value in example_config["roles"]["git_server"].items() if key != "backup"}
-
-
-def test_web_view_admits_only_the_gateway(example_config):
-    site = _file(_git_user_data(example_config), "/etc/apache2/sites-available/git-server.conf")
-    gateway = next(m for m in plan_machines(example_config) if m.role == "gateway")
-    requires = [line.strip() for line in site.splitlines() if line.strip().startswith("Require")]
-    assert requires == [f"Require ip {gateway.private_ip}"] * 2
-
-
-def test_web_view_is_closed_without_a_self_hosted_gateway(example_config):
-    config = copy.deepcopy(example_config)
-    config["roles"]["gateway"]["kind"] = "bastion"
-    site = _file(_git_user_data(config), "/etc/apache2/sites-available/git-server.conf")
-    assert [line.strip() for line in site.splitlines() if line.strip().startswith("Require")] == \
-        ["Require all denied"] * 2
-
-
-def test_quotes_in_descriptions_stay_inside_the_settings_document(example_config):
-    config = copy.deepcopy(example_config)
-    config["roles"]["git_server"]["repositories"][1]["description"] = "Trust's \"A&E\" waits: {{ x }}"
-    settings = yaml.safe_load(_file(_git_user_data(config), "/etc/trust-blueprints/git-server.yaml"))
-    assert settings["repositories"][1]["description"] == "Trust's \"A&E\" waits: {{ x }}"
-
-
 def test_settings_command_writes_what_the_vm_applies(tmp_path, example_config, capsys):
     from cli.main import main
 
@@ -309,10 +258,3 @@ def test_apply_writes_the_rclone_remote_only_where_the_target_asks(example_confi
         assert "key" not in rclone.replace("no key", "")
     else:
         assert not (tmp_path / "rclone.conf").exists()
-
-
-def test_rclone_is_installed_only_when_backups_may_leave_the_vm(example_config):
-    assert "rclone" in _git_user_data(example_config)["packages"]
-    config = copy.deepcopy(example_config)
-    config["roles"]["git_server"]["backup"]["target"] = "directory"
-    assert "rclone" not in _git_user_data(config)["packages"]
