@@ -81,13 +81,13 @@ lab-test: $(STAMP) host-deps
 	@$(BIN)/blueprints lab up $(STACK); status=$$?; \
 	if [ $$status = 2 ]; then exit 2; fi; \
 	if [ $$status = 0 ]; then \
-		BLUEPRINTS_LAB_REQUIRED=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/lab tests/acceptance; \
+		BLUEPRINTS_LAB_REQUIRED=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/lab/machines tests/acceptance; \
 		status=$$?; \
 		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_FAULTS=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
-			tests/lab/test_faults.py || status=1; \
+			tests/lab/machines/test_faults.py || status=1; \
 		BLUEPRINTS_LAB_REQUIRED=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/acceptance || status=1; \
 		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_TEARDOWN=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
-			tests/lab/test_lab_down.py || status=1; \
+			tests/lab/machines/test_lab_down.py || status=1; \
 	fi; \
 	$(BIN)/blueprints lab down; \
 	exit $$status

@@ -5,7 +5,7 @@ cloud-init on two machines and reboots every machine, so nobody else should be u
 
     sudo .venv/bin/python benchmarks/lab_faults.py [--skip-acceptance]
 
-It runs the fault tests (tests/lab/test_faults.py) and the Git server's backup-and-restore test,
+It runs the fault tests (tests/lab/machines/test_faults.py) and the Git server's backup-and-restore test,
 then, unless --skip-acceptance, every acceptance suite again on the machines that went through the
 faults. Recovery times are the ones the tests record (pytest's record_property, read back from a
 JUnit XML report): from restarting the mirror's services until each client's install works
@@ -26,7 +26,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 GIT_RESTORE = "tests/acceptance/test_git_server.py::test_backup_delete_restore_keeps_every_ref"
-FAULTS = "tests/lab/test_faults.py"
+FAULTS = "tests/lab/machines/test_faults.py"
 
 
 def _pytest(report: Path, *targets: str, faults: bool) -> float:

@@ -121,7 +121,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
     except machines.MachineError as error:
         raise UsageError(str(error)) from None
     env = dict(os.environ, BLUEPRINTS_LAB_REQUIRED="1")
-    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/lab", "tests/acceptance",
+    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/lab/machines", "tests/acceptance",
             *args.pytest_args]
     return subprocess.run(argv, cwd=REPO, env=env, check=False).returncode
 
@@ -210,7 +210,7 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     logs.set_defaults(handler=_reporting_failures(_cmd_logs))
 
     test = group.add_parser("test", help="run the lab and acceptance suites against the running lab",
-                            description="Run tests/lab and tests/acceptance against the running lab; "
+                            description="Run tests/lab/machines and tests/acceptance against the running lab; "
                                         "a missing lab machine is a failure, not a skip.")
     test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
     test.set_defaults(handler=_reporting_failures(_cmd_test))

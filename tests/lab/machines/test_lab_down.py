@@ -56,7 +56,7 @@ def test_lab_down_leaves_nothing_behind(lab) -> None:
     inside = _machine_processes()
     assert len(inside) > len(lab.machines), "every machine should have processes (guards the check below)"
     result = subprocess.run([sys.executable, "-m", "cli", "lab", "down"], capture_output=True, text=True,
-                            cwd=Path(__file__).resolve().parents[2])
+                            cwd=Path(__file__).resolve().parents[3])
     assert result.returncode == 0, result.stderr
 
     namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=True).stdout

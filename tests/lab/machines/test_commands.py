@@ -13,7 +13,7 @@ from lab.machines import leader_pid
 
 pytestmark = pytest.mark.lab
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def _blueprints(*args: str) -> subprocess.CompletedProcess[str]:

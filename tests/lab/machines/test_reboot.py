@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from lab.machines import cloud_init_status, leader_pid, run
-from tests.lab.probes import connect_all
+from tests.lab.machines.probes import connect_all
 
 pytestmark = pytest.mark.lab
 

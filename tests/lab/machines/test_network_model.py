@@ -17,8 +17,8 @@ import pytest
 from lab.address_plan import address_plan
 from lab.layout import NFT_TABLE
 from lab.machines import run
-from tests.lab.flow_oracle import allowed, allowed_to_internet, flow_ports
-from tests.lab.probes import client_connect, connect_all, start_listeners, stop_listeners
+from tests.lab.machines.flow_oracle import allowed, allowed_to_internet, flow_ports
+from tests.lab.machines.probes import client_connect, connect_all, start_listeners, stop_listeners
 
 pytestmark = pytest.mark.lab
 
