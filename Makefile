@@ -36,7 +36,7 @@ validate: $(STAMP)
 ## test: everything CI runs, as root (the lab builds machines): lint, the offline suites,
 ## the docs (drift check and strict build), the checkov gate, then the lab with every acceptance suite
 test: $(STAMP) host-deps azurite
-	$(BIN)/ruff check .
+	$(MAKE) --no-print-directory lint
 	BLUEPRINTS_AZURITE_REQUIRED=1 $(BIN)/python -m pytest -n 2 -q -m "not lab"
 	$(MAKE) --no-print-directory docs
 	$(MAKE) --no-print-directory checkov
@@ -105,6 +105,7 @@ reference: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports --no-logo
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .ruff_cache .hypothesis
