@@ -33,12 +33,12 @@ plan: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/blueprints validate $(STACK)
 
-## test: everything CI runs, as root (the lab builds machines): lint, the offline suites,
-## the docs (drift check and strict build), the checkov gate, then the lab with every acceptance suite
+## test: everything CI runs, as root (the lab builds machines): lint (with the import layers), the
+## offline suites (the docs drift check and strict site build among them), the checkov gate, then the
+## lab with every acceptance suite. Each check runs once.
 test: $(STAMP) host-deps azurite
 	$(MAKE) --no-print-directory lint
 	BLUEPRINTS_AZURITE_REQUIRED=1 $(BIN)/python -m pytest -n 2 -q -m "not lab"
-	$(MAKE) --no-print-directory docs
 	$(MAKE) --no-print-directory checkov
 	$(MAKE) --no-print-directory lab-test
 
