@@ -1,6 +1,7 @@
 """Every stack file in stacks/, run as the whole program under mocks: what it records, and the
 security invariants that must hold whatever the file says. A new stack file is covered by
-being put in stacks/."""
+being put in stacks/. The policy rules (validation/policies, tests/policy/test_rules.py) are checked on
+the same plans; the invariants here are exact where a rule only asks for presence."""
 
 import base64
 import functools
@@ -13,15 +14,22 @@ import pulumi
 import pytest
 
 from blueprints.network_flows import Priority
+from blueprints.roles import role
 from blueprints.topology import plan_machines, subnet_plan
 from modules.linux_vm import DEBIAN_13_IMAGE
 from modules.naming import Naming
-from tests.conftest import REPO, STACK_FILES, all_of
-from tests.unit.test_reference_environment import REQUIRED_TAGS, UNTAGGABLE
+from tests.conftest import EXAMPLE, REPO, STACK_FILES, all_of
 from validation.plan_recorder import Plan, record_plan, record_program
 
 ENTRY = REPO / "stacks" / "__main__.py"
 WHOLE_INTERNET = {"*", "Internet", "0.0.0.0/0", "Any"}
+REQUIRED_TAGS = {"trust", "environment", "owner", "cost-centre", "data-classification", "blueprint", "managed-by"}
+UNTAGGABLE = {"Subnet", "DataCollectionRuleAssociation", "PrivateRecordSet", "RoleAssignment",
+              "ProtectedItem", "ProtectionPolicy", "BlobServiceProperties", "BlobContainer"}
+# The Key Vault secrets each role's VMs read: the sign-in secrets, which exist only behind the
+# self-hosted gateway's single sign-on.
+SIGN_IN_SECRETS = {"gateway": ["gateway-oidc-client-secret", "gateway-oidc-crypto-passphrase"],
+                   "analytics": ["jupyterhub-oidc-client-secret"]}
 
 
 @functools.cache
@@ -50,9 +58,14 @@ def _destinations(rule):
     return rule["destinationAddressPrefixes"]
 
 
+def _naming(plan):
+    return Naming(plan.config["trust"]["short_name"], plan.config["environment"], plan.config["location"])
+
+
 def test_the_plan_records_every_resource_with_its_place_in_the_tree(plan):
     machines = plan_machines(plan.config)
     assert len(all_of(plan.resources, "azure-native:compute:VirtualMachine")) == len(machines)
+    assert len(all_of(plan.resources, "azure-native:network:NetworkInterface")) == len(machines)
     assert len(all_of(plan.resources, "azure-native:network:Subnet")) == len(subnet_plan(plan.config))
     urns = {r.urn for r in plan.resources}
     assert len(urns) == len(plan.resources), "two resources share a URN"
@@ -69,8 +82,7 @@ def test_only_the_self_hosted_gateway_or_bastion_is_reachable_from_outside(plan)
     gateway = plan.config["roles"].get("gateway", {}).get("kind")
     public_nics = [nic.azure_name for nic in all_of(plan.resources, "azure-native:network:NetworkInterface")
                    if any("publicIPAddress" in c for c in nic.inputs["ipConfigurations"])]
-    naming = Naming(plan.config["trust"]["short_name"], plan.config["environment"], plan.config["location"])
-    assert public_nics == ([naming.name("nic", "gateway")] if gateway == "self-hosted" else [])
+    assert public_nics == ([_naming(plan).name("nic", "gateway")] if gateway == "self-hosted" else [])
     # Every public address is held by exactly one of: the gateway's NIC, Azure Bastion, the NAT gateway.
     holders = {}
     for resource in plan.custom_resources():
@@ -91,12 +103,23 @@ def test_only_the_self_hosted_gateway_or_bastion_is_reachable_from_outside(plan)
 
 
 def test_only_the_mirror_subnet_has_the_nat_gateway(plan):
-    egress = {m.subnet for m in plan_machines(plan.config) if m.internet_egress}
+    machines = plan_machines(plan.config)
+    mirrors = [m for m in machines if m.internet_egress]
+    assert [m.name for m in mirrors] == [m.name for m in machines if m.role == "package_mirror"]
+    egress = {m.subnet for m in mirrors}
     subnets = all_of(plan.resources, "azure-native:network:Subnet")
     with_nat = {s.azure_name for s in subnets if "natGateway" in s.inputs}
     assert with_nat == {s.azure_name for s in subnets if s.azure_name.endswith(tuple(f"-{n}" for n in egress))}
     assert egress <= {"services"}
     assert all(s.inputs["defaultOutboundAccess"] is False for s in subnets)
+    # ... and its subnet's NSG lets the mirror, and only it, out to the Internet, with one rule.
+    mirror_ips = {f"{m.private_ip}/32" for m in mirrors}
+    out = sorted((group.azure_name, source)
+                 for group in all_of(plan.resources, "azure-native:network:NetworkSecurityGroup")
+                 for rule in _rules(group)
+                 if rule["direction"] == "Outbound" and rule["access"] == "Allow" and "Internet" in _destinations(rule)
+                 for source in _sources(rule) if source in mirror_ips)
+    assert out == sorted((_naming(plan).name("nsg", m.subnet), f"{m.private_ip}/32") for m in mirrors)
 
 
 def test_every_subnet_has_its_own_nsg_ending_in_deny_all(plan):
@@ -166,18 +189,55 @@ def test_secrets_stay_in_key_vault_and_each_identity_reads_only_named_secrets(pl
     assert vault["networkAcls"]["defaultAction"] == "Deny"
     vms = all_of(plan.resources, "azure-native:compute:VirtualMachine")
     principals = {f"principal-of-{vm.azure_name}" for vm in vms}
+    read, writers = [], []
     for grant in all_of(plan.resources, "azure-native:authorization:RoleAssignment"):
         if grant.inputs["scope"].endswith("/containers/git-server-backups"):
             # The one grant that is not a secret: the Git server writes its own backup container.
             git_vm = next(vm for vm in vms if vm.azure_name.endswith("-git"))
             assert grant.inputs["principalId"] == f"principal-of-{git_vm.azure_name}"
             assert grant.inputs["roleDefinitionId"].endswith("/ba92f5b4-2d11-453d-a403-e96b0029c9fe")
+            writers.append(git_vm.azure_name)
             continue
         assert "/secrets/" in grant.inputs["scope"], grant.inputs["scope"]
         assert grant.inputs["principalId"] in principals
-    if plan.config["roles"].get("gateway", {}).get("kind") != "self-hosted":
-        assert not [g for g in all_of(plan.resources, "azure-native:authorization:RoleAssignment")
-                    if "oidc" in g.inputs["scope"]], "no single sign-on, so no sign-in secret to read"
+        secret = grant.inputs["scope"].rsplit("/", 1)[-1]
+        read.append((grant.inputs["principalId"].removeprefix("principal-of-"), secret))
+    git = plan.config["roles"].get("git_server")
+    assert len(writers) == (1 if git and git["backup"]["target"] != "directory" else 0)
+    # Each VM reads its own role's sign-in secrets, once; without single sign-on there are none to read.
+    single_sign_on = plan.config["roles"].get("gateway", {}).get("kind") == "self-hosted"
+    assert sorted(read) == sorted((_naming(plan).name("vm", m.name), secret) for m in plan_machines(plan.config)
+                                  if single_sign_on for secret in SIGN_IN_SECRETS.get(m.role, []))
+
+
+def test_the_roles_that_keep_data_are_backed_up_and_analytics_vms_shut_down_at_night(plan):
+    # The policy rules ask that every VM holding data is backed up and every VM of a nightly role has a
+    # schedule; here, no other VM is (the mirror's disk is a cache, the gateway serves at night).
+    machines, naming = plan_machines(plan.config), _naming(plan)
+    protected = [p.inputs["properties"]["sourceResourceId"].rsplit("/", 1)[-1]
+                 for p in all_of(plan.resources, "azure-native:recoveryservices:ProtectedItem")]
+    assert sorted(protected) == sorted(naming.name("vm", m.name) for m in machines if role(m.role).backed_up)
+    stopped = [s.inputs["targetResourceId"].rsplit("/", 1)[-1]
+               for s in all_of(plan.resources, "azure-native:devtestlab:GlobalSchedule")]
+    assert sorted(stopped) == sorted(naming.name("vm", m.name) for m in machines if role(m.role).nightly_shutdown)
+
+
+def _keys(value, path=""):
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if path.endswith("tags"):
+                continue
+            yield f"{path}.{key}", key
+            yield from _keys(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for item in value:
+            yield from _keys(item, path)
+
+
+def test_every_input_reaches_azure_in_its_wire_name(plan):
+    # A plain dict inside a union-typed input is not renamed: snake_case would reach Azure.
+    leaked = [f"{r.type}{path}" for r in plan.custom_resources() for path, key in _keys(r.inputs) if "_" in key]
+    assert leaked == []
 
 
 def test_the_pulumi_entry_picks_the_stack_file_by_stack_name(plan):
@@ -206,3 +266,13 @@ def test_the_pulumi_entry_reports_a_bad_stack_file_without_a_traceback(tmp_path)
 
     with pytest.raises(pulumi.RunError, match=r"missing\.yaml.*cannot be read"):
         record_program(lambda: runpy.run_path(str(entry)), "missing")
+
+
+def test_plans_in_one_process_do_not_leak_into_each_other(example_plan, tmp_path):
+    smaller = tmp_path / "one-analyst.yaml"
+    smaller.write_text(EXAMPLE.read_text().replace("count: 2", "count: 1"))
+    first = record_plan(smaller)
+    again = record_plan(smaller)
+    assert len(first.resources) == len(again.resources) < len(example_plan.resources)
+    assert {r.urn for r in first.resources} == {r.urn for r in again.resources}
+    assert all(r.urn.startswith("urn:pulumi:one-analyst::") for r in first.resources)
