@@ -45,7 +45,7 @@ async ([base, cells]) => {
       const socket = new WebSocket(url);
       const out = [];
       const asked = new Set();
-      let ready = false;
+      let ready = false, replied = false, idle = false;
       const send = (type, id, content) => socket.send(JSON.stringify({
         header: {msg_id: id, msg_type: type, session, username: "", version: "5.3", date: ""},
         parent_header: {}, metadata: {}, channel: "shell", buffers: [], content}));
@@ -68,11 +68,15 @@ async ([base, cells]) => {
           return;
         }
         if (!m.parent_header || m.parent_header.msg_id !== msgId) return;
+        // The reply (shell) may overtake the output (iopub): done when both the reply and the
+        // kernel's "idle" status for this request, sent after all its output, have arrived.
         if (m.msg_type === "stream") out.push(m.content.text);
         else if (m.msg_type === "execute_result" || m.msg_type === "display_data")
           out.push(m.content.data["text/plain"] || "");
         else if (m.msg_type === "error") out.push(m.content.ename + ": " + m.content.evalue);
-        else if (m.msg_type === "execute_reply") { clearTimeout(timer); socket.close(); resolve(out.join("").trim()); }
+        else if (m.msg_type === "execute_reply") replied = true;
+        else if (m.msg_type === "status" && m.content.execution_state === "idle") idle = true;
+        if (replied && idle) { clearTimeout(timer); socket.close(); resolve(out.join("").trim()); }
       };
     });
     await fetch(base + "api/kernels/" + kernel.id, {method: "DELETE", headers});

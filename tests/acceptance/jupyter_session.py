@@ -88,8 +88,11 @@ async def run_cell(hub: str, user: str, token: str, kernel_name: str, code: str)
     msg_id = send("execute_request", {"code": code, "silent": False, "store_history": False,
                                       "user_expressions": {}, "allow_stdin": False, "stop_on_error": True})
     output: list[str] = []
+    # The reply (shell channel) may overtake the output (iopub channel): the request is done only
+    # when both its reply and the kernel's "idle" status for it, sent after all its output, arrived.
+    replied = idle = False
     try:
-        while True:
+        while not (replied and idle):
             raw = await asyncio.wait_for(socket.read_message(), TIMEOUT)
             if raw is None:
                 raise SystemExit(f"{kernel_name}: the kernel connection closed")
@@ -104,7 +107,9 @@ async def run_cell(hub: str, user: str, token: str, kernel_name: str, code: str)
             elif kind == "error":
                 output.append(f"{content['ename']}: {content['evalue']}")
             elif kind == "execute_reply":
-                break
+                replied = True
+            elif kind == "status" and content.get("execution_state") == "idle":
+                idle = True
     finally:
         socket.close()
         await call(f"{base}/{kernel['id']}", token, "DELETE")
