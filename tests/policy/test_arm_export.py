@@ -9,7 +9,8 @@ import pytest
 
 from cli.main import main
 from tests.conftest import EXAMPLE
-from validation.arm_export import PATH_NAMES, export_template
+from validation.arm_export import PATH_NAMES, SHAPES, arm_resource, export_template
+from validation.plan_model import Plan, PlannedResource
 from validation.plan_recorder import ARM_TYPES
 
 
@@ -87,3 +88,89 @@ def test_storage_settings_carry_their_arm_names_and_containers_their_full_path(t
     [container] = by_type(template, "Microsoft.Storage/storageAccounts/blobServices/containers")
     assert container["name"] == f"{account['name']}/default/git-server-backups"
     assert container["properties"]["publicAccess"] == "None"
+
+
+def test_security_rules_are_sub_resources_with_their_settings_under_properties(template):
+    [nsg] = [r for r in by_type(template, "Microsoft.Network/networkSecurityGroups") if r["name"].endswith("-gateway")]
+    rules = nsg["properties"]["securityRules"]
+    assert rules and all(set(rule) == {"name", "properties"} for rule in rules)
+    [ssh] = [rule for rule in rules if rule["name"] == "allow-ssh-clients-to-gateway"]
+    assert ssh["properties"] == {
+        "access": "Allow", "description": "SSH jump host (key and TOTP code)",
+        "destinationAddressPrefix": "10.40.1.4/32", "destinationPortRange": "22", "direction": "Inbound",
+        "priority": 1010, "protocol": "Tcp",
+        "sourceAddressPrefixes": ["203.0.113.0/24", "198.51.100.16/28"], "sourcePortRange": "*"}
+
+
+def test_ip_configurations_and_a_vms_nic_references_nest_their_settings(template):
+    [nic] = [r for r in by_type(template, "Microsoft.Network/networkInterfaces") if r["name"].endswith("-gateway")]
+    [configuration] = nic["properties"]["ipConfigurations"]
+    assert set(configuration) == {"name", "properties"}
+    assert configuration["properties"]["privateIPAllocationMethod"] == "Static"
+    assert configuration["properties"]["subnet"]["id"].endswith("/snet-exnhs-dev-uks-gateway")
+    assert set(configuration["properties"]["publicIPAddress"]) == {"id"}
+    [vm] = [r for r in by_type(template, "Microsoft.Compute/virtualMachines") if r["name"].endswith("-gateway")]
+    [reference] = vm["properties"]["networkProfile"]["networkInterfaces"]
+    assert reference["id"].endswith("/nic-exnhs-dev-uks-gateway")
+    assert reference["properties"] == {"deleteOption": "Delete", "primary": True}
+
+
+def test_a_workspace_sku_is_one_of_its_properties(template):
+    [workspace] = by_type(template, "Microsoft.OperationalInsights/workspaces")
+    assert "sku" not in workspace and workspace["properties"]["sku"] == {"name": "PerGB2018"}
+
+
+def test_a_storage_accounts_network_rules_name_their_subnet_as_arm_does(template):
+    [account] = by_type(template, "Microsoft.Storage/storageAccounts")
+    [rule] = account["properties"]["networkAcls"]["virtualNetworkRules"]
+    assert set(rule) == {"id", "action"} and rule["id"].endswith("/snet-exnhs-dev-uks-services")
+
+
+def test_every_recorded_type_has_a_declared_shape():
+    assert set(ARM_TYPES) <= set(SHAPES)
+
+
+def _resource(type_token: str, name: str, inputs: dict) -> PlannedResource:
+    return PlannedResource(urn=f"urn:{name}", type=type_token, name=name, azure_name=name, custom=True,
+                           parent=None, dependencies=[], inputs=inputs)
+
+
+def test_subnets_inside_a_virtual_network_and_their_own_sub_resources_are_laid_out_as_arm_has_them():
+    nsg_id = "/subscriptions/s/resourceGroups/rg/providers/Microsoft.Network/networkSecurityGroups/nsg"
+    vnet = _resource("azure-native:network:VirtualNetwork", "vnet", {
+        "virtualNetworkName": "vnet", "resourceGroupName": "rg", "location": "uksouth",
+        "addressSpace": {"addressPrefixes": ["10.0.0.0/16"]},
+        "subnets": [{"name": "snet", "addressPrefix": "10.0.1.0/24", "networkSecurityGroup": {"id": nsg_id},
+                     "delegations": [{"name": "d", "serviceName": "Microsoft.Web/serverFarms"}],
+                     "provisioningState": "Succeeded"}],
+    })
+    body = arm_resource(vnet, {})
+    assert body["properties"]["addressSpace"] == {"addressPrefixes": ["10.0.0.0/16"]}
+    assert body["properties"]["subnets"] == [{"name": "snet", "properties": {
+        "addressPrefix": "10.0.1.0/24", "networkSecurityGroup": {"id": nsg_id},
+        "delegations": [{"name": "d", "properties": {"serviceName": "Microsoft.Web/serverFarms"}}]}}]
+
+
+def test_read_only_fields_of_a_sub_resource_are_dropped():
+    nsg = _resource("azure-native:network:NetworkSecurityGroup", "nsg", {
+        "networkSecurityGroupName": "nsg", "resourceGroupName": "rg", "location": "uksouth",
+        "securityRules": [{"name": "r", "etag": "W/1", "type": "x", "provisioningState": "Succeeded",
+                           "protocol": "Tcp"}]})
+    assert arm_resource(nsg, {})["properties"]["securityRules"] == [{"name": "r", "properties": {"protocol": "Tcp"}}]
+
+
+def test_secrets_become_secure_parameters_of_the_template():
+    secret = _resource("azure-native:keyvault:Secret", "ca-crt", {
+        "secretName": "ca-crt", "vaultName": "kv", "resourceGroupName": "rg", "properties": "[secret]",
+        "tags": {"owner": "a"}})
+    vm = _resource("azure-native:compute:VirtualMachine", "vm", {
+        "vmName": "vm", "resourceGroupName": "rg", "location": "uksouth",
+        "osProfile": {"computerName": "vm", "customData": "[secret]"}})
+    template = export_template(Plan(stack="s", source="s.yaml", config={}, resources=[secret, vm]))
+    [secret_body, vm_body] = template["resources"]
+    assert secret_body["name"] == "kv/ca-crt" and secret_body["tags"] == {"owner": "a"}
+    assert secret_body["properties"] == "[parameters('kv_ca_crt_properties')]"
+    assert vm_body["properties"]["osProfile"]["customData"] == "[parameters('vm_properties_osProfile_customData')]"
+    assert {name: p["type"] for name, p in template["parameters"].items()} == {
+        "kv_ca_crt_properties": "secureObject", "vm_properties_osProfile_customData": "securestring"}
+    assert "[secret]" not in json.dumps(template)
