@@ -16,6 +16,7 @@ from pulumi_azure_native import authorization, resources
 from blueprints.cloud_init import render_user_data
 from blueprints.deployment import EnvironmentParts, deploy_function
 from blueprints.network_flows import nsg_rules
+from blueprints.regions import availability_zones
 from blueprints.role_host import RoleHostArgs
 from blueprints.roles import all_roles
 from blueprints.topology import Machine, plan_machines, private_dns_zone
@@ -75,7 +76,9 @@ class ReferenceEnvironment(pulumi.ComponentResource):
         subnets = {k: v for k, v in config["network"]["subnets"].items() if v}
         egress_subnets = sorted({m.subnet for m in machines if m.internet_egress})
 
-        nat = NatEgress(f"{name}-egress", NatEgressArgs(placement), child) if egress_subnets else None
+        # The region's zones from its facts (blueprints/regions.yaml): none in UK West.
+        zones = availability_zones(config["location"])
+        nat = NatEgress(f"{name}-egress", NatEgressArgs(placement, zones=zones), child) if egress_subnets else None
         net = Network(
             f"{name}-network",
             NetworkArgs(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -16,6 +17,7 @@ class BastionArgs:
     placement: Placement
     subnet_id: pulumi.Input[str]
     sku: str = "Basic"  # Basic | Standard
+    zones: Sequence[str] | None = None  # for its public IP: the region's availability zones, None for none
 
 
 class Bastion(pulumi.ComponentResource):
@@ -24,7 +26,8 @@ class Bastion(pulumi.ComponentResource):
     def __init__(self, name: str, args: BastionArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("trust-blueprints:modules:Bastion", name, None, opts)
         placement = args.placement
-        address = PublicIp(f"{name}-ip", PublicIpArgs(placement, "bastion"), pulumi.ResourceOptions(parent=self))
+        address = PublicIp(f"{name}-ip", PublicIpArgs(placement, "bastion", zones=args.zones),
+                           pulumi.ResourceOptions(parent=self))
         standard = args.sku == "Standard"
         host = network.BastionHost(
             f"{name}-bas",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -15,6 +16,7 @@ from modules.public_ip import PublicIp, PublicIpArgs
 class NatEgressArgs:
     placement: Placement
     idle_timeout_minutes: int = 4
+    zones: Sequence[str] | None = None  # for its public IP: the region's availability zones, None for none
 
 
 class NatEgress(pulumi.ComponentResource):
@@ -23,7 +25,8 @@ class NatEgress(pulumi.ComponentResource):
     def __init__(self, name: str, args: NatEgressArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("trust-blueprints:modules:NatEgress", name, None, opts)
         placement = args.placement
-        address = PublicIp(f"{name}-ip", PublicIpArgs(placement, "nat"), pulumi.ResourceOptions(parent=self))
+        address = PublicIp(f"{name}-ip", PublicIpArgs(placement, "nat", zones=args.zones),
+                           pulumi.ResourceOptions(parent=self))
         gateway = network.NatGateway(
             f"{name}-ng",
             nat_gateway_name=placement.naming.name("ng"),

@@ -1,7 +1,12 @@
-"""A static Standard-SKU public IP: the only kind Azure still offers, zone-redundant."""
+"""A static Standard-SKU public IP: the only kind Azure still offers.
+
+Zone-redundant where the caller names the region's zones; regional (no zones) where it names none,
+as in a region without availability zones (the caller knows its region's facts; modules read none).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -15,6 +20,7 @@ class PublicIpArgs:
     placement: Placement
     purpose: str  # part of the Azure name, e.g. "gateway", "nat", "bastion"
     dns_label: str | None = None
+    zones: Sequence[str] | None = None  # the region's availability zones; None or empty: no zones
 
 
 class PublicIp(pulumi.ComponentResource):
@@ -32,7 +38,7 @@ class PublicIp(pulumi.ComponentResource):
             sku={"name": "Standard", "tier": "Regional"},
             public_ip_allocation_method="Static",
             public_ip_address_version="IPv4",
-            zones=["1", "2", "3"],
+            **({"zones": list(args.zones)} if args.zones else {}),
             **({"dns_settings": {"domain_name_label": args.dns_label}} if args.dns_label else {}),
             tags=placement.tags_for(args.purpose),
             opts=pulumi.ResourceOptions(parent=self),

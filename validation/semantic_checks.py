@@ -13,6 +13,7 @@ from blueprints.git_server.settings import (
     GIT_RESERVED_REPOSITORIES,
     PACKAGE_REQUESTS_REPOSITORY,
 )
+from blueprints.regions import region_facts
 from blueprints.roles import all_roles, role_names
 from blueprints.topology import plan_machines
 from modules.naming import NAME_RULES, Naming, name_problems
@@ -305,10 +306,29 @@ def _names(config: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+def _vm_sizes(config: dict[str, Any]) -> list[Problem]:
+    """Every machine's size is offered in the stack's region, as far as its facts say (blueprints/regions.yaml)."""
+    region = region_facts().regions.get(config["location"])
+    if region is None:
+        return []
+    problems: list[Problem] = []
+    for declared in all_roles():
+        settings = config["roles"].get(declared.name)
+        if not settings or not declared.has_machines(settings):
+            continue
+        size = settings["vm_size"]
+        if region.offers(size) is False:
+            problems.append(Problem(f"roles.{declared.name}.vm_size", size,
+                                    f"is not offered in {region.name} ({region.display_name})",
+                                    f"sizes offered there: {', '.join(region.offered_sizes())}; "
+                                    "the region facts are in blueprints/regions.yaml"))
+    return problems
+
+
 def semantic_problems(config: dict[str, Any]) -> list[Problem]:
     """Every cross-field problem of a schema-valid config."""
     address = _address_plan(config)
-    problems = address + _admin(config) + _roles(config) + _git_server(config)
+    problems = address + _admin(config) + _roles(config) + _git_server(config) + _vm_sizes(config)
     if not problems:  # names depend on a sound address plan and role set
         problems += _names(config)
     return problems

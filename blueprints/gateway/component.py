@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pulumi
 
 from blueprints.deployment import EnvironmentParts, RoleOutputs
+from blueprints.regions import availability_zones
 from blueprints.role_host import RoleHostArgs
 from blueprints.secrets import key_vault_name, role_secrets
 from blueprints.topology import Machine
@@ -40,15 +41,17 @@ class RemoteGateway(pulumi.ComponentResource):
     def __init__(self, name: str, args: RemoteGatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("trust-blueprints:blueprints:RemoteGateway", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
+        zones = availability_zones(args.placement.location)  # its public IP's: none where the region has none
         if args.kind == "bastion":
             if args.bastion_subnet_id is None:
                 raise ValueError("a bastion gateway needs bastion_subnet_id")
-            Bastion(f"{name}-bastion", BastionArgs(args.placement, args.bastion_subnet_id, args.bastion_sku), child)
+            Bastion(f"{name}-bastion", BastionArgs(args.placement, args.bastion_subnet_id, args.bastion_sku, zones),
+                    child)
             self.public_ip = None
         else:
             if args.host is None:
                 raise ValueError("a self-hosted gateway needs host")
-            address = PublicIp(f"{name}-ip", PublicIpArgs(args.placement, "gateway"), child)
+            address = PublicIp(f"{name}-ip", PublicIpArgs(args.placement, "gateway", zones=zones), child)
             vm = LinuxVm(f"{name}-host", args.host.vm_args("remote-gateway", public_ip_id=address.id), child)
             if args.key_vault is not None and args.subscription_id is not None:
                 for secret in (key_vault_name(spec.name) for spec in role_secrets("gateway")):
