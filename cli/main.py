@@ -20,6 +20,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "reports.reference_docs",
     "reports.request_pack",
     "cli.git_server_settings",
+    "cli.preflight",
 )
 
 
