@@ -42,14 +42,14 @@ def _cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _cmd_plan(args: argparse.Namespace) -> int:
-    from validation.plan_recorder import record_plan
+    from validation.plan_cache import recorded_plan
     from validation.plan_report import render_summary, render_tree
     from validation.policies import evaluate, mandatory_failures
     from validation.policies.report import render_results, results_json
 
     print(f"Planning {args.stack_file} offline (Pulumi program under mocks; no Azure needed)...",
           file=sys.stderr)
-    plan = record_plan(args.stack_file)
+    plan = recorded_plan(args.stack_file)
     results = evaluate(plan)
     if args.format == "json":
         text = json.dumps({**plan.to_json(), "policies": results_json(results)}, indent=2, sort_keys=True)

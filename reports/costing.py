@@ -507,10 +507,10 @@ def render_markdown(est: Estimate, heading_level: int = 2) -> str:
 def _cmd_cost(args: argparse.Namespace) -> int:
     import sys
 
-    from validation.plan_recorder import record_plan
+    from validation.plan_cache import recorded_plan
 
     print(f"Planning {args.stack_file} offline to price it...", file=sys.stderr)
-    est = estimate(record_plan(args.stack_file))
+    est = estimate(recorded_plan(args.stack_file))
     if args.format == "json":
         print(json.dumps(est.to_json(), indent=2))
     elif args.format == "markdown":

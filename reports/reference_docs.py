@@ -331,9 +331,9 @@ def _stable_source(path: Path) -> str:
 
 
 def _record(stack_file: Path) -> Plan:
-    from validation.plan_recorder import record_plan  # the Pulumi SDK loads only when a plan is recorded
+    from validation.plan_cache import recorded_plan  # the Pulumi SDK loads only when a plan is recorded
 
-    plan = record_plan(stack_file)
+    plan = recorded_plan(stack_file)
     plan.source = _stable_source(Path(stack_file))
     return plan
 

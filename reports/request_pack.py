@@ -388,10 +388,10 @@ def render(plan: Plan) -> tuple[str, str]:
 
 
 def _cmd_request_pack(args: argparse.Namespace) -> int:
-    from validation.plan_recorder import record_plan  # the Pulumi SDK loads only when a plan is recorded
+    from validation.plan_cache import recorded_plan  # the Pulumi SDK loads only when a plan is recorded
 
     print(f"Planning {args.stack_file} offline for its request pack...", file=sys.stderr)
-    plan = record_plan(args.stack_file)
+    plan = recorded_plan(args.stack_file)
     markdown, html = render(plan)
     target = Path(args.output)
     target.mkdir(parents=True, exist_ok=True)

@@ -83,7 +83,7 @@ def judge(output: Any, stacks: Sequence[str], skips: dict[str, dict[str, str]]) 
 def export_stacks(stack_files: Sequence[Path], out: Path) -> list[str]:
     """Each stack's offline plan as an ARM template in ``out``, as `blueprints plan --format arm` writes it."""
     from validation.arm_export import export_template
-    from validation.plan_recorder import record_plan
+    from validation.plan_cache import recorded_plan
     from validation.policies import evaluate, mandatory_failures
     from validation.problems import StackFileError
 
@@ -92,7 +92,7 @@ def export_stacks(stack_files: Sequence[Path], out: Path) -> list[str]:
         stale.unlink()
     for stack_file in stack_files:
         try:
-            plan = record_plan(str(stack_file))
+            plan = recorded_plan(str(stack_file))
         except StackFileError as error:
             raise GateError(error.report()) from None
         failed = mandatory_failures(evaluate(plan))

@@ -50,3 +50,14 @@ class Plan:
             "outputs": self.outputs,
             "resources": [asdict(resource) for resource in self.resources],
         }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Plan:
+        """The plan ``to_json`` wrote, exactly; ``config`` is read when present (the plan cache keeps it)."""
+        return cls(
+            stack=data["stack"],
+            source=data["source"],
+            config=data.get("config", {}),
+            resources=[PlannedResource(**resource) for resource in data["resources"]],
+            outputs=data["outputs"],
+        )
