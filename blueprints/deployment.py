@@ -3,14 +3,14 @@
 A role's ``deploy`` (named in its role.py as "module:function") is called once per stack that
 names the role, with the environment's shared parts and the role's machines (none, for a role
 that deploys no VM for these settings, such as the gateway as Azure Bastion). It returns the
-outputs it adds to the environment's (see :class:`RoleOutputs`), or None.
+identity of each machine's VM and what it adds to the environment's outputs (:class:`RoleOutputs`).
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
@@ -45,12 +45,18 @@ class EnvironmentParts:
 
 @dataclass
 class RoleOutputs:
-    """What a role adds to the environment's outputs."""
+    """What a role's deploy function hands back to the environment.
 
+    identities: machine name -> the principal id of its VM's managed identity, for every machine
+                the role was given; the environment grants each one exactly the secrets its
+                machine reads (a machine missing here is an error, never a VM left without).
+    """
+
+    identities: dict[str, pulumi.Output[str]] = field(default_factory=dict)
     gateway_public_ip: pulumi.Output[str | None] | None = None
 
 
-DeployFunction = Callable[[EnvironmentParts, list[Machine]], "RoleOutputs | None"]
+DeployFunction = Callable[[EnvironmentParts, list[Machine]], RoleOutputs]
 
 
 def deploy_function(role: Role) -> DeployFunction:

@@ -15,10 +15,12 @@ from pulumi_azure_native import authorization, resources
 
 from blueprints.cloud_init import render_user_data
 from blueprints.deployment import EnvironmentParts, deploy_function
+from blueprints.environment_secrets import EnvironmentSecrets, EnvironmentSecretsArgs
 from blueprints.network_flows import nsg_rules
 from blueprints.regions import availability_zones
 from blueprints.role_host import RoleHostArgs
 from blueprints.roles import all_roles
+from blueprints.secrets import secret_files
 from blueprints.topology import Machine, plan_machines, private_dns_zone
 from modules.backup import Backup, BackupArgs
 from modules.key_vault import KeyVault, KeyVaultArgs
@@ -116,10 +118,19 @@ class ReferenceEnvironment(pulumi.ComponentResource):
         parts = EnvironmentParts(name=name, config=config, placement=placement, child=child,
                                  subnet_ids=net.subnet_ids, key_vault=vault, backup=backup,
                                  subscription_id=client.subscription_id, host=host)
+        secrets = EnvironmentSecrets(f"{name}-vault-secrets", EnvironmentSecretsArgs(config, machines, vault), child)
         self.gateway_public_ip = None
         for declared in deployed:
-            outputs = deploy_function(declared)(parts, [m for m in machines if m.role == declared.name])
-            if outputs is not None and outputs.gateway_public_ip is not None:
+            given = [m for m in machines if m.role == declared.name]
+            outputs = deploy_function(declared)(parts, given)
+            missing = [m.name for m in given if m.name not in outputs.identities]
+            if missing:
+                raise TypeError(f"role {declared.name!r}: its deploy function returned no identity for "
+                                f"{', '.join(missing)}; every VM needs one to read its secrets")
+            for machine in given:
+                self._grant_secrets(name, machine, outputs.identities[machine.name], vault, secrets,
+                                    client.subscription_id)
+            if outputs.gateway_public_ip is not None:
                 self.gateway_public_ip = outputs.gateway_public_ip
 
         zone = private_dns_zone(config)
@@ -135,3 +146,11 @@ class ReferenceEnvironment(pulumi.ComponentResource):
             "gateway_public_ip": self.gateway_public_ip,
             "internal_names": self.internal_names,
         })
+
+    def _grant_secrets(self, name: str, machine: Machine, principal_id: pulumi.Output[str], vault: KeyVault,
+                       secrets: EnvironmentSecrets, subscription_id: pulumi.Input[str]) -> None:
+        """One read grant per secret the machine fetches at boot, scoped to that secret alone."""
+        for _file, secret in secret_files(machine):
+            created = secrets.created.get(secret)
+            vault.grant_secret_read(f"{name}-{machine.name}-reads-{secret}", secret, principal_id, subscription_id,
+                                    parent=self, depends_on=[created] if created else ())

@@ -36,10 +36,14 @@ class SecretSpec:
       ``ssh-ed25519``  an OpenSSH private key; ``<name>.pub`` beside it holds the public key
     A name means one value for the whole environment, so roles declaring the same name share it.
     Key Vault names allow only letters, digits and hyphens.
+
+    supplied_by: None when the program creates the value (blueprints/environment_secrets.py);
+    otherwise who must put it in Key Vault, and from where (``blueprints secrets`` lists these).
     """
 
     name: str
     kind: str
+    supplied_by: str | None = None
 
     def __post_init__(self) -> None:
         if not SECRET_NAME.match(self.name):

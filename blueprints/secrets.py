@@ -13,13 +13,14 @@ same name share it.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from blueprints.role import SECRET_KINDS, SecretSpec
 from blueprints.roles import role
-from blueprints.topology import Machine
+from blueprints.topology import Machine, private_dns_zone
 
-__all__ = ["MACHINE_FILES", "SECRET_KINDS", "SHARED_FILES", "SecretSpec", "key_vault_name", "role_secrets",
-           "secret_files"]
+__all__ = ["MACHINE_FILES", "SECRET_KINDS", "SHARED_FILES", "SecretSpec", "certificate_names", "key_vault_name",
+           "role_secrets", "secret_files", "stack_secrets"]
 
 
 SHARED_FILES = ("ca.crt",)
@@ -46,3 +47,21 @@ def secret_files(machine: Machine) -> list[tuple[str, str]]:
 def role_secrets(role_name: str) -> tuple[SecretSpec, ...]:
     """The secrets a role's machines read besides ca.crt, tls.crt and tls.key."""
     return role(role_name).secrets
+
+
+def certificate_names(config: dict[str, Any], machine: Machine) -> list[str]:
+    """The DNS names a machine's TLS certificate covers: its internal name, and the public host
+    name on the machine with a public entry (the gateway)."""
+    names = [f"{machine.name}.{private_dns_zone(config)}"]
+    if machine.public_entry:
+        names.append(config["roles"]["gateway"]["hostname"])
+    return names
+
+
+def stack_secrets(machines: list[Machine]) -> list[SecretSpec]:
+    """Every role secret the stack's machines read, once per name, in machine order."""
+    seen: dict[str, SecretSpec] = {}
+    for machine in machines:
+        for spec in role_secrets(machine.role):
+            seen.setdefault(spec.name, spec)
+    return list(seen.values())

@@ -23,7 +23,6 @@ DISPLAY_NAME_ALLOWED = "3-80 letters, digits, spaces and . , & ( ) ' -"
 SINGLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f]+$"
 # Local account names on the analytics VMs (what Debian's adduser accepts, lower case).
 ACCOUNT_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
-URL_PATTERN = r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?(/[A-Za-z0-9._~/-]*)?$"
 ABSOLUTE_PATH_PATTERN = r"^(/[A-Za-z0-9._-]+)+$"
 
 

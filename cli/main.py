@@ -21,6 +21,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "reports.request_pack",
     "cli.git_server_settings",
     "cli.preflight",
+    "cli.vault_secrets",
 )
 
 

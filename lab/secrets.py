@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from blueprints.secrets import SECRET_KINDS, SecretSpec, role_secrets
-from blueprints.topology import Machine, private_dns_zone
+from blueprints.secrets import certificate_names as machine_names
+from blueprints.topology import Machine
 
 SECRETS_PATH = "etc/trust-blueprints/secrets"
 CA_DAYS = 825
@@ -30,14 +31,6 @@ CERT_DAYS = 397
 
 class SecretError(Exception):
     """A certificate or key could not be made; the message says which and why."""
-
-
-def machine_names(config: dict[str, Any], machine: Machine) -> list[str]:
-    """The DNS names a machine's certificate covers."""
-    names = [f"{machine.name}.{private_dns_zone(config)}"]
-    if machine.public_entry:
-        names.append(config["roles"]["gateway"]["hostname"])
-    return names
 
 
 def _openssl(*args: str) -> None:

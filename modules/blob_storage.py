@@ -5,7 +5,6 @@ deleted blobs and containers kept for a while. Writers are granted on the contai
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -13,6 +12,7 @@ import pulumi
 from pulumi_azure_native import authorization, storage
 
 from modules.placement import Placement
+from modules.role_assignment import assignment_name
 
 STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 
@@ -94,16 +94,17 @@ class BlobStorage(pulumi.ComponentResource):
     def grant_blob_write(self, name: str, principal_id: pulumi.Input[str], subscription_id: pulumi.Input[str],
                          parent: pulumi.Resource) -> authorization.RoleAssignment:
         """Let one identity read, write and delete blobs in the container (and nowhere else)."""
+        role = pulumi.Output.concat(
+            "/subscriptions/", subscription_id,
+            "/providers/Microsoft.Authorization/roleDefinitions/", STORAGE_BLOB_DATA_CONTRIBUTOR,
+        )
         return authorization.RoleAssignment(
             name,
-            role_assignment_name=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{name}/blob-data-contributor")),
+            role_assignment_name=assignment_name(self.container_id, principal_id, role),
             scope=self.container_id,
             principal_id=principal_id,
             principal_type="ServicePrincipal",
-            role_definition_id=pulumi.Output.concat(
-                "/subscriptions/", subscription_id,
-                "/providers/Microsoft.Authorization/roleDefinitions/", STORAGE_BLOB_DATA_CONTRIBUTOR,
-            ),
+            role_definition_id=role,
             description="write backups to one container",
             opts=pulumi.ResourceOptions(parent=parent),
         )

@@ -4,7 +4,6 @@ with per-secret read grants so each VM identity reads only what it needs.
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -12,6 +11,7 @@ import pulumi
 from pulumi_azure_native import authorization, keyvault
 
 from modules.placement import Placement
+from modules.role_assignment import assignment_name
 
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 
@@ -56,8 +56,24 @@ class KeyVault(pulumi.ComponentResource):
         )
         self.vault_id = vault.id
         self.vault_name = vault.name
+        self._resource_group_name = placement.resource_group_name
+        self._tags = placement.tags_for("key-vault")
         self.vault_uri = vault.properties.apply(lambda props: props.vault_uri or "")
         self.register_outputs({"vault_id": self.vault_id, "vault_uri": self.vault_uri})
+
+    def add_secret(self, name: str, secret: str, value: pulumi.Input[str],
+                   parent: pulumi.Resource) -> keyvault.Secret:
+        """Store a value the program made as a secret (through Azure Resource Manager, so the vault's
+        firewall does not stand in the way); Pulumi keeps the value encrypted in its state."""
+        return keyvault.Secret(
+            name,
+            secret_name=secret,
+            vault_name=self.vault_name,
+            resource_group_name=self._resource_group_name,
+            properties={"value": pulumi.Output.secret(value), "content_type": "text/plain"},
+            tags=self._tags,
+            opts=pulumi.ResourceOptions(parent=parent),
+        )
 
     def grant_secret_read(
         self,
@@ -66,18 +82,26 @@ class KeyVault(pulumi.ComponentResource):
         principal_id: pulumi.Input[str],
         subscription_id: pulumi.Input[str],
         parent: pulumi.Resource,
+        depends_on: Sequence[pulumi.Resource] = (),
     ) -> authorization.RoleAssignment:
-        """Let one identity read one secret (scope is the secret, not the vault)."""
+        """Let one identity read one secret (scope is the secret, not the vault).
+
+        The assignment's name is derived from what Azure makes unique (the scope, the principal
+        and the role), so two environments, or a VM replaced by one with a new identity, never
+        ask for a name that another assignment already holds."""
+        scope = pulumi.Output.concat(self.vault_id, "/secrets/", secret)
+        role = pulumi.Output.concat(
+            "/subscriptions/", subscription_id,
+            "/providers/Microsoft.Authorization/roleDefinitions/", KEY_VAULT_SECRETS_USER,
+        )
         return authorization.RoleAssignment(
             name,
-            role_assignment_name=str(uuid.uuid5(uuid.NAMESPACE_URL, f"{name}/{secret}")),
-            scope=pulumi.Output.concat(self.vault_id, "/secrets/", secret),
+            role_assignment_name=assignment_name(scope, principal_id, role),
+            scope=scope,
             principal_id=principal_id,
             principal_type="ServicePrincipal",
-            role_definition_id=pulumi.Output.concat(
-                "/subscriptions/", subscription_id,
-                "/providers/Microsoft.Authorization/roleDefinitions/", KEY_VAULT_SECRETS_USER,
-            ),
+            role_definition_id=role,
             description=f"read {secret}",
-            opts=pulumi.ResourceOptions(parent=parent),
+            opts=pulumi.ResourceOptions(parent=parent, depends_on=list(depends_on)),
         )
+

@@ -9,6 +9,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+# Type tokens of the resources Azure holds.
+AZURE = "azure-native:"
+
 
 @dataclass
 class PlannedResource:
@@ -38,7 +41,13 @@ class Plan:
         return {resource.id: resource for resource in self.resources if resource.id}
 
     def custom_resources(self) -> list[PlannedResource]:
-        return [resource for resource in self.resources if resource.custom]
+        """The resources Azure holds (azure-native's); scanners, costs and documents read these."""
+        return [resource for resource in self.resources if resource.custom and resource.type.startswith(AZURE)]
+
+    def state_only_resources(self) -> list[PlannedResource]:
+        """What the program makes that lives only in Pulumi's state: keys, certificates, tokens
+        (which it then stores in Key Vault as secrets)."""
+        return [resource for resource in self.resources if resource.custom and not resource.type.startswith(AZURE)]
 
     def of_type(self, type_token: str) -> list[PlannedResource]:
         return [resource for resource in self.resources if resource.type == type_token]

@@ -63,6 +63,7 @@ ARM_TYPES = {
     "azure-native:compute:VirtualMachine": "Microsoft.Compute/virtualMachines",
     "azure-native:compute:VirtualMachineExtension": "Microsoft.Compute/virtualMachines/extensions",
     "azure-native:keyvault:Vault": "Microsoft.KeyVault/vaults",
+    "azure-native:keyvault:Secret": "Microsoft.KeyVault/vaults/secrets",
     "azure-native:operationalinsights:Workspace": "Microsoft.OperationalInsights/workspaces",
     "azure-native:monitor:DataCollectionRule": "Microsoft.Insights/dataCollectionRules",
     "azure-native:monitor:DataCollectionRuleAssociation": "Microsoft.Insights/dataCollectionRuleAssociations",

@@ -107,5 +107,11 @@ def render_summary(plan: Plan) -> str:
     custom = plan.custom_resources()
     counts = Counter(resource.type.split(":", 1)[1].replace(":", ".") for resource in custom)
     listing = ", ".join(f"{count} {name}" for name, count in sorted(counts.items()))
-    components = len(plan.resources) - len(custom)
-    return f"{len(custom)} Azure resources in {components} components: {listing}"
+    state_only = plan.state_only_resources()
+    components = len(plan.resources) - len(custom) - len(state_only)
+    summary = f"{len(custom)} Azure resources in {components} components: {listing}"
+    if state_only:
+        made = Counter(_short_type(resource) for resource in state_only)
+        summary += (f"\n{len(state_only)} made by the program, kept only in Pulumi's state and stored in Key Vault: "
+                    + ", ".join(f"{count} {name}" for name, count in sorted(made.items())))
+    return summary

@@ -19,6 +19,7 @@ from blueprints.package_mirror.settings import (
     NPM_NAME_PATTERN,
     PYPI_ALLOWLIST_PATTERN,
     PYPI_NAME_PATTERN,
+    URL_PATTERN,
 )
 from blueprints.roles import all_roles
 from blueprints.settings_fields import (
@@ -31,7 +32,6 @@ from blueprints.settings_fields import (
     LOCAL_ACCOUNT_PATTERN,
     SINGLE_LINE_PATTERN,
     TIME_PATTERN,
-    URL_PATTERN,
     VM_SIZE_PATTERN,
 )
 

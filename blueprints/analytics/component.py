@@ -6,15 +6,12 @@ from dataclasses import dataclass
 
 import pulumi
 
-from blueprints.deployment import EnvironmentParts
+from blueprints.deployment import EnvironmentParts, RoleOutputs
 from blueprints.role_host import RoleHostArgs
 from blueprints.topology import Machine
 from modules.auto_shutdown import AutoShutdown, AutoShutdownArgs
 from modules.backup import Backup
-from modules.key_vault import KeyVault
 from modules.linux_vm import LinuxVm
-
-OIDC_SECRET = "jupyterhub-oidc-client-secret"  # noqa: S105 (a secret's name, not its value)
 
 
 @dataclass
@@ -23,12 +20,11 @@ class AnalyticsVmArgs:
     shutdown_time: str
     shutdown_timezone: str
     backup: Backup | None = None
-    key_vault: KeyVault | None = None
-    subscription_id: pulumi.Input[str] | None = None
 
 
 class AnalyticsVm(pulumi.ComponentResource):
     vm_id: pulumi.Output[str]
+    principal_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: AnalyticsVmArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("trust-blueprints:blueprints:AnalyticsVm", name, None, opts)
@@ -42,21 +38,19 @@ class AnalyticsVm(pulumi.ComponentResource):
         if args.backup is not None:
             args.backup.protect(f"{name}-backup", vm_name=host.placement.naming.name("vm", host.machine.name),
                                 vm_id=vm.vm_id, parent=self)
-        if args.key_vault is not None and args.subscription_id is not None:
-            args.key_vault.grant_secret_read(f"{name}-reads-oidc", OIDC_SECRET, vm.principal_id,
-                                             args.subscription_id, parent=self)
         self.vm_id = vm.vm_id
+        self.principal_id = vm.principal_id
         self.register_outputs({"vm_id": self.vm_id})
 
 
-def deploy(env: EnvironmentParts, machines: list[Machine]) -> None:
+def deploy(env: EnvironmentParts, machines: list[Machine]) -> RoleOutputs:
     shutdown = env.config["roles"]["analytics"]["auto_shutdown"]
+    identities = {}
     for machine in machines:
-        AnalyticsVm(
+        vm = AnalyticsVm(
             f"{env.name}-{machine.name}",
-            AnalyticsVmArgs(env.host(machine), shutdown["time"], shutdown["timezone"], env.backup,
-                            # The JupyterHub sign-in secret exists only behind the self-hosted
-                            # gateway's single sign-on; with Bastion there is nothing to read.
-                            env.key_vault if env.single_sign_on else None, env.subscription_id),
+            AnalyticsVmArgs(env.host(machine), shutdown["time"], shutdown["timezone"], env.backup),
             env.child,
         )
+        identities[machine.name] = vm.principal_id
+    return RoleOutputs(identities=identities)

@@ -13,10 +13,8 @@ import pulumi
 from blueprints.deployment import EnvironmentParts, RoleOutputs
 from blueprints.regions import availability_zones
 from blueprints.role_host import RoleHostArgs
-from blueprints.secrets import key_vault_name, role_secrets
 from blueprints.topology import Machine
 from modules.bastion import Bastion, BastionArgs
-from modules.key_vault import KeyVault
 from modules.linux_vm import LinuxVm
 from modules.placement import Placement
 from modules.public_ip import PublicIp, PublicIpArgs
@@ -29,14 +27,13 @@ class RemoteGatewayArgs:
     kind: str  # self-hosted | bastion
     placement: Placement
     host: RoleHostArgs | None = None  # self-hosted only
-    key_vault: KeyVault | None = None
-    subscription_id: pulumi.Input[str] | None = None
     bastion_subnet_id: pulumi.Input[str] | None = None  # bastion only
     bastion_sku: str = "Basic"
 
 
 class RemoteGateway(pulumi.ComponentResource):
     public_ip: pulumi.Output[str | None] | None
+    principal_id: pulumi.Output[str] | None  # the self-hosted VM's identity (None with Bastion)
 
     def __init__(self, name: str, args: RemoteGatewayArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("trust-blueprints:blueprints:RemoteGateway", name, None, opts)
@@ -48,16 +45,14 @@ class RemoteGateway(pulumi.ComponentResource):
             Bastion(f"{name}-bastion", BastionArgs(args.placement, args.bastion_subnet_id, args.bastion_sku, zones),
                     child)
             self.public_ip = None
+            self.principal_id = None
         else:
             if args.host is None:
                 raise ValueError("a self-hosted gateway needs host")
             address = PublicIp(f"{name}-ip", PublicIpArgs(args.placement, "gateway", zones=zones), child)
             vm = LinuxVm(f"{name}-host", args.host.vm_args("remote-gateway", public_ip_id=address.id), child)
-            if args.key_vault is not None and args.subscription_id is not None:
-                for secret in (key_vault_name(spec.name) for spec in role_secrets("gateway")):
-                    args.key_vault.grant_secret_read(f"{name}-reads-{secret}", secret, vm.principal_id,
-                                                     args.subscription_id, parent=self)
             self.public_ip = address.ip_address
+            self.principal_id = vm.principal_id
         self.register_outputs({"public_ip": self.public_ip})
 
 
@@ -72,7 +67,7 @@ def deploy(env: EnvironmentParts, machines: list[Machine]) -> RoleOutputs:
     (machine,) = machines
     gateway = RemoteGateway(
         f"{env.name}-{machine.name}",
-        RemoteGatewayArgs("self-hosted", env.placement, env.host(machine), env.key_vault, env.subscription_id),
+        RemoteGatewayArgs("self-hosted", env.placement, env.host(machine)),
         env.child,
     )
-    return RoleOutputs(gateway_public_ip=gateway.public_ip)
+    return RoleOutputs(identities={machine.name: gateway.principal_id}, gateway_public_ip=gateway.public_ip)

@@ -30,7 +30,9 @@ ROLE = Role(
     public_entry=True,
     secrets=(
         # Issued by Entra ID for the app registration (the lab's stand-in accepts any value).
-        SecretSpec("gateway-oidc-client-secret", "token"),
+        SecretSpec("gateway-oidc-client-secret", "token",
+                   supplied_by="the trust's Entra ID administrator: a client secret of the gateway's app "
+                               "registration (Certificates & secrets)"),
         # Encrypts mod_auth_openidc's session cookies and state.
         SecretSpec("gateway-oidc-crypto-passphrase", "token"),
     ),

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import pulumi
 
-from blueprints.deployment import EnvironmentParts
+from blueprints.deployment import EnvironmentParts, RoleOutputs
 from blueprints.git_server.backup_target import BACKUP_CONTAINER, storage_account_name, uses_blob
 from blueprints.role_host import RoleHostArgs
 from blueprints.topology import Machine
@@ -35,6 +35,7 @@ class GitServerArgs:
 
 class GitServer(pulumi.ComponentResource):
     vm_id: pulumi.Output[str]
+    principal_id: pulumi.Output[str]
 
     def __init__(self, name: str, args: GitServerArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("trust-blueprints:blueprints:GitServer", name, None, opts)
@@ -52,11 +53,16 @@ class GitServer(pulumi.ComponentResource):
             store.grant_blob_write(f"{name}-offsite-writer", vm.principal_id, args.blob_backup.subscription_id,
                                    parent=self)
         self.vm_id = vm.vm_id
+        self.principal_id = vm.principal_id
         self.register_outputs({"vm_id": self.vm_id})
 
 
-def deploy(env: EnvironmentParts, machines: list[Machine]) -> None:
+def deploy(env: EnvironmentParts, machines: list[Machine]) -> RoleOutputs:
     blob_backup = (BlobBackupArgs(storage_account_name(env.config), BACKUP_CONTAINER, env.subscription_id)
                    if uses_blob(env.config) else None)
+    identities = {}
     for machine in machines:
-        GitServer(f"{env.name}-{machine.name}", GitServerArgs(env.host(machine), env.backup, blob_backup), env.child)
+        server = GitServer(f"{env.name}-{machine.name}", GitServerArgs(env.host(machine), env.backup, blob_backup),
+                           env.child)
+        identities[machine.name] = server.principal_id
+    return RoleOutputs(identities=identities)

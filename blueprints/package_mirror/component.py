@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 import pulumi
 
-from blueprints.deployment import EnvironmentParts
+from blueprints.deployment import EnvironmentParts, RoleOutputs
 from blueprints.role_host import RoleHostArgs
 from blueprints.topology import Machine
 from modules.linux_vm import LinuxVm
@@ -20,6 +20,7 @@ class PackageMirrorArgs:
 
 class PackageMirror(pulumi.ComponentResource):
     vm_id: pulumi.Output[str]
+    principal_id: pulumi.Output[str]
     private_ip: str
 
     def __init__(self, name: str, args: PackageMirrorArgs, opts: pulumi.ResourceOptions | None = None) -> None:
@@ -28,10 +29,14 @@ class PackageMirror(pulumi.ComponentResource):
         vm_args = replace(args.host.vm_args("package-mirror"), extra_tags={"data-disk": "cache"})
         vm = LinuxVm(f"{name}-host", vm_args, pulumi.ResourceOptions(parent=self))
         self.vm_id = vm.vm_id
+        self.principal_id = vm.principal_id
         self.private_ip = args.host.machine.private_ip
         self.register_outputs({"vm_id": self.vm_id})
 
 
-def deploy(env: EnvironmentParts, machines: list[Machine]) -> None:
+def deploy(env: EnvironmentParts, machines: list[Machine]) -> RoleOutputs:
+    identities = {}
     for machine in machines:
-        PackageMirror(f"{env.name}-{machine.name}", PackageMirrorArgs(env.host(machine)), env.child)
+        mirror = PackageMirror(f"{env.name}-{machine.name}", PackageMirrorArgs(env.host(machine)), env.child)
+        identities[machine.name] = mirror.principal_id
+    return RoleOutputs(identities=identities)

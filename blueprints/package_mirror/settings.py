@@ -1,24 +1,43 @@
 """roles.package_mirror in a stack file: every setting, its type, default and meaning (cerberus).
 
-The package-name patterns are also the mirror's own: cloud-init hands them to mirror-allowlist
-on the VM, so the stack file and the mirror check entries the same way.
+The rules the mirror's own program (files/mirror-allowlist.py, which runs on the VM and cannot
+import the project) also applies are read from that program: the ecosystems, the version
+specifiers, the upstream URL form and the number of entries. The package-name patterns go the
+other way: cloud-init hands them to the program, so both check entries the same way.
 """
 
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from blueprints.settings_fields import URL_PATTERN, disk_field, vm_size_field
+from blueprints.settings_fields import disk_field, vm_size_field
 
+VM_PROGRAM_FILE = Path(__file__).parent / "files" / "mirror-allowlist.py"
+
+
+def _vm_program() -> ModuleType:
+    """The mirror's program, loaded as a module (its name has a hyphen) without running its main."""
+    spec = importlib.util.spec_from_file_location("mirror_allowlist_program", VM_PROGRAM_FILE)
+    assert spec is not None and spec.loader is not None, VM_PROGRAM_FILE  # noqa: S101 (a shipped file)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+vm_program = _vm_program()
+ECOSYSTEMS: tuple[str, ...] = tuple(vm_program.ECOSYSTEMS)
+ALLOWLIST_MAX_ENTRIES: int = vm_program.MAX_ENTRIES
+URL_PATTERN: str = vm_program.UPSTREAM_PATTERN.pattern
 PYPI_NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
-# A PyPI allowlist entry: a project name, optionally with version specifiers ("pandas>=2,<3").
-_PYPI_SPECIFIER = r" *(~=|===|==|!=|<=|>=|<|>) *[A-Za-z0-9.*+!_-]+"
-PYPI_ALLOWLIST_PATTERN = (PYPI_NAME_PATTERN[:-1] + "(" + _PYPI_SPECIFIER + r"( *," + _PYPI_SPECIFIER + ")*)?$")
+# A PyPI allowlist entry: a project name, optionally with version specifiers ("pandas>=2,<3"),
+# as the program reads them.
+PYPI_ALLOWLIST_PATTERN = PYPI_NAME_PATTERN[:-1] + "(" + vm_program.SPECIFIER_PATTERN.pattern + ")?$"
 NPM_NAME_PATTERN = r"^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*$"
 CRAN_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]$"
 PACKAGE_NAME_PATTERNS = {"pypi": PYPI_NAME_PATTERN, "npm": NPM_NAME_PATTERN, "cran": CRAN_NAME_PATTERN}
-ECOSYSTEMS = ("pypi", "npm", "cran")
-ALLOWLIST_MAX_ENTRIES = 5000
 
 
 def _allowlist(pattern: str, what: str, allowed: str = "") -> dict[str, Any]:

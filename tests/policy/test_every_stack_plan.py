@@ -15,6 +15,7 @@ import pytest
 
 from blueprints.network_flows import Priority
 from blueprints.roles import role
+from blueprints.secrets import secret_files
 from blueprints.topology import plan_machines, subnet_plan
 from modules.linux_vm import DEBIAN_13_IMAGE
 from modules.naming import Naming
@@ -26,10 +27,6 @@ WHOLE_INTERNET = {"*", "Internet", "0.0.0.0/0", "Any"}
 REQUIRED_TAGS = {"trust", "environment", "owner", "cost-centre", "data-classification", "blueprint", "managed-by"}
 UNTAGGABLE = {"Subnet", "DataCollectionRuleAssociation", "PrivateRecordSet", "RoleAssignment",
               "ProtectedItem", "ProtectionPolicy", "BlobServiceProperties", "BlobContainer"}
-# The Key Vault secrets each role's VMs read: the sign-in secrets, which exist only behind the
-# self-hosted gateway's single sign-on.
-SIGN_IN_SECRETS = {"gateway": ["gateway-oidc-client-secret", "gateway-oidc-crypto-passphrase"],
-                   "analytics": ["jupyterhub-oidc-client-secret"]}
 
 
 @functools.cache
@@ -204,10 +201,10 @@ def test_secrets_stay_in_key_vault_and_each_identity_reads_only_named_secrets(pl
         read.append((grant.inputs["principalId"].removeprefix("principal-of-"), secret))
     git = plan.config["roles"].get("git_server")
     assert len(writers) == (1 if git and git["backup"]["target"] != "directory" else 0)
-    # Each VM reads its own role's sign-in secrets, once; without single sign-on there are none to read.
-    single_sign_on = plan.config["roles"].get("gateway", {}).get("kind") == "self-hosted"
+    # Each VM reads exactly the secrets it fetches at boot (its CA, its own TLS pair and its role's
+    # secrets), once each.
     assert sorted(read) == sorted((_naming(plan).name("vm", m.name), secret) for m in plan_machines(plan.config)
-                                  if single_sign_on for secret in SIGN_IN_SECRETS.get(m.role, []))
+                                  for _file, secret in secret_files(m))
 
 
 def test_the_roles_that_keep_data_are_backed_up_and_analytics_vms_shut_down_at_night(plan):

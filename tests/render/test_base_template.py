@@ -31,7 +31,7 @@ def test_secrets_come_from_the_environment_key_vault_on_azure_only(example_confi
         assert '"$(cloud-init query platform 2>/dev/null)" = azure' in fetch
         pairs = " ".join(f"{file} {secret}" for file, secret in secret_files(machine))
         assert f"python3 - {vault} {pairs} <<'FETCH'" in fetch
-        script = fetch.split("<<'FETCH'\n", 1)[1].split("\nFETCH\n", 1)[0]
+        script = fetch.split("<<'FETCH' || exit 1\n", 1)[1].split("\nFETCH\n", 1)[0]
         compile(script, "fetch-secrets", "exec")
         assert "os.path.exists(path)" in script  # never overwrites a file already there
 

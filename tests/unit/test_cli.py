@@ -32,7 +32,9 @@ def test_plan_prints_tree_and_summary(capsys):
     assert main(["plan", str(EXAMPLE)]) == 0
     out = capsys.readouterr().out
     assert "VirtualMachine vm-exnhs-dev-uks-gateway" in out
-    assert "Azure resources in" in out.splitlines()[-1]
+    summary = out.splitlines()[-2:]
+    assert "Azure resources in" in summary[0]
+    assert "made by the program, kept only in Pulumi's state" in summary[1]
 
 
 def test_plan_json_is_complete(tmp_path):

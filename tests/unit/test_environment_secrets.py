@@ -1,0 +1,104 @@
+"""Every secret a VM fetches at boot exists (made by the program, or named for a person to supply)
+and is granted to exactly the VMs that read it; grant names never collide."""
+
+from __future__ import annotations
+
+import pytest
+
+from blueprints.secrets import secret_files
+from blueprints.topology import plan_machines
+from cli.main import main
+from tests.conftest import STACK_FILES
+from validation import plan_recorder
+from validation.plan_recorder import Plan, record_plan
+
+ASSIGNMENT = "azure-native:authorization:RoleAssignment"
+SECRET = "azure-native:keyvault:Secret"
+VM = "azure-native:compute:VirtualMachine"
+
+
+@pytest.fixture(scope="module", params=STACK_FILES, ids=lambda path: path.stem)
+def plan(request) -> Plan:
+    return record_plan(request.param)
+
+
+def _vault_reads(plan: Plan) -> dict[str, set[str]]:
+    """principal -> the Key Vault secrets it is granted."""
+    reads: dict[str, set[str]] = {}
+    for grant in plan.of_type(ASSIGNMENT):
+        scope = str(grant.inputs["scope"])
+        if "/providers/Microsoft.KeyVault/vaults/" in scope:
+            reads.setdefault(grant.inputs["principalId"], set()).add(scope.rsplit("/secrets/", 1)[1])
+    return reads
+
+
+def test_each_vm_is_granted_exactly_the_secrets_it_fetches(plan):
+    reads = _vault_reads(plan)
+    vms = {vm.inputs["osProfile"]["computerName"]: vm for vm in plan.of_type(VM)}
+    for machine in plan_machines(plan.config):
+        principal = f"principal-of-{vms[machine.name].azure_name}"
+        assert reads.pop(principal) == {secret for _file, secret in secret_files(machine)}, machine.name
+    assert reads == {}, f"grants to identities of no VM: {reads}"
+
+
+def test_every_secret_read_is_created_by_the_program_or_named_for_a_person(plan):
+    created = {str(secret.inputs["secretName"]) for secret in plan.of_type(SECRET)}
+    read = {secret for machine in plan_machines(plan.config) for _file, secret in secret_files(machine)}
+    manual = {"gateway-oidc-client-secret"} if (plan.config["roles"].get("gateway") or {}).get("kind") == \
+        "self-hosted" else set()
+    assert read - created == manual
+    assert created <= read, f"secrets nobody reads: {created - read}"
+
+
+def test_secret_values_stay_out_of_the_plan_and_the_custom_data(plan):
+    for secret in plan.of_type(SECRET):
+        properties = secret.inputs["properties"]
+        value = properties["value"] if isinstance(properties, dict) else properties
+        assert value == "[secret]", secret.azure_name
+    for vm in plan.of_type(VM):
+        assert "PRIVATE KEY" not in str(vm.inputs), vm.azure_name
+
+
+def test_grants_follow_the_secrets_they_grant(plan):
+    """A grant waits for the secret the program creates, so the VM's retry ends in a value."""
+    secrets = {str(secret.inputs["secretName"]): secret.urn for secret in plan.of_type(SECRET)}
+    for grant in plan.of_type(ASSIGNMENT):
+        name = str(grant.inputs["scope"]).rsplit("/secrets/", 1)[-1]
+        if name in secrets:
+            assert secrets[name] in grant.dependencies, grant.name
+
+
+def test_assignment_names_are_unique_across_stacks_and_subscriptions(monkeypatch):
+    names: dict[str, str] = {}
+    for subscription in ("00000000-0000-0000-0000-00000000c0de", "11111111-2222-3333-4444-555555555555"):
+        monkeypatch.setattr(plan_recorder, "MOCK_SUBSCRIPTION", subscription)
+        for stack in STACK_FILES:
+            for grant in record_plan(stack).of_type(ASSIGNMENT):
+                name = str(grant.inputs["roleAssignmentName"])
+                assert name not in names, f"{grant.name} in {stack.stem} reuses {names.get(name)}'s name"
+                names[name] = f"{grant.name} ({stack.stem}, {subscription})"
+    assert len(names) > 40
+
+
+def test_the_secrets_command_names_what_a_person_supplies(capsys):
+    assert main(["secrets", "stacks/example.yaml"]) == 0
+    out = capsys.readouterr().out
+    assert "the program creates 14, a person supplies 1" in out
+    assert "az keyvault secret set --vault-name kv-exnhsdevuks7b27f4 --name gateway-oidc-client-secret" in out
+
+
+def test_the_secrets_check_needs_the_azure_cli(capsys, monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    assert main(["secrets", "stacks/example.yaml", "--check"]) == 2
+    assert "Azure CLI" in capsys.readouterr().err
+
+
+def test_the_secrets_check_reports_what_is_missing(capsys, monkeypatch, tmp_path):
+    fake = tmp_path / "az"
+    # Answers `az keyvault secret show` for every secret but the one a person supplies.
+    fake.write_text("#!/bin/sh\ncase \"$*\" in *gateway-oidc-client-secret*) exit 3 ;; esac\necho id\n")
+    fake.chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert main(["secrets", "stacks/example.yaml", "--check"]) == 1
+    err = capsys.readouterr().err
+    assert "MISSING gateway-oidc-client-secret" in err and "1 of 15 secrets missing" in err
