@@ -308,10 +308,10 @@ def preflight(plan: Plan, stack_file: str, az: str | None = None, run: Runner | 
 
 
 def _cmd_preflight(args: argparse.Namespace) -> int:
-    from validation.plan_recorder import record_plan
+    from validation.plan_cache import recorded_plan
 
     print(f"Planning {args.stack_file} offline to see what it needs...", file=sys.stderr)
-    plan = record_plan(args.stack_file)
+    plan = recorded_plan(args.stack_file)
     return preflight(plan, args.stack_file, shutil.which("az"))
 
 
