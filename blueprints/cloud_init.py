@@ -28,9 +28,11 @@ from blueprints.topology import Machine, plan_machines, private_dns_zone
 from modules.naming import Naming
 
 SHARED_TEMPLATES = Path(__file__).parent / "templates"
-# Azure's custom data limit is 64 KiB after base64 encoding.
+# Azure's limit on custom data applies to the bytes after base64 decoding, the file the VM gets:
+# at most 65,535 of them (Azure Compute REST API reference, OSProfile customData; checked
+# 2026-12-02). So the rendered user-data itself is what is measured.
 AZURE_CUSTOM_DATA_LIMIT = 65535
-MAX_USER_DATA_BYTES = AZURE_CUSTOM_DATA_LIMIT * 3 // 4
+MAX_USER_DATA_BYTES = AZURE_CUSTOM_DATA_LIMIT
 
 
 class RenderError(Exception):
@@ -54,7 +56,7 @@ def yaml_value(value: Any) -> str:
 
 def gzip_base64(text: str) -> str:
     """A file's text for write_files' ``encoding: gz+b64``: the roles' own programs travel
-    compressed, as Azure allows 49,151 bytes of custom data. No timestamp and a fixed level keep
+    compressed, as Azure allows 65,535 bytes of custom data. No timestamp and a fixed level keep
     the bytes the same on every run here; zlib implementations other than the reference one
     (zlib-ng) may compress differently, which Pulumi would show as a custom-data change."""
     return base64.b64encode(gzip.compress(text.encode("utf-8"), compresslevel=9, mtime=0)).decode("ascii")
