@@ -17,9 +17,15 @@ SECRET = "azure-native:keyvault:Secret"
 VM = "azure-native:compute:VirtualMachine"
 
 
-@pytest.fixture(scope="module", params=STACK_FILES, ids=lambda path: path.stem)
-def plan(request) -> Plan:
-    return record_plan(request.param)
+@pytest.fixture(scope="module")
+def plans() -> dict[str, Plan]:
+    """Each stack's plan, recorded once for this module."""
+    return {stack.stem: record_plan(stack) for stack in STACK_FILES}
+
+
+@pytest.fixture(params=STACK_FILES, ids=lambda path: path.stem)
+def plan(request, plans) -> Plan:
+    return plans[request.param.stem]
 
 
 def _vault_reads(plan: Plan) -> dict[str, set[str]]:
@@ -68,16 +74,19 @@ def test_grants_follow_the_secrets_they_grant(plan):
             assert secrets[name] in grant.dependencies, grant.name
 
 
-def test_assignment_names_are_unique_across_stacks_and_subscriptions(monkeypatch):
+def test_assignment_names_are_unique_across_stacks_and_subscriptions(plans, monkeypatch):
+    # Every stack in one subscription, and the example again in a second one (the same trust
+    # deploying twice, or two trusts with the same names).
+    monkeypatch.setattr(plan_recorder, "MOCK_SUBSCRIPTION", "11111111-2222-3333-4444-555555555555")
+    deployments = [*plans.items(), ("example in a second subscription", record_plan(STACK_FILES[1]))]
+    assert deployments[-1][1].stack == "example"
     names: dict[str, str] = {}
-    for subscription in ("00000000-0000-0000-0000-00000000c0de", "11111111-2222-3333-4444-555555555555"):
-        monkeypatch.setattr(plan_recorder, "MOCK_SUBSCRIPTION", subscription)
-        for stack in STACK_FILES:
-            for grant in record_plan(stack).of_type(ASSIGNMENT):
-                name = str(grant.inputs["roleAssignmentName"])
-                assert name not in names, f"{grant.name} in {stack.stem} reuses {names.get(name)}'s name"
-                names[name] = f"{grant.name} ({stack.stem}, {subscription})"
-    assert len(names) > 40
+    for where, plan in deployments:
+        for grant in plan.of_type(ASSIGNMENT):
+            name = str(grant.inputs["roleAssignmentName"])
+            assert name not in names, f"{grant.name} in {where} reuses {names.get(name)}'s name"
+            names[name] = f"{grant.name} ({where})"
+    assert len(names) > 60
 
 
 def test_the_secrets_command_names_what_a_person_supplies(capsys):
