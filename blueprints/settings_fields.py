@@ -20,7 +20,13 @@ TIME_PATTERN = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 DISPLAY_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9 .,&()'-]{1,78}[A-Za-z0-9.)]$"
 DISPLAY_NAME_ALLOWED = "3-80 letters, digits, spaces and . , & ( ) ' -"
 # One line of printable text: nothing that could start a second line in a file or a command.
-SINGLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f]+$"
+# No C0 control, DEL or C1 control (U+0080-U+009F, NEL U+0085 among them), nor Unicode's line
+# and paragraph separators (U+2028, U+2029): none of the characters str.splitlines() splits on.
+SINGLE_LINE_PATTERN = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]+$"
+SINGLE_LINE_ALLOWED = "one line with no control characters or line separators"
+# An email address, with the same exclusions (\s alone lets C1 controls through).
+_EMAIL_PART = r"[^\s@\x00-\x1f\x7f-\x9f\u2028\u2029]+"
+EMAIL_PATTERN = rf"^{_EMAIL_PART}@{_EMAIL_PART}\.{_EMAIL_PART}$"
 # Local account names on the analytics VMs (what Debian's adduser accepts, lower case).
 ACCOUNT_NAME_PATTERN = r"^[a-z][a-z0-9_-]{0,31}$"
 ABSOLUTE_PATH_PATTERN = r"^(/[A-Za-z0-9._-]+)+$"

@@ -12,6 +12,7 @@ from typing import Any
 
 from blueprints.package_mirror.settings import SETTINGS_SCHEMA as MIRROR_SETTINGS
 from validation.problems import Problem, StackFileError
+from validation.semantic_checks import allowlist_problems
 from validation.stack_validator import StackValidator
 from validation.yaml_source import read_stack_source
 
@@ -52,6 +53,13 @@ def merge_allowlists_file(config: dict[str, Any], stack_dir: Path,
                                     problem.hint or FILE_HINT))
         return problems
     extra = validator.document["roles"]["package_mirror"]["allowlists"]
+    problems = []
+    for ecosystem, entries in extra.items():
+        inline = list(mirror["allowlists"].get(ecosystem, []))
+        merged = inline + [entry for entry in dict.fromkeys(entries) if entry not in inline]
+        problems += allowlist_problems({ecosystem: merged}, f"{FIELD} ({name})", first=len(inline))
+    if problems:
+        return problems
     for ecosystem, entries in extra.items():
         inline = mirror["allowlists"].setdefault(ecosystem, [])
         inline.extend(entry for entry in entries if entry not in inline)

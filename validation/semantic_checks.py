@@ -5,14 +5,24 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import posixpath
 import struct
 from typing import Any
 
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from packaging.specifiers import InvalidSpecifier, SpecifierSet
+
+from blueprints.accounts import reserved_account, reserved_account_hint
 from blueprints.git_server.settings import (
+    BACKUP_ROOTS,
     GIT_RESERVED_ACCOUNTS,
     GIT_RESERVED_REPOSITORIES,
     PACKAGE_REQUESTS_REPOSITORY,
+    backup_directory_problem,
 )
+from blueprints.package_mirror.settings import canonical_pypi, split_pypi_entry
 from blueprints.regions import region_facts
 from blueprints.roles import all_roles, role_names
 from blueprints.topology import plan_machines
@@ -29,7 +39,8 @@ RESERVED_USERNAMES = {
 KEY_TYPES = {"ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"}
 MIN_RSA_BITS = 3072
 WIDEST_CLIENT_PREFIX = 8  # a client range wider than /8 is "the Internet" in practice
-__all__ = ["GIT_RESERVED_ACCOUNTS", "GIT_RESERVED_REPOSITORIES", "PACKAGE_REQUESTS_REPOSITORY", "semantic_problems"]
+__all__ = ["GIT_RESERVED_ACCOUNTS", "GIT_RESERVED_REPOSITORIES", "PACKAGE_REQUESTS_REPOSITORY", "allowlist_problems",
+           "semantic_problems"]
 # RFC 1918. Python's is_private also counts loopback, link-local and documentation ranges,
 # which no virtual network or trust LAN can use.
 PRIVATE_RANGES = tuple(ipaddress.IPv4Network(r) for r in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
@@ -121,37 +132,45 @@ def _address_plan(config: dict[str, Any]) -> list[Problem]:
 
 
 def _ssh_key_problem(key: str) -> str | None:
-    parts = key.split()
+    """Why ``key`` is not one acceptable OpenSSH public key line, or None.
+
+    Exactly "type base64 [comment]" on one line (no options prefix such as command="..."),
+    of an allowed type, and loaded as a key by cryptography (so an ECDSA point off its curve,
+    a truncated body or trailing bytes are refused); RSA keys of at least MIN_RSA_BITS bits.
+    """
+    if len(key.splitlines()) > 1 or key != key.strip():
+        return "must be one OpenSSH public key line, with nothing before or after it"
+    parts = key.split(None, 2)
     if len(parts) < 2:
         return "is not an OpenSSH public key line (type, base64 key, optional comment)"
     kind, blob = parts[0], parts[1]
     if kind not in KEY_TYPES:
-        return f"has key type {kind!r}; allowed: {', '.join(sorted(KEY_TYPES))}"
+        return (f"has key type {kind!r}; allowed: {', '.join(sorted(KEY_TYPES))} "
+                "(a line starts with its type: no options such as command= or from=)")
     try:
         raw = base64.b64decode(blob, validate=True)
     except (binascii.Error, ValueError):
         return "has a key body that is not valid base64"
-    fields: list[bytes] = []
-    offset = 0
-    while offset < len(raw):
-        if offset + 4 > len(raw):
-            return "has a truncated key body"
-        (length,) = struct.unpack(">I", raw[offset:offset + 4])
-        offset += 4
-        if offset + length > len(raw):
-            return "has a truncated key body"
-        fields.append(raw[offset:offset + length])
-        offset += length
-    if not fields or fields[0].decode("ascii", "replace") != kind:
+    if len(raw) < 4:
+        return "has a truncated key body"
+    (length,) = struct.unpack(">I", raw[:4])
+    if raw[4:4 + length].decode("ascii", "replace") != kind:
         return f"says {kind} but its body is a different key type"
-    if kind == "ssh-rsa":
-        if len(fields) < 3:
-            return "has a truncated RSA key"
-        bits = int.from_bytes(fields[2], "big").bit_length()
-        if bits < MIN_RSA_BITS:
-            return f"is an RSA key of {bits} bits; at least {MIN_RSA_BITS} are required"
-    if kind == "ssh-ed25519" and (len(fields) != 2 or len(fields[1]) != 32):
-        return "has an ed25519 key body of the wrong length"
+    try:
+        loaded = serialization.load_ssh_public_key(f"{kind} {blob}".encode("ascii"))
+    except (ValueError, UnsupportedAlgorithm) as error:
+        return f"is not a valid {kind} public key: {error}"
+    if isinstance(loaded, rsa.RSAPublicKey) and loaded.key_size < MIN_RSA_BITS:
+        return f"is an RSA key of {loaded.key_size} bits; at least {MIN_RSA_BITS} are required"
+    return None
+
+
+def _account_problem(name: str, admin_username: str | None) -> str | None:
+    """Why a person's account name cannot be used, or None."""
+    if reserved_account(name):
+        return "is an account the VMs already have (a Debian system or service account)"
+    if admin_username is not None and name == admin_username:
+        return f"is the administrator's account (admin.username: {admin_username})"
     return None
 
 
@@ -161,6 +180,10 @@ def _admin(config: dict[str, Any]) -> list[Problem]:
     if username in RESERVED_USERNAMES:
         problems.append(Problem("admin.username", username, "is a name Azure reserves",
                                 "choose a trust-specific name such as trustadmin"))
+    elif reserved_account(username):
+        problems.append(Problem("admin.username", username,
+                                "is an account the VMs already have (a Debian system or service account)",
+                                "choose a trust-specific name such as trustadmin; " + reserved_account_hint()))
     for index, key in enumerate(config["admin"]["ssh_public_keys"]):
         problem = _ssh_key_problem(key)
         if problem:
@@ -174,7 +197,12 @@ def _jump_users(gateway: dict[str, Any], admin_username: str) -> list[Problem]:
     seen: set[str] = set()
     for index, user in enumerate(gateway.get("ssh_users", [])):
         path = f"roles.gateway.ssh_users[{index}]"
-        if user["name"] == admin_username or user["name"] in RESERVED_USERNAMES:
+        account = _account_problem(user["name"], admin_username)
+        if account:
+            problems.append(Problem(f"{path}.name", user["name"], account,
+                                    "jump-host users are analysts; choose their own account name; "
+                                    + reserved_account_hint()))
+        elif user["name"] in RESERVED_USERNAMES:
             problems.append(Problem(f"{path}.name", user["name"], "is the administrator's or a reserved name",
                                     "jump-host users are analysts; choose their own account name"))
         elif user["name"] in seen:
@@ -293,6 +321,77 @@ def _git_server(config: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+def _backup_directory(config: dict[str, Any]) -> list[Problem]:
+    """roles.git_server.backup.directory: normalised, no '..', below an allowed root."""
+    git = config["roles"].get("git_server")
+    if not git:
+        return []
+    path = "roles.git_server.backup.directory"
+    directory = git["backup"]["directory"]
+    problem = backup_directory_problem(directory)
+    if problem:
+        roots = "" if "must lie below" in problem else f" (allowed roots: {', '.join(BACKUP_ROOTS)})"
+        return [Problem(path, directory, problem + roots,
+                        "a directory of its own, e.g. /var/backups/git-server")]
+    git["backup"]["directory"] = posixpath.normpath(directory)
+    return []
+
+
+def _analytics_admins(config: dict[str, Any]) -> list[Problem]:
+    """roles.analytics.admin_users: people, each once, neither the administrator nor a system account."""
+    analytics = config["roles"].get("analytics")
+    if not analytics:
+        return []
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for index, name in enumerate(analytics["admin_users"]):
+        path = f"roles.analytics.admin_users[{index}]"
+        account = _account_problem(name, config["admin"]["username"])
+        if account:
+            problems.append(Problem(path, name, account,
+                                    "JupyterHub's administrators are analysts signed in through the gateway; "
+                                    + reserved_account_hint()))
+        elif name in seen:
+            problems.append(Problem(path, name, "appears twice", "list each user once"))
+        seen.add(name)
+    return problems
+
+
+def _allowlists(config: dict[str, Any]) -> list[Problem]:
+    mirror = config["roles"].get("package_mirror")
+    if not mirror:
+        return []
+    return allowlist_problems(mirror["allowlists"], "roles.package_mirror.allowlists")
+
+
+def allowlist_problems(allowlists: dict[str, list[str]], base: str, first: int = 0) -> list[Problem]:
+    """Allowlist entries unique (PyPI names under PEP 503) and PyPI specifiers that pip can read.
+
+    Entries before index ``first`` are checked only as what later entries repeat (the
+    allowlists file's entries come after the stack's own).
+    """
+    problems: list[Problem] = []
+    for ecosystem, entries in allowlists.items():
+        seen: dict[str, str] = {}
+        for index, entry in enumerate(entries or []):
+            path = f"{base}.{ecosystem}[{index - first}]" if not first else f"{base} {ecosystem}"
+            key = entry
+            if ecosystem == "pypi":
+                name, specifier = split_pypi_entry(entry)
+                key = canonical_pypi(name)
+                if specifier and index >= first:
+                    try:
+                        SpecifierSet(specifier)
+                    except InvalidSpecifier as error:
+                        problems.append(Problem(path, entry, f"has a version specifier pip refuses: {error}",
+                                                "PEP 440 specifiers such as 'pandas>=2,<3'"))
+            if key in seen and index >= first:
+                same = " (the same project under PEP 503 normalisation)" if seen[key] != entry else ""
+                problems.append(Problem(path, entry, f"repeats {seen[key]!r}{same}", "list each package once"))
+            seen.setdefault(key, entry)
+    return problems
+
+
 def _names(config: dict[str, Any]) -> list[Problem]:
     naming = Naming(config["trust"]["short_name"], config["environment"], config["location"])
     problems: list[Problem] = []
@@ -328,7 +427,8 @@ def _vm_sizes(config: dict[str, Any]) -> list[Problem]:
 def semantic_problems(config: dict[str, Any]) -> list[Problem]:
     """Every cross-field problem of a schema-valid config."""
     address = _address_plan(config)
-    problems = address + _admin(config) + _roles(config) + _git_server(config) + _vm_sizes(config)
+    problems = (address + _admin(config) + _roles(config) + _git_server(config) + _backup_directory(config)
+                + _analytics_admins(config) + _allowlists(config) + _vm_sizes(config))
     if not problems:  # names depend on a sound address plan and role set
         problems += _names(config)
     return problems

@@ -12,6 +12,8 @@ from blueprints.settings_fields import (
     FQDN_PATTERN,
     GUID_PATTERN,
     LOCAL_ACCOUNT_PATTERN,
+    SINGLE_LINE_ALLOWED,
+    SINGLE_LINE_PATTERN,
     vm_size_field,
 )
 
@@ -36,7 +38,9 @@ SETTINGS_SCHEMA: dict[str, Any] = {
                                   "allowed": "1-32 lowercase letters, digits, _ or -, "
                                              "starting with a letter"}},
                 "ssh_public_key": {"type": "string", "required": True, "maxlength": 16384,
-                                   "meta": {"doc": "The user's OpenSSH public key line"}},
+                                   "regex": SINGLE_LINE_PATTERN,
+                                   "meta": {"doc": "The user's OpenSSH public key line",
+                                            "allowed": SINGLE_LINE_ALLOWED}},
             },
         },
     },

@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import json
 import os
+import posixpath
 import pwd
 import re
 import shutil
@@ -59,6 +60,21 @@ REPOSITORY = re.compile(r"^[a-z0-9][a-z0-9_-]*(\.[a-z0-9_-]+)*$")
 GENERATION = re.compile(r"^[0-9]{8}T[0-9]{6}Z$")
 TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 BACKUP_TARGETS = ("auto", "directory", "azure-blob")
+# The backup directory lies below one of these (after normalisation, with no ".." in it): never
+# the repositories themselves, /etc or anywhere else a path could point.
+BACKUP_ROOTS = ("/var/backups", "/srv")
+
+
+def backup_directory_problem(directory: str) -> str | None:
+    """Why ``directory`` cannot hold the backups, or None: no '..', and below an allowed root."""
+    if ".." in directory.split("/"):
+        return "must not contain '..' segments"
+    normal = posixpath.normpath(directory)
+    if not any(normal.startswith(root + "/") for root in BACKUP_ROOTS):
+        return "must lie below " + " or ".join(BACKUP_ROOTS)
+    if normal == str(GIT_HOME) or normal.startswith(str(GIT_HOME) + "/"):
+        return f"must not lie in the repositories' own directory {GIT_HOME}"
+    return None
 STORAGE_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
 BLOB_CONTAINER = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 KEY_TYPES = {"ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"}
@@ -116,7 +132,8 @@ def _problems(settings: Any) -> list[str]:
                             "letters, digits, . _ -")
         users.add(str(name))
         key = user.get("ssh_public_key")
-        if not isinstance(key, str) or len(key.split()) < 2 or key.split()[0] not in KEY_TYPES or "\n" in key:
+        if not isinstance(key, str) or len(key.split()) < 2 or key.split()[0] not in KEY_TYPES \
+                or len(key.splitlines()) != 1:
             problems.append(f"users[{index}].ssh_public_key: must be one OpenSSH public key line")
         for team_index, team in enumerate(user.get("teams", [])):
             if team not in teams:
@@ -140,6 +157,8 @@ def _problems(settings: Any) -> list[str]:
     directory = str(backup.get("directory", ""))
     if not directory.startswith("/") or not re.match(r"^(/[A-Za-z0-9._-]+)+$", directory):
         problems.append(f"backup.directory: {directory!r} must be an absolute path")
+    elif backup_directory_problem(directory):
+        problems.append(f"backup.directory: {directory!r} {backup_directory_problem(directory)}")
     if not TIME.match(str(backup.get("time", ""))):
         problems.append(f"backup.time: {backup.get('time')!r} must be HH:MM")
     target = backup.get("target", "auto")

@@ -13,6 +13,8 @@ from blueprints.git_server import server_commands as vm_program
 from blueprints.settings_fields import (
     ABSOLUTE_PATH_PATTERN,
     DISPLAY_NAME_PATTERN,
+    SINGLE_LINE_ALLOWED,
+    SINGLE_LINE_PATTERN,
     TIME_PATTERN,
     disk_field,
     vm_size_field,
@@ -27,6 +29,8 @@ GIT_RESERVED_ACCOUNTS = frozenset(vm_program.RESERVED_ACCOUNTS)
 GIT_RESERVED_REPOSITORIES = frozenset(vm_program.RESERVED_REPOSITORIES)
 PACKAGE_REQUESTS_REPOSITORY = vm_program.PACKAGE_REQUESTS
 BACKUP_TARGETS = vm_program.BACKUP_TARGETS
+BACKUP_ROOTS = vm_program.BACKUP_ROOTS
+backup_directory_problem = vm_program.backup_directory_problem
 
 
 def _git_members(doc: str) -> dict[str, Any]:
@@ -63,7 +67,9 @@ SETTINGS_SCHEMA: dict[str, Any] = {
                               "allowed": "1-32 lowercase letters, digits, . _ or -, "
                                          "starting with a letter"}},
             "ssh_public_key": {"type": "string", "required": True, "maxlength": 16384,
-                               "meta": {"doc": "OpenSSH public key (ed25519, ECDSA or RSA 3072+)"}},
+                               "regex": SINGLE_LINE_PATTERN,
+                               "meta": {"doc": "OpenSSH public key (ed25519, ECDSA or RSA 3072+)",
+                                        "allowed": SINGLE_LINE_ALLOWED}},
             "teams": {"type": "list", "default": [], "maxlength": 100,
                       "schema": {"type": "string", "regex": GIT_ACCOUNT_PATTERN,
                                  "meta": {"allowed": "a team name from roles.git_server.teams"}},
@@ -96,7 +102,8 @@ SETTINGS_SCHEMA: dict[str, Any] = {
             "directory": {"type": "string", "regex": ABSOLUTE_PATH_PATTERN, "maxlength": 255,
                           "default": "/var/backups/git-server",
                           "meta": {"doc": "Directory the git bundles are written to",
-                                   "allowed": "an absolute path of letters, digits, . _ -"}},
+                                   "allowed": "an absolute path of letters, digits, . _ - below "
+                                              + " or ".join(BACKUP_ROOTS)}},
             "time": {"type": "string", "regex": TIME_PATTERN, "default": "01:30",
                      "meta": {"doc": "Time of the nightly backup (VM local time, HH:MM)",
                               "allowed": "HH:MM, e.g. 01:30"}},

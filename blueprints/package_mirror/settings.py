@@ -37,6 +37,9 @@ PYPI_NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
 PYPI_ALLOWLIST_PATTERN = PYPI_NAME_PATTERN[:-1] + "(" + vm_program.SPECIFIER_PATTERN.pattern + ")?$"
 NPM_NAME_PATTERN = r"^(@[a-z0-9][a-z0-9._-]*/)?[a-z0-9][a-z0-9._-]*$"
 CRAN_NAME_PATTERN = r"^[A-Za-z][A-Za-z0-9.]*[A-Za-z0-9]$"
+# How the program splits a PyPI entry into name and specifiers, and names a project (PEP 503).
+split_pypi_entry = vm_program.split_pypi_entry
+canonical_pypi = vm_program.canonical_pypi
 PACKAGE_NAME_PATTERNS = {"pypi": PYPI_NAME_PATTERN, "npm": NPM_NAME_PATTERN, "cran": CRAN_NAME_PATTERN}
 
 

@@ -28,6 +28,7 @@ from blueprints.roles import registered, role
 from blueprints.settings_fields import (
     ABSOLUTE_PATH_PATTERN,
     DISPLAY_NAME_PATTERN,
+    SINGLE_LINE_PATTERN,
     VM_SIZE_PATTERN,
 )
 from blueprints.topology import plan_machines
@@ -201,6 +202,7 @@ def test_every_git_server_name_field_uses_the_programs_pattern(git):
         "teams.*.name": account,
         "teams.*.description": DISPLAY_NAME_PATTERN,
         "users.*.name": account,
+        "users.*.ssh_public_key": SINGLE_LINE_PATTERN,
         "users.*.teams.*": account,
         "repositories.*.name": repository,
         "repositories.*.owner_team": account,
