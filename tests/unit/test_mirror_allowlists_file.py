@@ -22,11 +22,18 @@ def _stack(tmp_path: Path, allowlist_text: str | None, name: str = "mirror-allow
 
 
 def test_file_entries_are_added_to_the_inline_ones(tmp_path):
-    config = load_stack(_stack(tmp_path, "pypi: [polars, 'pandas>=2,<3']\ncran: [glue]\n"))
+    config = load_stack(_stack(tmp_path, "pypi: [polars, 'pyarrow>=15,<16']\ncran: [glue]\n"))
     allowlists = config["roles"]["package_mirror"]["allowlists"]
-    assert allowlists["pypi"][-2:] == ["polars", "pandas>=2,<3"]
+    assert allowlists["pypi"][-2:] == ["polars", "pyarrow>=15,<16"]
     assert "numpy" in allowlists["pypi"]
     assert allowlists["cran"][-1] == "glue"
+
+
+def test_a_project_already_inline_under_another_spelling_is_refused(tmp_path):
+    # The mirror's program keys PyPI entries by their PEP 503 name and refuses a repeat.
+    with pytest.raises(StackFileError) as error:
+        load_stack(_stack(tmp_path, "pypi: ['Pandas>=2,<3']\n"))
+    assert "allowlists_file (mirror-allowlist.yaml) pypi: repeats 'pandas'" in str(error.value)
 
 
 def test_an_entry_already_inline_is_not_repeated(tmp_path):
