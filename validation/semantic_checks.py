@@ -151,10 +151,18 @@ def _ssh_key_problem(key: str) -> str | None:
         raw = base64.b64decode(blob, validate=True)
     except (binascii.Error, ValueError):
         return "has a key body that is not valid base64"
-    if len(raw) < 4:
-        return "has a truncated key body"
-    (length,) = struct.unpack(">I", raw[:4])
-    if raw[4:4 + length].decode("ascii", "replace") != kind:
+    fields: list[bytes] = []
+    offset = 0
+    while offset < len(raw):
+        if offset + 4 > len(raw):
+            return "has a truncated key body"
+        (length,) = struct.unpack(">I", raw[offset:offset + 4])
+        offset += 4
+        if offset + length > len(raw):
+            return "has a truncated key body"
+        fields.append(raw[offset:offset + length])
+        offset += length
+    if not fields or fields[0].decode("ascii", "replace") != kind:
         return f"says {kind} but its body is a different key type"
     try:
         loaded = serialization.load_ssh_public_key(f"{kind} {blob}".encode("ascii"))

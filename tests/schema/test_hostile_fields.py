@@ -143,7 +143,7 @@ def _hostile_keys() -> dict[str, tuple[str, str]]:
         "second-line": (f"{ed} a@example.nhs.uk\n{ed} b@example.nhs.uk", ""),
         "ecdsa-off-curve": (_off_curve_ecdsa(), "is not a valid ecdsa-sha2-nistp256 public key"),
         "trailing-bytes": (f"{ed_kind} {trailing}", "is not a valid"),
-        "truncated": (f"{ed_kind} {truncated}", "is not a valid"),
+        "truncated": (f"{ed_kind} {truncated}", "has a truncated key body"),
         "type-mismatch": (f"ssh-rsa {ed_blob} x@example.nhs.uk", "different key type"),
         "rsa-2048": (_line(rsa.generate_private_key(65537, 2048).public_key()), "at least 3072"),
         "dsa": ("ssh-dss AAAAB3NzaC1kc3M= x", "has key type"),
