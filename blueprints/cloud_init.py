@@ -23,9 +23,8 @@ from blueprints.data_disk import DATA_DISK_SCRIPT, data_disk_settings
 from blueprints.package_mirror.client_settings import template_values as mirror_client_values
 from blueprints.package_mirror.settings import PACKAGE_NAME_PATTERNS
 from blueprints.roles import all_roles, role
-from blueprints.secrets import secret_files
+from blueprints.secrets import secret_files, vault_name
 from blueprints.topology import Machine, plan_machines, private_dns_zone
-from modules.naming import Naming
 
 SHARED_TEMPLATES = Path(__file__).parent / "templates"
 # Azure's limit on custom data applies to the bytes after base64 decoding, the file the VM gets:
@@ -125,8 +124,7 @@ def template_context(config: dict[str, Any], machine: Machine) -> dict[str, Any]
         # What the self-hosted gateway publishes behind its sign-in: each role's Publication, with its machines.
         "publications": _publications(machines),
         # Machines fetch their secrets from this vault at boot (templates/base.yaml.j2).
-        "key_vault_name": Naming(config["trust"]["short_name"], config["environment"],
-                                 config["location"]).name("kv"),
+        "key_vault_name": vault_name(config),
         "secret_files": secret_files(machine),
         # The data-disk step (templates/data-disk.yaml.j2); None for a machine without a data disk.
         "data_disk": data_disk_settings(machine, config["admin"]["username"]),

@@ -19,7 +19,6 @@ from blueprints.role import Role
 from blueprints.role_host import RoleHostArgs
 from blueprints.topology import Machine
 from modules.backup import Backup
-from modules.key_vault import KeyVault
 from modules.placement import Placement
 
 
@@ -32,15 +31,9 @@ class EnvironmentParts:
     placement: Placement
     child: pulumi.ResourceOptions  # parent=the environment component
     subnet_ids: dict[str, pulumi.Output[str]]
-    key_vault: KeyVault
     backup: Backup | None  # the Recovery Services vault, when a deployed role is backed up
     subscription_id: pulumi.Input[str]
     host: Callable[[Machine], RoleHostArgs]  # what a machine's VM is given (address, user-data, ...)
-
-    @property
-    def single_sign_on(self) -> bool:
-        """Whether analysts sign in at the self-hosted gateway (not Azure Bastion)."""
-        return (self.config["roles"].get("gateway") or {}).get("kind") == "self-hosted"
 
 
 @dataclass

@@ -116,7 +116,7 @@ class ReferenceEnvironment(pulumi.ComponentResource):
             )
 
         parts = EnvironmentParts(name=name, config=config, placement=placement, child=child,
-                                 subnet_ids=net.subnet_ids, key_vault=vault, backup=backup,
+                                 subnet_ids=net.subnet_ids, backup=backup,
                                  subscription_id=client.subscription_id, host=host)
         secrets = EnvironmentSecrets(f"{name}-vault-secrets", EnvironmentSecretsArgs(config, machines, vault), child)
         self.gateway_public_ip = None

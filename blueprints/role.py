@@ -96,6 +96,11 @@ def always(settings: dict[str, Any]) -> bool:
     return True
 
 
+def never(config: dict[str, Any]) -> bool:
+    """For a predicate on the stack (such as ``reaches_storage``) that never holds for the role."""
+    return False
+
+
 def stack_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
     """The role's section of the stack file, as its templates get it by default."""
     return dict(config["roles"][name])

@@ -18,9 +18,10 @@ from typing import Any
 from blueprints.role import SECRET_KINDS, SecretSpec
 from blueprints.roles import role
 from blueprints.topology import Machine, private_dns_zone
+from modules.naming import Naming
 
 __all__ = ["MACHINE_FILES", "SECRET_KINDS", "SHARED_FILES", "SecretSpec", "certificate_names", "key_vault_name",
-           "role_secrets", "secret_files", "stack_secrets"]
+           "role_secrets", "secret_files", "stack_secrets", "vault_name"]
 
 
 SHARED_FILES = ("ca.crt",)
@@ -65,3 +66,8 @@ def stack_secrets(machines: list[Machine]) -> list[SecretSpec]:
         for spec in role_secrets(machine.role):
             seen.setdefault(spec.name, spec)
     return list(seen.values())
+
+
+def vault_name(config: dict[str, Any]) -> str:
+    """The environment's Key Vault, where every machine fetches its secrets."""
+    return Naming(config["trust"]["short_name"], config["environment"], config["location"]).name("kv")

@@ -14,9 +14,8 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from blueprints.secrets import key_vault_name, role_secrets, secret_files
+from blueprints.secrets import key_vault_name, role_secrets, secret_files, vault_name
 from blueprints.topology import plan_machines
-from modules.naming import Naming
 from validation.usage import DEFAULT_STACK, EXIT_FAILED, EXIT_OK, UsageError
 
 
@@ -37,10 +36,6 @@ def vault_secrets(config: dict) -> list[VaultSecret]:
             readers.setdefault(secret, []).append(machine.name)
             supplied.setdefault(secret, manual.get(secret))
     return [VaultSecret(name, tuple(names), supplied[name]) for name, names in readers.items()]
-
-
-def vault_name(config: dict) -> str:
-    return Naming(config["trust"]["short_name"], config["environment"], config["location"]).name("kv")
 
 
 def _present(vault: str, secret: str) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from blueprints.analytics.settings import SETTINGS_SCHEMA
-from blueprints.role import DataDiskLayout, Publication, Role, always, stack_settings
+from blueprints.role import DataDiskLayout, Publication, Role, always, never, stack_settings
 
 ROLE = Role(
     name="analytics",
@@ -33,7 +33,7 @@ ROLE = Role(
     publication=Publication(location="gateway-location.conf.j2", path="/{machine}/",
                             link="JupyterHub on {machine}", description="JupyterLab with Python and R"),
     template_settings=stack_settings,
-    reaches_storage=lambda config: False,
+    reaches_storage=never,
     deploy="blueprints.analytics.component:deploy",
     folder=Path(__file__).parent,
 )

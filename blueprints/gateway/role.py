@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from blueprints.gateway.settings import SETTINGS_SCHEMA
-from blueprints.role import Role, SecretSpec, stack_settings
+from blueprints.role import Role, SecretSpec, never, stack_settings
 
 
 def _self_hosted(settings: dict[str, Any]) -> bool:
@@ -41,7 +41,7 @@ ROLE = Role(
     requires=(),
     publication=None,
     template_settings=stack_settings,
-    reaches_storage=lambda config: False,
+    reaches_storage=never,
     deploy="blueprints.gateway.component:deploy",
     folder=Path(__file__).parent,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from blueprints.package_mirror.settings import SETTINGS_SCHEMA
-from blueprints.role import DataDiskLayout, Role, SecretSpec, always, stack_settings
+from blueprints.role import DataDiskLayout, Role, SecretSpec, always, never, stack_settings
 
 ROLE = Role(
     name="package_mirror",
@@ -34,7 +34,7 @@ ROLE = Role(
     requires=(),
     publication=None,
     template_settings=stack_settings,
-    reaches_storage=lambda config: False,
+    reaches_storage=never,
     deploy="blueprints.package_mirror.component:deploy",
     folder=Path(__file__).parent,
 )
