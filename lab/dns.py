@@ -33,7 +33,8 @@ def upstream_resolvers(resolv_conf: Path = HOST_RESOLV_CONF) -> list[str]:
     return servers
 
 
-def dnsmasq_config(plan: AddressPlan, zone: str, upstream: list[str], directory: Path) -> str:
+def dnsmasq_config(plan: AddressPlan, zone: str, upstream: list[str], directory: Path,
+                   platform_names: dict[str, str] | None = None) -> str:
     lines = [
         "# The lab's stand-in for Azure's resolver and the environment's private DNS zone.",
         "no-resolv",
@@ -45,6 +46,8 @@ def dnsmasq_config(plan: AddressPlan, zone: str, upstream: list[str], directory:
         *(f"host-record={machine.name}.{zone},{machine.private_ip}" for machine in plan.machines),
         # The gateway's unchanged configuration names Entra ID; here that name is the lab's stand-in.
         *([f"host-record={ENTRA_HOST},{plan.identity_provider_ip}"] if plan.identity_provider_ip else []),
+        # Platform endpoints (the vault's private endpoint), as the privatelink zones answer on Azure.
+        *(f"host-record={name},{address}" for name, address in sorted((platform_names or {}).items())),
         *(f"server={server}" for server in upstream),
         "cache-size=1000",
         f"pid-file={directory / 'dnsmasq.pid'}",
@@ -53,13 +56,13 @@ def dnsmasq_config(plan: AddressPlan, zone: str, upstream: list[str], directory:
     return "\n".join(lines) + "\n"
 
 
-def start(plan: AddressPlan, zone: str, directory: Path) -> int:
+def start(plan: AddressPlan, zone: str, directory: Path, platform_names: dict[str, str] | None = None) -> int:
     upstream = upstream_resolvers()
     if not upstream:
         raise DnsError(f"no upstream resolver in {HOST_RESOLV_CONF}: the mirror could not resolve registries")
     directory.mkdir(parents=True, exist_ok=True)
     config = directory / "dnsmasq.conf"
-    config.write_text(dnsmasq_config(plan, zone, upstream, directory))
+    config.write_text(dnsmasq_config(plan, zone, upstream, directory, platform_names))
     result = subprocess.run(["dnsmasq", f"--conf-file={config}"], capture_output=True, text=True, check=False)
     if result.returncode != 0:
         raise DnsError(f"dnsmasq did not start: {result.stderr.strip()} (config {config})")

@@ -23,7 +23,8 @@ from typing import Any
 
 from blueprints.network_flows import SecurityRule, nsg_rules
 from lab.address_plan import AddressPlan, address_plan
-from lab.layout import INTERNET_BRIDGE, NFT_TABLE, PREFIX
+from lab.layout import INTERNET_BRIDGE, NFT_TABLE, PREFIX, machine_link_name
+from lab.platform_services import IMDS_ADDRESS, VAULT_ADDRESS
 
 HTTPS, SSH = 443, 22
 # The service tag the gateway's sign-in flow names; the lab's identity provider answers for it.
@@ -151,6 +152,10 @@ def compile_ruleset(config: dict[str, Any]) -> tuple[str, list[SkippedRule]]:
         "    ct state established,related accept",
         f"    ip saddr {space} ip daddr {dns_servers} meta l4proto {{ tcp, udp }} th dport 53 accept "
         "comment \"the resolver, as Azure's platform DNS\"",
+        f"    ip saddr {lab_subnets} ip daddr {IMDS_ADDRESS} tcp dport 80 accept "
+        "comment \"the instance metadata service: every VM reaches its own host's\"",
+        f"    ip saddr {lab_subnets} ip daddr {VAULT_ADDRESS} tcp dport 443 accept "
+        "comment \"the environment's Key Vault (its private endpoint on Azure)\"",
         "    drop",
         "  }",
         "  chain prerouting {",
@@ -170,4 +175,22 @@ def compile_ruleset(config: dict[str, Any]) -> tuple[str, list[SkippedRule]]:
         "  }",
         "}",
     ]
+    # Azure delivers a VM's packets only from the addresses on its NIC; the metadata service and
+    # Key Vault know a VM by that address. Each machine's cable carries its own address only.
+    out += [
+        f"table bridge {NFT_TABLE}",
+        f"delete table bridge {NFT_TABLE}",
+        f"table bridge {NFT_TABLE} {{",
+        "  chain prerouting {",
+        "    type filter hook prerouting priority -200; policy accept;",
+    ]
+    for machine in plan.machines:
+        port = machine_link_name(machine.name)
+        out += [
+            f"    iifname \"{port}\" ether type ip ip saddr != {machine.private_ip} drop "
+            f"comment \"{machine.name} sends from its own address only\"",
+            f"    iifname \"{port}\" ether type arp arp saddr ip != {machine.private_ip} drop "
+            f"comment \"{machine.name} claims its own address only\"",
+        ]
+    out += ["  }", "}"]
     return "\n".join(out) + "\n", skipped

@@ -40,6 +40,7 @@ CLIENT_LINK = f"{PREFIX}client"
 IDENTITY_NETNS = f"{PREFIX}entra"
 IDENTITY_LINK = f"{PREFIX}entra"
 INTERNET_BRIDGE = f"{PREFIX}internet"
+PLATFORM_LINK = f"{PREFIX}platform"
 
 
 def _ifname(name: str) -> str:
@@ -83,6 +84,11 @@ class LabLayout:
     @property
     def secrets_dir(self) -> Path:
         return self.root / "secrets"
+
+    @property
+    def platform_dir(self) -> Path:
+        """The metadata and Key Vault stand-in's state (identities, grants, secret values): root only."""
+        return self.root / "platform"
 
     @property
     def dns_dir(self) -> Path:

@@ -25,6 +25,7 @@ from lab.layout import (
     IDENTITY_NETNS,
     INTERNET_BRIDGE,
     NFT_TABLE,
+    PLATFORM_LINK,
     PREFIX,
     bridge_name,
     machine_link_name,
@@ -138,6 +139,17 @@ def create_identity_provider_network(plan: AddressPlan) -> str:
     return IDENTITY_NETNS
 
 
+def create_platform_link(addresses: tuple[str, ...]) -> None:
+    """The host addresses the Azure platform stand-ins answer on (lab/platform_services.py).
+
+    Machines reach them through their default gateway, as an Azure VM reaches 169.254.169.254
+    through its host; the host's input rules (lab/firewall.py) let in only those ports."""
+    _run("ip", "link", "add", PLATFORM_LINK, "type", "dummy")
+    for address in addresses:
+        _run("ip", "addr", "add", f"{address}/32", "dev", PLATFORM_LINK)
+    _run("ip", "link", "set", PLATFORM_LINK, "up")
+
+
 def apply_ruleset(nft_file: Path) -> None:
     _run("nft", "-f", str(nft_file))
 
@@ -180,6 +192,9 @@ def remove_all() -> list[str]:
     if nft_table_present():
         _run("nft", "delete", "table", "inet", NFT_TABLE)
         removed.append(f"nftables table inet {NFT_TABLE}")
+    if subprocess.run(["nft", "list", "table", "bridge", NFT_TABLE], capture_output=True, check=False).returncode == 0:
+        _run("nft", "delete", "table", "bridge", NFT_TABLE)
+        removed.append(f"nftables table bridge {NFT_TABLE}")
     for netns in lab_namespaces():
         for pid in processes_in(netns):
             with contextlib.suppress(ProcessLookupError):

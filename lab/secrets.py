@@ -1,8 +1,11 @@
-"""Secrets and certificates: what each machine finds in /etc/trust-blueprints/secrets/.
+"""Secrets and certificates: what the environment's Key Vault holds, and which machine may read what.
 
-On Azure a boot step (blueprints/templates/base.yaml.j2) fetches these files from the
-environment's Key Vault with the VM's managed identity. In the lab, `lab up` generates them
-and writes them into each machine's root before its first boot. They never travel in user-data.
+On Azure the Pulumi program creates these secrets in Key Vault and grants each VM's identity the
+ones it reads; a boot step (blueprints/templates/base.yaml.j2) fetches them into
+/etc/trust-blueprints/secrets/. The lab takes the same path: `lab up` makes the same secrets and
+loads them, with the same grants (``blueprints.secrets.secret_files``), into its Key Vault stand-in
+(lab/platform_services.py), and each machine fetches its own at boot. Nothing is written into a
+machine, and secrets never travel in user-data.
 
 Every machine gets ``ca.crt`` (the environment's internal CA), ``tls.crt`` and ``tls.key``
 (a certificate for ``<machine>.<zone>``, plus the public host name on the gateway). Role
@@ -20,7 +23,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from blueprints.secrets import SECRET_KINDS, SecretSpec, role_secrets
+from blueprints.secrets import SECRET_KINDS, SecretSpec, role_secrets, secret_files
 from blueprints.secrets import certificate_names as machine_names
 from blueprints.topology import Machine
 
@@ -109,6 +112,38 @@ def machine_secret_files(config: dict[str, Any], machine: Machine, ca: LabCertif
     return files
 
 
+def vault_contents(config: dict[str, Any], machines: list[Machine], ca: LabCertificateAuthority,
+                   store: Path) -> tuple[dict[str, str], dict[str, tuple[str, ...]]]:
+    """(Key Vault secret name -> value, machine -> the secret names its identity may read).
+
+    The names and grants come from the table the Pulumi program turns into secrets and role
+    assignments; the values are made here, where the program makes them with pulumi-tls and
+    pulumi-random (and a person sets the manual ones, e.g. the sign-in client secret).
+    """
+    values: dict[str, str] = {}
+    grants: dict[str, tuple[str, ...]] = {}
+    for machine in machines:
+        files = machine_secret_files(config, machine, ca, store)
+        pairs = secret_files(machine)
+        for file_name, vault_name in pairs:
+            values[vault_name] = files[file_name].decode()
+        grants[machine.name] = tuple(vault_name for _file, vault_name in pairs)
+    return values, grants
+
+
+def install_platform_anchor(machine_root: Path, cert_pem: bytes) -> None:
+    """Trust the lab's platform CA in a machine, as Debian's store trusts the CAs that sign Azure's
+    endpoints: a public certificate, not a secret, added to the store the machine boots with."""
+    anchors = machine_root / "usr/local/share/ca-certificates"
+    anchors.mkdir(parents=True, exist_ok=True)
+    (anchors / "lab-azure-platform-ca.crt").write_bytes(cert_pem)
+    bundle = machine_root / "etc/ssl/certs/ca-certificates.crt"
+    existing = bundle.read_bytes() if bundle.exists() else b""
+    if cert_pem not in existing:
+        # Copied up into the machine's overlay; the base image stays as it is.
+        bundle.write_bytes(existing + (b"" if existing.endswith(b"\n") or not existing else b"\n") + cert_pem)
+
+
 def install_secret_files(machine_root: Path, files: dict[str, bytes]) -> Path:
     """Write the files into a machine's root: directory 0700, files 0600, owned by root."""
     directory = machine_root / SECRETS_PATH
@@ -127,5 +162,5 @@ def install_secret_files(machine_root: Path, files: dict[str, bytes]) -> Path:
     return directory
 
 
-__all__ = ["SECRET_KINDS", "LabCertificateAuthority", "SecretError", "SecretSpec",
-           "install_secret_files", "machine_names", "machine_secret_files"]
+__all__ = ["SECRET_KINDS", "LabCertificateAuthority", "SecretError", "SecretSpec", "install_platform_anchor",
+           "install_secret_files", "machine_names", "machine_secret_files", "vault_contents"]
