@@ -12,10 +12,17 @@ from dataclasses import dataclass, field
 import pulumi
 from pulumi_azure_native import compute, monitor, network
 
+from modules.immutable_properties import replace_on_changes
 from modules.placement import Placement
 
 # Debian's own gen2 image of Debian 13 "trixie" in the Azure Marketplace.
 DEBIAN_13_IMAGE = {"publisher": "Debian", "offer": "debian-13", "sku": "13-gen2", "version": "latest"}
+
+VM_TYPE = "azure-native:compute:VirtualMachine"
+# The properties Azure refuses to change on an existing VM (modules/immutable-properties.yaml):
+# without this Pulumi previews an update that Azure then refuses. The VM's name is fixed, so the
+# old VM must go before its replacement can take the name.
+_VM_REPLACEMENT = pulumi.ResourceOptions(replace_on_changes=replace_on_changes(VM_TYPE), delete_before_replace=True)
 
 
 @dataclass
@@ -128,7 +135,7 @@ class LinuxVm(pulumi.ComponentResource):
             # Managed boot diagnostics: no storage account to secure.
             diagnostics_profile={"boot_diagnostics": {"enabled": True}},
             tags=tags,
-            opts=child,
+            opts=pulumi.ResourceOptions.merge(child, _VM_REPLACEMENT),
         )
 
         agent = compute.VirtualMachineExtension(

@@ -94,7 +94,7 @@ def _add_gateway_user(document: Document) -> None:
 
 def _change_size_family(document: Document) -> None:
     # B-series sizes have a local temporary disk and Dsv5 sizes none: Azure will not resize
-    # across that line (validation/immutable-properties.yaml), so the VM is rebuilt.
+    # across that line (modules/immutable-properties.yaml), so the VM is rebuilt.
     _role(document, "git_server")["vm_size"] = "Standard_D2s_v5"
 
 
