@@ -377,6 +377,46 @@ def _write_skip_page(plans: list[Plan], reference_dir: Path) -> Path:
     return page
 
 
+def _write_settings_page(reference_dir: Path) -> Path:
+    """The settings every stack file accepts, from the stack schema (reports/settings_reference.py)."""
+    from reports.settings_reference import PAGE_NAME, render_settings_page
+
+    reference_dir.mkdir(parents=True, exist_ok=True)
+    page = reference_dir / PAGE_NAME
+    page.write_bytes(render_settings_page().encode())
+    return page
+
+
+def _navigation_problems(reference_dir: Path) -> list[str]:
+    """The site's Reference navigation against the pages under reference_dir (none outside a site)."""
+    from reports.site_navigation import NavigationError, expected_config, site_config_for
+
+    config = site_config_for(reference_dir)
+    if config is None:
+        return []
+    try:
+        text, fresh = expected_config(config, reference_dir)
+    except NavigationError as error:
+        return [str(error)]
+    if text == fresh:
+        return []
+    return [f"{config.name}: the Reference navigation does not list the pages under {reference_dir}"]
+
+
+def _write_navigation(reference_dir: Path) -> Path | None:
+    from reports.site_navigation import NavigationError, site_config_for, write_navigation
+    from validation.usage import UsageError
+
+    config = site_config_for(reference_dir)
+    if config is None:
+        return None
+    try:
+        write_navigation(config, reference_dir)
+    except NavigationError as error:
+        raise UsageError(str(error)) from None
+    return config
+
+
 def generate(stack_file: Path, reference_dir: Path) -> list[Path]:
     """Write the reference of one stack; return the files written."""
     return _write_stack(_record(stack_file), reference_dir)
@@ -386,7 +426,7 @@ def generate_all(stacks: list[Path], reference_dir: Path) -> list[Path]:
     """Write the reference of every stack, then the page of checkov skips across them."""
     plans = [_record(stack) for stack in stacks]
     written = [path for plan in plans for path in _write_stack(plan, reference_dir)]
-    return [*written, _write_skip_page(plans, reference_dir)]
+    return [*written, _write_skip_page(plans, reference_dir), _write_settings_page(reference_dir)]
 
 
 def stack_files(stacks_dir: Path = STACKS_DIR) -> list[Path]:
@@ -402,6 +442,7 @@ def drift(stacks: list[Path], reference_dir: Path, scratch: Path) -> list[str]:
         plans.append(plan)
         fresh_files += [(fresh, str(stack)) for fresh in _write_stack(plan, scratch)]
     fresh_files.append((_write_skip_page(plans, scratch), "validation/checkov-skips.yaml, the stack files"))
+    fresh_files.append((_write_settings_page(scratch), "the stack schema"))
     problems = []
     for fresh, source in fresh_files:
         committed = reference_dir / fresh.relative_to(scratch)
@@ -413,7 +454,7 @@ def drift(stacks: list[Path], reference_dir: Path, scratch: Path) -> list[str]:
         for stale in sorted(p.name for p in reference_dir.iterdir() if p.is_dir()):
             if stale not in {plan.stack for plan in plans}:
                 problems.append(f"{reference_dir / stale} belongs to no stack file: remove it")
-    return problems
+    return problems + _navigation_problems(reference_dir)
 
 
 def _cmd_docs(args: argparse.Namespace) -> int:
@@ -449,6 +490,10 @@ def _cmd_docs(args: argparse.Namespace) -> int:
             print(f"{stack}: wrote {png}", file=sys.stderr)
     page = _write_skip_page(plans, reference)
     print(f"{len(plans)} stack(s): wrote {page}", file=sys.stderr)
+    print(f"wrote {_write_settings_page(reference)}", file=sys.stderr)
+    config = _write_navigation(reference)
+    if config is not None:
+        print(f"wrote the Reference navigation in {config.name}", file=sys.stderr)
     return 0
 
 
@@ -458,7 +503,9 @@ def register(commands: Any) -> None:
         description=f"Write {REFERENCE_DIR}/<stack>/ for each stack file from its offline plan: an architecture "
                     "diagram (Graphviz), the virtual machines, the NSG flow matrix, the policy controls, every "
                     "resource, the cost estimate, and the request pack; then one page of the checkov checks "
-                    "skipped or not run across those stacks, with their reasons. Output is deterministic; a test "
+                    "skipped or not run across those stacks, with their reasons, one page of every stack file "
+                    "setting from the schema, and the Reference section of the site navigation (mkdocs.yml) "
+                    "listing every generated page. Output is deterministic; a test "
                     "checks the committed copy for drift.")
     docs.add_argument("stack_files", nargs="*", metavar="STACK_FILE",
                       help=f"stack files to document (default: every {STACKS_DIR}/*.yaml)")
