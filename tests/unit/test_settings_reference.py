@@ -13,6 +13,7 @@ from reports.site_navigation import BEGIN, END
 from tests.conftest import EXAMPLE, REPO
 from validation.schema import stack_schema
 
+
 def _page_keys(text: str) -> list[str]:
     return re.findall(r"^\| `([^`]+)` \|", text, re.M)
 
