@@ -20,7 +20,7 @@ from blueprints.network_flows import nsg_rules
 from blueprints.regions import availability_zones
 from blueprints.role_host import RoleHostArgs
 from blueprints.roles import all_roles
-from blueprints.secrets import secret_files
+from blueprints.secrets import VAULT_NAME_TAG, secret_files
 from blueprints.topology import Machine, plan_machines, private_dns_zone
 from modules.backup import Backup, BackupArgs
 from modules.key_vault import KeyVault, KeyVaultArgs
@@ -60,10 +60,12 @@ class ReferenceEnvironment(pulumi.ComponentResource):
         super().__init__("trust-blueprints:blueprints:ReferenceEnvironment", name, None, opts)
         config = args.config
         roles = config["roles"]
-        naming = Naming(config["trust"]["short_name"], config["environment"], config["location"])
+        # A plain (not Output) answer: globally unique names are built from the subscription id.
+        client = authorization.get_client_config(opts=pulumi.InvokeOptions(parent=self))
+        naming = Naming(config["trust"]["short_name"], config["environment"], config["location"],
+                        client.subscription_id)
         tags = environment_tags(config)
         child = pulumi.ResourceOptions(parent=self)
-        client = authorization.get_client_config_output(opts=pulumi.InvokeOptions(parent=self))
 
         group = resources.ResourceGroup(
             f"{name}-rg",
@@ -113,6 +115,7 @@ class ReferenceEnvironment(pulumi.ComponentResource):
                 ssh_public_keys=config["admin"]["ssh_public_keys"],
                 user_data=render_user_data(config, machine),
                 data_collection_rule_id=monitoring.data_collection_rule_id,
+                vm_tags={VAULT_NAME_TAG: naming.name("kv")},
             )
 
         parts = EnvironmentParts(name=name, config=config, placement=placement, child=child,

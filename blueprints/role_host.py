@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 
 import pulumi
 
@@ -21,6 +21,9 @@ class RoleHostArgs:
     ssh_public_keys: Sequence[str]
     user_data: bytes
     data_collection_rule_id: pulumi.Input[str]
+    # Facts the VM reads from its own tags through the instance metadata service at boot (the Key
+    # Vault's name): they depend on the subscription, which its rendered cloud-init cannot know.
+    vm_tags: Mapping[str, str] = field(default_factory=dict)
 
     def vm_args(self, component: str, public_ip_id: pulumi.Input[str] | None = None) -> LinuxVmArgs:
         machine = self.machine
@@ -37,4 +40,5 @@ class RoleHostArgs:
             data_collection_rule_id=self.data_collection_rule_id,
             data_disk_gb=machine.data_disk_gb,
             public_ip_id=public_ip_id,
+            platform_tags=dict(self.vm_tags),
         )

@@ -20,8 +20,8 @@ from blueprints.roles import role
 from blueprints.topology import Machine, private_dns_zone
 from modules.naming import Naming
 
-__all__ = ["MACHINE_FILES", "SECRET_KINDS", "SHARED_FILES", "SecretSpec", "certificate_names", "key_vault_name",
-           "role_secrets", "secret_files", "stack_secrets", "vault_name"]
+__all__ = ["MACHINE_FILES", "SECRET_KINDS", "SHARED_FILES", "VAULT_NAME_TAG", "SecretSpec", "certificate_names",
+           "key_vault_name", "role_secrets", "secret_files", "stack_secrets", "vault_name"]
 
 
 SHARED_FILES = ("ca.crt",)
@@ -68,6 +68,15 @@ def stack_secrets(machines: list[Machine]) -> list[SecretSpec]:
     return list(seen.values())
 
 
-def vault_name(config: dict[str, Any]) -> str:
-    """The environment's Key Vault, where every machine fetches its secrets."""
-    return Naming(config["trust"]["short_name"], config["environment"], config["location"]).name("kv")
+# Every VM carries the vault's name in this tag (modules/linux_vm.py), read at boot from the instance
+# metadata service: the name depends on the subscription, which the rendered cloud-init cannot know.
+VAULT_NAME_TAG = "trust-blueprints-key-vault"
+
+
+def vault_name(config: dict[str, Any], subscription_id: str) -> str:
+    """The environment's Key Vault, where every machine fetches its secrets.
+
+    Globally unique, so it depends on the subscription the stack is deployed to (modules/naming.py);
+    raises ValueError when ``subscription_id`` is not a GUID."""
+    naming = Naming(config["trust"]["short_name"], config["environment"], config["location"], subscription_id)
+    return naming.name("kv")

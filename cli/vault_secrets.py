@@ -14,7 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
-from blueprints.secrets import key_vault_name, role_secrets, secret_files, vault_name
+from blueprints.secrets import VAULT_NAME_TAG, key_vault_name, role_secrets, secret_files, vault_name
 from blueprints.topology import plan_machines
 from validation.usage import DEFAULT_STACK, EXIT_FAILED, EXIT_OK, UsageError
 
@@ -44,15 +44,32 @@ def _present(vault: str, secret: str) -> bool:
     return result.returncode == 0 and bool(result.stdout.strip())
 
 
+def _vault(config: dict, subscription_id: str | None) -> str:
+    """The vault's name, which depends on the subscription; a placeholder naming the option without one."""
+    if subscription_id is None:
+        return "<vault>"
+    try:
+        return vault_name(config, subscription_id)
+    except ValueError:
+        raise UsageError(f"--subscription-id: {subscription_id!r} is not a subscription id; give the GUID that "
+                         "`az account show --query id --output tsv` prints") from None
+
+
 def _cmd_secrets(args: argparse.Namespace) -> int:
     from validation.stack_config import load_stack
 
     config = load_stack(args.stack_file)
-    vault = vault_name(config)
+    vault = _vault(config, args.subscription_id)
+    if args.check and args.subscription_id is None:
+        raise UsageError("--check needs --subscription-id: the vault's name depends on the subscription "
+                         "(`az account show --query id --output tsv` prints it)")
     secrets = vault_secrets(config)
     manual = [secret for secret in secrets if secret.supplied_by]
     print(f"Key Vault {vault}: {len(secrets)} secrets read by the VMs; the program creates "
           f"{len(secrets) - len(manual)}, a person supplies {len(manual)}.")
+    if args.subscription_id is None:
+        print(f"  (the vault's name depends on the subscription: pass --subscription-id, or read the "
+              f"{VAULT_NAME_TAG} tag of any of the environment's VMs)")
     for secret in secrets:
         source = f"supplied by {secret.supplied_by}" if secret.supplied_by else "created by the program"
         print(f"  {secret.name:<40} read by {', '.join(secret.readers)}; {source}")
@@ -84,4 +101,6 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     secrets.add_argument("stack_file", nargs="?", default=DEFAULT_STACK,
                          help=f"stack file to read (default: {DEFAULT_STACK})")
     secrets.add_argument("--check", action="store_true", help="ask the vault which secrets are missing (needs az)")
+    secrets.add_argument("--subscription-id", metavar="GUID",
+                         help="the subscription the stack is deployed to; the vault's name depends on it")
     secrets.set_defaults(handler=_cmd_secrets)

@@ -41,6 +41,9 @@ class LinuxVmArgs:
     public_ip_id: pulumi.Input[str] | None = None
     os_disk_gb: int = 32
     extra_tags: dict[str, str] = field(default_factory=dict)
+    # Tags the VM itself reads at boot from the instance metadata service (the Key Vault's name):
+    # on the VM resource only, kept apart from extra_tags so a role's own tags never drop them.
+    platform_tags: dict[str, str] = field(default_factory=dict)
 
 
 class LinuxVm(pulumi.ComponentResource):
@@ -134,7 +137,7 @@ class LinuxVm(pulumi.ComponentResource):
             },
             # Managed boot diagnostics: no storage account to secure.
             diagnostics_profile={"boot_diagnostics": {"enabled": True}},
-            tags=tags,
+            tags={**tags, **args.platform_tags},
             opts=pulumi.ResourceOptions.merge(child, _VM_REPLACEMENT),
         )
 

@@ -1,11 +1,17 @@
 """Azure resource names: Cloud Adoption Framework abbreviation, trust, environment, region.
 
 One function builds every name, so names are predictable and never collide between
-instances. Globally unique names (Key Vault, storage) get a short deterministic hash.
+instances. The Key Vault's globally unique name ends in a short hash of the subscription id and
+the resource group's id, as Azure's own templates use ``uniqueString(subscription().id,
+resourceGroup().id)``: stable across runs of one stack, yet not shared by two trusts or two
+subscriptions that deploy the same stack file (trust, environment and region are public, so a hash
+of them alone would collide, and a deleted vault's name stays reserved for 90 days). Storage
+account names still hash only the public inputs (see ``name``).
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import re
 from dataclasses import dataclass
@@ -32,6 +38,10 @@ NAME_RULES: dict[str, tuple[int, str]] = {
     "st": (24, r"^[a-z0-9]{3,24}$"),
 }
 GLOBALLY_UNIQUE = {"kv", "st"}
+# 10 base-32 characters (50 bits): two deployments of the same stack file in different subscriptions
+# get the same name with a chance of 2**-50, and the readable core keeps 14 of the 24 characters.
+UNIQUE_LENGTH = 10
+SUBSCRIPTION_ID = re.compile(r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$")
 
 
 @dataclass(frozen=True)
@@ -39,6 +49,8 @@ class Naming:
     trust: str  # trust short name
     environment: str
     location: str
+    # The subscription the environment is deployed to; only globally unique names need it.
+    subscription_id: str = ""
 
     @property
     def region(self) -> str:
@@ -46,19 +58,33 @@ class Naming:
 
     def name(self, kind: str, part: str = "") -> str:
         """The Azure name of a resource of ``kind`` (a CAF abbreviation) for ``part``."""
-        if kind in GLOBALLY_UNIQUE:
-            # Hyphen-free core plus a hash of the identifying inputs keeps Key Vault names
-            # inside 24 characters and unique across tenants.
+        if kind == "st":  # storage accounts: lowercase letters and digits only
+            # Still a hash of the public inputs: the Git server's settings carry the account's name
+            # and cannot know the subscription (a VM tag, as for the vault, would lift this).
             digest = hashlib.sha256(f"{self.trust}/{self.environment}/{self.location}/{part}".encode())
-            if kind == "st":  # storage accounts: lowercase letters and digits only
-                core = re.sub(r"[^a-z0-9]", "", f"st{self.trust}{self.environment}{self.region}{part}")[:18]
-                return f"{core}{digest.hexdigest()[:6]}"
-            core = f"{kind}-{self.trust}{self.environment}{self.region}{part}"[:17]
+            core = re.sub(r"[^a-z0-9]", "", f"st{self.trust}{self.environment}{self.region}{part}")[:18]
             return f"{core}{digest.hexdigest()[:6]}"
+        if kind in GLOBALLY_UNIQUE:
+            core = f"{kind}-{self.trust}{self.environment}{self.region}{part}"
+            return f"{core[:24 - UNIQUE_LENGTH]}{self.unique_suffix(part)}"
         if kind == "shutdown":
             return f"shutdown-computevm-{self.name('vm', part)}"
         pieces = [kind, self.trust, self.environment, self.region] + ([part] if part else [])
         return "-".join(pieces)
+
+    @property
+    def resource_group_id(self) -> str:
+        return f"/subscriptions/{self.subscription_id}/resourceGroups/{self.name('rg')}"
+
+    def unique_suffix(self, part: str = "") -> str:
+        """``UNIQUE_LENGTH`` base-32 characters from the subscription, the resource group and ``part``."""
+        if not SUBSCRIPTION_ID.match(self.subscription_id):
+            raise ValueError(f"a globally unique name needs the subscription id (a GUID), "
+                             f"not {self.subscription_id!r}")
+        seed = f"{self.subscription_id.lower()}\n{self.resource_group_id.lower()}\n{part}"
+        digest = hashlib.sha256(seed.encode()).digest()
+        # Base 32 in lowercase: letters and digits only, as storage account names allow.
+        return base64.b32encode(digest).decode("ascii").lower()[:UNIQUE_LENGTH]
 
 
 def name_problems(kind: str, name: str) -> str | None:

@@ -20,6 +20,8 @@ from pulumi.runtime.sync_await import _sync_await
 from validation.plan_model import Plan, PlannedResource
 from validation.stack_config import load_stack
 
+# The subscription the program is told it runs in, unless a caller picks another (to show that two
+# subscriptions deploying one stack file get different globally unique names).
 MOCK_SUBSCRIPTION = "00000000-0000-0000-0000-00000000c0de"
 MOCK_TENANT = "00000000-0000-0000-0000-0000000071e7"
 PROJECT = "trust-blueprints"
@@ -82,10 +84,10 @@ ARM_TYPES = {
 }
 
 
-def _mock_id(type_token: str, azure_name: str, inputs: dict[str, Any]) -> str:
+def _mock_id(type_token: str, azure_name: str, inputs: dict[str, Any], subscription_id: str) -> str:
     type_name = type_token.rsplit(":", 1)[-1]
     group = inputs.get("resourceGroupName", azure_name if type_name == "ResourceGroup" else "")
-    head = f"/subscriptions/{MOCK_SUBSCRIPTION}/resourceGroups/{group}"
+    head = f"/subscriptions/{subscription_id}/resourceGroups/{group}"
     if type_name == "ResourceGroup":
         return head
     arm_type = ARM_TYPES.get(type_token, type_token.replace(":", "/"))
@@ -96,11 +98,14 @@ def _mock_id(type_token: str, azure_name: str, inputs: dict[str, Any]) -> str:
 class _RecordingMocks(pulumi.runtime.Mocks):
     """Answers every resource and invoke with plausible outputs; the monitor records."""
 
+    def __init__(self, subscription_id: str = MOCK_SUBSCRIPTION) -> None:
+        self.subscription_id = subscription_id
+
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
         if not args.custom:
             return None, {}
         azure_name = _azure_name(args.typ, args.name, args.inputs)
-        resource_id = _mock_id(args.typ, azure_name, args.inputs)
+        resource_id = _mock_id(args.typ, azure_name, args.inputs, self.subscription_id)
         state = dict(args.inputs)
         state.setdefault("name", azure_name)
         if isinstance(state.get("identity"), dict):
@@ -117,7 +122,7 @@ class _RecordingMocks(pulumi.runtime.Mocks):
     def call(self, args: pulumi.runtime.MockCallArgs) -> dict:
         if args.token == "azure-native:authorization:getClientConfig":  # noqa: S105 (an invoke name)
             return {"clientId": "offline-plan", "objectId": "offline-plan",
-                    "subscriptionId": MOCK_SUBSCRIPTION, "tenantId": MOCK_TENANT}
+                    "subscriptionId": self.subscription_id, "tenantId": MOCK_TENANT}
         raise NotImplementedError(f"the offline plan has no answer for invoke {args.token}")
 
 
@@ -166,9 +171,10 @@ def _plain(value: Any) -> Any:
 _STACK_NAME = re.compile(r"[^A-Za-z0-9_.-]")
 
 
-def record_program(program: Callable[[], Any], stack: str) -> tuple[list[PlannedResource], dict[str, Any]]:
+def record_program(program: Callable[[], Any], stack: str,
+                   subscription_id: str = MOCK_SUBSCRIPTION) -> tuple[list[PlannedResource], dict[str, Any]]:
     """Run any Pulumi program function under mocks; return its resources and stack outputs."""
-    mocks = _RecordingMocks()
+    mocks = _RecordingMocks(subscription_id)
     monitor = _RecordingMonitor(mocks)
     # Each run starts from clean global Pulumi state, so runs never leak into each other.
     pulumi_settings.ROOT.set(None)
@@ -184,8 +190,10 @@ def record_program(program: Callable[[], Any], stack: str) -> tuple[list[Planned
     return monitor.recorded, _plain(outputs or {})
 
 
-def record_plan(stack_file: str | Path) -> Plan:
+def record_plan(stack_file: str | Path, subscription_id: str = MOCK_SUBSCRIPTION) -> Plan:
     """Validate a stack file, run the program under mocks, and return what it declares.
+
+    ``subscription_id`` is the subscription the program is told it deploys to (a GUID).
 
     Raises validation.problems.StackFileError for a bad stack file, before any resource.
     """
@@ -194,5 +202,5 @@ def record_plan(stack_file: str | Path) -> Plan:
     path = Path(stack_file)
     config = load_stack(path)
     stack = _STACK_NAME.sub("-", path.stem)
-    resources, outputs = record_program(lambda: define_environment(config), stack)
+    resources, outputs = record_program(lambda: define_environment(config), stack, subscription_id)
     return Plan(stack=stack, source=str(path), config=config, resources=resources, outputs=outputs)

@@ -7,6 +7,7 @@ import binascii
 import ipaddress
 import posixpath
 import struct
+import uuid
 from typing import Any
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -401,7 +402,8 @@ def allowlist_problems(allowlists: dict[str, list[str]], base: str, first: int =
 
 
 def _names(config: dict[str, Any]) -> list[Problem]:
-    naming = Naming(config["trust"]["short_name"], config["environment"], config["location"])
+    # Any subscription will do: the hash a globally unique name ends in has a fixed length.
+    naming = Naming(config["trust"]["short_name"], config["environment"], config["location"], str(uuid.UUID(int=0)))
     problems: list[Problem] = []
     parts = {"kv": [""], "vm": [machine.name for machine in plan_machines(config)]}
     for kind in NAME_RULES:

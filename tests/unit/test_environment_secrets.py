@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 
-from blueprints.secrets import secret_files
+from blueprints.secrets import VAULT_NAME_TAG, secret_files, vault_name
 from blueprints.topology import plan_machines
 from cli.main import main
 from tests.conftest import STACK_FILES
-from validation import plan_recorder
 from validation.plan_recorder import Plan, record_plan
+from validation.stack_config import load_stack
 
 ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 SECRET = "azure-native:keyvault:Secret"
@@ -74,31 +74,94 @@ def test_grants_follow_the_secrets_they_grant(plan):
             assert secrets[name] in grant.dependencies, grant.name
 
 
-def test_assignment_names_are_unique_across_stacks_and_subscriptions(plans, monkeypatch):
-    # Every stack in one subscription, and the example again in a second one (the same trust
-    # deploying twice, or two trusts with the same names).
-    monkeypatch.setattr(plan_recorder, "MOCK_SUBSCRIPTION", "11111111-2222-3333-4444-555555555555")
-    deployments = [*plans.items(), ("example in a second subscription", record_plan(STACK_FILES[1]))]
-    assert deployments[-1][1].stack == "example"
-    names: dict[str, str] = {}
+SECOND_SUBSCRIPTION = "11111111-2222-3333-4444-555555555555"
+GLOBAL_NAMES = {"azure-native:keyvault:Vault": "Key Vault", "azure-native:storage:StorageAccount": "storage account"}
+
+
+@pytest.fixture(scope="module")
+def deployments(plans) -> list[tuple[str, Plan]]:
+    """Every stack in one subscription, and the example again in a second one (the same trust
+    deploying twice, or two trusts with the same names)."""
+    second = record_plan(STACK_FILES[1], subscription_id=SECOND_SUBSCRIPTION)
+    assert second.stack == "example"
+    return [*plans.items(), ("example in a second subscription", second)]
+
+
+def _names_of(deployments, kinds) -> dict[str, list[str]]:
+    """Azure name -> where it is used, for every resource of ``kinds``."""
+    names: dict[str, list[str]] = {}
     for where, plan in deployments:
-        for grant in plan.of_type(ASSIGNMENT):
-            name = str(grant.inputs["roleAssignmentName"])
-            assert name not in names, f"{grant.name} in {where} reuses {names.get(name)}'s name"
-            names[name] = f"{grant.name} ({where})"
+        for resource in plan.custom_resources():
+            if resource.type in kinds:
+                key = resource.inputs["roleAssignmentName"] if resource.type == ASSIGNMENT else resource.azure_name
+                names.setdefault(str(key), []).append(f"{resource.name} ({where})")
+    return names
+
+
+def test_assignment_names_are_unique_across_stacks_and_subscriptions(deployments):
+    names = _names_of(deployments, {ASSIGNMENT})
+    assert {name: uses for name, uses in names.items() if len(uses) > 1} == {}
     assert len(names) > 60
+
+
+def test_key_vault_names_are_unique_across_stacks_and_subscriptions(deployments):
+    names = _names_of(deployments, {"azure-native:keyvault:Vault"})
+    assert {name: uses for name, uses in names.items() if len(uses) > 1} == {}
+    assert len(names) == len(deployments)
+
+
+def test_storage_names_are_unique_across_the_stacks_of_one_subscription(plans):
+    names = _names_of(plans.items(), {"azure-native:storage:StorageAccount"})
+    assert {name: uses for name, uses in names.items() if len(uses) > 1} == {}
+    assert names
+
+
+@pytest.mark.xfail(strict=True, reason="storage account names still hash only trust, environment and region: "
+                   "the Git server's settings carry the name and cannot know the subscription")
+def test_storage_names_differ_between_subscriptions(deployments):
+    names = _names_of(deployments, {"azure-native:storage:StorageAccount"})
+    assert {name: uses for name, uses in names.items() if len(uses) > 1} == {}
+
+
+def test_every_vm_carries_its_vaults_name_in_a_tag(deployments):
+    for where, plan in deployments:
+        vault = plan.of_type("azure-native:keyvault:Vault")[0].azure_name
+        assert vault == vault_name(plan.config, _subscription(plan))
+        for vm in plan.of_type(VM):
+            assert vm.inputs["tags"][VAULT_NAME_TAG] == vault, f"{vm.name} in {where}"
+
+
+def _subscription(plan: Plan) -> str:
+    group = plan.of_type("azure-native:resources:ResourceGroup")[0]
+    return group.id.split("/")[2]
 
 
 def test_the_secrets_command_names_what_a_person_supplies(capsys):
     assert main(["secrets", "stacks/example.yaml"]) == 0
     out = capsys.readouterr().out
     assert "the program creates 14, a person supplies 1" in out
-    assert "az keyvault secret set --vault-name kv-exnhsdevuks7b27f4 --name gateway-oidc-client-secret" in out
+    assert "pass --subscription-id, or read the trust-blueprints-key-vault tag" in out
+    assert "az keyvault secret set --vault-name <vault> --name gateway-oidc-client-secret" in out
+
+
+def test_the_secrets_command_names_the_vault_of_a_subscription(capsys):
+    assert main(["secrets", "stacks/example.yaml", "--subscription-id", SECOND_SUBSCRIPTION]) == 0
+    vault = vault_name(load_stack("stacks/example.yaml"), SECOND_SUBSCRIPTION)
+    assert f"az keyvault secret set --vault-name {vault} --name gateway-oidc-client-secret" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--subscription-id", "prod"], "--subscription-id: 'prod' is not a subscription id"),
+    (["--check"], "--check needs --subscription-id"),
+])
+def test_the_secrets_command_refuses_a_missing_or_bad_subscription(capsys, argv, message):
+    assert main(["secrets", "stacks/example.yaml", *argv]) == 2
+    assert message in capsys.readouterr().err
 
 
 def test_the_secrets_check_needs_the_azure_cli(capsys, monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
-    assert main(["secrets", "stacks/example.yaml", "--check"]) == 2
+    assert main(["secrets", "stacks/example.yaml", "--check", "--subscription-id", SECOND_SUBSCRIPTION]) == 2
     assert "Azure CLI" in capsys.readouterr().err
 
 
@@ -108,6 +171,6 @@ def test_the_secrets_check_reports_what_is_missing(capsys, monkeypatch, tmp_path
     fake.write_text("#!/bin/sh\ncase \"$*\" in *gateway-oidc-client-secret*) exit 3 ;; esac\necho id\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", str(tmp_path))
-    assert main(["secrets", "stacks/example.yaml", "--check"]) == 1
+    assert main(["secrets", "stacks/example.yaml", "--check", "--subscription-id", SECOND_SUBSCRIPTION]) == 1
     err = capsys.readouterr().err
     assert "MISSING gateway-oidc-client-secret" in err and "1 of 15 secrets missing" in err
