@@ -48,6 +48,10 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     from validation.policies import evaluate, mandatory_failures
     from validation.policies.report import render_results, results_json
 
+    if args.diff:
+        from cli import plan_diff
+
+        return plan_diff.run(args)
     print(f"Planning {args.stack_file} offline (Pulumi program under mocks; no Azure needed)...",
           file=sys.stderr)
     plan = recorded_plan(args.stack_file)
@@ -95,6 +99,10 @@ def build_parser() -> argparse.ArgumentParser:
     plan.add_argument("--json", dest="format", action="store_const", const="json",
                       help="same as --format json: the full plan for tools")
     plan.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of standard output")
+    plan.add_argument("--diff", metavar="BASE",
+                      help="show what applying the stack file over BASE does (BASE: a stack file, or a plan "
+                           "saved with --json): each resource created, updated in place, replaced or deleted; "
+                           "exit 3 when a VM, disk or other resource holding data is replaced or deleted")
     plan.set_defaults(handler=_cmd_plan)
 
     for module_name in COMMAND_GROUPS:
