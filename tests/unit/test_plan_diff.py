@@ -1,0 +1,222 @@
+"""`blueprints plan --diff`: the diff engine on small plans, then every day-two edit of the example."""
+
+from __future__ import annotations
+
+import base64
+import copy
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from cli.main import main
+from tests.conftest import EXAMPLE
+from validation.plan_diff import (
+    CREATE,
+    DELETE,
+    EXIT_DESTRUCTIVE,
+    REPLACE,
+    UPDATE,
+    diff_plans,
+    flatten,
+    render_diff,
+    resource_key,
+)
+from validation.plan_model import Plan, PlannedResource
+from validation.plan_recorder import record_plan
+from validation.stack_edits import ORDINARY_EDITS, by_name
+
+VM = "azure-native:compute:VirtualMachine"
+# The properties that moving every changeable setting into VM user data takes out of custom data
+# and the SSH key list; until that lands, ordinary edits still change them.
+MOVED_TO_USER_DATA = {"osProfile.customData", "osProfile.linuxConfiguration.ssh.publicKeys"}
+USER_DATA_MOVED = importlib.util.find_spec("blueprints.vm_settings") is not None
+
+
+def _vm(name: str = "git", size: str = "Standard_B2s", custom_data: str = "Ym9vdA==", user_data: bytes | None = None,
+        stack: str = "a") -> PlannedResource:
+    inputs = {
+        "vmName": f"vm-{name}", "resourceGroupName": "rg", "location": "uksouth",
+        "hardwareProfile": {"vmSize": size},
+        "osProfile": {"computerName": name, "customData": custom_data, "adminUsername": "trustadmin"},
+        "networkProfile": {"networkInterfaces": [{"id": f"/x/networkInterfaces/nic-{name}", "deleteOption": "Delete"}]},
+        "storageProfile": {
+            "imageReference": {"offer": "debian-13"},
+            "osDisk": {"name": f"disk-{name}-os", "deleteOption": "Delete"},
+            "dataDisks": [{"name": f"disk-{name}-data", "diskSizeGB": 64, "deleteOption": "Detach"}],
+        },
+    }
+    if user_data is not None:
+        inputs["userData"] = base64.b64encode(user_data).decode()
+    return PlannedResource(urn=f"urn:pulumi:{stack}::p::mod$azure-native:compute:VirtualMachine::{name}-vm",
+                           type=VM, name=f"{name}-vm", azure_name=f"vm-{name}", custom=True, parent=None,
+                           dependencies=[], inputs=inputs)
+
+
+def _plan(*resources: PlannedResource, stack: str = "a") -> Plan:
+    return Plan(stack=stack, source=f"{stack}.yaml", config={}, resources=list(resources))
+
+
+def _other(type_token: str, name: str, stack: str = "a", **inputs) -> PlannedResource:
+    return PlannedResource(urn=f"urn:pulumi:{stack}::p::{type_token}::{name}", type=type_token, name=name,
+                           azure_name=name, custom=True, parent=None, dependencies=[], inputs=dict(inputs))
+
+
+def test_flatten_names_every_leaf_by_path() -> None:
+    assert flatten({"a": {"b": [1, {"c": 2}]}, "d": {}}) == {"a.b[0]": 1, "a.b[1].c": 2, "d": {}}
+
+
+def test_resources_match_across_stack_names() -> None:
+    assert resource_key(_vm(stack="one").urn) == resource_key(_vm(stack="two").urn)
+    diff = diff_plans(_plan(_vm(stack="one"), stack="one"), _plan(_vm(stack="two"), stack="two"))
+    assert diff.changes == [] and diff.unchanged == 1
+
+
+def test_a_custom_data_change_replaces_the_vm_and_says_what_survives() -> None:
+    diff = diff_plans(_plan(_vm()), _plan(_vm(custom_data="bmV3")))
+    [change] = diff.changes
+    assert change.action == REPLACE and change.destructive
+    assert [f.path for f in change.forced_by] == ["osProfile.customData"]
+    assert all(url.startswith("https://") for url in change.forced_by[0].sources)
+    assert any("disk-git-data" in item and "kept" in item for item in change.survives)
+    assert any("disk-git-os" in item for item in change.lost)
+    assert any("nic-git" in item for item in change.lost)
+
+
+def test_a_user_data_change_updates_in_place_and_lists_the_settings() -> None:
+    settings = {"git": {"users": ["a"], "backup": "01:30"}, "admin": {"keys": ["k"]}}
+    old = _vm(user_data=json.dumps(settings).encode())
+    settings["git"]["users"].append("b")
+    new = _vm(user_data=json.dumps(settings).encode())
+    diff = diff_plans(_plan(old), _plan(new))
+    [change] = diff.changes
+    assert change.action == UPDATE and not change.destructive
+    assert change.settings == ["git.users"]
+    assert change.changed == ["userData"]
+
+
+def test_a_resize_replaces_only_across_the_temporary_disk_line() -> None:
+    within = diff_plans(_plan(_vm(size="Standard_D2s_v5")), _plan(_vm(size="Standard_D4s_v5")))
+    assert [c.action for c in within.changes] == [UPDATE]
+    across = diff_plans(_plan(_vm(size="Standard_B2s")), _plan(_vm(size="Standard_D2s_v5")))
+    assert [c.action for c in across.changes] == [REPLACE]
+    assert across.changes[0].forced_by[0].path == "hardwareProfile.vmSize"
+    unknown = diff_plans(_plan(_vm(size="Standard_B2s")), _plan(_vm(size="Standard_Q9")))
+    assert "unknown" in unknown.changes[0].forced_by[0].reason
+
+
+def test_create_delete_and_what_counts_as_destructive() -> None:
+    nsg = "azure-native:network:NetworkSecurityGroup"
+    base = _plan(_vm("git"), _other(nsg, "nsg-1", rules=[1]), _other("tls:index/privateKey:PrivateKey", "k", bits=1))
+    target = _plan(_vm("mirror"), _other(nsg, "nsg-1", rules=[1, 2]),
+                   _other("tls:index/privateKey:PrivateKey", "k", bits=2))
+    diff = diff_plans(base, target)
+    actions = {(c.action, c.azure_name) for c in diff.changes}
+    assert actions == {(CREATE, "vm-mirror"), (DELETE, "vm-git"), (UPDATE, "nsg-1"), (REPLACE, "k")}
+    assert [c.azure_name for c in diff.destructive] == ["vm-git"]
+    text = render_diff(diff)
+    assert "DESTRUCTIVE" in text and "vm-git" in text
+
+
+def test_a_renamed_resource_is_replaced() -> None:
+    old = _other("azure-native:network:NetworkSecurityGroup", "nsg")
+    new = copy.deepcopy(old)
+    new.azure_name = "nsg-renamed"
+    [change] = diff_plans(_plan(old), _plan(new)).changes
+    assert change.action == REPLACE and change.forced_by[0].path == "name" and not change.destructive
+
+
+# The example and each edit of it, planned offline.
+
+@pytest.fixture(scope="module")
+def example_document() -> dict:
+    return yaml.safe_load(EXAMPLE.read_text())
+
+
+@pytest.fixture(scope="module")
+def base_plan() -> Plan:
+    return record_plan(EXAMPLE)
+
+
+def _edited_plan(edit, document: dict, directory: Path) -> Plan:
+    stack_file = directory / "example.yaml"
+    stack_file.write_text(yaml.safe_dump(edit.apply(document), sort_keys=False))
+    return record_plan(stack_file)
+
+
+@pytest.mark.parametrize("edit", ORDINARY_EDITS, ids=lambda edit: edit.name)
+def test_each_ordinary_edit_is_applied_in_place(edit, example_document, base_plan, tmp_path) -> None:
+    diff = diff_plans(base_plan, _edited_plan(edit, example_document, tmp_path))
+    assert diff.changes, "the edit changes the plan"
+    assert not diff.by_action(DELETE)
+    replaced = diff.by_action(REPLACE)
+    forcing = {forcing.path for change in replaced for forcing in change.forced_by}
+    if USER_DATA_MOVED:
+        assert replaced == [], render_diff(diff)
+        assert not diff.destructive
+        return
+    # Until the settings move lands, only the two properties it moves may force a replacement.
+    assert forcing <= MOVED_TO_USER_DATA, render_diff(diff)
+    pytest.xfail(f"replaces {', '.join(c.azure_name for c in replaced)} until settings move to VM user data "
+                 "(blueprints/vm_settings.py)")
+
+
+def test_the_size_family_change_replaces_the_git_server_and_keeps_its_data_disk(
+        example_document, base_plan, tmp_path) -> None:
+    diff = diff_plans(base_plan, _edited_plan(by_name("size-family-change"), example_document, tmp_path))
+    [vm] = [change for change in diff.destructive if change.type == VM]
+    assert vm.azure_name.endswith("-git") and vm.action == REPLACE
+    assert "hardwareProfile.vmSize" in {forcing.path for forcing in vm.forced_by}
+    assert any("/srv/git" in item for item in vm.survives)
+
+
+def test_the_image_change_replaces_every_vm(base_plan) -> None:
+    target = copy.deepcopy(base_plan)
+    by_name("image-change").plan_edit(target)
+    diff = diff_plans(base_plan, target)
+    vms = [change for change in diff.changes if change.type == VM]
+    assert len(vms) == len(base_plan.of_type(VM)) == len(diff.destructive)
+    assert all(change.action == REPLACE for change in vms)
+    assert all("storageProfile.imageReference" in {f.path for f in change.forced_by} for change in vms)
+
+
+# The command line.
+
+@pytest.fixture
+def plan_cache(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("BLUEPRINTS_PLAN_CACHE", str(tmp_path / "cache"))
+
+
+def test_the_command_exits_3_on_a_destructive_edit_and_0_on_none(example_document, tmp_path, plan_cache,
+                                                                  capsys) -> None:
+    edited = tmp_path / "size" / "example.yaml"
+    edited.parent.mkdir()
+    edited.write_text(yaml.safe_dump(by_name("size-family-change").apply(example_document), sort_keys=False))
+    assert main(["plan", "--diff", str(EXAMPLE), str(edited)]) == EXIT_DESTRUCTIVE
+    out = capsys.readouterr().out
+    assert "forced by hardwareProfile.vmSize" in out and "DESTRUCTIVE" in out
+    saved = tmp_path / "base.json"
+    assert main(["plan", "--json", "-o", str(saved), str(EXAMPLE)]) == 0
+    assert main(["plan", "--diff", str(saved), "--format", "json", str(EXAMPLE)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["changes"] == [] and report["destructive"] is False
+
+
+@pytest.mark.parametrize("argv, named", [
+    (["plan", "--diff", "no-such-base.yaml"], "--diff BASE 'no-such-base.yaml'"),
+    (["plan", "--diff", str(EXAMPLE.parent.parent / "README.md")], "must be a stack file"),
+    (["plan", "--diff", str(EXAMPLE), "no-such-stack.yaml"], "STACK_FILE 'no-such-stack.yaml'"),
+    (["plan", "--diff", str(EXAMPLE), "--format", "arm"], "--format arm"),
+])
+def test_bad_arguments_exit_2_naming_the_argument(argv, named, capsys) -> None:
+    assert main(argv) == 2
+    assert named in capsys.readouterr().err
+
+
+def test_a_base_that_is_not_a_saved_plan_exits_2(tmp_path, capsys) -> None:
+    broken = tmp_path / "base.json"
+    broken.write_text('{"resources": 3}')
+    assert main(["plan", "--diff", str(broken), str(EXAMPLE)]) == 2
+    assert "is not a plan saved by `blueprints plan --json`" in capsys.readouterr().err
