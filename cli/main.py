@@ -22,6 +22,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "cli.git_server_settings",
     "cli.preflight",
     "cli.vault_secrets",
+    "cli.allowlist",
 )
 
 

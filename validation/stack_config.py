@@ -12,6 +12,7 @@ from typing import Any
 
 from cerberus import errors
 
+from validation.allowlist_closure import warn_of_missing_needs
 from validation.mirror_allowlists_file import merge_allowlists_file
 from validation.problems import MISSING, Problem, StackFileError
 from validation.schema import stack_schema
@@ -131,6 +132,8 @@ def load_stack(path: str | Path) -> dict[str, Any]:
     config, problems = validate_document(document)
     if not problems:
         problems = merge_allowlists_file(config, path.parent, _problems_of)
+    if not problems:
+        warn_of_missing_needs(config, path)
     if problems:
         located = [
             Problem(p.path, p.value, p.allowed, p.hint, line=_line_for(p.path, lines)) for p in problems
