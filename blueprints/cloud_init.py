@@ -23,7 +23,7 @@ from blueprints.data_disk import DATA_DISK_SCRIPT, data_disk_settings
 from blueprints.package_mirror.client_settings import template_values as mirror_client_values
 from blueprints.package_mirror.settings import PACKAGE_NAME_PATTERNS
 from blueprints.roles import all_roles, role
-from blueprints.secrets import secret_files, vault_name
+from blueprints.secrets import VAULT_NAME_TAG, secret_files
 from blueprints.topology import Machine, plan_machines, private_dns_zone
 
 SHARED_TEMPLATES = Path(__file__).parent / "templates"
@@ -123,8 +123,9 @@ def template_context(config: dict[str, Any], machine: Machine) -> dict[str, Any]
         "package_name_patterns": dict(PACKAGE_NAME_PATTERNS),
         # What the self-hosted gateway publishes behind its sign-in: each role's Publication, with its machines.
         "publications": _publications(machines),
-        # Machines fetch their secrets from this vault at boot (templates/base.yaml.j2).
-        "key_vault_name": vault_name(config),
+        # Machines fetch their secrets from the vault this VM tag names (templates/base.yaml.j2): the
+        # vault's name depends on the subscription, so the boot step reads it from instance metadata.
+        "vault_name_tag": VAULT_NAME_TAG,
         "secret_files": secret_files(machine),
         # The data-disk step (templates/data-disk.yaml.j2); None for a machine without a data disk.
         "data_disk": data_disk_settings(machine, config["admin"]["username"]),

@@ -17,8 +17,21 @@ from pathlib import Path
 from typing import Any
 
 from blueprints.cloud_init import RenderError
+from blueprints.secrets import VAULT_NAME_TAG, vault_name
 from blueprints.topology import Machine, private_dns_zone
-from lab import base_image, dns, egress_trust, firewall, identity_provider, machines, network, secrets, seeds
+from lab import (
+    base_image,
+    dns,
+    egress_trust,
+    firewall,
+    host_caches,
+    identity_provider,
+    machines,
+    network,
+    platform_services,
+    secrets,
+    seeds,
+)
 from lab.address_plan import AddressPlan, address_plan, host_route_conflicts
 from lab.layout import STATE_ROOT, LabBusyError, LabLayout, host_lock, read_record, running_labs, write_record
 from lab.progress import Progress
@@ -127,27 +140,33 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
             network.create_client(plan, gateway.get("hostname") if plan.public_gateway_ip else None)
             layout.nft_file.write_text(ruleset)
             network.apply_ruleset(layout.nft_file)
-            dns.start(plan, record["zone"], layout.dns_dir)
+            vault = vault_name(config, platform_services.LAB_SUBSCRIPTION_ID)
+            record["key_vault"] = vault
+            dns.start(plan, record["zone"], layout.dns_dir,
+                      {f"{vault}.{platform_services.VAULT_DOMAIN}": platform_services.VAULT_ADDRESS})
         for rule in skipped:
             progress.note(f"NSG rule {rule.rule} ({rule.subnet}) not in the lab: {rule.reason}")
-        with progress.step("machines: overlays, cloud-init seeds, secrets", key="prepare"):
+        with progress.step("machines: overlays, cloud-init seeds, Key Vault and metadata stand-ins", key="prepare"):
             layout.secrets_dir.mkdir(parents=True, exist_ok=True)
             os.chmod(layout.secrets_dir, 0o700)
             ca = secrets.LabCertificateAuthority(layout.ca_dir, f"{config['trust']['short_name']}-"
                                                  f"{config['environment']}")
             ca.ensure()
+            platform_ca = _start_platform(config, stack, plan, ca, layout, record["key_vault"])
             if plan.identity_provider_ip:
                 _start_identity_provider(config, plan, ca, layout)
             for machine in plan.machines:
                 step = "mounting its overlay"
                 try:
+                    kept = host_caches.restore(machine.role, layout.machine_dir(machine.name) / "upper", str(base))
+                    if kept:
+                        progress.note(f"{machine.name}: caches kept from the last lab: {', '.join(kept)}")
                     root = machines.mount_overlay(base, layout, machine.name)
                     step = "writing its cloud-init seed"
                     seeds.write_seed(root, seed_files[machine.name])
                     (root / "etc/machine-id").write_text(os.urandom(16).hex() + "\n")
-                    step = "writing its secrets"
-                    secrets.install_secret_files(root, secrets.machine_secret_files(config, machine, ca,
-                                                                                    layout.secrets_dir))
+                    step = "trusting the platform CA (Azure's endpoints are signed by public CAs)"
+                    secrets.install_platform_anchor(root, platform_ca)
                     if machine.internet_egress:
                         step = "giving it the host's trust anchors for Internet egress"
                         egress_trust.install_host_anchors(root)
@@ -270,6 +289,41 @@ def _lab_mounts() -> list[Path]:
     return sorted(mounts, key=lambda p: len(p.parts), reverse=True)
 
 
+def _start_platform(config: dict[str, Any], stack: str, plan: AddressPlan, ca: secrets.LabCertificateAuthority,
+                    layout: LabLayout, vault: str) -> bytes:
+    """The instance metadata service and Key Vault, loaded with what the Pulumi program would create
+    and grant; returns the platform CA's certificate, which every machine trusts."""
+    try:
+        values, grants = secrets.vault_contents(config, list(plan.machines), ca, layout.secrets_dir)
+        platform_services.write_state(
+            layout.platform_dir, stack=stack, tenant_id=_tenant_id(config), vault=vault, secrets=values,
+            machines=[platform_services.LabMachine(m.name, m.private_ip, {VAULT_NAME_TAG: vault},
+                                                   _user_data(config, m), grants[m.name])
+                      for m in plan.machines])
+        platform_ca = secrets.LabCertificateAuthority(layout.platform_dir / "ca", "Azure platform stand-in")
+        platform_ca.ensure()
+        cert, key = platform_ca.issue([f"{vault}.{platform_services.VAULT_DOMAIN}"], layout.platform_dir)
+        network.create_platform_link((platform_services.IMDS_ADDRESS, platform_services.VAULT_ADDRESS))
+        platform_services.start_process(layout.platform_dir, cert, key)
+        return platform_ca.cert.read_bytes()
+    except (OSError, network.NetworkError, secrets.SecretError, platform_services.PlatformError) as error:
+        raise LabUpError(f"metadata and Key Vault stand-ins: {error}") from error
+
+
+def _user_data(config: dict[str, Any], machine: Machine) -> bytes:
+    """The VM's user data, as the program sets the VM's userData property."""
+    try:
+        from blueprints.vm_settings import settings_document
+    except ImportError:
+        return b""
+    return settings_document(config, machine)
+
+
+def _tenant_id(config: dict[str, Any]) -> str:
+    identity = (config["roles"].get("gateway") or {}).get("identity") or {}
+    return identity.get("tenant_id") or "00000000-0000-4000-8000-0000000000aa"
+
+
 def _start_identity_provider(config: dict[str, Any], plan: AddressPlan, ca: secrets.LabCertificateAuthority,
                              layout: LabLayout) -> None:
     """Entra ID's stand-in, on the Internet side, with a lab-CA certificate for Entra's host name."""
@@ -317,8 +371,16 @@ def _down(progress: Progress, purge: bool = False, quiet: bool = False) -> list[
                     for name in sorted(to_stop)]
         removed += [f"cgroup {path}" for path in machines.remove_cgroups(sorted(to_stop))]
     for layout in [LabLayout(d.name) for d in _state_dirs()]:
+        if layout.record.exists():
+            record = read_record(layout)
+            for name, entry in record["machines"].items():
+                for directory in host_caches.keep(entry["role"], layout.machine_dir(name) / "upper",
+                                                  record.get("base", "")):
+                    removed.append(f"{name}:{directory} (kept on the host for the next lab)")
         if dns.stop(layout.dns_dir):
             removed.append("dnsmasq")
+        if platform_services.stop_process(layout.platform_dir):
+            removed.append("metadata and Key Vault stand-ins")
     removed += network.remove_all()
     for mount in _lab_mounts():
         machines.unmount(mount)

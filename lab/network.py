@@ -144,7 +144,8 @@ def create_platform_link(addresses: tuple[str, ...]) -> None:
 
     Machines reach them through their default gateway, as an Azure VM reaches 169.254.169.254
     through its host; the host's input rules (lab/firewall.py) let in only those ports."""
-    _run("ip", "link", "add", PLATFORM_LINK, "type", "dummy")
+    # A bridge with no ports: only a place for host addresses (some kernels have no dummy links).
+    _run("ip", "link", "add", PLATFORM_LINK, "type", "bridge")
     for address in addresses:
         _run("ip", "addr", "add", f"{address}/32", "dev", PLATFORM_LINK)
     _run("ip", "link", "set", PLATFORM_LINK, "up")

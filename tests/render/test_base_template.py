@@ -8,9 +8,8 @@ import subprocess
 import yaml
 
 from blueprints.cloud_init import render_user_data
-from blueprints.secrets import secret_files
+from blueprints.secrets import VAULT_NAME_TAG, secret_files
 from blueprints.topology import plan_machines
-from modules.naming import Naming
 
 
 def _bootcmd(config, machine) -> list[str]:
@@ -24,16 +23,31 @@ def test_every_machine_trusts_the_environment_ca(example_config):
         assert "update-ca-certificates" in steps
 
 
-def test_secrets_come_from_the_environment_key_vault_on_azure_only(example_config):
-    vault = Naming("exnhs", "dev", "uksouth").name("kv")
+def _fetch_step(config, machine) -> str:
+    return next(step for step in _bootcmd(config, machine) if "<<'FETCH'" in step)
+
+
+def test_secrets_come_from_the_environment_key_vault_everywhere(example_config):
+    # No platform test: the lab takes the Azure path too (lab/platform_services.py).
     for machine in plan_machines(example_config):
-        fetch = _bootcmd(example_config, machine)[0]
-        assert '"$(cloud-init query platform 2>/dev/null)" = azure' in fetch
+        fetch = _fetch_step(example_config, machine)
+        assert "cloud-init query platform" not in fetch
         pairs = " ".join(f"{file} {secret}" for file, secret in secret_files(machine))
-        assert f"python3 - {vault} {pairs} <<'FETCH'" in fetch
+        # The vault's name comes from the VM's tag, looked up in the instance metadata.
+        assert f"python3 - {VAULT_NAME_TAG} {pairs} <<'FETCH'" in fetch
         script = fetch.split("<<'FETCH' || exit 1\n", 1)[1].split("\nFETCH\n", 1)[0]
         compile(script, "fetch-secrets", "exec")
-        assert "os.path.exists(path)" in script  # never overwrites a file already there
+        assert "os.path.exists(" in script  # never overwrites a file already there
+        assert "/instance/compute/tagsList" in script
+
+
+def test_only_root_may_reach_the_platform_endpoints(example_config):
+    for machine in plan_machines(example_config):
+        first = _bootcmd(example_config, machine)[0]
+        assert "ip daddr 169.254.169.254 meta skuid != { 0, syslog } reject" in first
+        assert "ip daddr 168.63.129.16 tcp dport != 53 meta skuid != 0 reject" in first
+        fetch_index = _bootcmd(example_config, machine).index(_fetch_step(example_config, machine))
+        assert fetch_index > 0, "the rule must be in place before anything else runs"
 
 
 def test_key_vault_names_are_valid_and_per_machine_where_needed(example_config):

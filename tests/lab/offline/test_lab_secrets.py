@@ -91,3 +91,29 @@ def test_installed_files_are_private(tmp_path):
     for name in ("tls.key", "ca.crt"):
         assert (directory / name).stat().st_mode & 0o777 == 0o600
         assert (directory / name).read_bytes() in (b"k", b"c")
+
+
+def test_the_lab_vault_holds_every_granted_secret_and_grants_follow_the_programs_table(example_config, ca,
+                                                                                        tmp_path):
+    from blueprints.secrets import secret_files
+
+    machines = plan_machines(example_config)
+    values, grants = secrets.vault_contents(example_config, machines, ca, tmp_path)
+    for machine in machines:
+        assert grants[machine.name] == tuple(name for _file, name in secret_files(machine))
+        assert set(grants[machine.name]) <= set(values), machine.name
+    # A machine's key is granted to that machine alone.
+    for machine in machines:
+        holders = [name for name, granted in grants.items() if f"{machine.name}-tls-key" in granted]
+        assert holders == [machine.name]
+
+
+def test_the_platform_anchor_is_added_once_to_the_machines_store(tmp_path):
+    bundle = tmp_path / "etc/ssl/certs/ca-certificates.crt"
+    bundle.parent.mkdir(parents=True)
+    bundle.write_bytes(b"-----BEGIN CERTIFICATE-----\nDEBIAN\n-----END CERTIFICATE-----\n")
+    anchor = b"-----BEGIN CERTIFICATE-----\nPLATFORM\n-----END CERTIFICATE-----\n"
+    secrets.install_platform_anchor(tmp_path, anchor)
+    secrets.install_platform_anchor(tmp_path, anchor)
+    assert bundle.read_bytes().count(b"PLATFORM") == 1
+    assert (tmp_path / "usr/local/share/ca-certificates/lab-azure-platform-ca.crt").read_bytes() == anchor

@@ -142,7 +142,7 @@ def test_metadata_service_serves_each_vm_its_own_tags_and_user_data(stand_in: Pl
 
 
 def test_vault_refuses_missing_forged_and_misaimed_tokens(stand_in: Platform) -> None:
-    status, body, headers = _vault(stand_in, "/secrets/ca-crt?api-version=7.4", None)
+    status, _body, headers = _vault(stand_in, "/secrets/ca-crt?api-version=7.4", None)
     assert status == 401 and headers["WWW-Authenticate"].startswith("Bearer authorization=")
     token = _token(stand_in)
     header, claims, signature = token.split(".")
