@@ -13,6 +13,7 @@ version specifier, say) has no record, so nothing is claimed about it.
 
 from __future__ import annotations
 
+import functools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -150,4 +151,10 @@ def warn_of_missing_needs(config: dict[str, Any], stack_file: Path) -> None:
     """Log a warning per allowlist entry with unmet recorded needs. A warning, never a failure:
     the record may be older than the allowlist's last change."""
     for sentence in closure_warnings(config, stack_file):
-        LOG.warning("%s: warning: %s", stack_file, sentence)
+        _warn_once(str(stack_file), sentence)
+
+
+@functools.cache
+def _warn_once(source: str, sentence: str) -> None:
+    # A command may read its stack more than once (validate, then plan); one warning is enough.
+    LOG.warning("%s: warning: %s", source, sentence)

@@ -437,3 +437,17 @@ def test_pip_install_pandas_seaborn_statsmodels_needs_only_what_shared_services_
     allowlist = load_stack(SHARED)["roles"]["package_mirror"]["allowlists"]["pypi"]
     assert missing_needs({"pypi": ["pandas", "seaborn", "statsmodels", *allowlist]}, {"pypi": closure}) == {}
     assert "numpy" in {package.name for package in closure.needs["pandas"]}
+
+
+def test_validate_warns_of_a_recorded_need_but_exits_0(tmp_path, caplog, capsys):
+    stack = tmp_path / "trust.yaml"
+    stack.write_text(SHARED.read_text())
+    record_path(stack).parent.mkdir()
+    record_path(stack).write_text("pypi:\n  assumed: test\n  needs:\n    pandas: [numpy 2.0, tzdata 2026.1, "
+                                  "nosuchdep 1.0]\n")
+    with caplog.at_level(logging.WARNING):
+        assert main(["validate", str(stack)]) == 0
+    assert "valid" in capsys.readouterr().out
+    warnings = [record.getMessage() for record in caplog.records if "nosuchdep" in record.getMessage()]
+    assert warnings == [f"{stack}: warning: roles.package_mirror.allowlists.pypi: 'pandas' needs nosuchdep, "
+                        "not on the allowlist (installing it through the mirror fails)"]
