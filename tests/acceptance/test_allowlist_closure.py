@@ -3,6 +3,8 @@
 The lab's mirror is given that list (and its own list back afterwards). An unprivileged account on
 an analytics machine, with the machine's own pip configuration, then installs pandas, seaborn and
 statsmodels through the mirror; taken one recorded dependency away, the same install fails on it.
+The resolver's CRAN reading is checked against the lab's CRAN-layout stand-in (the ``test_cran``
+fixture: packages built and indexed by R's own tools), fetched through the mirror as R fetches it.
 """
 
 from __future__ import annotations
@@ -15,9 +17,11 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.acceptance.machine_commands import ALLOWLIST, apt_install, check, write
+from blueprints.topology import private_dns_zone
+from tests.acceptance.machine_commands import ALLOWLIST, CRAN_ALLOWED, CRAN_REFUSED, apt_install, check, write
 from tests.conftest import REPO
 from validation.allowlist_closure import read_record, record_path
+from validation.allowlist_resolver import cran_needs, parse_packages_index
 from validation.stack_config import load_stack
 
 SHARED = REPO / "stacks" / "shared-services.yaml"
@@ -79,3 +83,12 @@ def test_without_one_recorded_dependency_the_install_fails_on_it(analytics_host,
         _apply(mirror_host, pypi, others)
     assert result.rc != 0
     assert "No matching distribution found for tzdata" in result.stdout + result.stderr
+
+
+def test_the_cran_index_r_writes_reads_as_the_resolver_expects(lab, analytics_host, test_cran):
+    url = f"https://mirror.{private_dns_zone(lab.config)}/cran/src/contrib/PACKAGES"
+    index = parse_packages_index(check(analytics_host, f"curl -sSf {url}"))
+    assert {CRAN_ALLOWED, CRAN_REFUSED} <= set(index)
+    assert index[CRAN_ALLOWED]["Version"] == "0.1.0"
+    needs, notes = cran_needs(index, [CRAN_ALLOWED])
+    assert needs == {CRAN_ALLOWED: ()} and notes == ()  # it needs only R itself

@@ -7,6 +7,8 @@ index. One test asks the real PyPI, and only runs when it answers.
 
 from __future__ import annotations
 
+import contextlib
+import gzip
 import hashlib
 import http.server
 import io
@@ -37,11 +39,13 @@ from validation.allowlist_closure import (
     render_record,
 )
 from validation.allowlist_resolver import (
+    ResolutionError,
     add_to_yaml_lists,
     check_reachable,
     cran_needs,
     parse_packages_index,
     python_target,
+    resolve_cran,
     resolve_pypi,
 )
 from validation.stack_config import load_stack
@@ -114,6 +118,7 @@ class _Quiet(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+@contextlib.contextmanager
 def _serve(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -125,12 +130,12 @@ def _serve(handler: type[http.server.BaseHTTPRequestHandler]) -> Iterator[str]:
         server.server_close()
 
 
-def _serve_folder(folder: Path) -> Iterator[str]:
+def _serve_folder(folder: Path) -> contextlib.AbstractContextManager[str]:
     class Handler(_Quiet):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, directory=str(folder), **kwargs)
 
-    yield from _serve(Handler)
+    return _serve(Handler)
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +152,8 @@ def pypi_index(tmp_path_factory) -> Iterator[str]:
             links.append(f'<a href="../../files/{filename}#sha256={hashlib.sha256(data).hexdigest()}">{filename}</a>')
         (root / "simple" / name).mkdir(parents=True)
         (root / "simple" / name / "index.html").write_text("<html><body>" + "".join(links) + "</body></html>")
-    yield from (f"{url}/simple" for url in _serve_folder(root))
+    with _serve_folder(root) as url:
+        yield f"{url}/simple"
 
 
 @pytest.fixture(scope="module")
@@ -178,7 +184,8 @@ def npm_registry() -> Iterator[str]:
             self.send_response(200)
             self.end_headers()
 
-    yield from _serve(Handler)
+    with _serve(Handler) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -187,7 +194,8 @@ def cran_repository(tmp_path_factory) -> Iterator[str]:
     root = tmp_path_factory.mktemp("cran")
     (root / "src" / "contrib").mkdir(parents=True)
     (root / "src" / "contrib" / "PACKAGES").write_text(CRAN_INDEX)
-    yield from _serve_folder(root)
+    with _serve_folder(root) as url:
+        yield url
 
 
 def _closed_port() -> int:
@@ -451,3 +459,13 @@ def test_validate_warns_of_a_recorded_need_but_exits_0(tmp_path, caplog, capsys)
     warnings = [record.getMessage() for record in caplog.records if "nosuchdep" in record.getMessage()]
     assert warnings == [f"{stack}: warning: roles.package_mirror.allowlists.pypi: 'pandas' needs nosuchdep, "
                         "not on the allowlist (installing it through the mirror fails)"]
+
+
+def test_a_compressed_packages_index_is_read_first(tmp_path):
+    (tmp_path / "src" / "contrib").mkdir(parents=True)
+    (tmp_path / "src" / "contrib" / "PACKAGES.gz").write_bytes(gzip.compress(CRAN_INDEX.encode()))
+    with _serve_folder(tmp_path) as url:
+        closure = resolve_cran(["dplyrish"], url)
+        with pytest.raises(ResolutionError, match="the CRAN index has no package 'Tidyish'"):
+            resolve_cran(["Tidyish"], url)
+    assert [str(package) for package in closure.needs["dplyrish"]] == ["rlangish 1.1.0"]
