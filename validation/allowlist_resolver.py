@@ -437,7 +437,7 @@ class StackResolution:
     seconds: dict[str, float] = field(default_factory=dict)
 
     def additions(self) -> dict[str, list[Package]]:
-        """Per ecosystem, what the allowlist lacks of its closure: one package per name (highest first seen)."""
+        """Per ecosystem, what the allowlist lacks of its closure: one package per name, by name."""
         result: dict[str, list[Package]] = {}
         for ecosystem, closure in self.closures.items():
             allowed = {package_key(ecosystem, entry) for entry in self.allowlists.get(ecosystem, [])}
@@ -467,14 +467,14 @@ def resolve_stack(stack_file: Path, ecosystems: Iterable[str] | None = None, pyt
     resolution = StackResolution(stack_file, allowlists, mirror.get("allowlists_file"))
     chosen = [ecosystem for ecosystem in (ecosystems or ("pypi", "npm", "cran")) if allowlists.get(ecosystem)]
     upstreams = mirror["upstreams"]
+    # Chosen before any work, so a --python that does not run is refused at once.
     target = python_target(python) if "pypi" in chosen else None
     for ecosystem in chosen:
         started = time.monotonic()
         entries = allowlists[ecosystem]
         try:
             if ecosystem == "pypi":
-                assert target is not None  # noqa: S101 (set above when pypi is chosen)
-                closure = resolve_pypi(entries, upstreams["pypi"], target, progress)
+                closure = resolve_pypi(entries, upstreams["pypi"], target or python_target(python), progress)
             elif ecosystem == "npm":
                 closure = resolve_npm(entries, upstreams["npm"], progress)
             else:
