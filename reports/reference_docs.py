@@ -21,6 +21,7 @@ from typing import Any
 
 from blueprints.network_flows import Flow, active_flows, endpoint_text
 from blueprints.topology import plan_machines
+from reports import change_matrix
 from reports.costing import estimate, render_markdown
 from validation.plan_model import Plan, PlannedResource
 from validation.plan_report import resource_details
@@ -457,6 +458,14 @@ def drift(stacks: list[Path], reference_dir: Path, scratch: Path) -> list[str]:
     return problems + _navigation_problems(reference_dir)
 
 
+def _change_matrix_problems(reference_dir: Path) -> list[str]:
+    """The administrators' change matrix beside a site's reference (reports/change_matrix.py)."""
+    page = change_matrix.page_for(reference_dir)
+    if page is None or not change_matrix.EXAMPLE_STACK.is_file() or change_matrix.is_current(page, _record):
+        return []
+    return [f"{page}: the change matrix is out of date with validation/stack_edits.py or the code"]
+
+
 def _cmd_docs(args: argparse.Namespace) -> int:
     from validation.usage import UsageError
 
@@ -469,6 +478,7 @@ def _cmd_docs(args: argparse.Namespace) -> int:
 
         with tempfile.TemporaryDirectory() as scratch:
             problems = drift(stacks, reference, Path(scratch))
+        problems += _change_matrix_problems(reference)
         for problem in problems:
             print(problem, file=sys.stderr)
         if problems:
@@ -491,6 +501,9 @@ def _cmd_docs(args: argparse.Namespace) -> int:
     page = _write_skip_page(plans, reference)
     print(f"{len(plans)} stack(s): wrote {page}", file=sys.stderr)
     print(f"wrote {_write_settings_page(reference)}", file=sys.stderr)
+    matrix_page = change_matrix.page_for(reference)
+    if matrix_page is not None and change_matrix.EXAMPLE_STACK.is_file():
+        print(f"wrote the change matrix in {change_matrix.write(matrix_page, _record)}", file=sys.stderr)
     config = _write_navigation(reference)
     if config is not None:
         print(f"wrote the Reference navigation in {config.name}", file=sys.stderr)

@@ -133,7 +133,7 @@ ORDINARY_EDITS: tuple[StackEdit, ...] = (
         name="add-git-repository",
         description="Add the repository outpatients (owner team analysts) to roles.git_server.repositories",
         edit=_add_git_repository,
-        analyst_notices="git clone git@git.<zone>:outpatients works; existing repositories are untouched",
+        analyst_notices="cloning outpatients works; existing repositories are untouched",
         vm_does="the Git server's apply program writes the gitolite rules and creates the empty repository",
         takes="seconds after the VM reads its new settings",
     ),
@@ -187,9 +187,10 @@ DESTRUCTIVE_EDITS: tuple[StackEdit, ...] = (
         description="Move roles.git_server.vm_size from Standard_B2s to Standard_D2s_v5 "
                     "(a size with a local temporary disk to one without)",
         edit=_change_size_family,
-        analyst_notices="Git is unavailable while the server is rebuilt; repositories come back from its data disk",
+        analyst_notices="Git is unavailable while the server is rebuilt; repositories are on its data disk, "
+                        "which Azure keeps",
         vm_does="Azure cannot resize across the temporary-disk line, so the VM and its OS disk are replaced; "
-                "the data disk is reattached and the role installs again from first boot",
+                "the new VM installs the role from first boot and mounts the kept data disk",
         takes="a first boot and role install (minutes)",
         destructive=True,
     ),
@@ -197,10 +198,10 @@ DESTRUCTIVE_EDITS: tuple[StackEdit, ...] = (
         name="image-change",
         description="A release of the blueprints moves every VM from Debian 13 to Debian 14's image",
         edit=_same_document,
-        analyst_notices="each tool is unavailable while its VM is rebuilt; homes, hub state, repositories, "
-                        "mirror caches and TOTP enrolments come back from the data disks",
+        analyst_notices="each tool is unavailable while its VM is rebuilt; what a role keeps on a data disk "
+                        "is kept, what is only on an OS disk (the preview's 'lost' lines) is not",
         vm_does="an OS image is fixed when a VM is created, so every VM and its OS disk are replaced; "
-                "data disks are reattached and each role installs again from first boot",
+                "each new VM installs its role from first boot and mounts its kept data disk",
         takes="a first boot and role install per VM (minutes)",
         destructive=True,
         plan_edit=_next_debian_image,

@@ -6,12 +6,12 @@ import base64
 import copy
 import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 import yaml
 
 from cli.main import main
+from reports import change_matrix
 from tests.conftest import EXAMPLE
 from validation.plan_diff import (
     CREATE,
@@ -19,6 +19,7 @@ from validation.plan_diff import (
     EXIT_DESTRUCTIVE,
     REPLACE,
     UPDATE,
+    PlanDiff,
     diff_plans,
     flatten,
     render_diff,
@@ -26,7 +27,7 @@ from validation.plan_diff import (
 )
 from validation.plan_model import Plan, PlannedResource
 from validation.plan_recorder import record_plan
-from validation.stack_edits import ORDINARY_EDITS, by_name
+from validation.stack_edits import DESTRUCTIVE_EDITS, ORDINARY_EDITS, by_name
 
 VM = "azure-native:compute:VirtualMachine"
 # The properties that moving every changeable setting into VM user data takes out of custom data
@@ -128,27 +129,16 @@ def test_a_renamed_resource_is_replaced() -> None:
     assert change.action == REPLACE and change.forced_by[0].path == "name" and not change.destructive
 
 
-# The example and each edit of it, planned offline.
+# The example and each edit of it, planned offline once for these tests and the change matrix.
 
 @pytest.fixture(scope="module")
-def example_document() -> dict:
-    return yaml.safe_load(EXAMPLE.read_text())
-
-
-@pytest.fixture(scope="module")
-def base_plan() -> Plan:
-    return record_plan(EXAMPLE)
-
-
-def _edited_plan(edit, document: dict, directory: Path) -> Plan:
-    stack_file = directory / "example.yaml"
-    stack_file.write_text(yaml.safe_dump(edit.apply(document), sort_keys=False))
-    return record_plan(stack_file)
+def edit_diffs() -> dict[str, PlanDiff]:
+    return {edit.name: diff for edit, diff in change_matrix.diffs(record_plan, EXAMPLE)}
 
 
 @pytest.mark.parametrize("edit", ORDINARY_EDITS, ids=lambda edit: edit.name)
-def test_each_ordinary_edit_is_applied_in_place(edit, example_document, base_plan, tmp_path) -> None:
-    diff = diff_plans(base_plan, _edited_plan(edit, example_document, tmp_path))
+def test_each_ordinary_edit_is_applied_in_place(edit, edit_diffs) -> None:
+    diff = edit_diffs[edit.name]
     assert diff.changes, "the edit changes the plan"
     assert not diff.by_action(DELETE)
     replaced = diff.by_action(REPLACE)
@@ -163,26 +153,41 @@ def test_each_ordinary_edit_is_applied_in_place(edit, example_document, base_pla
                  "(blueprints/vm_settings.py)")
 
 
-def test_the_size_family_change_replaces_the_git_server_and_keeps_its_data_disk(
-        example_document, base_plan, tmp_path) -> None:
-    diff = diff_plans(base_plan, _edited_plan(by_name("size-family-change"), example_document, tmp_path))
+def test_the_size_family_change_replaces_the_git_server_and_keeps_its_data_disk(edit_diffs) -> None:
+    diff = edit_diffs["size-family-change"]
     [vm] = [change for change in diff.destructive if change.type == VM]
     assert vm.azure_name.endswith("-git") and vm.action == REPLACE
     assert "hardwareProfile.vmSize" in {forcing.path for forcing in vm.forced_by}
     assert any("/srv/git" in item for item in vm.survives)
 
 
-def test_the_image_change_replaces_every_vm(base_plan) -> None:
-    target = copy.deepcopy(base_plan)
-    by_name("image-change").plan_edit(target)
-    diff = diff_plans(base_plan, target)
+def test_the_image_change_replaces_every_vm(edit_diffs) -> None:
+    diff = edit_diffs["image-change"]
     vms = [change for change in diff.changes if change.type == VM]
-    assert len(vms) == len(base_plan.of_type(VM)) == len(diff.destructive)
+    assert len(vms) == len(diff.destructive) == 5
     assert all(change.action == REPLACE for change in vms)
     assert all("storageProfile.imageReference" in {f.path for f in change.forced_by} for change in vms)
 
 
+def test_the_change_matrix_in_the_administrators_guide_is_current(edit_diffs) -> None:
+    page = EXAMPLE.parent.parent / "docs" / change_matrix.PAGE_NAME
+    text = page.read_text()
+    results = [(edit, edit_diffs[edit.name]) for edit in ORDINARY_EDITS + DESTRUCTIVE_EDITS]
+    fresh = change_matrix.replace_section(text, change_matrix.render_matrix(results))
+    assert fresh == text, "the change matrix is out of date: run `blueprints docs` and commit docs/administrators.md"
+
+
+def test_the_matrix_shows_a_replacement_in_bold_with_its_property(edit_diffs) -> None:
+    cell = change_matrix.preview_text(edit_diffs["size-family-change"])
+    assert "**replaces VM git**" in cell and "hardwareProfile.vmSize" in cell
+
+
 # The command line.
+
+@pytest.fixture(scope="module")
+def example_document() -> dict:
+    return yaml.safe_load(EXAMPLE.read_text())
+
 
 @pytest.fixture
 def plan_cache(tmp_path, monkeypatch) -> None:
