@@ -174,11 +174,30 @@ def _user_data(inputs: dict[str, Any]) -> Any:
         return text
 
 
+def _file_changes(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    """A settings document's files (blueprints/vm_settings.py): one line per file written or removed,
+    with the apply programs it feeds."""
+    old = {entry["path"]: entry for entry in before.get("files") or []}
+    new = {entry["path"]: entry for entry in after.get("files") or []}
+    lines = []
+    for path in sorted(old.keys() | new.keys()):
+        if old.get(path) == new.get(path):
+            continue
+        entry = new.get(path) or old[path]
+        hooks = entry.get("hooks") or []
+        lines.append(f"{'writes' if path in new else 'removes'} {path}"
+                     + (f", then runs {', '.join(hooks)}" if hooks else ""))
+    return lines
+
+
 def reapplied_settings(old: PlannedResource, new: PlannedResource) -> list[str]:
-    """The user data keys (two levels deep) that differ between two versions of a VM."""
+    """What a VM re-applies from its user data: the files of a settings document that change, or
+    for any other document the keys (two levels deep) that differ."""
     before, after = _user_data(old.inputs), _user_data(new.inputs)
     if before == after:
         return []
+    if isinstance(after, dict) and isinstance(after.get("files"), list) and isinstance(before, dict | None):
+        return _file_changes(before or {}, after)
     if not isinstance(before, dict) or not isinstance(after, dict):
         return ["userData"]
     keys = set()

@@ -98,6 +98,21 @@ def test_a_user_data_change_updates_in_place_and_lists_the_settings() -> None:
     assert change.changed == ["userData"]
 
 
+def test_a_settings_document_names_each_file_written_and_the_programs_it_feeds() -> None:
+    def document(users: str) -> bytes:
+        return json.dumps({"format": 1, "files": [
+            {"path": "/etc/git-server/users.yaml", "content": users, "hooks": ["git-server-apply"]},
+            {"path": "/etc/motd", "content": "hello", "hooks": []},
+        ]}).encode()
+
+    old, new = _vm(user_data=document("a")), _vm(user_data=document("a\nb"))
+    [change] = diff_plans(_plan(old), _plan(new)).changes
+    assert change.settings == ["writes /etc/git-server/users.yaml, then runs git-server-apply"]
+    # A VM that had no user data before receives every file.
+    [first] = diff_plans(_plan(_vm()), _plan(new)).changes
+    assert len(first.settings) == 2 and first.action == UPDATE
+
+
 def test_a_resize_replaces_only_across_the_temporary_disk_line() -> None:
     within = diff_plans(_plan(_vm(size="Standard_D2s_v5")), _plan(_vm(size="Standard_D4s_v5")))
     assert [c.action for c in within.changes] == [UPDATE]
