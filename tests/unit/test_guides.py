@@ -12,6 +12,7 @@ promises (``...`` skips lines). A command is run unless its trailing comment mar
   ``# CI-only``     ``make test``, which is what runs this test
   ``# network-only`` the Debian provenance script, which reads deb.debian.org
   ``# exits 2``     run, and expected to fail with exit code 2
+  ``# exits 3``     run, and expected to exit 3 (`blueprints plan --diff` when data would be lost)
 ``<!-- patch -->`` before a ``diff`` block applies it to the copy, in page order.
 """
 
@@ -35,7 +36,8 @@ GUIDES = sorted((REPO / "docs").glob("*.md")) + [role / "README.md" for role in 
 ACCEPTANCE = REPO / "tests" / "acceptance"
 VENV_BIN = Path(sys.executable).parent
 RUNNABLE = {"blueprints", "make", "cp", "grep"}
-MARKERS = ("Azure-only", "lab-only", "VM-only", "root-only", "CI-only", "network-only", "exits 2")
+MARKERS = ("Azure-only", "lab-only", "VM-only", "root-only", "CI-only", "network-only", "exits 2", "exits 3")
+EXIT_CODES = {"exits 2": 2, "exits 3": 3}
 SKIPPED = {"Azure-only", "lab-only", "VM-only", "root-only", "CI-only", "network-only"}
 FENCE = re.compile(r"^(?P<indent>[ ]*)```(?P<info>[^\n`]*)\n(?P<body>.*?)^(?P=indent)```[ ]*$", re.M | re.S)
 COMMENT = re.compile(r"\s+#\s+(?P<text>.*)$")
@@ -185,7 +187,7 @@ def test_every_command_in_the_guide_runs_as_shown(guide, tmp_path, shared_plan_c
             if command.marker in SKIPPED:
                 continue
             result = _run(command, workspace)
-            expected_code = 2 if command.marker == "exits 2" else 0
+            expected_code = EXIT_CODES.get(command.marker or "", 0)
             output = result.stdout + result.stderr
             assert result.returncode == expected_code, (
                 f"{guide.name}: `{command.line}` exited {result.returncode}, expected {expected_code}:\n{output}")
