@@ -39,8 +39,9 @@ TOP_LEVEL = tuple(stack_schema())
 
 # Words a guide may not use about the project's state. What exists is described as it is;
 # what does not exist yet is listed in NOT_BUILT.
-STATUS = re.compile(r"\b(planned|being built|not (?:yet )?built|coming soon|will be (?:documented|added)|"
-                    r"work in progress|not yet implemented|TODO|TBD)\b", re.I)
+# "Planned" as a status; "planned offline" (recorded by the offline plan) is this project's other sense.
+STATUS = re.compile(r"\b(planned(?! (?:offline|by|under|from|with))|being built|not (?:yet )?built|coming soon|"
+                    r"will be (?:documented|added)|work in progress|not yet implemented|TODO|TBD)\b", re.I)
 # Subjects the guides may call planned, and how the test knows each still does not exist.
 NOT_BUILT = {"airlock": lambda: "airlock" not in {role.name for role in all_roles()}}
 # Hyphenated English words that look like flow names.
@@ -55,7 +56,7 @@ FLOW_WORD = re.compile(r"(?<![\w/.#-])(?:allow-)?([a-z0-9]+(?:-[a-z0-9]+)*-to-[a
 SECRET_WORD = re.compile(r"^(?:<machine>|[a-z0-9]+)(?:-[a-z0-9]+)*-(?:secret|passphrase|crt|key|reader|token|"
                          r"password|pem)(?:\.pub)?$")
 SECRETS_DIR = re.compile(r"/etc/trust-blueprints/secrets/([\w.{},-]+)")
-KEYVAULT_NAME = re.compile(r"az keyvault secret \w+ .*?--name ([\w<>.-]+)")
+KEYVAULT_NAME = re.compile(r"az keyvault secret (\w+) .*?--name ([\w<>.-]+)")
 HOST_PORT = re.compile(r"\b(mirror|git|gateway|analytics-(?:N|\d+))\.<zone>:(\d+)")
 PORT_WORDS = re.compile(r"\bports? (\d{2,5}(?:(?:,| and| or) \d{2,5})*)")
 ON_PORTS = re.compile(r"\bon (\d{2,5}(?:(?:,| and| or) \d{2,5})*)\b")
@@ -70,6 +71,7 @@ class Facts:
     flows: dict[str, tuple[int, ...]]
     secret_names: set[str]  # Key Vault secret names, with <machine> for any machine
     secret_files: set[str]  # file names in /etc/trust-blueprints/secrets/
+    supplied: set[str]  # the Key Vault secrets a person supplies; the program makes every other one
     hosts: dict[str, str]  # host name (or analytics-N) -> role
     role_settings: dict[str, dict[str, Any]]  # role -> its settings schema
     sample_keys: dict[str, dict[str, Any]]  # the test-only sample role's keys, the contributing guide's example
@@ -104,13 +106,14 @@ def code_facts() -> Facts:
     secret_files = set(SHARED_FILES) | set(MACHINE_FILES)
     for machine in machine_names:
         secret_names.update(f"{machine}-{key_vault_name(name)}" for name in MACHINE_FILES)
+    supplied = {key_vault_name(spec.name) for role in roles for spec in role.secrets if spec.supplied_by}
     for role in roles:
         for spec in role.secrets:
             extra = (spec.name, f"{spec.name}.pub") if spec.kind == "ssh-ed25519" else (spec.name,)
             secret_files.update(extra)
             secret_names.update(key_vault_name(name) for name in extra)
     return Facts(keys=keys, flows={flow.name: flow.ports for flow in FLOWS}, secret_names=secret_names,
-                 secret_files=secret_files, hosts=hosts,
+                 secret_files=secret_files, supplied=supplied, hosts=hosts,
                  role_settings={role.name: role.settings_schema for role in roles},
                  sample_keys=_fields({SAMPLE.name: {"type": "dict", "schema": SAMPLE.settings_schema}}, "roles"))
 
@@ -290,9 +293,12 @@ def page_problems(text: str, facts: Facts, role: str | None = None, sample: bool
     problems: list[str] = []
     for number, line in _lines(text):  # code blocks included: commands and output name flows and secrets too
         problems += [f"line {number}: {p}" for p in flow_and_port_problems(line, facts)]
-        for name in KEYVAULT_NAME.findall(line):
+        for verb, name in KEYVAULT_NAME.findall(line):
             if name not in facts.secret_names:
                 problems.append(f"line {number}: `{name}`: no Key Vault secret of that name")
+            elif verb == "set" and name not in facts.supplied:  # the next `pulumi up` would overwrite it
+                problems.append(f"line {number}: `{name}`: the program creates this secret; a person sets only "
+                                + ", ".join(sorted(facts.supplied)))
     for number, line in _lines(_prose(text)):
         problems += [f"line {number}: {p}" for p in status_problems(line)]
         for token in SPAN.findall(line):
@@ -327,6 +333,7 @@ def test_a_page_that_names_what_does_not_exist_fails(facts: Facts):
         "`roles.analytics.count: is not a known setting` is what validate says.",
         "```console",
         "$ az keyvault secret set --vault-name kv --name gateway-client-secret --file f   # Azure-only",
+        "$ az keyvault secret set --vault-name kv --name ca-crt --file f   # Azure-only",
         "```",
     ])
     problems = page_problems(page, facts)
@@ -342,6 +349,7 @@ def test_a_page_that_names_what_does_not_exist_fails(facts: Facts):
         "line 7: says 'Planned'",
         "line 8: `roles.analytics.count: is not a known setting`: roles.analytics.count is a setting",
         "line 10: `gateway-client-secret`: no Key Vault secret of that name",
+        "line 11: `ca-crt`: the program creates this secret; a person sets only gateway-oidc-client-secret",
     ]
     assert len(problems) == len(expected), "\n".join(problems)
     for problem, start in zip(sorted(problems, key=_line_order), expected, strict=True):
@@ -361,7 +369,7 @@ def test_a_page_that_names_what_exists_passes(facts: Facts):
         "in `/etc/trust-blueprints/secrets/{ca.crt,tls.crt,tls.key}`.",
         "`ssh-clients-to-gateway` opens port 22; allow-upstream-mirror-to-internet on 80 and 443.",
         "apt uses `http://mirror.<zone>:3142`; an up-to-date mirror; the airlock is planned.",
-        "`roles.analytics.vmsize: is not a known setting`",
+        "`roles.analytics.vmsize: is not a known setting`; both stacks are planned offline.",
     ])
     assert page_problems(page, facts) == []
 
