@@ -33,6 +33,8 @@ ROLE_ACCOUNTS = frozenset({
     # analytics: Debian's jupyterhub package runs as root and creates no account; its name is kept
     # so that nobody signs in to the hub as "jupyterhub".
     "jupyterhub",
+    # every role: the log-shipping account the base template makes if missing (templates/base.yaml.j2).
+    "syslog",
 })
 RESERVED_ACCOUNT_PREFIXES = ("systemd-",)
 RESERVED_ACCOUNTS = DEBIAN_SYSTEM_ACCOUNTS | DEBIAN_PACKAGE_ACCOUNTS | ROLE_ACCOUNTS

@@ -9,8 +9,16 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from validation.problems import StackFileError
+from blueprints.cloud_init import RenderError
+from validation.output_paths import (
+    input_file_problem,
+    output_directory_problem,
+    output_file_problem,
+    write_file_atomically,
+)
+from validation.problems import MISSING, Problem, StackFileError
 from validation.usage import DEFAULT_STACK, EXIT_FAILED, EXIT_OK, EXIT_USAGE, UsageError
+from validation.yaml_source import MAX_FILE_BYTES
 
 # Command groups that live beside their concern. Each module offers
 # ``register(commands)``, adding its subcommands to the top-level parser.
@@ -26,6 +34,68 @@ COMMAND_GROUPS: tuple[str, ...] = (
 )
 
 
+# Every path argument of every command, by its destination: what it must be. The paths are checked
+# before the command does any work (check_path_arguments). A new option that names a file goes here;
+# tests/hostile/test_hostile_arguments.py fails for one that is missing.
+INPUT, OUTPUT_FILE, OUTPUT_DIRECTORY = "input file", "output file", "output directory"
+# Inputs and the most bytes each may hold: a stack file, or (plan --diff) a stack file or a saved plan.
+INPUT_LIMITS: dict[str, int] = {"stack_file": MAX_FILE_BYTES, "stack_files": MAX_FILE_BYTES, "diff": 64 * 2**20}
+OUTPUT_ARGUMENTS: dict[tuple[str, str], str] = {
+    ("plan", "output"): OUTPUT_FILE,
+    ("git-server settings", "output"): OUTPUT_FILE,
+    ("request-pack", "output"): OUTPUT_DIRECTORY,
+    ("docs", "output"): OUTPUT_DIRECTORY,
+    ("docs", "png_dir"): OUTPUT_DIRECTORY,
+}
+# Options that turn writing off: with docs --check nothing is written.
+WRITES_NOTHING = frozenset({("docs", "check")})
+
+
+def chosen_command(parser: argparse.ArgumentParser, args: argparse.Namespace) -> tuple[str, argparse.ArgumentParser]:
+    """The command the arguments chose ("git-server settings") and its parser."""
+    words: list[str] = []
+    current = parser
+    while True:
+        choices = next((action for action in current._actions
+                        if isinstance(action, argparse._SubParsersAction)), None)
+        chosen = getattr(args, choices.dest, None) if choices is not None else None
+        if choices is None or chosen is None:
+            return " ".join(words), current
+        words.append(chosen)
+        current = choices.choices[chosen]
+
+
+def path_kind(command: str, dest: str) -> str | None:
+    if dest in INPUT_LIMITS:
+        return INPUT
+    return OUTPUT_ARGUMENTS.get((command, dest))
+
+
+def check_path_arguments(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Refuse a path argument that cannot be read or written as the command needs, before any work."""
+    command, chosen = chosen_command(parser, args)
+    writing = not any(getattr(args, flag, False) for name, flag in WRITES_NOTHING if name == command)
+    for action in chosen._actions:
+        kind = path_kind(command, action.dest)
+        value = getattr(args, action.dest, None)
+        if kind is None or not value:
+            continue
+        for given in value if isinstance(value, list) else [value]:
+            path = Path(given)
+            if kind == INPUT:
+                problem = input_file_problem(path, INPUT_LIMITS[action.dest])
+                if problem:
+                    raise StackFileError(str(given), [Problem("", MISSING, problem,
+                                                              "name a stack file (a YAML file, stacks/*.yaml)")])
+                continue
+            if not writing:
+                continue
+            problem = output_file_problem(path) if kind == OUTPUT_FILE else output_directory_problem(path)
+            if problem:
+                option = "/".join(action.option_strings) or action.dest
+                raise UsageError(f"{option} {given}: {problem}")
+
+
 def _stack_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("stack_file", nargs="?", default=DEFAULT_STACK,
                         help=f"stack file to read (default: {DEFAULT_STACK})")
@@ -33,9 +103,23 @@ def _stack_argument(parser: argparse.ArgumentParser) -> None:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from blueprints.topology import plan_machines
+    from validation.deployment_checks import policy_problems, rendered_problems, with_lines
     from validation.stack_config import load_stack
+    from validation.yaml_source import read_stack_source
 
     config = load_stack(args.stack_file)
+    # What plan would refuse, found here: each VM's user-data, then the offline plan's policy rules.
+    problems = rendered_problems(config)
+    if not problems and not args.no_plan:
+        from validation.plan_cache import recorded_plan
+
+        try:
+            problems = policy_problems(recorded_plan(args.stack_file))
+        except RenderError as error:  # a document the checks above do not render yet
+            problems = [Problem("", MISSING, f"makes a VM document the plan cannot use: {error}")]
+    if problems:
+        _, lines = read_stack_source(Path(args.stack_file))
+        raise StackFileError(args.stack_file, with_lines(problems, lines))
     machines = plan_machines(config)
     roles = ", ".join(sorted(config["roles"]))
     print(f"{args.stack_file}: valid. Roles: {roles}; "
@@ -66,7 +150,7 @@ def _cmd_plan(args: argparse.Namespace) -> int:
     else:
         text = "\n".join([render_tree(plan), "", render_results(results), "", render_summary(plan)])
     if args.output:
-        Path(args.output).write_text(text + "\n", encoding="utf-8")
+        write_file_atomically(Path(args.output), text + "\n")
         print(f"Wrote {args.output}", file=sys.stderr)
     else:
         print(text)
@@ -89,6 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
                                    description="Check a stack file against the schema and the address, "
                                                "key and role rules. Exit 0 when valid, 2 with every problem listed.")
     _stack_argument(validate)
+    validate.add_argument("--no-plan", action="store_true",
+                          help="skip recording the offline plan and checking its policy rules (faster; "
+                               "plan may then still refuse the stack)")
     validate.set_defaults(handler=_cmd_validate)
 
     plan = commands.add_parser("plan", help="show every resource the stack deploys, offline",
@@ -116,9 +203,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
+        check_path_arguments(parser, args)
         return handler(args)
     except StackFileError as error:
         print(error.report(), file=sys.stderr)
+        return EXIT_USAGE
+    except RenderError as error:  # settings that render past a limit: the stack's fault, not a crash
+        stack = getattr(args, "stack_file", None) or ", ".join(getattr(args, "stack_files", None) or [])
+        print(f"blueprints {args.command}: {stack or 'the stack'}: a VM's user data cannot be made: {error}",
+              file=sys.stderr)
         return EXIT_USAGE
     except UsageError as error:
         print(f"blueprints {args.command}: {error}", file=sys.stderr)

@@ -39,6 +39,7 @@ from importlib import metadata
 from pathlib import Path
 
 from validation.plan_model import Plan, PlannedResource
+from validation.yaml_source import MAX_FILE_BYTES, read_regular_file
 
 ENV = "BLUEPRINTS_PLAN_CACHE"
 OFF = frozenset({"off", "0", "false", "no"})
@@ -54,6 +55,7 @@ FORMAT = 1  # of an entry; a new format never reads an old entry
 KEEP = 4  # entries kept per stack name (a few versions of the code or of the stack file)
 _STALE_TEMP_SECONDS = 3600  # a writer's temporary file this old was left by a killed run
 _SAFE = re.compile(r"[^A-Za-z0-9_-]")
+MAX_READ_BYTES = 64 * 2**20  # any one code or included file; far above any real one
 
 
 def cache_dir() -> Path | None:
@@ -73,8 +75,9 @@ def _digest(data: bytes) -> str:
 
 
 def _read_or_none(path: Path) -> bytes | None:
+    # Bounded, regular files only: an included file named by a stack may be a FIFO or /dev/zero.
     try:
-        return path.read_bytes()
+        return read_regular_file(path, MAX_READ_BYTES)
     except OSError:
         return None
 
@@ -141,7 +144,8 @@ def included_files(stack_file: Path) -> list[tuple[str, Path]]:
 def plan_key(stack_file: str | Path) -> str:
     """The cache key of a stack file's plan: its name and bytes, its included files' bytes, the code."""
     path = Path(stack_file)
-    stack_bytes = path.read_bytes()  # an unreadable stack file is left to the recorder to report
+    # An unreadable stack file (or a FIFO, a device, one too large) is left to the recorder to report.
+    stack_bytes = read_regular_file(path, MAX_FILE_BYTES)
     parts = [f"format {FORMAT}", f"stack {path.stem}", f"bytes {_digest(stack_bytes)}"]
     for setting, included in included_files(path):
         content = _read_or_none(included)

@@ -22,9 +22,32 @@ class Problem:
         text = f"{where}: {field}: {self.allowed}"
         if shown is not None:
             text += f" (got {shown})"
+        if isinstance(self.value, UnquotedTime):
+            text += (f"\n    hint: quote the time: {field.rsplit('.', 1)[-1]}: \"{self.value.text}\" "
+                     f"(unquoted, YAML reads {self.value.text} as the number {int(self.value)})")
         if self.hint:
             text += f"\n    hint: {self.hint}"
         return text
+
+
+class UnquotedTime(int):
+    """A plain scalar such as 19:00, which YAML 1.1 reads as a base-60 number (1140).
+
+    The loader keeps the text, so a field that wanted the time as text can say "quote it".
+    """
+
+    text: str
+
+    def __new__(cls, value: int, text: str) -> UnquotedTime:
+        made = super().__new__(cls, value)
+        made.text = text
+        return made
+
+    def __getnewargs__(self) -> tuple[int, str]:  # copies (cerberus copies the document) keep the text
+        return int(self), self.text
+
+    def __repr__(self) -> str:
+        return f"{self.text}, read as {int(self)}"
 
 
 # Bounded: a value built from YAML aliases can be a few lines of text and billions of items.

@@ -82,7 +82,7 @@ _BASE_SCHEMA: dict[str, Any] = {
                       "meta": {"doc": "Who answers for the environment", "allowed": "an email address"}},
             "cost_centre": {"type": "string", "required": True, "regex": r"^[A-Za-z0-9 _./-]{1,64}$",
                             "meta": {"doc": "Finance cost centre",
-                                     "allowed": "1-64 letters, digits, spaces or _ . / -"}},
+                                     "allowed": "1-64 letters, digits, spaces or _ . / -, not blank"}},
             "data_classification": {"type": "string", "required": True, "allowed": CLASSIFICATIONS,
                                     "meta": {"doc": "Government Security Classification of the data"}},
         },

@@ -14,6 +14,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from packaging.specifiers import InvalidSpecifier, SpecifierSet
+from packaging.version import InvalidVersion, Version
 
 from blueprints.accounts import reserved_account, reserved_account_hint
 from blueprints.git_server.settings import (
@@ -23,12 +24,15 @@ from blueprints.git_server.settings import (
     PACKAGE_REQUESTS_REPOSITORY,
     backup_directory_problem,
 )
-from blueprints.package_mirror.settings import canonical_pypi, split_pypi_entry
+from blueprints.network_flows import ENDPOINT_SUBNET, endpoint_address_clashes, missing_platform_routes
+from blueprints.package_mirror.settings import ALLOWLIST_MAX_ENTRIES, canonical_pypi, split_pypi_entry
 from blueprints.regions import region_facts
 from blueprints.roles import all_roles, role_names
-from blueprints.topology import plan_machines
+from blueprints.settings_fields import APPROVED_VM_SIZES_ALLOWED, approved_vm_size
+from blueprints.topology import FIRST_USABLE_HOST, plan_machines
 from modules.naming import NAME_RULES, Naming, name_problems
-from validation.problems import Problem
+from validation.custom_data_secrets import CUSTOM_DATA_SECRET_PATTERNS
+from validation.problems import MISSING, Problem
 
 # Azure refuses these admin user names on Linux VMs.
 RESERVED_USERNAMES = {
@@ -39,6 +43,7 @@ RESERVED_USERNAMES = {
 }
 KEY_TYPES = {"ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"}
 MIN_RSA_BITS = 3072
+AZURE_RESERVED_ADDRESSES = 5  # the first four and the last address of every subnet
 WIDEST_CLIENT_PREFIX = 8  # a client range wider than /8 is "the Internet" in practice
 __all__ = ["GIT_RESERVED_ACCOUNTS", "GIT_RESERVED_REPOSITORIES", "PACKAGE_REQUESTS_REPOSITORY", "allowlist_problems",
            "semantic_problems"]
@@ -61,6 +66,40 @@ def _network(value: str) -> ipaddress.IPv4Network | str:
 
 def _is_private(network: ipaddress.IPv4Network) -> bool:
     return any(network.subnet_of(private) for private in PRIVATE_RANGES)
+
+
+def _opens_ssh_to_clients(config: dict[str, Any]) -> bool:
+    gateway = config["roles"].get("gateway")
+    return bool(gateway) and gateway.get("kind") == "self-hosted"
+
+
+def _parsed_subnets(config: dict[str, Any]) -> dict[str, ipaddress.IPv4Network]:
+    """The subnets whose ranges parse (the others are reported by _address_plan)."""
+    parsed = {name: _network(value) for name, value in config["network"]["subnets"].items() if value is not None}
+    return {name: network for name, network in parsed.items() if isinstance(network, ipaddress.IPv4Network)}
+
+
+def free_range(config: dict[str, Any], prefix: int, replacing: str | None = None) -> str:
+    """A hint naming the first /prefix of the stack's address space that no other subnet of the stack
+    uses (``replacing``: the subnet the range would replace, whose own range counts as free)."""
+    space = _network(config["network"]["address_space"])
+    if isinstance(space, str):
+        return "first give network.address_space a valid private range"
+    if prefix < space.prefixlen:
+        return f"network.address_space {space} is smaller than a /{prefix}; widen it first"
+    taken = [network for name, network in _parsed_subnets(config).items() if name != replacing]
+    for candidate in space.subnets(new_prefix=prefix):
+        if not any(candidate.overlaps(other) for other in taken):
+            return f"e.g. {candidate}, free in the address space {space}"
+    return f"the address space {space} has no free /{prefix} left; widen network.address_space"
+
+
+def _smallest_prefix(hosts: int) -> int:
+    """The longest prefix whose subnet holds ``hosts`` machines besides Azure's 5 reserved addresses."""
+    prefix = 29
+    while prefix > 8 and 2 ** (32 - prefix) - AZURE_RESERVED_ADDRESSES < hosts:
+        prefix -= 1
+    return prefix
 
 
 def _address_plan(config: dict[str, Any]) -> list[Problem]:
@@ -89,7 +128,8 @@ def _address_plan(config: dict[str, Any]) -> list[Problem]:
                                     "must be /26 or larger (Azure Bastion's requirement)"))
         if isinstance(space, ipaddress.IPv4Network) and not parsed.subnet_of(space):
             problems.append(Problem(f"network.subnets.{name}", value,
-                                    f"must lie inside the address space {space}"))
+                                    f"must lie inside the address space {space}",
+                                    free_range(config, max(parsed.prefixlen, space.prefixlen), replacing=name)))
         subnets[name] = parsed
     names = sorted(subnets)
     for index, first in enumerate(names):
@@ -97,7 +137,8 @@ def _address_plan(config: dict[str, Any]) -> list[Problem]:
             if subnets[first].overlaps(subnets[second]):
                 problems.append(Problem(f"network.subnets.{second}", str(subnets[second]),
                                         f"overlaps subnet {first} ({subnets[first]})",
-                                        "give every subnet its own range"))
+                                        "give every subnet its own range, "
+                                        + free_range(config, subnets[second].prefixlen, replacing=second)))
     for index, value in enumerate(network["allowed_client_ranges"]):
         path = f"network.allowed_client_ranges[{index}]"
         parsed = _network(value)
@@ -110,6 +151,15 @@ def _address_plan(config: dict[str, Any]) -> list[Problem]:
                                         f"is wider than /{WIDEST_CLIENT_PREFIX}, close to the whole Internet",
                                         "name the trust's VPN or office ranges; if you really mean it, "
                                         "set network.allow_clients_from_anywhere: true"))
+            elif _opens_ssh_to_clients(config) and not _is_private(parsed):
+                # The self-hosted gateway's jump host listens on SSH for the client ranges, and mandatory
+                # policy TB-NET-001 refuses a management port open to the Internet, asked for or not.
+                problems.append(Problem(path, value,
+                                        f"is wider than /{WIDEST_CLIENT_PREFIX} and would open the self-hosted "
+                                        "gateway's SSH jump host to the whole Internet, which mandatory policy "
+                                        "TB-NET-001 refuses even with allow_clients_from_anywhere",
+                                        "name the trust's VPN or office ranges, or use roles.gateway.kind: "
+                                        "bastion (HTTPS only)"))
             continue  # asked for by name: it contains everything, the environment's own range included
         if isinstance(space, ipaddress.IPv4Network) and parsed.overlaps(space):
             problems.append(Problem(path, value, f"overlaps the environment's own address space {space}",
@@ -129,6 +179,49 @@ def _address_plan(config: dict[str, Any]) -> list[Problem]:
         if isinstance(space, ipaddress.IPv4Network) and parsed.overlaps(space):
             problems.append(Problem(path, value, f"overlaps the environment's own address space {space}",
                                     "peered networks need address ranges of their own"))
+    return problems
+
+
+def _capacity(config: dict[str, Any]) -> list[Problem]:
+    """Every machine gets a usable address of its subnet, and no two machines the same one.
+
+    Addresses are handed out as blueprints/topology.py does: the subnet's first usable host plus
+    the role's first_host plus the machine's index. Azure keeps the first four addresses and the
+    last one of every subnet.
+    """
+    problems: list[Problem] = []
+    subnets = _parsed_subnets(config)
+    holders: dict[ipaddress.IPv4Address, str] = {}
+    for declared in all_roles():
+        settings = config["roles"].get(declared.name)
+        network = subnets.get(declared.subnet)
+        if not settings or network is None:
+            continue
+        names = declared.machine_names(settings)
+        if not names:
+            continue
+        field = f"roles.{declared.name}.count" if declared.numbered else f"roles.{declared.name}"
+        last_usable = network.broadcast_address - 1
+        first = network.network_address + FIRST_USABLE_HOST + declared.first_host
+        room = max(0, int(last_usable) - int(first) + 1)
+        if len(names) > room:
+            needed = _smallest_prefix(declared.first_host + len(names))
+            problems.append(Problem(
+                field, len(names) if declared.numbered else declared.name,
+                f"needs {len(names)} address{'es' if len(names) != 1 else ''} in the {declared.subnet} subnet "
+                f"({network}), which has room for {room} from its first address for this role "
+                f"({AZURE_RESERVED_ADDRESSES} of its {network.num_addresses} addresses are Azure's)",
+                f"fewer machines, or a {declared.subnet} subnet of /{needed} or larger: "
+                + free_range(config, needed, replacing=declared.subnet)))
+            continue
+        for index, name in enumerate(names):
+            address = first + index
+            if address in holders:
+                problems.append(Problem(field, name, f"would give machine {name} the address {address}, "
+                                        f"already machine {holders[address]}'s",
+                                        "roles sharing a subnet must not overlap (blueprints/<role>/role.py "
+                                        "first_host)"))
+            holders.setdefault(address, name)
     return problems
 
 
@@ -236,14 +329,15 @@ def _roles(config: dict[str, Any]) -> list[Problem]:
         settings = roles.get(declared.name)
         if settings and declared.has_machines(settings) and not subnets.get(declared.subnet):
             problems.append(Problem(f"network.subnets.{declared.subnet}", None, f"is required by roles.{declared.name}",
-                                    f"give the {declared.subnet} subnet a range inside the address space"))
+                                    f"give the {declared.subnet} subnet a range inside the address space, "
+                                    + free_range(config, 24)))
     gateway = roles.get("gateway")
     if gateway and not config["network"]["allowed_client_ranges"]:
         problems.append(Problem("network.allowed_client_ranges", [], "needs at least one range when roles.gateway "
                                 "is set", "the trust's VPN or office egress ranges, e.g. 203.0.113.0/24"))
     if gateway and gateway["kind"] == "bastion" and not subnets.get("bastion"):
         problems.append(Problem("network.subnets.bastion", None, "is required by roles.gateway.kind: bastion",
-                                "add a /26 range, e.g. 10.40.4.0/26"))
+                                "add a /26 range, " + free_range(config, 26)))
     if gateway and gateway["kind"] == "self-hosted":
         for key in ("hostname", "identity"):
             if key not in gateway:
@@ -381,6 +475,13 @@ def allowlist_problems(allowlists: dict[str, list[str]], base: str, first: int =
     """
     problems: list[Problem] = []
     for ecosystem, entries in allowlists.items():
+        if len(entries or []) > ALLOWLIST_MAX_ENTRIES:
+            # The mirror's program refuses a longer list at boot (the stack's and the file's together).
+            problems.append(Problem(f"{base}.{ecosystem}" if not first else f"{base} {ecosystem}", MISSING,
+                                    f"has {len(entries)} entries with the allowlists file's; the mirror takes at "
+                                    f"most {ALLOWLIST_MAX_ENTRIES}", "keep each ecosystem's list to the packages "
+                                    "analysts need"))
+            continue
         seen: dict[str, str] = {}
         for index, entry in enumerate(entries or []):
             path = f"{base}.{ecosystem}[{index - first}]" if not first else f"{base} {ecosystem}"
@@ -390,15 +491,40 @@ def allowlist_problems(allowlists: dict[str, list[str]], base: str, first: int =
                 key = canonical_pypi(name)
                 if specifier and index >= first:
                     try:
-                        SpecifierSet(specifier)
+                        parsed = SpecifierSet(specifier)
                     except InvalidSpecifier as error:
                         problems.append(Problem(path, entry, f"has a version specifier pip refuses: {error}",
                                                 "PEP 440 specifiers such as 'pandas>=2,<3'"))
+                    else:
+                        if not _satisfiable(parsed):
+                            problems.append(Problem(path, entry, "has version specifiers that no version meets",
+                                                    "the bounds contradict each other; e.g. 'pandas>=2,<3'"))
             if key in seen and index >= first:
                 same = " (the same project under PEP 503 normalisation)" if seen[key] != entry else ""
                 problems.append(Problem(path, entry, f"repeats {seen[key]!r}{same}", "list each package once"))
             seen.setdefault(key, entry)
     return problems
+
+
+def _satisfiable(specifiers: SpecifierSet) -> bool:
+    """Whether some version meets every specifier (``>=3,<2`` or ``<0`` meets none).
+
+    The versions that meet a set form intervals whose ends are the versions it names, so it is
+    enough to try each named version, one a hair above it, and versions below and above them
+    all. ``===`` compares text, not versions: such a set is taken as meetable.
+    """
+    candidates = [Version("0"), Version("999999")]
+    for specifier in specifiers:
+        if specifier.operator == "===":
+            return True
+        try:
+            named = Version(specifier.version.removesuffix(".*"))
+        except InvalidVersion:
+            return True
+        release = ".".join(str(part) for part in named.release)
+        epoch = f"{named.epoch}!" if named.epoch else ""
+        candidates += [named, Version(f"{epoch}{release}.0.0.0.0.1")]
+    return any(specifiers.contains(candidate, prereleases=True) for candidate in candidates)
 
 
 def _names(config: dict[str, Any]) -> list[Problem]:
@@ -416,17 +542,21 @@ def _names(config: dict[str, Any]) -> list[Problem]:
 
 
 def _vm_sizes(config: dict[str, Any]) -> list[Problem]:
-    """Every machine's size is offered in the stack's region, as far as its facts say (blueprints/regions.yaml)."""
+    """Every machine's size is of an approved family (policy TB-VM-008) and offered in the stack's region,
+    as far as its facts say (blueprints/regions.yaml)."""
     region = region_facts().regions.get(config["location"])
-    if region is None:
-        return []
     problems: list[Problem] = []
     for declared in all_roles():
         settings = config["roles"].get(declared.name)
         if not settings or not declared.has_machines(settings):
             continue
         size = settings["vm_size"]
-        if region.offers(size) is False:
+        if not approved_vm_size(size):
+            problems.append(Problem(f"roles.{declared.name}.vm_size", size,
+                                    f"is not in an approved size family (policy TB-VM-008); allowed: "
+                                    f"{APPROVED_VM_SIZES_ALLOWED}",
+                                    "approved sizes have premium storage, Trusted Launch and encryption at host"))
+        elif region is not None and region.offers(size) is False:
             problems.append(Problem(f"roles.{declared.name}.vm_size", size,
                                     f"is not offered in {region.name} ({region.display_name})",
                                     f"sizes offered there: {', '.join(region.offered_sizes())}; "
@@ -434,11 +564,56 @@ def _vm_sizes(config: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+def _platform_routes(config: dict[str, Any]) -> list[Problem]:
+    """Every VM reaches each platform service it needs (blueprints/network_flows.py PLATFORM_SERVICES), and
+    no private endpoint's fixed address is a VM's."""
+    problems = [Problem(f"network.subnets.{ENDPOINT_SUBNET}", config["network"]["subnets"].get(ENDPOINT_SUBNET),
+                        f"leaves VM {machine} no route to {service}: {why}",
+                        f"the private endpoints of Key Vault, Blob storage and Azure Monitor sit in the "
+                        f"{ENDPOINT_SUBNET} subnet; give the stack one")
+                for machine, service, why in missing_platform_routes(config)]
+    problems += [Problem(f"network.subnets.{ENDPOINT_SUBNET}", config["network"]["subnets"][ENDPOINT_SUBNET],
+                         f"is too small: the {endpoint} private endpoint's fixed address {address} is {machine}'s",
+                         "private endpoints take the subnet's last usable addresses; use a larger subnet")
+                 for endpoint, address, machine in endpoint_address_clashes(config)]
+    return problems
+
+
+def _text_fields(value: Any, path: str = "") -> list[tuple[str, str]]:
+    """Every text value of a config with its dotted path."""
+    if isinstance(value, str):
+        return [(path, value)]
+    if isinstance(value, dict):
+        return [found for key, item in value.items() for found in _text_fields(item, f"{path}.{key}" if path else key)]
+    if isinstance(value, list):
+        return [found for index, item in enumerate(value) for found in _text_fields(item, f"{path}[{index}]")]
+    return []
+
+
+def secret_like_text(config: dict[str, Any]) -> list[Problem]:
+    """Text that policy TB-VM-009 would take for a secret once the value is written into custom data.
+
+    Every text value is looked at: the stack's values are what reach the VMs' custom data.
+    """
+    problems = []
+    for path, text in _text_fields(config):
+        for what, pattern in CUSTOM_DATA_SECRET_PATTERNS:
+            if pattern.search(text):
+                problems.append(Problem(path, text, f"looks like {what} to mandatory policy TB-VM-009 (no secrets "
+                                        "in custom data), and the VMs' custom data carries this value",
+                                        "secrets belong in Key Vault; reword the text (an SSH key's comment "
+                                        "is free text)"))
+                break
+    return problems
+
+
 def semantic_problems(config: dict[str, Any]) -> list[Problem]:
     """Every cross-field problem of a schema-valid config."""
     address = _address_plan(config)
     problems = (address + _admin(config) + _roles(config) + _git_server(config) + _backup_directory(config)
-                + _analytics_admins(config) + _allowlists(config) + _vm_sizes(config))
+                + _analytics_admins(config) + _allowlists(config) + _vm_sizes(config) + secret_like_text(config))
+    if not address:
+        problems += _capacity(config)
     if not problems:  # names depend on a sound address plan and role set
-        problems += _names(config)
+        problems += _names(config) + _platform_routes(config)
     return problems

@@ -1,9 +1,13 @@
-"""The cerberus validator for stack files, with two rules tightened for configuration.
+"""The cerberus validator for stack files, with its rules tightened for configuration.
 
 - Python counts true and false as integers; a stack file must not (``count: true`` is a slip).
 - A ``regex`` rule must match the whole value. Cerberus anchors patterns with ``$``, which also
   matches before a trailing newline, so ``numpy\\n`` would pass a package-name rule and carry a
   line break into a VM's configuration.
+- A ``regex`` rule also refuses a value that is only white space (a blank cost centre or key),
+  and a field whose ``meta.kind`` names a kind of value (blueprints/settings_fields.py
+  VALUE_CHECKS) must pass that kind's check too, such as a URL's port being one TCP has. Both
+  are reported as the pattern's failure, so the message says what the field allows.
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from typing import Any
 
 from cerberus import TypeDefinition, Validator, errors
 
+from blueprints.settings_fields import VALUE_CHECKS
+
 
 class StackValidator(Validator):
     types_mapping = {**Validator.types_mapping, "integer": TypeDefinition("integer", (int,), (bool,))}
@@ -21,5 +27,9 @@ class StackValidator(Validator):
         """{'type': 'string'}"""
         if not isinstance(value, str):
             return
-        if re.fullmatch(pattern, value) is None:
+        if re.fullmatch(pattern, value) is None or not value.strip():
+            self._error(field, errors.REGEX_MISMATCH)
+            return
+        kind = self.schema.get(field, {}).get("meta", {}).get("kind")
+        if kind is not None and VALUE_CHECKS[kind](value) is not None:
             self._error(field, errors.REGEX_MISMATCH)

@@ -1,21 +1,75 @@
-"""Reads a stack file safely: size cap, safe YAML, no duplicate keys, no alias bombs.
+"""Reads a stack file safely: regular files only, size cap, safe YAML, no duplicate keys, no alias bombs.
 
 Also remembers the line of every key, so each problem can point at its place in the file.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from validation.problems import MISSING, Problem, StackFileError
+from validation.problems import MISSING, Problem, StackFileError, UnquotedTime
 
 MAX_FILE_BYTES = 256 * 1024
 MAX_ALIASES = 100
 # Keys are setting names (text); "<<" merges a mapping in, as YAML allows.
 TEXT_KEY_TAGS = {"tag:yaml.org,2002:str", "tag:yaml.org,2002:merge"}
+
+
+class UnreadableFileError(OSError):
+    """A file that cannot be read as a file: its message says why, in a person's words (an OSError, so
+    callers that treat an unreadable file as absent treat this one so too)."""
+
+
+_FILE_KINDS = ((stat.S_ISREG, "a file"), (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a named pipe (FIFO)"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"))
+
+
+def file_kind(mode: int) -> str:
+    """What kind of file a st_mode says, in words."""
+    return next((kind for test, kind in _FILE_KINDS if test(mode)), "not a regular file")
+
+
+def read_regular_file(path: Path, limit: int) -> bytes:
+    """The bytes of a regular file of at most ``limit`` bytes, or UnreadableFileError.
+
+    The kind of file is decided from the open descriptor, so what is read is what was checked.
+    O_NONBLOCK: opening a named pipe with no writer would otherwise wait for one for ever. The
+    read stops at ``limit`` + 1 bytes whatever the size says (files under /proc report 0).
+    """
+    try:
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | getattr(os, "O_CLOEXEC", 0))
+    except OSError as error:
+        raise UnreadableFileError(f"cannot be read: {error.strerror}") from None
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise UnreadableFileError(f"is {file_kind(mode)}, not a regular file")
+        size = os.fstat(descriptor).st_size
+        if size > limit:
+            raise UnreadableFileError(f"is {size} bytes; the limit is {limit}")
+        chunks: list[bytes] = []
+        total = 0
+        while total <= limit:
+            chunk = os.read(descriptor, min(65536, limit + 1 - total))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            total += len(chunk)
+        if total > limit:
+            raise UnreadableFileError(f"is more than {limit} bytes; the limit is {limit}")
+        return b"".join(chunks)
+    except UnreadableFileError:
+        raise
+    except OSError as error:
+        raise UnreadableFileError(f"cannot be read: {error.strerror}") from None
+    finally:
+        os.close(descriptor)
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -34,6 +88,14 @@ class _StrictLoader(yaml.SafeLoader):
                     None, None, f"more than {MAX_ALIASES} YAML aliases", event.start_mark
                 )
         return super().compose_node(parent, index)
+
+    def construct_yaml_int(self, node: yaml.ScalarNode) -> Any:
+        value = super().construct_yaml_int(node)
+        # 19:00 unquoted is YAML 1.1's base 60 (1140): keep the text for the message.
+        return UnquotedTime(value, node.value) if ":" in str(node.value) else value
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _StrictLoader.construct_yaml_int)
 
 
 def _index_lines(node: yaml.Node, path: str, lines: dict[str, int], problems: list[Problem],
@@ -84,21 +146,16 @@ def read_stack_source(path: Path) -> tuple[dict[str, Any], dict[str, int]]:
     """
     source = str(path)
     try:
-        size = path.stat().st_size
-    except OSError as error:
-        raise StackFileError(source, [Problem("", MISSING, f"cannot be read: {error.strerror}",
-                                              "check the path; stack files live in stacks/")]) from None
-    if size > MAX_FILE_BYTES:
-        raise StackFileError(source, [Problem("", MISSING,
-                                              f"is {size} bytes; the limit is {MAX_FILE_BYTES}",
-                                              "a stack file describes one environment in a few KiB")])
+        raw = read_regular_file(path, MAX_FILE_BYTES)
+    except UnreadableFileError as error:
+        hint = ("a stack file describes one environment in a few KiB" if "limit" in str(error)
+                else "name a YAML file; stack files live in stacks/")
+        raise StackFileError(source, [Problem("", MISSING, str(error), hint)]) from None
     try:
-        text = path.read_bytes().decode("utf-8")
+        text = raw.decode("utf-8")
     except UnicodeDecodeError as error:
         raise StackFileError(source, [Problem("", MISSING, f"is not UTF-8 text ({error.reason})",
                                               "save the file as UTF-8")]) from None
-    except OSError as error:
-        raise StackFileError(source, [Problem("", MISSING, f"cannot be read: {error.strerror}")]) from None
 
     try:
         # The reader checks every character as the loader is built: a control character fails here.

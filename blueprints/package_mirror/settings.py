@@ -13,7 +13,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from blueprints.settings_fields import disk_field, vm_size_field
+from blueprints.settings_fields import URL_ALLOWED, disk_field, vm_size_field
 
 VM_PROGRAM_FILE = Path(__file__).parent / "files" / "mirror-allowlist.py"
 
@@ -75,7 +75,7 @@ SETTINGS_SCHEMA: dict[str, Any] = {
         "type": "dict", "default": {}, "meta": {"doc": "Where the mirror fetches from"},
         "schema": {
             name: {"type": "string", "regex": URL_PATTERN, "default": url, "maxlength": 2048,
-                   "meta": {"doc": f"{name} upstream", "allowed": "an http(s) URL"}}
+                   "meta": {"doc": f"{name} upstream", "allowed": URL_ALLOWED, "kind": "url"}}
             for name, url in {
                 "debian": "http://deb.debian.org/debian",
                 "debian_security": "http://security.debian.org/debian-security",

@@ -233,12 +233,25 @@ def test_each_problem_points_at_its_line(tmp_path):
     assert f"{path}:{line}: roles.analytics.count:" in _validate(path).stderr
 
 
-def test_the_whole_internet_is_allowed_when_asked_for_by_name(tmp_path):
+def test_the_whole_internet_is_allowed_to_a_bastion_when_asked_for_by_name(tmp_path, capsys):
+    path = Case("anywhere", "", "", edits=(("    - 203.0.113.0/24", "    - 0.0.0.0/0"),
+                                           (PRIVATE_RANGES, PRIVATE_RANGES + "  allow_clients_from_anywhere: true\n"),
+                                           ("    workloads: 10.40.3.0/24", "    workloads: 10.40.3.0/24\n"
+                                                                          "    bastion: 10.40.4.0/26"),
+                                           ("kind: self-hosted", "kind: bastion"))
+                ).write(tmp_path)
+    result = _validate_here(path, capsys)  # the plan's policies included: Azure Bastion takes HTTPS only
+    assert result.returncode == 0, result.stderr
+
+
+def test_the_whole_internet_is_never_let_in_to_the_ssh_jump_host(tmp_path):
+    # Mandatory policy TB-NET-001 refuses SSH from the Internet in the plan; validate says so first.
     path = Case("anywhere", "", "", edits=(("    - 203.0.113.0/24", "    - 0.0.0.0/0"),
                                            (PRIVATE_RANGES, PRIVATE_RANGES + "  allow_clients_from_anywhere: true\n"))
                 ).write(tmp_path)
     result = _validate(path)
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 2, result.stderr
+    assert "network.allowed_client_ranges[0]: " in result.stderr and "TB-NET-001" in result.stderr
 
 
 def test_the_file_level_mistakes_are_refused_the_same_way_in_a_process_of_their_own():

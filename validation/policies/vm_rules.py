@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import base64
 import binascii
-import re
 import zlib
 
 import yaml
 
 from blueprints.cloud_init import written_files
 from blueprints.roles import all_roles
+from blueprints.settings_fields import APPROVED_VM_SIZE, APPROVED_VM_SIZES_ALLOWED
+from validation.custom_data_secrets import CUSTOM_DATA_SECRET_PATTERNS
 from validation.plan_recorder import Plan, PlannedResource
 from validation.policies.rule import Rule, Violation, dig, is_known, refers_to, violation
 
@@ -23,23 +24,11 @@ SHUTDOWN_SCHEDULE = "azure-native:devtestlab:GlobalSchedule"
 MONITOR_AGENT = "AzureMonitorLinuxAgent"
 # A VM whose data disk holds only what it can fetch again says so by this tag.
 DATA_DISK_TAG, CACHE_ONLY = "data-disk", "cache"
-# Sizes with premium storage, Trusted Launch and encryption at host, in families a trust can
-# budget for: burstable B, general-purpose D, memory-optimised E, compute F, and NC/NV GPUs.
-ALLOWED_VM_SIZE = re.compile(
-    r"^Standard_(B[0-9]+[a-z]*s(_v2)?|D[0-9]+[a-z]*s_v[56]|E[0-9]+[a-z]*s_v[56]|F[0-9]+s_v2"
-    r"|NC[0-9]+[a-z]*_(T4_)?v[34]|NV[0-9]+[a-z]*_(A10_)?v[45])$"
-)
-# What must never be in custom data: Azure keeps it readable on the VM and in the VM model.
-SECRET_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
-    ("a private key", re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----")),
-    ("a password", re.compile(r"^\s*-?\s*['\"]?(password|passwd|plain_text_passwd|hashed_passwd|chpasswd)['\"]?\s*:",
-                              re.IGNORECASE | re.MULTILINE)),
-    ("a client secret", re.compile(r"(client_secret|clientsecret|api_key|apikey|secret_key)\s*[=:]\s*\S{8,}",
-                                   re.IGNORECASE)),
-    ("a storage account key", re.compile(r"AccountKey=[A-Za-z0-9+/=]{20,}")),
-    ("a shared access signature", re.compile(r"[?&]sig=[A-Za-z0-9%+/=]{20,}")),
-    ("a bearer token", re.compile(r"Bearer\s+[A-Za-z0-9._~+/-]{20,}")),
-)
+# The approved size families are one table beside the VM size field (blueprints/settings_fields.py),
+# which `blueprints validate` reads too, so validate, plan and this message agree.
+ALLOWED_VM_SIZE = APPROVED_VM_SIZE
+# What must never be in custom data (validation/custom_data_secrets.py, which `validate` reads too).
+SECRET_PATTERNS = CUSTOM_DATA_SECRET_PATTERNS
 
 
 def _trusted_launch(resource: PlannedResource, plan: Plan) -> list[Violation]:
@@ -126,9 +115,7 @@ def _auto_shutdown(resource: PlannedResource, plan: Plan) -> list[Violation]:
 def _allowed_size(resource: PlannedResource, plan: Plan) -> list[Violation]:
     size = dig(resource.inputs, "hardwareProfile.vmSize")
     if not isinstance(size, str) or not ALLOWED_VM_SIZE.match(size):
-        return [violation(resource, "hardwareProfile.vmSize",
-                          f"is {size!r}; allowed: premium-storage sizes of the B, Dsv5/6, Esv5/6, Fsv2, "
-                          "NC and NV families")]
+        return [violation(resource, "hardwareProfile.vmSize", f"is {size!r}; allowed: {APPROVED_VM_SIZES_ALLOWED}")]
     return []
 
 
