@@ -222,11 +222,13 @@ def flow_and_port_problems(line: str, facts: Facts) -> list[str]:
         if name not in facts.flows:
             problems.append(f"{name}: no such flow in blueprints/network_flows.py")
     known = [name for name in dict.fromkeys(named) if name in facts.flows]
-    if len(known) == 1:  # ports said in the same line as one flow are that flow's
+    if known:  # ports said in the same line as flows are those flows' ports
+        opened = sorted({port for name in known for port in facts.flows[name]})
         for group in PORT_WORDS.findall(line) + ON_PORTS.findall(line):
             for port in _numbers(group):
-                if port not in facts.flows[known[0]]:
-                    problems.append(f"{known[0]} opens {', '.join(map(str, facts.flows[known[0]]))}, not {port}")
+                if port not in opened:
+                    problems.append(f"{', '.join(known)} open{'s' if len(known) == 1 else ''} "
+                                    f"{', '.join(map(str, opened))}, not {port}")
     every_port = {port for ports in facts.flows.values() for port in ports}
     for group in PORT_WORDS.findall(line):
         for port in _numbers(group):
@@ -327,7 +329,7 @@ def test_a_page_that_names_what_does_not_exist_fails(facts: Facts):
         "The gateway reads `gateway-oidc-secret`; the mirror reads `package-requests-reader`.",
         "Files land in `/etc/trust-blueprints/secrets/{ca.crt,oidc.key}`.",
         "Flow https-clients-to-mirror lets analysts in.",
-        "`ssh-clients-to-gateway` opens port 2222 to the trust.",
+        "`ssh-clients-to-gateway` opens port 2222 to the trust, `https-clients-to-gateway` on 8443.",
         "Pip talks to `mirror.<zone>:8080`.",
         "The gateway is Planned.",
         "`roles.analytics.count: is not a known setting` is what validate says.",
@@ -344,7 +346,8 @@ def test_a_page_that_names_what_does_not_exist_fails(facts: Facts):
         "line 3: `/etc/trust-blueprints/secrets/{ca.crt,oidc.key}`: no secret file oidc.key",
         "line 4: https-clients-to-mirror: no such flow",
         "line 5: port 2222: no flow in blueprints/network_flows.py opens it",
-        "line 5: ssh-clients-to-gateway opens 22, not 2222",
+        "line 5: ssh-clients-to-gateway, https-clients-to-gateway open 22, 443, not 2222",
+        "line 5: ssh-clients-to-gateway, https-clients-to-gateway open 22, 443, not 8443",
         "line 6: mirror.<zone>:8080: no flow reaches package_mirror on 8080",
         "line 7: says 'Planned'",
         "line 8: `roles.analytics.count: is not a known setting`: roles.analytics.count is a setting",
@@ -368,6 +371,7 @@ def test_a_page_that_names_what_exists_passes(facts: Facts):
         "Secrets `ca-crt`, `<machine>-tls-key`, `analytics-1-tls-crt`, `package-requests-reader.pub`,",
         "in `/etc/trust-blueprints/secrets/{ca.crt,tls.crt,tls.key}`.",
         "`ssh-clients-to-gateway` opens port 22; allow-upstream-mirror-to-internet on 80 and 443.",
+        "on 443 (`https-clients-to-gateway`) and 22 (`ssh-clients-to-gateway`)",
         "apt uses `http://mirror.<zone>:3142`; an up-to-date mirror; the airlock is planned.",
         "`roles.analytics.vmsize: is not a known setting`; both stacks are planned offline.",
     ])
