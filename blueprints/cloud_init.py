@@ -2,6 +2,9 @@
 
 Rendering is a pure function of the validated stack config and the machine. Templates use
 StrictUndefined, so a missing value is an error, never a blank line in a VM's config.
+These bytes become the VM's custom data, which Azure reads once and never changes: they hold
+only what first boot needs. Settings a stack edit can change go in the VM's user data instead
+(blueprints/vm_settings.py), which the installed settings program applies in place.
 Secrets never appear here: Azure custom data cannot be changed after creation and is
 readable on the VM; machines fetch secrets from Key Vault with their managed identity.
 """
@@ -27,6 +30,8 @@ from blueprints.secrets import VAULT_NAME_TAG, secret_files
 from blueprints.topology import Machine, plan_machines, private_dns_zone
 
 SHARED_TEMPLATES = Path(__file__).parent / "templates"
+# Installed by every role (templates/settings.yaml.j2); it applies the VM's user data (vm_settings.py).
+SETTINGS_PROGRAM = SHARED_TEMPLATES / "trust-blueprints-settings.py"
 # Azure's limit on custom data applies to the bytes after base64 decoding, the file the VM gets:
 # at most 65,535 of them (Azure Compute REST API reference, OSProfile customData; checked
 # 2026-12-02). So the rendered user-data itself is what is measured.
@@ -130,6 +135,8 @@ def template_context(config: dict[str, Any], machine: Machine) -> dict[str, Any]
         # The data-disk step (templates/data-disk.yaml.j2); None for a machine without a data disk.
         "data_disk": data_disk_settings(machine, config["admin"]["username"]),
         "data_disk_script": DATA_DISK_SCRIPT.read_text(encoding="utf-8"),
+        # The settings step (templates/settings.yaml.j2): the program that applies the user data.
+        "settings_program": SETTINGS_PROGRAM.read_text(encoding="utf-8"),
     }
 
 
@@ -153,11 +160,16 @@ def _publications(machines: list[Machine]) -> list[dict[str, Any]]:
     return publications
 
 
+def render_template(template_name: str, context: dict[str, Any]) -> str:
+    """One template of a role's folder (``<role>/...``) or a shared one, with the given context."""
+    return _environment().get_template(template_name).render(context)
+
+
 def render_user_data(config: dict[str, Any], machine: Machine) -> bytes:
     """The cloud-config for one machine, as the bytes Azure and the lab receive."""
     template_name = f"{machine.role}/cloud-init.yaml.j2"
     try:
-        text = _environment().get_template(template_name).render(template_context(config, machine))
+        text = render_template(template_name, template_context(config, machine))
     except jinja2.UndefinedError as error:
         raise RenderError(f"{template_name}: {error.message}") from None
     data = text.encode("utf-8")

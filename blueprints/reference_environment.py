@@ -22,6 +22,7 @@ from blueprints.role_host import RoleHostArgs
 from blueprints.roles import all_roles
 from blueprints.secrets import VAULT_NAME_TAG, secret_files
 from blueprints.topology import Machine, plan_machines, private_dns_zone
+from blueprints.vm_settings import bootstrap_ssh_keys, settings_document
 from modules.backup import Backup, BackupArgs
 from modules.key_vault import KeyVault, KeyVaultArgs
 from modules.monitoring import Monitoring, MonitoringArgs
@@ -112,8 +113,9 @@ class ReferenceEnvironment(pulumi.ComponentResource):
                 machine=machine,
                 subnet_id=net.subnet_ids[machine.subnet],
                 admin_username=config["admin"]["username"],
-                ssh_public_keys=config["admin"]["ssh_public_keys"],
+                ssh_public_keys=bootstrap_ssh_keys(config),
                 user_data=render_user_data(config, machine),
+                settings_data=settings_document(config, machine),
                 data_collection_rule_id=monitoring.data_collection_rule_id,
                 vm_tags={VAULT_NAME_TAG: naming.name("kv")},
             )

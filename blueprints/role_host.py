@@ -24,6 +24,7 @@ class RoleHostArgs:
     # Facts the VM reads from its own tags through the instance metadata service at boot (the Key
     # Vault's name): they depend on the subscription, which its rendered cloud-init cannot know.
     vm_tags: Mapping[str, str] = field(default_factory=dict)
+    settings_data: bytes | None = None  # the VM's user data (blueprints/vm_settings.py)
 
     def vm_args(self, component: str, public_ip_id: pulumi.Input[str] | None = None) -> LinuxVmArgs:
         machine = self.machine
@@ -41,4 +42,5 @@ class RoleHostArgs:
             data_disk_gb=machine.data_disk_gb,
             public_ip_id=public_ip_id,
             platform_tags=dict(self.vm_tags),
+            settings_data=self.settings_data,
         )

@@ -17,6 +17,8 @@ from modules.placement import Placement
 
 # Debian's own gen2 image of Debian 13 "trixie" in the Azure Marketplace.
 DEBIAN_13_IMAGE = {"publisher": "Debian", "offer": "debian-13", "sku": "13-gen2", "version": "latest"}
+# The property path (Pulumi's names) of the administrator keys the VM was created with.
+ADMIN_KEYS_AT_CREATION = "osProfile.linuxConfiguration.ssh.publicKeys"
 
 VM_TYPE = "azure-native:compute:VirtualMachine"
 # The properties Azure refuses to change on an existing VM (modules/immutable-properties.yaml):
@@ -35,7 +37,7 @@ class LinuxVmArgs:
     private_ip: str
     admin_username: str
     ssh_public_keys: Sequence[str]
-    user_data: bytes  # rendered cloud-init; never holds a secret
+    user_data: bytes  # rendered cloud-init, Azure's custom data; never holds a secret
     data_collection_rule_id: pulumi.Input[str]
     data_disk_gb: int | None = None
     public_ip_id: pulumi.Input[str] | None = None
@@ -44,6 +46,9 @@ class LinuxVmArgs:
     # Tags the VM itself reads at boot from the instance metadata service (the Key Vault's name):
     # on the VM resource only, kept apart from extra_tags so a role's own tags never drop them.
     platform_tags: dict[str, str] = field(default_factory=dict)
+    # Azure's userData: the VM's changeable settings (blueprints/vm_settings.py), updated in place
+    # and read by the VM from the instance metadata service; never holds a secret.
+    settings_data: bytes | None = None
 
 
 class LinuxVm(pulumi.ComponentResource):
@@ -137,8 +142,14 @@ class LinuxVm(pulumi.ComponentResource):
             },
             # Managed boot diagnostics: no storage account to secure.
             diagnostics_profile={"boot_diagnostics": {"enabled": True}},
+            user_data=base64.b64encode(args.settings_data).decode("ascii") if args.settings_data is not None else None,
             tags={**tags, **args.platform_tags},
-            opts=pulumi.ResourceOptions.merge(child, _VM_REPLACEMENT),
+            # Azure refuses any change to osProfile's key list on an existing VM, so the list given at
+            # creation stays (ignored, never a replacement); later keys reach the VM as authorized_keys
+            # in its user data.
+            opts=pulumi.ResourceOptions.merge(
+                pulumi.ResourceOptions.merge(child, _VM_REPLACEMENT),
+                pulumi.ResourceOptions(ignore_changes=[ADMIN_KEYS_AT_CREATION])),
         )
 
         agent = compute.VirtualMachineExtension(

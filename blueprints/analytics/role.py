@@ -18,8 +18,11 @@ ROLE = Role(
     numbered=True,
     has_machines=always,
     data_disk_setting="data_disk_gb",
+    # Analysts' homes and the hub's state (its database of users and servers, its cookie secret) come
+    # back on a rebuilt VM. The hub is running (started by its package) when the step moves them.
     # The admin's keys come from the stack: after a redeploy they must be the stack's, not the disk's.
-    data_disk=DataDiskLayout(directories=("/home",), services=("jupyterhub",),
+    data_disk=DataDiskLayout(directories=("/home", "/var/lib/jupyterhub"), services=("jupyterhub",),
+                             stop_services=("jupyterhub",),
                              refresh_files=("/home/{admin}/.ssh/authorized_keys",)),
     internet_egress=False,
     public_entry=False,

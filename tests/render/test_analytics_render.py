@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
@@ -10,10 +11,12 @@ import yaml
 
 from blueprints.cloud_init import render_user_data
 from blueprints.topology import plan_machines
+from blueprints.vm_settings import document_files, settings_document
 from tests.conftest import EXAMPLE
 from validation.stack_config import validate_document
 from validation.yaml_source import read_stack_source
 
+ADMIN_USERS_FILE = "/etc/trust-blueprints/jupyterhub-admin-users.json"
 REQUIRED_PACKAGES = {
     "r-base", "r-base-dev", "python3-venv", "python3-pip", "jupyterhub", "jupyterlab", "python3-ipykernel",
     "r-cran-irkernel", "git", "build-essential", "unixodbc", "tdsodbc", "unattended-upgrades", "chrony",
@@ -74,15 +77,29 @@ def test_without_a_self_hosted_gateway_nobody_is_trusted(example_config):
     assert 'GATEWAY_ADDRESS = ""' in _hub_config(_analytics(config))
 
 
-def test_admin_users_from_the_stack(example_config):
-    config = _hub_config(_analytics(_with(example_config, admin_users=["jbloggs", "a_smith-2"])))
-    assert 'c.Authenticator.admin_users = set(["jbloggs", "a_smith-2"])' in config
+def _admin_users(config: dict[str, Any]) -> list[str]:
+    machine = next(m for m in plan_machines(config) if m.role == "analytics")
+    return json.loads(document_files(settings_document(config, machine))[ADMIN_USERS_FILE])
+
+
+def test_admin_users_from_the_stack_reach_the_hub_through_the_settings(example_config):
+    assert _admin_users(_with(example_config, admin_users=["jbloggs", "a_smith-2"])) == ["jbloggs", "a_smith-2"]
+    hub = _hub_config(_analytics(example_config))
+    assert f'ADMIN_USERS_FILE = "{ADMIN_USERS_FILE}"' in hub
+    assert "c.Authenticator.admin_users = {name for name in json.load(admins)" in hub
 
 
 def test_admin_users_default_to_none(example_config):
     config = copy.deepcopy(example_config)
     config["roles"]["analytics"].pop("admin_users", None)
-    assert "c.Authenticator.admin_users = set([])" in _hub_config(_analytics(config))
+    assert _admin_users(config) == []
+
+
+def test_a_hub_restart_for_new_admins_keeps_analysts_servers(example_config):
+    document = _analytics(example_config)
+    assert "c.JupyterHub.cleanup_servers = False" in _hub_config(document)
+    unit = _file(document, "/etc/systemd/system/jupyterhub.service.d/trust-blueprints.conf")["content"]
+    assert "\n[Service]\nKillMode=process\n" in unit
 
 
 @pytest.mark.parametrize("name", ["Root", "a b", "x;reboot", "1abc", 'a"b', "a" * 33])
@@ -108,9 +125,10 @@ def test_freetds_registered_for_odbc(example_config):
     assert "[FreeTDS]" in entry["content"] and entry["defer"] is True
 
 
-def test_home_is_the_data_disk_step_directory(example_config):
+def test_home_and_hub_state_are_the_data_disk_step_directories(example_config):
     document = _analytics(example_config)
-    assert "directories=/home\n" in _file(document, "/etc/trust-blueprints/data-disk.conf")["content"]
+    conf = _file(document, "/etc/trust-blueprints/data-disk.conf")["content"]
+    assert "directories='/home /var/lib/jupyterhub'\n" in conf
 
 
 def test_hub_starts_after_home_is_ready(example_config):

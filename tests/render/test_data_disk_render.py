@@ -71,7 +71,9 @@ def test_every_role_with_a_disk_installs_the_step_and_its_settings(example_confi
 
 
 def test_each_role_keeps_its_own_data_on_the_disk(example_config):
-    assert _conf(_document(example_config, "analytics"))["directories"] == "/home"
+    # Homes and the hub's state (its database and cookie secret) come back on a rebuilt VM.
+    assert _conf(_document(example_config, "analytics"))["directories"] == "/home /var/lib/jupyterhub"
+    assert _conf(_document(example_config, "analytics"))["stop_services"] == "jupyterhub"
     assert _conf(_document(example_config, "git_server"))["directories"] == "/srv/git"
     mirror = _conf(_document(example_config, "package_mirror"))["directories"].split()
     assert mirror == ["/var/cache/apt-cacher-ng", "/var/lib/devpi", "/var/lib/verdaccio", "/var/cache/nginx"]

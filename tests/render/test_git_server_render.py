@@ -8,11 +8,18 @@ from blueprints.cloud_init import render_user_data, written_files
 from blueprints.git_server.backup_target import vm_settings
 from blueprints.roles import role
 from blueprints.topology import plan_machines
+from blueprints.vm_settings import document_files, settings_document
 
 
 def _git_user_data(config):
     machine = next(m for m in plan_machines(config) if m.role == "git_server")
     return yaml.safe_load(render_user_data(config, machine))
+
+
+def _settings_file(config, path):
+    """A file of the Git server's user data (its settings document)."""
+    machine = next(m for m in plan_machines(config) if m.role == "git_server")
+    return document_files(settings_document(config, machine))[path]
 
 
 def _file(document, path):
@@ -25,14 +32,17 @@ def test_rendered_cloud_config_installs_the_role(example_config):
         assert package in document["packages"]
     program = (role("git_server").folder / "server_commands.py").read_text()
     assert written_files(document)["/usr/local/sbin/git-server"] == program
-    assert "/usr/local/sbin/git-server-apply /etc/trust-blueprints/git-server.yaml" in document["runcmd"]
+    # git-server-apply runs as the settings program's hook, once the settings are written.
+    runcmd = document["runcmd"]
+    assert runcmd.index("/usr/local/sbin/trust-blueprints-settings --now") > runcmd.index(
+        "ln -sf git-server /usr/local/sbin/git-server-apply")
+    assert "/etc/trust-blueprints/git-server.yaml" not in written_files(document)
     sshd = _file(document, "/etc/ssh/sshd_config.d/50-trust-blueprints.conf")
     assert "PermitRootLogin no" in sshd and "PasswordAuthentication no" in sshd
 
 
 def test_rendered_settings_are_the_stack_settings(example_config):
-    document = _git_user_data(example_config)
-    settings = yaml.safe_load(_file(document, "/etc/trust-blueprints/git-server.yaml"))
+    settings = yaml.safe_load(_settings_file(example_config, "/etc/trust-blueprints/git-server.yaml"))
     assert settings == vm_settings(example_config)
     assert {key: value for key, value in settings.items() if key != "backup"} == \
         {key: value for key, value in example_config["roles"]["git_server"].items() if key != "backup"}
@@ -56,7 +66,7 @@ def test_web_view_is_closed_without_a_self_hosted_gateway(example_config):
 def test_quotes_in_descriptions_stay_inside_the_settings_document(example_config):
     config = copy.deepcopy(example_config)
     config["roles"]["git_server"]["repositories"][1]["description"] = "Trust's \"A&E\" waits: {{ x }}"
-    settings = yaml.safe_load(_file(_git_user_data(config), "/etc/trust-blueprints/git-server.yaml"))
+    settings = yaml.safe_load(_settings_file(config, "/etc/trust-blueprints/git-server.yaml"))
     assert settings["repositories"][1]["description"] == "Trust's \"A&E\" waits: {{ x }}"
 
 

@@ -10,6 +10,7 @@ import yaml
 
 from blueprints.cloud_init import MAX_USER_DATA_BYTES, render_user_data, written_files
 from blueprints.topology import plan_machines
+from blueprints.vm_settings import document_files, settings_document
 
 FILES = Path(__file__).resolve().parents[2] / "blueprints" / "package_mirror" / "files"
 
@@ -83,7 +84,10 @@ def test_stack_mode_upstreams_and_allowlists_reach_the_mirror(example_config):
     assert settings["mode"] == "open"
     assert settings["upstreams"]["cran"] == "https://cran.example.nhs.uk/cran"
     assert settings["allowlist_repository"] == "git@git.exnhs-dev.internal:package-requests"
-    allowlists = yaml.safe_load(files["/etc/trust-blueprints/mirror/allowlist.yaml"]["content"])
+    assert "/etc/trust-blueprints/mirror/allowlist.yaml" not in files  # mirror-allowlist writes it
+    machine = next(m for m in plan_machines(config) if m.role == "package_mirror")
+    allowlists = yaml.safe_load(
+        document_files(settings_document(config, machine))["/etc/trust-blueprints/mirror/stack-allowlist.yaml"])
     assert allowlists["pypi"] == ["pandas>=2,<3", "numpy"]
     assert allowlists["cran"] == mirror["allowlists"]["cran"]
 

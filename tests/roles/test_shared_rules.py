@@ -21,7 +21,6 @@ from typing import Any
 import pytest
 import yaml
 
-from blueprints.cloud_init import render_user_data, written_files
 from blueprints.package_mirror import settings as mirror_settings
 from blueprints.package_mirror.settings import URL_PATTERN
 from blueprints.roles import registered, role
@@ -32,6 +31,7 @@ from blueprints.settings_fields import (
     VM_SIZE_PATTERN,
 )
 from blueprints.topology import plan_machines
+from blueprints.vm_settings import machine_files
 from tests.conftest import EXAMPLE
 from validation import semantic_checks
 from validation.schema import stack_schema
@@ -152,7 +152,8 @@ def _machine(config: dict[str, Any], role_name: str):
 
 
 def _files(config: dict[str, Any], role_name: str) -> dict[str, str]:
-    return written_files(yaml.safe_load(render_user_data(config, _machine(config, role_name))))
+    """Every file the role's machine is given: its custom data's and its settings' (user data)."""
+    return machine_files(config, _machine(config, role_name))
 
 
 @pytest.fixture(scope="module")
