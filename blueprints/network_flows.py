@@ -90,7 +90,7 @@ FLOWS: tuple[Flow, ...] = (
     Flow("packages-git-to-mirror", "role:git_server", "role:package_mirror", (443, 3142),
          "security updates for the Git server"),
     Flow("git-analytics-to-git", "role:analytics", "role:git_server", (22, 443),
-         "clone and push over SSH; HTTPS read-only clones"),
+         "clone and push over SSH (the Git web view on 443 answers only the gateway)"),
     Flow("allowlist-mirror-to-git", "role:package_mirror", "role:git_server", (22,),
          "the mirror pulls its allowlists from the package-requests repository"),
     # Existing analyst machines on the trust's own network get what analytics VMs get, no more.

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from reports.markdown_text import md_text
 from validation.plan_model import Plan, PlannedResource
 
 PRICE_TABLE = Path(__file__).with_name("prices-uksouth-gbp.yaml")
@@ -464,14 +465,15 @@ def render_text(est: Estimate) -> str:
     return "\n".join(lines)
 
 
-def _cell(text: str) -> str:
-    return text.replace("|", "\\|")
+def _cell(text: Any) -> str:
+    # Names and schedules come from the stack file: escaped so they never become markup.
+    return md_text(text)
 
 
 def render_markdown(est: Estimate, heading_level: int = 2) -> str:
     h = "#" * heading_level
     lines = [f"{h} Monthly cost estimate", "",
-             f"Stack `{est.stack}`: **{_gbp(est.total)} a month**, UK list prices ({est.region}, {est.currency}, "
+             f"Stack {_cell(est.stack)}: **{_gbp(est.total)} a month**, UK list prices ({est.region}, {est.currency}, "
              f"pay-as-you-go), from the price table compiled {est.compiled} ({est.price_source}). "
              "Usage-based lines rest on the assumptions listed below.", "",
              "| Resource | Type | Item | Basis | Monthly |", "|---|---|---|---|---:|"]
@@ -490,17 +492,17 @@ def render_markdown(est: Estimate, heading_level: int = 2) -> str:
         lines += ["", f"{h}# Auto-shutdown", "", "| VM | Schedule | Hours a month | Always on | Scheduled | Saving |",
                   "|---|---|---:|---:|---:|---:|"]
         for s in est.shutdown:
-            lines.append(f"| {s.vm} | {_cell(s.schedule)} | {s.hours_running.normalize():f} | {_gbp(s.always_on)} | "
-                         f"{_gbp(s.scheduled)} | {_gbp(s.saving)} |")
+            lines.append(f"| {_cell(s.vm)} | {_cell(s.schedule)} | {s.hours_running.normalize():f} | "
+                         f"{_gbp(s.always_on)} | {_gbp(s.scheduled)} | {_gbp(s.saving)} |")
     for title, options in (("Remote access options", est.remote_access),
                            ("Azure Firewall (not deployed by default)", est.firewall)):
         lines += ["", f"{h}# {title}", "", "| Option | Monthly | Basis | What it gives |", "|---|---:|---|---|"]
         for option in options:
-            name = f"**{option.name}** (deployed)" if option.deployed else option.name
-            lines.append(f"| {_cell(name)} | {_gbp(option.monthly)} | {_cell(option.basis)} | {_cell(option.gives)} |")
+            name = f"**{_cell(option.name)}** (deployed)" if option.deployed else _cell(option.name)
+            lines.append(f"| {name} | {_gbp(option.monthly)} | {_cell(option.basis)} | {_cell(option.gives)} |")
     lines += ["", f"{h}# Assumptions", ""]
-    lines += [f"- `{key}`: {value}" for key, value in est.assumptions.items()]
-    lines += [f"- {note}" for note in est.notes]
+    lines += [f"- `{key}`: {_cell(value)}" for key, value in est.assumptions.items()]
+    lines += [f"- {_cell(note)}" for note in est.notes]
     return "\n".join(lines)
 
 
