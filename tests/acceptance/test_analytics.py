@@ -242,9 +242,12 @@ def test_local_user_cannot_bypass_the_proxy(lab: Any, analytics_host: Any, analy
 
 
 def test_admin_users_from_stack_are_hub_admins(lab: Any, analytics_host: Any) -> None:
+    # The list comes from the VM's user data (blueprints/vm_settings.py); the hub's config reads it.
     admins = lab.config["roles"]["analytics"].get("admin_users", [])
+    listed = analytics_host.file("/etc/trust-blueprints/jupyterhub-admin-users.json").content_string
+    assert json.loads(listed) == admins
     config = analytics_host.file("/etc/jupyterhub/jupyterhub_config.py").content_string
-    assert f"c.Authenticator.admin_users = set({json.dumps(admins)})" in config
+    assert 'ADMIN_USERS_FILE = "/etc/trust-blueprints/jupyterhub-admin-users.json"' in config
 
 
 # ---------------------------------------------------------------------------- a real session
