@@ -19,18 +19,22 @@ from validation.usage import EXIT_OK, UsageError
 STACK_SUFFIXES = (".yaml", ".yml")
 
 
-def _base_plan(base: str) -> Plan:
-    from validation.plan_cache import recorded_plan
-
+def _check_base(base: str) -> None:
     path = Path(base)
     if not path.is_file():
         raise UsageError(f"--diff BASE {base!r} is not a file: give the stack file or the "
                          "`blueprints plan --json` output to compare against")
-    if path.suffix in STACK_SUFFIXES:
-        return recorded_plan(path)
-    if path.suffix != ".json":
+    if path.suffix not in (*STACK_SUFFIXES, ".json"):
         raise UsageError(f"--diff BASE {base!r} must be a stack file ({', '.join(STACK_SUFFIXES)}) "
                          "or a plan saved by `blueprints plan --json` (.json)")
+
+
+def _base_plan(base: str) -> Plan:
+    from validation.plan_cache import recorded_plan
+
+    path = Path(base)
+    if path.suffix in STACK_SUFFIXES:
+        return recorded_plan(path)
     try:
         return Plan.from_json(json.loads(path.read_text(encoding="utf-8")))
     except (ValueError, KeyError, TypeError) as error:
@@ -46,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("--format arm cannot be combined with --diff: choose text or json")
     if not Path(args.stack_file).is_file():
         raise UsageError(f"STACK_FILE {args.stack_file!r} is not a file")
+    _check_base(args.diff)
     print(f"Planning {args.diff} and {args.stack_file} offline to compare them...", file=sys.stderr)
     base = _base_plan(args.diff)
     target = recorded_plan(args.stack_file)
