@@ -171,7 +171,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     validate = commands.add_parser("validate", help="check a stack file and report every problem at once",
                                    description="Check a stack file against the schema and the address, "
-                                               "key and role rules. Exit 0 when valid, 2 with every problem listed.")
+                                               "key and role rules, render every VM's user data, then record the "
+                                               "offline plan and check its mandatory policy rules, so that a stack "
+                                               "validate passes is one plan passes. Exit 0 when valid, 2 with every "
+                                               "problem listed.")
     _stack_argument(validate)
     validate.add_argument("--no-plan", action="store_true",
                           help="skip recording the offline plan and checking its policy rules (faster; "

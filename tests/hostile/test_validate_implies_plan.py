@@ -125,3 +125,28 @@ def test_validate_reports_a_mandatory_rule_the_plan_breaks_with_its_field(tmp_pa
     assert code == 2
     assert "roles.analytics.vm_size: breaks mandatory policy TB-VM-008" in err, err
     assert _validate(path, "--no-plan")[0] == 0  # the fast path knows nothing of the patched rule
+
+
+def _too_many_entries(tmp_path: Path) -> Path:
+    document = yaml.safe_load(EXAMPLE.read_text())
+    document["roles"]["package_mirror"]["allowlists"]["pypi"] = [f"project-{index}" for index in range(4000)]
+    path = tmp_path / "long.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False))
+    return path
+
+
+def test_user_data_over_azures_limit_is_refused_by_validate_naming_the_machine(tmp_path):
+    code, err = _validate(_too_many_entries(tmp_path), "--no-plan")
+    assert code == 2, err
+    assert "roles.package_mirror: makes machine mirror's user-data too large" in err and "65535" in err, err
+
+
+@pytest.mark.parametrize("command", ["plan", "cost"])
+def test_every_command_names_the_stack_for_user_data_it_cannot_make(tmp_path, plan_cache_dir, command):
+    path = _too_many_entries(tmp_path)
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main([command, str(path)])
+    assert code == 2, err.getvalue()
+    assert f"blueprints {command}: {path}: a VM's user data cannot be made" in err.getvalue()
+    assert "mirror" in err.getvalue()
