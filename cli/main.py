@@ -211,6 +211,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except StackFileError as error:
         print(error.report(), file=sys.stderr)
         return EXIT_USAGE
+    except OSError as error:  # a file that could not be read or written once the work had started
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"blueprints {args.command}: {where}{error.strerror or error}", file=sys.stderr)
+        return EXIT_USAGE
     except RenderError as error:  # settings that render past a limit: the stack's fault, not a crash
         stack = getattr(args, "stack_file", None) or ", ".join(getattr(args, "stack_files", None) or [])
         print(f"blueprints {args.command}: {stack or 'the stack'}: a VM's user data cannot be made: {error}",

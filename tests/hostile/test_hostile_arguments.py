@@ -220,3 +220,20 @@ def test_the_plan_cache_reads_an_included_fifo_without_hanging(tmp_path, monkeyp
     stack = _stack_with_allowlists_file(tmp_path, "allow.yaml")
     with _hang_guard():
         assert plan_cache.plan_key(stack)  # the FIFO counts as absent, read never
+
+
+def test_a_write_that_fails_once_work_has_started_is_a_message_not_a_traceback(tmp_path, monkeypatch):
+    import errno
+
+    from cli import main as cli_main
+    from tests.policy.fixtures import build
+    from validation import plan_recorder
+
+    def full(path: Path, text: str) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(plan_recorder, "record_plan", lambda path: build("TB-VM-012", "violating"))
+    monkeypatch.setattr(cli_main, "write_file_atomically", full)
+    target = tmp_path / "plan.json"
+    code, err = run(["plan", "--json", "-o", str(target), str(EXAMPLE)], guard=False)
+    assert code == 2 and f"blueprints plan: {target}: No space left on device" in err, err
