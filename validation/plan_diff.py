@@ -224,7 +224,9 @@ def _vm_outcome(vm: PlannedResource, role_of: dict[str, str]) -> tuple[list[str]
     storage = vm.inputs.get("storageProfile") or {}
     survives, lost = [], []
     for disk in storage.get("dataDisks") or []:
-        where = f"data disk {disk.get('name')} ({disk.get('diskSizeGB')} GB)"
+        # A disk made with the VM has a name and size here; an attached one only its id.
+        name = disk.get("name") or str((disk.get("managedDisk") or {}).get("id", "")).rsplit("/", 1)[-1]
+        where = f"data disk {name}" + (f" ({disk['diskSizeGB']} GB)" if disk.get("diskSizeGB") else "")
         if disk.get("deleteOption") == "Detach":
             kept = f"{where}: kept by Azure (deleteOption Detach)"
             if layout is not None:
