@@ -85,6 +85,16 @@ def test_a_custom_data_change_replaces_the_vm_and_says_what_survives() -> None:
     assert any("nic-git" in item for item in change.lost)
 
 
+def test_a_data_disk_attached_by_id_is_named_in_what_survives() -> None:
+    old = _vm()
+    old.inputs["storageProfile"]["dataDisks"] = [
+        {"createOption": "Attach", "deleteOption": "Detach", "managedDisk": {"id": "/x/disks/disk-git-data"}}]
+    new = copy.deepcopy(old)
+    new.inputs["osProfile"]["customData"] = "bmV3"
+    [change] = diff_plans(_plan(old), _plan(new)).changes
+    assert change.survives == ["data disk disk-git-data: kept by Azure (deleteOption Detach)"]
+
+
 def test_a_user_data_change_updates_in_place_and_lists_the_settings() -> None:
     settings = {"git": {"users": ["a"], "backup": "01:30"}, "admin": {"keys": ["k"]}}
     old = _vm(user_data=json.dumps(settings).encode())
