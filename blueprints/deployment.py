@@ -20,6 +20,7 @@ from blueprints.role_host import RoleHostArgs
 from blueprints.topology import Machine
 from modules.backup import Backup
 from modules.placement import Placement
+from modules.private_endpoint import EndpointSubnet
 
 
 @dataclass
@@ -34,6 +35,8 @@ class EnvironmentParts:
     backup: Backup | None  # the Recovery Services vault, when a deployed role is backed up
     subscription_id: pulumi.Input[str]
     host: Callable[[Machine], RoleHostArgs]  # what a machine's VM is given (address, user-data, ...)
+    # Where a role puts the private endpoints of the platform services it creates (a storage account).
+    endpoints: EndpointSubnet | None = None
 
 
 @dataclass

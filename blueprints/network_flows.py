@@ -10,8 +10,13 @@ Endpoints are written as:
                         ExpressRoute (existing analyst machines; present only when listed)
   ``internet``          anything outside the virtual network
   ``subnet:NAME``       every address of a subnet
-  ``role:ROLE``         the fixed addresses of the machines of one role
+  ``role:ROLE``         the fixed addresses of the machines of one role (``role:*``: every VM)
+  ``endpoint:NAME``     a platform service's private endpoint in the ``services`` subnet
+                        (``ENDPOINTS``): its fixed address, or the subnet where Azure picks several
   ``tag:NAME``          an Azure service tag (Azure-only; the lab has no such services)
+
+Every platform service a VM needs has a route (``PLATFORM_SERVICES``): a flow to its private
+endpoint, or the host's own channel; validation refuses a stack where a VM would have none.
 """
 
 from __future__ import annotations
@@ -21,10 +26,13 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from blueprints.topology import plan_machines, role_subnet, subnet_plan
+from blueprints.roles import role
+from blueprints.topology import Machine, plan_machines, role_subnet, subnet_plan
 from modules.security_rule import SecurityRule
 
-__all__ = ["FLOWS", "Flow", "Priority", "SecurityRule", "active_flows", "nsg_rules"]
+__all__ = ["ENDPOINTS", "ENDPOINT_SUBNET", "FLOWS", "PLATFORM_SERVICES", "Flow", "PlatformService", "Priority",
+           "SecurityRule", "active_flows", "endpoint_address_clashes", "endpoint_addresses", "missing_platform_routes",
+           "nsg_rules"]
 
 
 class Priority(IntEnum):
@@ -98,12 +106,13 @@ FLOWS: tuple[Flow, ...] = (
          "pip, npm, R and apt for the trust's existing analyst machines"),
     Flow("git-private-clients-to-git", "private-clients", "role:git_server", (22, 443),
          "clone and push from the trust's existing analyst machines"),
-    # Azure platform services reached over their service tags.
-    Flow("monitor-vnet-to-azure-monitor", "subnet:*", "tag:AzureMonitor", (443,),
-         "Azure Monitor Agent sends logs and metrics"),
-    Flow("secrets-vnet-to-key-vault", "subnet:*", "tag:AzureKeyVault", (443,),
-         "VM identities read their secrets from Key Vault"),
-    Flow("backup-git-to-storage", "role:git_server", "tag:Storage", (443,),
+    # Azure platform services, each through its private endpoint: a service tag would reach every
+    # tenant's vaults, accounts and workspaces, a way out for stolen data.
+    Flow("monitor-vms-to-monitor-endpoint", "role:*", "endpoint:azure-monitor", (443,),
+         "Azure Monitor Agent: configuration and logs through the Private Link Scope's endpoint"),
+    Flow("secrets-vms-to-key-vault-endpoint", "role:*", "endpoint:key-vault", (443,),
+         "VM identities read their secrets through the vault's private endpoint"),
+    Flow("backup-git-to-blob-endpoint", "role:git_server", "endpoint:blob", (443,),
          "the Git server copies its nightly backups to the environment's Blob container",
          git_backup_targets=("auto", "azure-blob")),
     Flow("signin-gateway-to-entra", "role:gateway", "tag:AzureActiveDirectory", (443,),
@@ -127,10 +136,103 @@ FLOWS: tuple[Flow, ...] = (
 )
 
 
+# Every private endpoint sits in this subnet (the mirror's and the Git server's).
+ENDPOINT_SUBNET = "services"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str
+    # Steps back from the subnet's broadcast address (1: the last usable address), or None where the
+    # endpoint has one address per member and Azure picks them (the whole subnet is the destination).
+    from_top: int | None
+
+
+ENDPOINTS = {e.name: e for e in (
+    Endpoint("key-vault", 1),
+    Endpoint("blob", 2),
+    Endpoint("azure-monitor", None),  # about ten addresses: global, regional, workspace and DCE members
+)}
+
+
+def endpoint_addresses(config: dict[str, Any]) -> dict[str, str]:
+    """Endpoint name -> its fixed address, for the endpoints that have one ({} without the subnet)."""
+    subnet = subnet_plan(config).get(ENDPOINT_SUBNET)
+    if subnet is None:
+        return {}
+    return {e.name: str(subnet.broadcast_address - e.from_top) for e in ENDPOINTS.values() if e.from_top}
+
+
+@dataclass(frozen=True)
+class PlatformService:
+    """An Azure service a VM's own software talks to, and how it gets there."""
+
+    name: str
+    needed_by: str  # every-vm | backed-up | blob-backup (which machines need it)
+    flow: str | None  # the flow that carries it; None: the host's channel (no network path needed)
+    why: str  # what uses it, and the source for the route
+
+
+PLATFORM_SERVICES: tuple[PlatformService, ...] = (
+    PlatformService("Key Vault", "every-vm", "secrets-vms-to-key-vault-endpoint",
+                    "the boot step fetches the machine's certificate, key and role secrets"),
+    PlatformService("Azure Monitor", "every-vm", "monitor-vms-to-monitor-endpoint",
+                    "the Azure Monitor Agent sends syslog (learn.microsoft.com/azure/azure-monitor/agents/"
+                    "azure-monitor-agent-private-link, checked 2026-12-02)"),
+    PlatformService("Azure Backup", "backed-up", None,
+                    "the VM agent's snapshot extension talks to the host (168.63.129.16), which NSGs always "
+                    "allow: Azure VM backup needs no Internet and no private endpoint (learn.microsoft.com/"
+                    "azure/backup/private-endpoints-overview, checked 2026-12-02)"),
+    PlatformService("Blob storage", "blob-backup", "backup-git-to-blob-endpoint",
+                    "the Git server's nightly backups to the environment's container"),
+)
+
+
+def _needs(service: PlatformService, machine: Machine, config: dict[str, Any]) -> bool:
+    if service.needed_by == "every-vm":
+        return True
+    if service.needed_by == "backed-up":
+        return role(machine.role).backed_up
+    git = config["roles"].get("git_server")
+    target = git.get("backup", {}).get("target", "auto") if git else None
+    return machine.role == "git_server" and target in ("auto", "azure-blob")
+
+
+def _carries(flow: Flow, machine: Machine) -> bool:
+    kind, _, value = flow.source.partition(":")
+    return (kind == "role" and value in ("*", machine.role)) or (kind == "subnet" and value in ("*", machine.subnet))
+
+
+def missing_platform_routes(config: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(machine, service, why) for every platform service a VM needs but has no route to."""
+    active = {flow.name: flow for flow in active_flows(config)}
+    known = {flow.name for flow in FLOWS}
+    missing = []
+    for machine in plan_machines(config):
+        for service in PLATFORM_SERVICES:
+            if service.flow is None or not _needs(service, machine, config):
+                continue
+            flow = active.get(service.flow)
+            if flow is None:
+                no_subnet = service.flow in known and ENDPOINT_SUBNET not in subnet_plan(config)
+                why = (f"no {ENDPOINT_SUBNET} subnet holds its private endpoint" if no_subnet
+                       else f"the flow {service.flow} is not in the table")
+                missing.append((machine.name, service.name, why))
+            elif not _carries(flow, machine):
+                missing.append((machine.name, service.name, f"the flow {flow.name} does not start at it"))
+    return missing
+
+
+def endpoint_address_clashes(config: dict[str, Any]) -> list[tuple[str, str, str]]:
+    """(endpoint, address, machine) where a private endpoint's fixed address is a VM's address."""
+    taken = {machine.private_ip: machine.name for machine in plan_machines(config)}
+    return [(name, address, taken[address]) for name, address in endpoint_addresses(config).items() if address in taken]
+
+
 def _band(flow: Flow) -> Priority:
     if flow.source in ("clients", "private-clients") or flow.source.startswith("tag:"):
         return Priority.FROM_CLIENTS
-    if flow.destination.startswith("tag:"):
+    if flow.destination.startswith(("tag:", "endpoint:")):
         return Priority.TO_AZURE_SERVICES
     if flow.destination == "internet":
         return Priority.TO_INTERNET
@@ -145,8 +247,13 @@ class _Resolver:
         self.clients = tuple(config["network"]["allowed_client_ranges"])
         self.private_clients = tuple(config["network"]["private_client_ranges"])
         self.role_ips: dict[str, list[str]] = {}
+        self.role_subnets: dict[str, list[str]] = {}
         for machine in plan_machines(config):
             self.role_ips.setdefault(machine.role, []).append(f"{machine.private_ip}/32")
+            self.role_ips.setdefault("*", []).append(f"{machine.private_ip}/32")
+            if machine.subnet not in self.role_subnets.setdefault("*", []):
+                self.role_subnets["*"].append(machine.subnet)
+        self.endpoints = endpoint_addresses(config)
 
     def present(self, endpoint: str) -> bool:
         kind, _, value = endpoint.partition(":")
@@ -156,6 +263,8 @@ class _Resolver:
             return value == "*" or value in self.subnets
         if kind == "role":
             return value in self.role_ips
+        if kind == "endpoint":
+            return ENDPOINT_SUBNET in self.subnets
         return True
 
     def prefixes(self, endpoint: str) -> tuple[str, ...]:
@@ -170,6 +279,9 @@ class _Resolver:
             return (value,)
         if kind == "role":
             return tuple(self.role_ips[value])
+        if kind == "endpoint":
+            address = self.endpoints.get(value)
+            return (f"{address}/32",) if address else (self.subnets[ENDPOINT_SUBNET],)
         if value == "*":
             return ("VirtualNetwork",)
         return (self.subnets[value],)
@@ -178,7 +290,9 @@ class _Resolver:
         """The subnets whose NSG sees this endpoint's traffic (none outside the VNet)."""
         kind, _, value = endpoint.partition(":")
         if kind == "role":
-            return (role_subnet(value),)
+            return tuple(self.role_subnets["*"]) if value == "*" else (role_subnet(value),)
+        if kind == "endpoint":
+            return (ENDPOINT_SUBNET,)
         if kind == "subnet":
             return tuple(self.subnets) if value == "*" else (value,)
         return ()
@@ -272,8 +386,12 @@ def endpoint_text(endpoint: str, config: dict[str, Any]) -> str:
     if kind == "tag":
         return f"Azure service tag {value}"
     if kind == "role":
-        machines = [m for m in plan_machines(config) if m.role == value]
+        machines = [m for m in plan_machines(config) if value in ("*", m.role)]
         return ", ".join(f"{m.name} ({m.private_ip})" for m in machines)
+    if kind == "endpoint":
+        address = endpoint_addresses(config).get(value)
+        where = address or f"addresses Azure picks in subnet {ENDPOINT_SUBNET}"
+        return f"{value} private endpoint ({where})"
     if value == "*":
         return "every subnet"
     return f"subnet {value} ({config['network']['subnets'][value]})"

@@ -16,7 +16,7 @@ from pulumi_azure_native import authorization, resources
 from blueprints.cloud_init import render_user_data
 from blueprints.deployment import EnvironmentParts, deploy_function
 from blueprints.environment_secrets import EnvironmentSecrets, EnvironmentSecretsArgs
-from blueprints.network_flows import nsg_rules
+from blueprints.network_flows import ENDPOINT_SUBNET, endpoint_addresses, nsg_rules
 from blueprints.regions import availability_zones
 from blueprints.role_host import RoleHostArgs
 from blueprints.roles import all_roles
@@ -25,12 +25,21 @@ from blueprints.topology import Machine, plan_machines, private_dns_zone
 from blueprints.vm_settings import bootstrap_ssh_keys, settings_document
 from modules.backup import Backup, BackupArgs
 from modules.key_vault import KeyVault, KeyVaultArgs
+from modules.monitor_private_link import MonitorPrivateLink, MonitorPrivateLinkArgs
 from modules.monitoring import Monitoring, MonitoringArgs
 from modules.naming import Naming
 from modules.nat_egress import NatEgress, NatEgressArgs
 from modules.network import Network, NetworkArgs
 from modules.placement import Placement
 from modules.private_dns import PrivateDns, PrivateDnsArgs
+from modules.private_endpoint import (
+    EndpointSubnet,
+    PrivateEndpoint,
+    PrivateEndpointArgs,
+    PrivateLinkZones,
+    PrivateLinkZonesArgs,
+    zones_for,
+)
 
 
 def environment_tags(config: dict[str, Any]) -> dict[str, str]:
@@ -93,17 +102,21 @@ class ReferenceEnvironment(pulumi.ComponentResource):
                 rules=nsg_rules(config),
                 nat_gateway_id=nat.nat_gateway_id if nat else None,
                 egress_subnets=egress_subnets,
-                storage_subnets=sorted({declared.subnet for declared in deployed if declared.reaches_storage(config)}),
             ),
             child,
         )
+        if ENDPOINT_SUBNET not in net.subnet_ids:  # validation refuses such a stack first
+            raise ValueError(f"the platform services' private endpoints need the {ENDPOINT_SUBNET} subnet")
+        # Key Vault, Blob storage and Azure Monitor only through private endpoints (blueprints/network_flows.py).
+        zones = PrivateLinkZones(f"{name}-privatelink", PrivateLinkZonesArgs(
+            placement, zones_for(["vault", "blob", "azuremonitor"]), net.vnet_id), child)
+        fixed = endpoint_addresses(config)
+        endpoints = EndpointSubnet(net.subnet_ids[ENDPOINT_SUBNET], zones.zone_ids,
+                                   {"vault": fixed["key-vault"], "blob": fixed["blob"]})
         monitoring = Monitoring(f"{name}-monitoring", MonitoringArgs(placement), child)
-        vault = KeyVault(
-            f"{name}-secrets",
-            KeyVaultArgs(placement, client.tenant_id,
-                         [subnet_id for subnet, subnet_id in net.subnet_ids.items() if subnet != "bastion"]),
-            child,
-        )
+        monitor_link = MonitorPrivateLink(f"{name}-monitor-link", MonitorPrivateLinkArgs(
+            placement, monitoring.workspace_id), child)
+        vault = KeyVault(f"{name}-secrets", KeyVaultArgs(placement, client.tenant_id, endpoints), child)
         needs_backup = any(declared.backed_up for declared in deployed)
         backup = Backup(f"{name}-backup", BackupArgs(placement), child) if needs_backup else None
 
@@ -117,14 +130,19 @@ class ReferenceEnvironment(pulumi.ComponentResource):
                 user_data=render_user_data(config, machine),
                 settings_data=settings_document(config, machine),
                 data_collection_rule_id=monitoring.data_collection_rule_id,
+                data_collection_endpoint_id=monitor_link.data_collection_endpoint_id,
                 vm_tags={VAULT_NAME_TAG: naming.name("kv")},
+                # A production stack's data disks cannot be deleted by a plan; every stack's are
+                # retained when Pulumi would delete them (modules/linux_vm.py).
+                protect_data_disk=config["environment"] == "prod",
             )
 
         parts = EnvironmentParts(name=name, config=config, placement=placement, child=child,
                                  subnet_ids=net.subnet_ids, backup=backup,
-                                 subscription_id=client.subscription_id, host=host)
+                                 subscription_id=client.subscription_id, host=host, endpoints=endpoints)
         secrets = EnvironmentSecrets(f"{name}-vault-secrets", EnvironmentSecretsArgs(config, machines, vault), child)
         self.gateway_public_ip = None
+        identities: list[pulumi.Output[str]] = []
         for declared in deployed:
             given = [m for m in machines if m.role == declared.name]
             outputs = deploy_function(declared)(parts, given)
@@ -137,6 +155,15 @@ class ReferenceEnvironment(pulumi.ComponentResource):
                                     client.subscription_id)
             if outputs.gateway_public_ip is not None:
                 self.gateway_public_ip = outputs.gateway_public_ip
+            identities += outputs.identities.values()
+
+        # Azure gives the scope's endpoint about ten addresses of its choosing, the lowest free ones:
+        # created after every VM (its subnet id waits for their identities), it never takes an
+        # address a VM is declared with.
+        after_vms = pulumi.Output.all(net.subnet_ids[ENDPOINT_SUBNET], *identities).apply(lambda values: values[0])
+        PrivateEndpoint(f"{name}-monitor-endpoint", PrivateEndpointArgs(
+            placement, "monitor", "monitoring", after_vms, monitor_link.scope_id, "azuremonitor", zones.zone_ids,
+        ), child)
 
         zone = private_dns_zone(config)
         PrivateDns(

@@ -21,10 +21,13 @@ class RoleHostArgs:
     ssh_public_keys: Sequence[str]
     user_data: bytes
     data_collection_rule_id: pulumi.Input[str]
+    data_collection_endpoint_id: pulumi.Input[str] | None = None
     # Facts the VM reads from its own tags through the instance metadata service at boot (the Key
     # Vault's name): they depend on the subscription, which its rendered cloud-init cannot know.
     vm_tags: Mapping[str, str] = field(default_factory=dict)
     settings_data: bytes | None = None  # the VM's user data (blueprints/vm_settings.py)
+    # Pulumi refuses a plan that deletes the VM's data disk (stacks whose environment is prod).
+    protect_data_disk: bool = False
 
     def vm_args(self, component: str, public_ip_id: pulumi.Input[str] | None = None) -> LinuxVmArgs:
         machine = self.machine
@@ -39,7 +42,9 @@ class RoleHostArgs:
             ssh_public_keys=self.ssh_public_keys,
             user_data=self.user_data,
             data_collection_rule_id=self.data_collection_rule_id,
+            data_collection_endpoint_id=self.data_collection_endpoint_id,
             data_disk_gb=machine.data_disk_gb,
+            protect_data_disk=self.protect_data_disk,
             public_ip_id=public_ip_id,
             platform_tags=dict(self.vm_tags),
             settings_data=self.settings_data,

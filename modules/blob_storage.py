@@ -1,17 +1,18 @@
-"""A storage account holding one private Blob container, reached only from named subnets and only
-with Entra ID identities: HTTPS and TLS 1.2 only, no public blobs, no shared keys, geo-redundant,
-deleted blobs and containers kept for a while. Writers are granted on the container alone.
+"""A storage account holding one private Blob container, reached only through a private endpoint in
+the environment's network and only with Entra ID identities: HTTPS and TLS 1.2 only, no public
+blobs, no shared keys, geo-redundant, deleted blobs and containers kept for a while. Writers are
+granted on the container alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
 from pulumi_azure_native import authorization, storage
 
 from modules.placement import Placement
+from modules.private_endpoint import EndpointSubnet, PrivateEndpoint, PrivateEndpointArgs
 from modules.role_assignment import assignment_name
 
 STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
@@ -23,7 +24,7 @@ class BlobStorageArgs:
     account_name: str  # Naming.name("st", ...): globally unique, lowercase letters and digits
     container_name: str
     component: str  # what the data belongs to, for tags
-    allowed_subnet_ids: Sequence[pulumi.Input[str]]  # need the Microsoft.Storage service endpoint
+    endpoints: EndpointSubnet  # the account's Blob private endpoint goes here
     # Deleted or overwritten blobs (and deleted containers) stay recoverable this long.
     soft_delete_days: int = 14
     # Geo-redundant: a second copy in the paired UK region (UK South <-> UK West).
@@ -58,15 +59,9 @@ class BlobStorage(pulumi.ComponentResource):
             is_sftp_enabled=False,
             encryption={"require_infrastructure_encryption": True, "key_source": "Microsoft.Storage",
                         "services": {"blob": {"enabled": True, "key_type": "Account"}}},
-            # Virtual network rules apply only while public network access is on; the firewall
-            # then refuses every network but the named subnets.
-            public_network_access="Enabled",
-            network_rule_set={
-                "default_action": "Deny",
-                "bypass": "AzureServices",
-                "virtual_network_rules": [{"virtual_network_resource_id": subnet, "action": "Allow"}
-                                          for subnet in args.allowed_subnet_ids],
-            },
+            # Only the private endpoint: the Storage service tag would reach every tenant's accounts.
+            public_network_access="Disabled",
+            network_rule_set={"default_action": "Deny", "bypass": "AzureServices"},
             tags=placement.tags_for(args.component),
             opts=child,
         )
@@ -79,6 +74,11 @@ class BlobStorage(pulumi.ComponentResource):
             container_delete_retention_policy={"enabled": True, "days": args.soft_delete_days},
             opts=child,
         )
+        PrivateEndpoint(f"{name}-endpoint", PrivateEndpointArgs(
+            placement, f"blob-{args.component}", args.component, args.endpoints.subnet_id, account.id, "blob",
+            args.endpoints.zone_ids,
+            args.endpoints.static_ips.get("blob"),
+        ), child)
         container = storage.BlobContainer(
             f"{name}-container",
             account_name=account.name,

@@ -1,5 +1,6 @@
-"""Key Vault for the environment's secrets: RBAC only, purge protection, network-restricted,
-with per-secret read grants so each VM identity reads only what it needs.
+"""Key Vault for the environment's secrets: RBAC only, purge protection, no public network access
+(VMs reach it through a private endpoint in the environment's network), with per-secret read
+grants so each VM identity reads only what it needs.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import pulumi
 from pulumi_azure_native import authorization, keyvault
 
 from modules.placement import Placement
+from modules.private_endpoint import EndpointSubnet, PrivateEndpoint, PrivateEndpointArgs
 from modules.role_assignment import assignment_name
 
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
@@ -20,7 +22,7 @@ KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
 class KeyVaultArgs:
     placement: Placement
     tenant_id: pulumi.Input[str]
-    allowed_subnet_ids: Sequence[pulumi.Input[str]]
+    endpoints: EndpointSubnet  # the vault's private endpoint goes here
     soft_delete_days: int = 90
 
 
@@ -44,16 +46,18 @@ class KeyVault(pulumi.ComponentResource):
                 "enable_purge_protection": True,
                 "enable_soft_delete": True,
                 "soft_delete_retention_in_days": args.soft_delete_days,
-                "public_network_access": "Enabled",
-                "network_acls": {
-                    "default_action": "Deny",
-                    "bypass": "AzureServices",
-                    "virtual_network_rules": [{"id": subnet} for subnet in args.allowed_subnet_ids],
-                },
+                # Only the private endpoint: a service endpoint or the AzureKeyVault service tag
+                # would also reach every other tenant's vaults, a path out for stolen data.
+                "public_network_access": "Disabled",
+                "network_acls": {"default_action": "Deny", "bypass": "AzureServices"},
             },
             tags=placement.tags_for("key-vault"),
             opts=pulumi.ResourceOptions(parent=self),
         )
+        PrivateEndpoint(f"{name}-endpoint", PrivateEndpointArgs(
+            placement, "kv", "key-vault", args.endpoints.subnet_id, vault.id, "vault", args.endpoints.zone_ids,
+            args.endpoints.static_ips.get("vault"),
+        ), pulumi.ResourceOptions(parent=self))
         self.vault_id = vault.id
         self.vault_name = vault.name
         self._resource_group_name = placement.resource_group_name

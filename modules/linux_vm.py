@@ -39,7 +39,12 @@ class LinuxVmArgs:
     ssh_public_keys: Sequence[str]
     user_data: bytes  # rendered cloud-init, Azure's custom data; never holds a secret
     data_collection_rule_id: pulumi.Input[str]
+    # The data collection endpoint the agent reaches through the Private Link Scope (None: public endpoints).
+    data_collection_endpoint_id: pulumi.Input[str] | None = None
     data_disk_gb: int | None = None
+    # Pulumi refuses to delete the data disk (retained on delete either way); the stack asks for it
+    # by being a production environment (blueprints/role_host.py).
+    protect_data_disk: bool = False
     public_ip_id: pulumi.Input[str] | None = None
     os_disk_gb: int = 32
     extra_tags: dict[str, str] = field(default_factory=dict)
@@ -86,15 +91,37 @@ class LinuxVm(pulumi.ComponentResource):
         )
 
         data_disks = []
+        self.data_disk_id: pulumi.Output[str] | None = None
         if args.data_disk_gb:
+            # A disk of its own, attached by id: replacing the VM (a new image, a size Azure cannot
+            # resize in place) detaches it and attaches the same disk to the new VM, where the
+            # data-disk step mounts what it finds. A disk declared inside the VM would be created
+            # afresh with it. retain_on_delete: a `pulumi destroy` or a role taken out of the stack
+            # leaves the disk and its data in Azure (deleted by hand, it costs until then);
+            # protect, where the stack asks: Pulumi refuses any plan that would delete it.
+            disk = compute.Disk(
+                f"{name}-data-disk",
+                disk_name=naming.name("disk", f"{args.host_name}-data"),
+                resource_group_name=placement.resource_group_name,
+                location=placement.location,
+                sku={"name": "Premium_LRS"},
+                creation_data={"create_option": "Empty"},
+                disk_size_gb=args.data_disk_gb,
+                # Platform-managed keys, stated (the VM also encrypts at host); no download or upload
+                # URL (SAS) for anyone: the data leaves only through the VM.
+                encryption={"type": "EncryptionAtRestWithPlatformKey"},
+                network_access_policy="DenyAll",
+                public_network_access="Disabled",
+                tags=tags,
+                opts=pulumi.ResourceOptions(parent=self, retain_on_delete=True, protect=args.protect_data_disk),
+            )
+            self.data_disk_id = disk.id
             data_disks.append({
                 "lun": 0,  # the cloud-init step finds it by this LUN: blueprints/data_disk.py
-                "name": naming.name("disk", f"{args.host_name}-data"),
-                "create_option": "Empty",
-                "disk_size_gb": args.data_disk_gb,
+                "create_option": "Attach",
+                "managed_disk": {"id": disk.id},
                 "caching": "ReadOnly",
-                "delete_option": "Detach",  # keep data if the VM is replaced
-                "managed_disk": {"storage_account_type": "Premium_LRS"},
+                "delete_option": "Detach",  # deleting the VM leaves the disk
             })
 
         vm = compute.VirtualMachine(
@@ -173,6 +200,15 @@ class LinuxVm(pulumi.ComponentResource):
             data_collection_rule_id=args.data_collection_rule_id,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[agent]),
         )
+        if args.data_collection_endpoint_id is not None:
+            # Azure's fixed name for the association that tells the agent which endpoint to use.
+            monitor.DataCollectionRuleAssociation(
+                f"{name}-dcea",
+                association_name="configurationAccessEndpoint",
+                resource_uri=vm.id,
+                data_collection_endpoint_id=args.data_collection_endpoint_id,
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[agent]),
+            )
 
         self.vm_id = vm.id
         self.vm_name = vm.name

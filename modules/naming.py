@@ -36,6 +36,9 @@ NAME_RULES: dict[str, tuple[int, str]] = {
     "bas": (80, r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9_]$"),
     "shutdown": (80, r"^shutdown-computevm-[A-Za-z0-9-]+$"),
     "st": (24, r"^[a-z0-9]{3,24}$"),
+    "pep": (80, r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9_]$"),
+    "ampls": (255, r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9_]$"),
+    "dce": (44, r"^[A-Za-z0-9][A-Za-z0-9-]{1,42}[A-Za-z0-9]$"),
 }
 GLOBALLY_UNIQUE = {"kv", "st"}
 # 10 base-32 characters (50 bits): two deployments of the same stack file in different subscriptions

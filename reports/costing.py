@@ -192,6 +192,7 @@ class _Pricer:
         self.plan = plan
         self.prices = prices
         self.vms = {vm.id: vm for vm in plan.of_type(_VM)}
+        self.disks = {disk.id: disk for disk in plan.of_type("azure-native:compute:Disk")}
         self.schedules = {s.inputs.get("targetResourceId"): s for s in plan.of_type(_SCHEDULE)}
         self.vm_count = len(self.vms)
         self.shutdown: list[ShutdownSaving] = []
@@ -212,6 +213,8 @@ class _Pricer:
             "azure-native:privatedns:PrivateZone": self._private_zone,
             "azure-native:recoveryservices:ProtectedItem": self._protected_item,
             "azure-native:storage:StorageAccount": self._storage_account,
+            "azure-native:network:PrivateEndpoint": self._private_endpoint,
+            "azure-native:compute:Disk": self._disk,
         }.get(resource.type)
         if method is None:
             return f"the price table has no entry for {_short(resource.type)}"
@@ -239,8 +242,10 @@ class _Pricer:
                 scheduled=hours * hourly,
             ))
         items.append(LineItem(f"compute {size}", f"{hours.normalize():f} h x {_rate_text(hourly)}/h", hours * hourly))
+        # A data disk attached by id is a resource of its own, priced as such (_disk).
         disks = [("OS disk", vm.inputs["storageProfile"]["osDisk"])]
-        disks += [("data disk", disk) for disk in vm.inputs["storageProfile"].get("dataDisks", [])]
+        disks += [("data disk", disk) for disk in vm.inputs["storageProfile"].get("dataDisks", [])
+                  if disk.get("createOption") != "Attach"]
         for label, disk in disks:
             account = disk.get("managedDisk", {}).get("storageAccountType")
             size_gb = int(disk["diskSizeGB"])
@@ -304,13 +309,47 @@ class _Pricer:
                 LineItem("operations", f"{operations.normalize():f} (assumed) x {_rate_text(per_10k)}/10k",
                          operations / 10000 * per_10k)]
 
+    def _disk(self, resource: PlannedResource) -> list[LineItem] | str:
+        account = resource.inputs.get("sku", {}).get("name")
+        size_gb = int(resource.inputs["diskSizeGB"])
+        tier = self.prices.premium_disk(size_gb) if account == "Premium_LRS" else None
+        if tier is None:
+            return f"no price for a {size_gb} GB {account} disk in the price table"
+        return [LineItem(f"data disk {size_gb} GB Premium SSD", f"tier {tier[0]}, kept when its VM is replaced",
+                         tier[1])]
+
+    def _private_endpoint(self, resource: PlannedResource) -> list[LineItem] | str:
+        groups = [c["groupIds"][0] for c in resource.inputs.get("privateLinkServiceConnections", [])]
+        group = groups[0] if groups else "?"
+        if group == "vault":
+            gb = _dec(self.prices.assumption("key_vault_endpoint_gb_per_month"))
+        elif group == "blob":
+            gb = _dec(self.prices.assumption("blob_endpoint_gb_per_month"))
+        elif group == "azuremonitor":
+            gb = _dec(self.prices.assumption("log_gb_per_vm_per_month")) * self.vm_count
+        else:
+            return f"no data volume assumed for a private endpoint to {group}"
+        hourly = self.prices.rate("private_endpoint_hourly")
+        per_gb = self.prices.rate("private_endpoint_per_gb")
+        return [LineItem(f"private endpoint ({group})", f"{self.prices.hours} h x {_rate_text(hourly)}/h",
+                         self.prices.hours * hourly),
+                LineItem("data processed", f"{gb.normalize():f} GB (assumed) x 2 directions x {_rate_text(per_gb)}/GB",
+                         gb * 2 * per_gb)]
+
+    def _attached_gb(self, disk: dict[str, Any]) -> int:
+        """A VM data disk's size: its own, or the size of the disk resource it attaches by id."""
+        if "diskSizeGB" in disk:
+            return int(disk["diskSizeGB"])
+        attached = self.disks.get(disk.get("managedDisk", {}).get("id"))
+        return int(attached.inputs["diskSizeGB"]) if attached else 0
+
     def _protected_item(self, resource: PlannedResource) -> list[LineItem] | str:
         source = resource.inputs.get("properties", {}).get("sourceResourceId")
         vm = self.vms.get(source)
         if vm is None:
             return f"protects {source}, which is not a VM in this plan"
         storage = vm.inputs["storageProfile"]
-        disk_gb = int(storage["osDisk"]["diskSizeGB"]) + sum(int(d["diskSizeGB"]) for d in storage.get("dataDisks", []))
+        disk_gb = int(storage["osDisk"]["diskSizeGB"]) + sum(self._attached_gb(d) for d in storage.get("dataDisks", []))
         fees = self.prices["backup_instance_monthly"]
         if disk_gb <= 50:
             fee, band = _dec(fees["up_to_50_gb"]), "up to 50 GB"

@@ -30,7 +30,7 @@ def example_plan() -> Plan:
 
 @pytest.fixture
 def placement() -> Placement:
-    return Placement("rg-test", "uksouth", Naming("tst", "dev", "uksouth"),
+    return Placement("rg-test", "uksouth", Naming("tst", "dev", "uksouth", "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0"),
                      {"trust": "tst", "environment": "dev", "owner": "a@b.nhs.uk"})
 
 

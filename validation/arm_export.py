@@ -43,6 +43,8 @@ PATH_NAMES: dict[str, tuple[str, ...]] = {
     "azure-native:storage:BlobServiceProperties": ("accountName", "blobServicesName"),
     # "=default": a fixed segment of the ARM name with no input of its own (the one blob service).
     "azure-native:storage:BlobContainer": ("accountName", "=default", "containerName"),
+    "azure-native:network:PrivateDnsZoneGroup": ("privateEndpointName", "privateDnsZoneGroupName"),
+    "azure-native:monitor:PrivateLinkScopedResource": ("scopeName", "name"),
 }
 # Extension resources: ARM attaches them to another resource through ``scope``.
 SCOPE_INPUT = {
@@ -143,6 +145,15 @@ SHAPES: dict[str, Shape] = {
     ),
     "azure-native:storage:BlobServiceProperties": RESOURCE,
     "azure-native:storage:BlobContainer": RESOURCE,
+    # A private endpoint's connection and fixed addresses are sub-resources; its subnet a reference.
+    "azure-native:network:PrivateEndpoint": resource(
+        subnet=REFERENCE, privateLinkServiceConnections=sub_resource(), ipConfigurations=sub_resource(),
+        manualPrivateLinkServiceConnections=sub_resource(), applicationSecurityGroups=REFERENCE),
+    "azure-native:network:PrivateDnsZoneGroup": resource(privateDnsZoneConfigs=sub_resource()),
+    "azure-native:monitor:PrivateLinkScope": RESOURCE,
+    "azure-native:monitor:PrivateLinkScopedResource": RESOURCE,
+    "azure-native:monitor:DataCollectionEndpoint": RESOURCE,
+    "azure-native:compute:Disk": RESOURCE,
 }
 
 

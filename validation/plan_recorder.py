@@ -38,6 +38,8 @@ _NAME_KEYS = {
     "StorageAccount": "accountName",
     "BlobServiceProperties": "blobServicesName",
     "BlobContainer": "containerName",
+    "PrivateLinkScope": "scopeName",
+    "PrivateLinkScopedResource": "name",
 }
 
 
@@ -81,6 +83,12 @@ ARM_TYPES = {
     "azure-native:storage:StorageAccount": "Microsoft.Storage/storageAccounts",
     "azure-native:storage:BlobServiceProperties": "Microsoft.Storage/storageAccounts/blobServices",
     "azure-native:storage:BlobContainer": "Microsoft.Storage/storageAccounts/blobServices/containers",
+    "azure-native:network:PrivateEndpoint": "Microsoft.Network/privateEndpoints",
+    "azure-native:network:PrivateDnsZoneGroup": "Microsoft.Network/privateEndpoints/privateDnsZoneGroups",
+    "azure-native:monitor:PrivateLinkScope": "Microsoft.Insights/privateLinkScopes",
+    "azure-native:monitor:PrivateLinkScopedResource": "Microsoft.Insights/privateLinkScopes/scopedResources",
+    "azure-native:monitor:DataCollectionEndpoint": "Microsoft.Insights/dataCollectionEndpoints",
+    "azure-native:compute:Disk": "Microsoft.Compute/disks",
 }
 
 

@@ -28,7 +28,7 @@ def _vm(inputs: dict[str, Any]) -> list[str]:
         f"{'on' if security.get('encryptionAtHost') else 'OFF'}, password login "
         f"{'off' if linux.get('disablePasswordAuthentication') else 'ON'}",
         f"patching {linux.get('patchSettings', {}).get('patchMode', 'default')}, "
-        f"data disk {disks[0]['diskSizeGB']} GB" if disks else
+        f"data disk attached by id (its own resource)" if disks else
         f"patching {linux.get('patchSettings', {}).get('patchMode', 'default')}, no data disk",
     ]
 
@@ -52,10 +52,17 @@ _DETAILS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "azure-native:network:PublicIPAddress": lambda i: [f"PUBLIC {i['sku']['name']} static address"],
     "azure-native:network:NetworkInterface": _nic,
     "azure-native:compute:VirtualMachine": _vm,
+    "azure-native:compute:Disk": lambda i: [
+        f"{i['diskSizeGB']} GB {i['sku']['name']}, kept when its VM is replaced, network access "
+        f"{i.get('networkAccessPolicy', 'AllowAll')}"],
+    "azure-native:network:PrivateEndpoint": lambda i: [
+        f"private endpoint for {', '.join(c['groupIds'][0] for c in i['privateLinkServiceConnections'])}"
+        + (f" at {i['ipConfigurations'][0]['privateIPAddress']}" if i.get("ipConfigurations") else "")],
     "azure-native:keyvault:Vault": lambda i: [
         f"RBAC {'on' if i['properties'].get('enableRbacAuthorization') else 'OFF'}, purge protection "
         f"{'on' if i['properties'].get('enablePurgeProtection') else 'OFF'}, network default "
-        f"{i['properties'].get('networkAcls', {}).get('defaultAction', 'Allow')}"],
+        f"{i['properties'].get('networkAcls', {}).get('defaultAction', 'Allow')}, public network access "
+        f"{i['properties'].get('publicNetworkAccess', 'Enabled')}"],
     "azure-native:network:BastionHost": lambda i: [f"Azure Bastion {i['sku']['name']}"],
     "azure-native:devtestlab:GlobalSchedule": lambda i: [
         f"shutdown daily at {i['dailyRecurrence']['time']} {i['timeZoneId']}"],

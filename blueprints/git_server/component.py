@@ -15,6 +15,7 @@ from blueprints.topology import Machine
 from modules.backup import Backup
 from modules.blob_storage import BlobStorage, BlobStorageArgs
 from modules.linux_vm import LinuxVm
+from modules.private_endpoint import EndpointSubnet
 
 
 @dataclass
@@ -24,6 +25,7 @@ class BlobBackupArgs:
     account_name: str  # blueprints.git_server.backup_target.storage_account_name
     container_name: str
     subscription_id: pulumi.Input[str]
+    endpoints: EndpointSubnet  # the account is reached only through its private endpoint
 
 
 @dataclass
@@ -47,7 +49,7 @@ class GitServer(pulumi.ComponentResource):
             store = BlobStorage(
                 f"{name}-offsite",
                 BlobStorageArgs(args.host.placement, args.blob_backup.account_name, args.blob_backup.container_name,
-                                component="git-server-backups", allowed_subnet_ids=[args.host.subnet_id]),
+                                component="git-server-backups", endpoints=args.blob_backup.endpoints),
                 pulumi.ResourceOptions(parent=self),
             )
             store.grant_blob_write(f"{name}-offsite-writer", vm.principal_id, args.blob_backup.subscription_id,
@@ -58,8 +60,10 @@ class GitServer(pulumi.ComponentResource):
 
 
 def deploy(env: EnvironmentParts, machines: list[Machine]) -> RoleOutputs:
-    blob_backup = (BlobBackupArgs(storage_account_name(env.config), BACKUP_CONTAINER, env.subscription_id)
-                   if uses_blob(env.config) else None)
+    if uses_blob(env.config) and env.endpoints is None:
+        raise TypeError("the Git server's Blob backups need the environment's private endpoint subnet")
+    blob_backup = (BlobBackupArgs(storage_account_name(env.config), BACKUP_CONTAINER, env.subscription_id,
+                                  env.endpoints) if uses_blob(env.config) and env.endpoints else None)
     identities = {}
     for machine in machines:
         server = GitServer(f"{env.name}-{machine.name}", GitServerArgs(env.host(machine), env.backup, blob_backup),

@@ -17,7 +17,7 @@ from pulumi_azure_native import storage
 
 from tests.conftest import EXAMPLE
 from validation.plan_recorder import Plan, PlannedResource, record_plan, record_program
-from validation.policies.data_rules import BLOB_CONTAINER, STORAGE_ACCOUNT
+from validation.policies.data_rules import BLOB_CONTAINER, PRIVATE_ENDPOINT, STORAGE_ACCOUNT
 from validation.policies.governance_rules import BROAD_ROLES
 from validation.policies.network_rules import NIC, NSG, PUBLIC_IP, SUBNET
 from validation.policies.vm_rules import DCR_ASSOCIATION, EXTENSION, PROTECTED_ITEM, SHUTDOWN_SCHEDULE, VM
@@ -155,7 +155,14 @@ FIXTURES: dict[str, RuleFixtures] = {
     "TB-KV-001": RuleFixtures(lambda p: kv_properties(p).pop("enablePurgeProtection")),
     "TB-KV-002": RuleFixtures(lambda p: kv_properties(p).update(
         enableRbacAuthorization=False, accessPolicies=[{"objectId": "x", "permissions": {"secrets": ["get"]}}])),
-    "TB-KV-003": RuleFixtures(lambda p: kv_properties(p)["networkAcls"].update(defaultAction="Allow")),
+    "TB-KV-003": RuleFixtures(_both(lambda p: kv_properties(p).update(publicNetworkAccess="Enabled"),
+                                    lambda p: drop(p, PRIVATE_ENDPOINT, "-kv"))),
+    "TB-ST-005": RuleFixtures(_both(setter(STORAGE_ACCOUNT, "", "publicNetworkAccess", "Enabled"),
+                                    lambda p: drop(p, PRIVATE_ENDPOINT, "-blob-"))),
+    # analytics-2's agent loses its data collection endpoint: it would use the public endpoints.
+    "TB-LOG-002": RuleFixtures(lambda p: p.resources.remove(next(
+        r for r in p.of_type(DCR_ASSOCIATION) if r.azure_name == "configurationAccessEndpoint"
+        and str(r.inputs["resourceUri"]).endswith("-analytics-2")))),
     "TB-ST-001": RuleFixtures(setter(STORAGE_ACCOUNT, "", "enableHttpsTrafficOnly", False), base="storage"),
     "TB-ST-002": RuleFixtures(setter(STORAGE_ACCOUNT, "", "minimumTlsVersion", "TLS1_0"), base="storage"),
     "TB-ST-003": RuleFixtures(setter(BLOB_CONTAINER, "", "publicAccess", "Blob"), base="storage"),

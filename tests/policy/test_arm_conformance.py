@@ -28,6 +28,7 @@ from azure.mgmt.compute import models as compute
 from azure.mgmt.devtestlabs import models as devtestlabs
 from azure.mgmt.keyvault import models as keyvault
 from azure.mgmt.loganalytics import models as loganalytics
+from azure.mgmt.monitor.v2021_07_01_preview import models as monitor_scopes
 from azure.mgmt.monitor.v2022_06_01 import models as monitor
 from azure.mgmt.network import models as network
 from azure.mgmt.privatedns import models as privatedns
@@ -77,6 +78,12 @@ MODELS: dict[str, Model] = {
     "azure-native:storage:StorageAccount": Model(storage.StorageAccountCreateParameters, "2024-01-01"),
     "azure-native:storage:BlobServiceProperties": Model(storage.BlobServiceProperties, "2024-01-01"),
     "azure-native:storage:BlobContainer": Model(storage.BlobContainer, "2024-01-01"),
+    "azure-native:network:PrivateEndpoint": Model(network.PrivateEndpoint, "2024-05-01"),
+    "azure-native:network:PrivateDnsZoneGroup": Model(network.PrivateDnsZoneGroup, "2024-05-01"),
+    "azure-native:monitor:DataCollectionEndpoint": Model(monitor.DataCollectionEndpointResource, "2022-06-01"),
+    "azure-native:monitor:PrivateLinkScope": Model(monitor_scopes.AzureMonitorPrivateLinkScope, "2021-07-01-preview"),
+    "azure-native:monitor:PrivateLinkScopedResource": Model(monitor_scopes.ScopedResource, "2021-07-01-preview"),
+    "azure-native:compute:Disk": Model(compute.Disk, "2023-10-02"),
 }
 # Where no SDK release has models of the API version the export uses, the nearest release's
 # models stand in; each such type is named here, and nowhere else may the versions differ.
@@ -87,6 +94,9 @@ NEAREST_AVAILABLE = {
     "azure-native:recoveryservices:ProtectionPolicy":
         "no azure-mgmt-recoveryservicesbackup release has 2024-10-01 models",
     "azure-native:recoveryservices:ProtectedItem": "no azure-mgmt-recoveryservicesbackup release has 2024-10-01 models",
+    "azure-native:monitor:PrivateLinkScope": "no azure-mgmt-monitor release has 2023-06-01-preview scope models",
+    "azure-native:monitor:PrivateLinkScopedResource": "no azure-mgmt-monitor release has 2023-06-01-preview models",
+    "azure-native:compute:Disk": "the pinned azure-mgmt-compute's disk models are of 2023-10-02, not 2024-03-02",
 }
 # Enums whose list of values Azure no longer keeps: any value the service accepts is allowed.
 OPEN_ENUMS = {

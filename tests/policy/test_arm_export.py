@@ -62,9 +62,14 @@ def test_settings_already_under_properties_stay_there(template):
 
 
 def test_extension_resources_carry_their_scope(template):
-    for association in by_type(template, "Microsoft.Insights/dataCollectionRuleAssociations"):
+    associations = by_type(template, "Microsoft.Insights/dataCollectionRuleAssociations")
+    for association in associations:
         assert "/virtualMachines/" in association["scope"]
-        assert association["properties"]["dataCollectionRuleId"].endswith("dcr-exnhs-dev-uks-syslog")
+        if association["name"] == "configurationAccessEndpoint":  # Azure's fixed name for the DCE's
+            assert association["properties"]["dataCollectionEndpointId"].endswith("/dce-exnhs-dev-uks")
+        else:
+            assert association["properties"]["dataCollectionRuleId"].endswith("dcr-exnhs-dev-uks-syslog")
+    assert len(associations) == 2 * len(by_type(template, "Microsoft.Compute/virtualMachines"))
 
 
 def test_depends_on_names_resources_of_the_template(template):
@@ -76,8 +81,8 @@ def test_depends_on_names_resources_of_the_template(template):
 def test_plan_format_arm_writes_the_template(tmp_path, template):
     target = tmp_path / "example.json"
     assert main(["plan", str(EXAMPLE), "--format", "arm", "-o", str(target)]) == 0
-    def keyed(resources):  # registration order under mocks is not fixed
-        return {(r["type"], r["name"]): r for r in resources}
+    def keyed(resources):  # registration order under mocks is not fixed; extension names repeat per scope
+        return {(r["type"], r["name"], r.get("scope")): r for r in resources}
 
     assert keyed(json.loads(target.read_text())["resources"]) == keyed(template["resources"])
 
@@ -123,10 +128,19 @@ def test_a_workspace_sku_is_one_of_its_properties(template):
     assert "sku" not in workspace and workspace["properties"]["sku"] == {"name": "PerGB2018"}
 
 
-def test_a_storage_accounts_network_rules_name_their_subnet_as_arm_does(template):
+def test_a_storage_accounts_network_rules_keep_arms_name(template):
     [account] = by_type(template, "Microsoft.Storage/storageAccounts")
-    [rule] = account["properties"]["networkAcls"]["virtualNetworkRules"]
-    assert set(rule) == {"id", "action"} and rule["id"].endswith("/snet-exnhs-dev-uks-services")
+    assert account["properties"]["networkAcls"] == {"defaultAction": "Deny", "bypass": "AzureServices"}
+    assert account["properties"]["publicNetworkAccess"] == "Disabled"
+
+
+def test_a_private_endpoints_connection_and_address_are_sub_resources(template):
+    [endpoint] = [r for r in by_type(template, "Microsoft.Network/privateEndpoints") if r["name"].endswith("-kv")]
+    [connection] = endpoint["properties"]["privateLinkServiceConnections"]
+    assert set(connection) == {"name", "properties"} and connection["properties"]["groupIds"] == ["vault"]
+    assert endpoint["properties"]["ipConfigurations"] == [{"name": "kv", "properties": {
+        "groupId": "vault", "memberName": "default", "privateIPAddress": "10.40.2.254"}}]
+    assert endpoint["properties"]["subnet"]["id"].endswith("/snet-exnhs-dev-uks-services")
 
 
 def test_every_recorded_type_has_a_declared_shape():

@@ -26,7 +26,8 @@ ENTRY = REPO / "stacks" / "__main__.py"
 WHOLE_INTERNET = {"*", "Internet", "0.0.0.0/0", "Any"}
 REQUIRED_TAGS = {"trust", "environment", "owner", "cost-centre", "data-classification", "blueprint", "managed-by"}
 UNTAGGABLE = {"Subnet", "DataCollectionRuleAssociation", "PrivateRecordSet", "RoleAssignment",
-              "ProtectedItem", "ProtectionPolicy", "BlobServiceProperties", "BlobContainer"}
+              "ProtectedItem", "ProtectionPolicy", "BlobServiceProperties", "BlobContainer",
+              "PrivateLinkScopedResource", "PrivateDnsZoneGroup"}
 
 
 @functools.cache

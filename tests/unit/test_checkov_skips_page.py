@@ -39,10 +39,10 @@ def test_the_gate_treatment_follows_the_section_of_the_skip_file(example_plan):
 def test_each_check_names_the_resources_of_its_type_in_each_stack(example_plan):
     vms = concerned_resources(example_plan, "Microsoft.Compute/virtualMachines")
     assert len(vms) == 5 and all(name.startswith("vm-exnhs-dev-uks-") for name in vms)
-    vaults = concerned_resources(example_plan, "Microsoft.KeyVault/vaults")
-    assert len(vaults) == 1
-    section = _section(render_skip_page([example_plan]), "### CKV_AZURE_189")
-    assert f"| [example](#{stack_anchor('example')}) | `{vaults[0]}` |" in section
+    disks = concerned_resources(example_plan, "Microsoft.Compute/disks")
+    assert len(disks) == 4
+    section = _section(render_skip_page([example_plan]), "### CKV_AZURE_93")
+    assert f"| [example](#{stack_anchor('example')}) | " + ", ".join(f"`{d}`" for d in disks) + " |" in section
 
 
 def test_a_stack_without_resources_of_the_type_says_so(tmp_path, example_plan):
@@ -60,11 +60,11 @@ def test_a_stack_without_resources_of_the_type_says_so(tmp_path, example_plan):
 def test_the_page_is_the_same_whatever_order_the_plans_come_in(example_plan):
     other = copy.deepcopy(example_plan)
     other.stack = "another"
-    other.resources = [r for r in other.resources if r.type != "azure-native:keyvault:Vault"]
+    other.resources = [r for r in other.resources if r.type != "azure-native:compute:Disk"]
     page = render_skip_page([example_plan, other])
     assert page == render_skip_page([other, example_plan])
     assert page.index("### Stack another") < page.index("### Stack example")
-    assert "| [another](#stack-another) | none of this type |" in _section(page, "### CKV_AZURE_189")
+    assert "| [another](#stack-another) | none of this type |" in _section(page, "### CKV_AZURE_93")
 
 
 def test_the_committed_page_covers_every_stack_file():

@@ -47,7 +47,24 @@ def test_vm_compute_and_disks_follow_the_price_table(example_estimate):
         Decimal("0.01"))
     assert os_disk.basis == "tier P4"
     mirror = next(r for r in example_estimate.resources if r.name == "vm-exnhs-dev-uks-mirror")
-    assert mirror.items[2].basis == "tier P15"  # the 256 GB cache disk
+    assert len(mirror.items) == 2  # its data disk is a resource of its own
+    cache = next(r for r in example_estimate.resources if r.name == "disk-exnhs-dev-uks-mirror-data")
+    assert [item.basis for item in cache.items] == ["tier P15, kept when its VM is replaced"]  # the 256 GB cache
+    assert cache.monthly == Decimal(str(prices["premium_ssd_monthly"]["P15"][1]))
+
+
+def test_each_private_endpoint_costs_its_hours_and_the_data_it_carries(example_estimate):
+    prices = PriceTable.load()
+    endpoints = [r for r in example_estimate.resources if r.type == "azure-native:network:PrivateEndpoint"]
+    assert sorted(r.name for r in endpoints) == ["pep-exnhs-dev-uks-blob-git-server-backups",
+                                                 "pep-exnhs-dev-uks-kv", "pep-exnhs-dev-uks-monitor"]
+    hourly = Decimal(str(prices["private_endpoint_hourly"])) * 730
+    for endpoint in endpoints:
+        assert endpoint.items[0].monthly == hourly.quantize(Decimal("0.01"))
+    monitor = next(r for r in endpoints if r.name.endswith("-monitor"))
+    # Five VMs' logs (1 GB each, assumed), charged in and out.
+    assert monitor.items[1].monthly == (Decimal("5") * 2 * Decimal(str(prices["private_endpoint_per_gb"]))
+                                        ).quantize(Decimal("0.01"))
 
 
 def test_unknown_resource_type_is_listed_not_priced_at_zero(example_plan):

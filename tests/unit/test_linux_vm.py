@@ -44,7 +44,7 @@ def test_vm_runs_debian_13_with_the_rendered_user_data(vm_resources):
     assert base64.b64decode(inputs["osProfile"]["customData"]) == USER_DATA
     assert inputs["identity"]["type"] == "SystemAssigned"
     assert inputs["diagnosticsProfile"]["bootDiagnostics"] == {"enabled": True}
-    assert inputs["storageProfile"]["dataDisks"][0]["diskSizeGB"] == 64
+    assert only(vm_resources, "azure-native:compute:Disk").inputs["diskSizeGB"] == 64
 
 
 def test_nic_has_no_public_ip_and_no_forwarding_by_default(vm_resources):
@@ -71,7 +71,7 @@ def test_monitoring_agent_and_data_collection(vm_resources):
 
 def test_every_taggable_child_carries_the_placement_tags(vm_resources):
     taggable = [r for r in vm_resources if r.custom and "tags" in r.inputs]
-    assert len(taggable) == 3  # NIC, VM, agent
+    assert len(taggable) == 4  # NIC, VM, agent, data disk
     for resource in taggable:
         assert resource.inputs["tags"]["trust"] == "tst"
         assert resource.inputs["tags"]["component"] == "test"

@@ -6,20 +6,34 @@ from modules.bastion import Bastion, BastionArgs
 from modules.key_vault import KEY_VAULT_SECRETS_USER, KeyVault, KeyVaultArgs
 from modules.monitoring import Monitoring, MonitoringArgs
 from modules.private_dns import PrivateDns, PrivateDnsArgs
+from modules.private_endpoint import EndpointSubnet, zones_for
 from tests.conftest import all_of, only
 
+ZONES = {zone: f"/zones/{zone}" for zone in zones_for(["vault", "blob", "azuremonitor"])}
 
-def test_key_vault_is_rbac_purge_protected_and_network_restricted(placement, run_component):
+
+def test_key_vault_is_rbac_purge_protected_and_reached_only_through_its_private_endpoint(placement, run_component):
     def program():
-        vault = KeyVault("kv", KeyVaultArgs(placement, "tenant-1", ["/subnets/a"]))
+        endpoints = EndpointSubnet("/subnets/services", ZONES, {"vault": "10.0.2.254"})
+        vault = KeyVault("kv", KeyVaultArgs(placement, "tenant-1", endpoints))
         vault.grant_secret_read("reads", "app-secret", "principal-1", "sub-1", parent=vault)
 
     resources = run_component(program)
-    properties = only(resources, "azure-native:keyvault:Vault").inputs["properties"]
+    vault = only(resources, "azure-native:keyvault:Vault")
+    properties = vault.inputs["properties"]
     assert properties["enableRbacAuthorization"] is True
     assert properties["enablePurgeProtection"] is True
+    assert properties["publicNetworkAccess"] == "Disabled"
     assert properties["networkAcls"]["defaultAction"] == "Deny"
-    assert properties["networkAcls"]["virtualNetworkRules"] == [{"id": "/subnets/a"}]
+    assert "virtualNetworkRules" not in properties["networkAcls"]
+    endpoint = only(resources, "azure-native:network:PrivateEndpoint").inputs
+    assert endpoint["subnet"] == {"id": "/subnets/services"}
+    assert endpoint["privateLinkServiceConnections"][0]["groupIds"] == ["vault"]
+    assert endpoint["privateLinkServiceConnections"][0]["privateLinkServiceId"] == vault.id
+    assert endpoint["ipConfigurations"] == [{"groupId": "vault", "memberName": "default", "name": "kv",
+                                             "privateIPAddress": "10.0.2.254"}]
+    zones = only(resources, "azure-native:network:PrivateDnsZoneGroup").inputs["privateDnsZoneConfigs"]
+    assert [zone["privateDnsZoneId"] for zone in zones] == ["/zones/privatelink.vaultcore.azure.net"]
     grant = only(resources, "azure-native:authorization:RoleAssignment").inputs
     assert grant["scope"].endswith("/secrets/app-secret")  # one secret, not the vault
     assert grant["roleDefinitionId"].endswith(KEY_VAULT_SECRETS_USER)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from validation.plan_recorder import Plan, PlannedResource
-from validation.policies.rule import Rule, Violation, dig, is_number, violation
+from validation.policies.rule import Rule, Violation, dig, is_number, refers_to, violation
 
 KEY_VAULT = "azure-native:keyvault:Vault"
 STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
@@ -11,6 +11,11 @@ BLOB_CONTAINER = "azure-native:storage:BlobContainer"
 BACKUP_VAULT = "azure-native:recoveryservices:Vault"
 BACKUP_POLICY = "azure-native:recoveryservices:ProtectionPolicy"
 WORKSPACE = "azure-native:operationalinsights:Workspace"
+PRIVATE_ENDPOINT = "azure-native:network:PrivateEndpoint"
+PRIVATE_LINK_SCOPE = "azure-native:monitor:PrivateLinkScope"
+DATA_COLLECTION_ENDPOINT = "azure-native:monitor:DataCollectionEndpoint"
+DCR_ASSOCIATION = "azure-native:monitor:DataCollectionRuleAssociation"
+VM = "azure-native:compute:VirtualMachine"
 
 MIN_LOG_RETENTION_DAYS = 30
 MIN_DAILY_BACKUPS = 7
@@ -40,13 +45,58 @@ def _vault_rbac(resource: PlannedResource, plan: Plan) -> list[Violation]:
     return found
 
 
+def _private_endpoint_to(resource: PlannedResource, plan: Plan, group: str) -> bool:
+    return any(connection.get("groupIds") == [group]
+               and refers_to(connection.get("privateLinkServiceId"), endpoint, resource)
+               for endpoint in plan.of_type(PRIVATE_ENDPOINT)
+               for connection in endpoint.inputs.get("privateLinkServiceConnections") or [])
+
+
+def _only_private(resource: PlannedResource, plan: Plan, access: str | None, group: str,
+                  field: str) -> list[Violation]:
+    found = []
+    if access != "Disabled":
+        found.append(violation(resource, field, f"is {access!r}; must be 'Disabled' (reached only through its "
+                                                "private endpoint)"))
+    if not _private_endpoint_to(resource, plan, group):
+        found.append(violation(resource, f"resources (PrivateEndpoint, {group})",
+                               "has no private endpoint: the VMs would have no route to it"))
+    return found
+
+
 def _vault_network(resource: PlannedResource, plan: Plan) -> list[Violation]:
     properties = resource.inputs.get("properties") or {}
-    action = dig(properties, "networkAcls.defaultAction")
-    if properties.get("publicNetworkAccess") == "Disabled" or action == "Deny":
-        return []
-    return [violation(resource, "properties.networkAcls.defaultAction",
-                      f"is {action!r}; must be 'Deny' (only the environment's subnets reach the vault)")]
+    return _only_private(resource, plan, properties.get("publicNetworkAccess"), "vault",
+                         "properties.publicNetworkAccess")
+
+
+def _storage_network(resource: PlannedResource, plan: Plan) -> list[Violation]:
+    return _only_private(resource, plan, resource.inputs.get("publicNetworkAccess"), "blob", "publicNetworkAccess")
+
+
+def _monitor_private(resource: PlannedResource, plan: Plan) -> list[Violation]:
+    """The VM's agent uses a data collection endpoint that only a private link scope reaches."""
+    endpoints = {dce.urn: dce for dce in plan.of_type(DATA_COLLECTION_ENDPOINT)}
+    used = [dce for association in plan.of_type(DCR_ASSOCIATION)
+            if refers_to(association.inputs.get("resourceUri"), association, resource)
+            for dce in endpoints.values()
+            if refers_to(association.inputs.get("dataCollectionEndpointId"), association, dce)
+            and association.inputs.get("dataCollectionEndpointId")]
+    if not used:
+        return [violation(resource, "resources (DataCollectionRuleAssociation configurationAccessEndpoint)",
+                          "names no data collection endpoint: its agent would use Azure Monitor's public endpoints")]
+    found = []
+    for dce in used:
+        if dig(dce.inputs, "networkAcls.publicNetworkAccess") != "Disabled":
+            found.append(violation(dce, "networkAcls.publicNetworkAccess", "must be 'Disabled'"))
+    scopes = [scope for scope in plan.of_type(PRIVATE_LINK_SCOPE)
+              if dig(scope.inputs, "accessModeSettings.ingestionAccessMode") == "PrivateOnly"
+              and _private_endpoint_to(scope, plan, "azuremonitor")]
+    if not scopes:
+        found.append(violation(resource, "resources (PrivateLinkScope)",
+                               "no Azure Monitor Private Link Scope with ingestion 'PrivateOnly' and a private "
+                               "endpoint carries its agent's data"))
+    return found
 
 
 def _storage_https(resource: PlannedResource, plan: Plan) -> list[Violation]:
@@ -131,14 +181,15 @@ RULES: tuple[Rule, ...] = (
     ),
     Rule(
         id="TB-KV-003",
-        title="Key Vault refuses networks it does not know",
+        title="Key Vault is reached only through its private endpoint",
         severity="mandatory",
-        reason="Secrets are read only from the environment's subnets; the Internet cannot even try a token "
-               "against the vault.",
+        reason="No public network access: the Internet cannot even try a token against the vault, and VMs "
+               "need no AzureKeyVault service tag, which would reach every tenant's vaults.",
         reference="MCSB NS-2 (secure cloud services with network controls); NCSC Cloud Security Principle 11 "
                   "(external interface protection)",
         resource_types=(KEY_VAULT,),
         check=_vault_network,
+        cross_resource=True,
     ),
     Rule(
         id="TB-ST-001",
@@ -180,6 +231,31 @@ RULES: tuple[Rule, ...] = (
                   "(identity and authentication)",
         resource_types=(STORAGE_ACCOUNT,),
         check=_no_shared_keys,
+    ),
+    Rule(
+        id="TB-ST-005",
+        title="Storage is reached only through a private endpoint",
+        severity="mandatory",
+        reason="No public network access: VMs need no Storage service tag, which would let them write to any "
+               "tenant's storage account.",
+        reference="MCSB NS-2 (secure cloud services with network controls); NCSC Cloud Security Principle 11 "
+                  "(external interface protection)",
+        resource_types=(STORAGE_ACCOUNT,),
+        check=_storage_network,
+        cross_resource=True,
+    ),
+    Rule(
+        id="TB-LOG-002",
+        title="VMs send logs to Azure Monitor privately",
+        severity="mandatory",
+        reason="Analytics VMs have no Internet route; the agent reaches Azure Monitor through a Private Link "
+               "Scope (ingestion private only) instead of the AzureMonitor tag, which reaches every tenant's "
+               "workspaces.",
+        reference="MCSB NS-2 and LT-3 (enable logging for security investigation); NCSC Cloud Security "
+                  "Principle 13 (audit information)",
+        resource_types=(VM,),
+        check=_monitor_private,
+        cross_resource=True,
     ),
     Rule(
         id="TB-BK-001",

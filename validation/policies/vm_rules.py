@@ -81,7 +81,9 @@ def _monitoring_agent(resource: PlannedResource, plan: Plan) -> list[Violation]:
 
 
 def _data_collection(resource: PlannedResource, plan: Plan) -> list[Violation]:
-    if not _has_companion(resource, plan, DCR_ASSOCIATION, "resourceUri"):
+    # A rule's association, not the one naming the VM's data collection endpoint.
+    if not any(refers_to(other.inputs.get("resourceUri"), other, resource) and other.inputs.get("dataCollectionRuleId")
+               for other in plan.of_type(DCR_ASSOCIATION)):
         return [violation(resource, "resources (DataCollectionRuleAssociation)",
                           "has no data collection rule associated; the agent would collect nothing")]
     return []
