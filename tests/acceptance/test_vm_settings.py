@@ -24,7 +24,7 @@ def test_every_machine_has_applied_its_settings_and_has_nothing_left_to_do(lab: 
         program = host.file(PROGRAM)
         assert program.user == "root" and program.mode == 0o700, machine.name
         assert host.service("trust-blueprints-settings.timer").is_enabled, machine.name
-        shown = host.run(f"{PROGRAM} --show")
+        shown = host.run("trust-blueprints-settings --show")
         assert shown.rc == 0, f"{machine.name}: {shown.stdout}{shown.stderr}"
         assert "nothing to do" in shown.stdout, f"{machine.name}: {shown.stdout}"
 
@@ -56,7 +56,7 @@ def test_a_setting_changed_by_hand_is_put_back_by_the_next_run(gateway_host: Any
     page = "/var/www/trust-blueprints/index.html"
     wanted = next(entry["content"] for entry in documents["gateway"]["files"] if entry["path"] == page)
     gateway_host.run(f"printf 'changed by hand\\n' > {page}")
-    run = gateway_host.run(f"{PROGRAM} --now")
+    run = gateway_host.run("trust-blueprints-settings --now")
     assert run.rc == 0, run.stdout + run.stderr
     assert f"writing {page}" in run.stdout
     assert gateway_host.file(page).content_string == wanted

@@ -71,3 +71,14 @@ def test_a_role_template_that_writes_where_settings_may_not_is_refused(example_c
          "content": "#!/bin/sh\n", "hooks": []}])
     with pytest.raises(RenderError, match=r"settings of git: files\[1\]\.path '/usr/local/sbin/git-server': is out"):
         settings_document(example_config, machine)
+
+
+@pytest.mark.parametrize("comment", ['$(reboot) `id` {{ 7 * 7 }} "\'', "\\u2028 </script> ${HOME}", "#: x"])
+def test_a_hostile_key_comment_reaches_authorized_keys_verbatim(example_config, comment):
+    config = json.loads(json.dumps(example_config))
+    key = f"{config['admin']['ssh_public_keys'][0].rsplit(' ', 1)[0]} {comment}"
+    config["admin"]["ssh_public_keys"] = [key]
+    for machine in plan_machines(config):
+        files = json.loads(settings_document(config, machine))["files"]
+        keys = next(entry for entry in files if entry["path"].endswith("/.ssh/authorized_keys"))
+        assert keys["content"] == key + "\n"
