@@ -4,6 +4,8 @@
   trust-blueprints-settings --now          fetch the settings, write the files that changed and run
                                            the apply programs those files feed
   trust-blueprints-settings --show         fetch and check the settings; say what --now would change
+  trust-blueprints-settings --files-only   write the files now and leave the apply programs to the
+                                           next --now (first boot, before the role is installed)
   trust-blueprints-settings --check FILE   check a settings document (the raw user data) offline
 
 The custom data a VM was created with carries its packages, programs and fixed configuration and
@@ -285,7 +287,7 @@ def plan(document: dict[str, Any], state: dict[str, Any], as_root: bool) -> tupl
     return writes, removals, hooks
 
 
-def apply(document: dict[str, Any], dry_run: bool = False) -> int:
+def apply(document: dict[str, Any], dry_run: bool = False, run_hooks: bool = True) -> int:
     as_root = os.geteuid() == 0
     state = _load_state()
     writes, removals, hooks = plan(document, state, as_root)
@@ -312,6 +314,13 @@ def apply(document: dict[str, Any], dry_run: bool = False) -> int:
             state["hooks"][hook] = hook_digest(document, hook)
     for stale in set(state["hooks"]) - set(document["hooks"]):
         del state["hooks"][stale]
+    if not run_hooks:
+        # Not recorded as applied: the next --now runs them.
+        for hook in hooks:
+            state["hooks"].pop(hook, None)
+        _save_state(state)
+        log(f"files written; left for the next --now: {', '.join(hooks) or 'nothing'}")
+        return 0
     failed = []
     for hook in hooks:
         log(f"running {hook}: {' '.join(HOOKS[hook])}")
@@ -344,7 +353,7 @@ def _for_this_machine(document: dict[str, Any]) -> None:
 
 
 def main(argv: list[str]) -> int:
-    if argv not in (["--now"], ["--show"]) and not (len(argv) == 2 and argv[0] == "--check"):
+    if argv not in (["--now"], ["--show"], ["--files-only"]) and not (len(argv) == 2 and argv[0] == "--check"):
         print(__doc__.strip().split("\n\n")[1], file=sys.stderr)
         return 2
     if argv[0] == "--check":
@@ -363,7 +372,7 @@ def main(argv: list[str]) -> int:
         try:
             document = check_document(fetch())
             _for_this_machine(document)
-            return apply(document, dry_run=argv[0] == "--show")
+            return apply(document, dry_run=argv[0] == "--show", run_hooks=argv[0] != "--files-only")
         except DocumentError as error:
             log(f"ERROR: the settings are refused, nothing was changed: {error}")
             return 2

@@ -133,8 +133,9 @@ def test_mirror_moves_caches_after_its_accounts_exist_and_before_services_fill_t
     assert step < runcmd.index("install -d -m 0700 -o devpi -g devpi /var/lib/devpi")
     assert step < runcmd.index("systemctl restart apt-cacher-ng")
     assert step < runcmd.index("devpi-init")
-    # The mirror's runcmd is one `set -eu` block: a failing step stops it there.
-    assert runcmd.lstrip().startswith("set -eu")
+    # The mirror's role install is one `set -eu` block: a failing step stops it there.
+    document = _document(example_config, "package_mirror")
+    assert next(c for c in document["runcmd"] if isinstance(c, str) and STEP in c).lstrip().startswith("set -eu")
 
 
 def test_no_cloud_init_disk_modules(example_config):

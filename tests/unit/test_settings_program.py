@@ -155,6 +155,15 @@ def test_a_failed_hook_fails_the_run_and_is_tried_again(program, monkeypatch):
     assert _ran(program) == ["fixed"]
 
 
+def test_files_only_writes_now_and_leaves_the_hooks_to_the_next_run(program):
+    document = program.check_document(_raw(_document([KEYS, GIT_SETTINGS])))
+    assert program.apply(document, run_hooks=False) == 0
+    assert (program.ROOT / "home/trustadmin/.ssh/authorized_keys").read_text() == KEYS["content"]
+    assert _ran(program) == []
+    assert program.apply(document) == 0
+    assert _ran(program) == ["git-server-apply"]
+
+
 def test_show_changes_nothing(program):
     document = program.check_document(_raw(_document([GIT_SETTINGS])))
     assert program.apply(document, dry_run=True) == 0
