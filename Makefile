@@ -77,8 +77,9 @@ checkov: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/python -m validation.checkov_gate --checkov $(CHECKOV_VENV)/bin/checkov --out out/checkov stacks/*.yaml
 
 ## lab-test: (root) the lab on $(STACK): lab up, the lab and acceptance suites, then lab down (always)
-# Faults come after the suites (they stop services, re-run cloud-init and reboot every machine);
-# the acceptance suites then run again on the machines that went through them.
+# Faults come after the suites (they stop services, re-run cloud-init and reboot every machine), then
+# day two (every in-place edit applied with `lab apply`); the acceptance suites then run again on the
+# machines that went through both, against the edited stack.
 # Exit status: the tests' (or lab up's when it fails). A lab that was already running is left alone.
 lab-test: $(STAMP) host-deps
 	@if [ "$$(id -u)" != 0 ]; then echo "make lab-test runs the lab: run it as root" >&2; exit 2; fi
@@ -89,6 +90,8 @@ lab-test: $(STAMP) host-deps
 		status=$$?; \
 		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_FAULTS=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
 			tests/lab/machines/test_faults.py || status=1; \
+		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_UPGRADE=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider \
+			tests/lab/machines/test_day_two_upgrade.py || status=1; \
 		BLUEPRINTS_LAB_REQUIRED=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/acceptance || status=1; \
 		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_TEARDOWN=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
 			tests/lab/machines/test_lab_down.py || status=1; \

@@ -20,9 +20,11 @@ def _lab_errors() -> tuple[type[Exception], ...]:
     from lab.dns import DnsError
     from lab.machines import MachineError
     from lab.network import NetworkError
+    from lab.platform_services import PlatformError
+    from lab.role_layers import LayerBuildError
     from lab.secrets import SecretError
 
-    return BaseBuildError, DnsError, MachineError, NetworkError, SecretError
+    return BaseBuildError, DnsError, LayerBuildError, MachineError, NetworkError, PlatformError, SecretError
 
 
 def _reporting_failures(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -42,12 +44,30 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
     progress = Progress()
     try:
-        record = lifecycle.up(args.stack_file, progress, timeout_minutes=args.timeout, together=args.together)
+        record = lifecycle.up(args.stack_file, progress, timeout_minutes=args.timeout, together=args.together,
+                              role_layers=not args.no_role_layers)
     except lifecycle.LabUpError as failure:
         print(f"blueprints lab up: {failure}", file=sys.stderr)
         return EXIT_FAILED
     progress.note(f"lab up: all machines finished cloud-init in {progress.elapsed():.0f}s")
     lifecycle.print_up_summary(record)
+    return EXIT_OK
+
+
+def _cmd_apply(args: argparse.Namespace) -> int:
+    from lab import apply
+    from lab.progress import Progress
+
+    if os.geteuid() != 0:
+        raise UsageError("lab apply changes running machines and the host's rules: run it with sudo")
+    progress = Progress()
+    try:
+        results = apply.apply(args.stack_file, progress)
+    except apply.NotInPlaceError as refused:
+        print(f"blueprints lab apply: {refused}", file=sys.stderr)
+        return refused.exit_code
+    for name, result in results.items():
+        print(f"{name}: settings {result['settings']}" + (f" in {result['seconds']:.1f}s" if result["seconds"] else ""))
     return EXIT_OK
 
 
@@ -187,7 +207,19 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
                     help="give up waiting for cloud-init after this long (default: 30)")
     up.add_argument("--together", action="store_true",
                     help="boot every machine at once, as Azure does (default: the mirror first, to spare CPU)")
+    up.add_argument("--no-role-layers", action="store_true",
+                    help="boot every machine from the bare base and let its cloud-init install all its packages, "
+                         "as a VM from Debian's own image (default: from its role's cached package layer, the "
+                         "lab's image path)")
     up.set_defaults(handler=_reporting_failures(_cmd_up))
+
+    apply_parser = group.add_parser(
+        "apply", help="apply an edited stack file to the running lab in place, as Azure applies it",
+        description="Serve each machine its new user data, recompile the NSG rules and run each changed machine's "
+                    "settings program, as `pulumi up` and the VMs' timers do on Azure. An edit Azure would meet "
+                    "with new or replaced VMs is refused, naming them (exit 3).")
+    apply_parser.add_argument("stack_file", help="the edited stack file (the lab keeps its name and state)")
+    apply_parser.set_defaults(handler=_reporting_failures(_cmd_apply))
 
     status = group.add_parser("status", help="machines, addresses, cloud-init results",
                               description="Show each lab machine: role, address, whether it runs, and the "

@@ -181,7 +181,7 @@ def compile_ruleset(config: dict[str, Any]) -> tuple[str, list[SkippedRule]]:
         f"table bridge {NFT_TABLE}",
         f"delete table bridge {NFT_TABLE}",
         f"table bridge {NFT_TABLE} {{",
-        "  chain prerouting {",
+        "  chain machine_ports {",
         "    type filter hook prerouting priority -200; policy accept;",
     ]
     for machine in plan.machines:

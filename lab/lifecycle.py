@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -29,6 +30,7 @@ from lab import (
     machines,
     network,
     platform_services,
+    role_layers,
     secrets,
     seeds,
 )
@@ -91,18 +93,19 @@ def boot_order(all_machines: list[Machine], together: bool = False) -> list[list
 
 
 def up(stack_file: str, progress: Progress, timeout_minutes: float = DEFAULT_TIMEOUT_MINUTES,
-       together: bool = False) -> dict[str, Any]:
+       together: bool = False, role_layers: bool = True) -> dict[str, Any]:
     if timeout_minutes <= 0:
         raise UsageError(f"--timeout {timeout_minutes:g}: must be a number of minutes above 0")
     preflight()
     try:
         with host_lock():
-            return _up(stack_file, progress, timeout_minutes, together)
+            return _up(stack_file, progress, timeout_minutes, together, role_layers)
     except LabBusyError as error:
         raise UsageError(str(error)) from None
 
 
-def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: bool) -> dict[str, Any]:
+def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: bool,
+        use_role_layers: bool = True) -> dict[str, Any]:
     _refuse_second_lab()
     config = load_stack(stack_file)
     stack = Path(stack_file).stem
@@ -119,6 +122,10 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
 
     base = base_image.ensure_base(progress)
     progress.timings.setdefault("base_build", 0.0)
+    try:
+        layers = role_layers.ensure_layers(config, list(plan.machines), base, progress) if use_role_layers else {}
+    except (OSError, subprocess.CalledProcessError, role_layers.LayerBuildError) as error:
+        raise LabUpError(f"role layers: {error}") from error
     record: dict[str, Any] = {
         "stack": stack, "stack_file": str(Path(stack_file).resolve()), "base": str(base),
         "zone": private_dns_zone(config), "client_ip": plan.client_ip,
@@ -126,6 +133,7 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
         "identity_provider_ip": plan.identity_provider_ip,
         "public_hostname": (config["roles"].get("gateway") or {}).get("hostname") if plan.public_gateway_ip else None,
         "started": time.time(), "started_from": os.getcwd(), "skipped_rules": [s.__dict__ for s in skipped],
+        "role_layers": {name: str(path) for name, path in layers.items()},
         "machines": {m.name: {"role": m.role, "subnet": m.subnet, "address": m.private_ip,
                               "supervisor_pid": None, "cloud_init": "not started", "seconds": None}
                      for m in plan.machines},
@@ -146,6 +154,10 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
                       {f"{vault}.{platform_services.VAULT_DOMAIN}": platform_services.VAULT_ADDRESS})
         for rule in skipped:
             progress.note(f"NSG rule {rule.rule} ({rule.subnet}) not in the lab: {rule.reason}")
+        if layers and machines.memory_for_tmpfs():
+            # With the packages in the role layers, the machines' own disks are small: in memory, they
+            # spare the host's disk the writes of a boot and the deletes of `lab down`.
+            machines.mount_machine_disks_in_memory(layout)
         with progress.step("machines: overlays, cloud-init seeds, Key Vault and metadata stand-ins", key="prepare"):
             layout.secrets_dir.mkdir(parents=True, exist_ok=True)
             os.chmod(layout.secrets_dir, 0o700)
@@ -161,7 +173,7 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
                     kept = host_caches.restore(machine.role, layout.machine_dir(machine.name) / "upper", str(base))
                     if kept:
                         progress.note(f"{machine.name}: caches kept from the last lab: {', '.join(kept)}")
-                    root = machines.mount_overlay(base, layout, machine.name)
+                    root = machines.mount_overlay(base, layout, machine.name, layers.get(machine.name))
                     step = "writing its cloud-init seed"
                     seeds.write_seed(root, seed_files[machine.name])
                     (root / "etc/machine-id").write_text(os.urandom(16).hex() + "\n")

@@ -89,7 +89,7 @@ def write_state(directory: Path, *, stack: str, tenant_id: str, vault: str, mach
                 "address": m.address,
                 "principal_id": principal_id(stack, m.name),
                 "tags": m.tags,
-                "user_data": base64.b64encode(m.user_data).decode("ascii"),
+                "user_data": encode_user_data(m.user_data),
             } for m in machines
         },
         "secrets": {name: {"value": value, "created": int(time.time())} for name, value in secrets.items()},
@@ -123,12 +123,17 @@ def set_grant(directory: Path, machine: str, secret: str, granted: bool) -> None
     _save(directory / STATE_FILE, state)
 
 
+def encode_user_data(user_data: bytes) -> str:
+    """User data as the metadata service serves it (base64)."""
+    return base64.b64encode(user_data).decode("ascii")
+
+
 def set_user_data(directory: Path, machine: str, user_data: bytes) -> None:
     """Change a VM's user data in place, as `pulumi up` does with the VM's userData property."""
     state = load_state(directory)
     if machine not in state["machines"]:
         raise PlatformError(f"no machine {machine!r} in the lab")
-    state["machines"][machine]["user_data"] = base64.b64encode(user_data).decode("ascii")
+    state["machines"][machine]["user_data"] = encode_user_data(user_data)
     _save(directory / STATE_FILE, state)
 
 

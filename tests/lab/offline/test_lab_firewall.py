@@ -78,11 +78,24 @@ def test_masquerade_only_leaves_the_lab_and_dnat_only_reaches_the_gateway(compil
     assert "tcp dport { 443, 22 } dnat ip to 10.40.1.4" in dnat[0]
 
 
-def test_host_accepts_only_dns_from_the_lab(compiled):
+def test_host_accepts_only_dns_metadata_and_key_vault_from_the_lab(compiled):
     rules = _chains(compiled[0])["lab_input"]
     assert rules[-1] == "drop"
     accepts = [r for r in rules if " accept" in r and not r.startswith("ct state")]
-    assert len(accepts) == 1 and "th dport 53" in accepts[0]
+    assert len(accepts) == 3
+    assert "th dport 53" in accepts[0]
+    assert "ip daddr 169.254.169.254 tcp dport 80 accept" in accepts[1]
+    assert "ip daddr 169.254.169.250 tcp dport 443 accept" in accepts[2]
+
+
+def test_each_machine_sends_and_claims_only_its_own_address(example_config, compiled):
+    from blueprints.topology import plan_machines
+
+    rules = _chains(compiled[0])["machine_ports"]
+    for machine in plan_machines(example_config):
+        port = f'iifname "tb-{machine.name}"'
+        assert f"{port} ether type ip ip saddr != {machine.private_ip} drop" in " ".join(rules), machine.name
+        assert f"{port} ether type arp arp saddr ip != {machine.private_ip} drop" in " ".join(rules), machine.name
 
 
 def test_service_tag_rules_are_skipped_and_named(compiled):

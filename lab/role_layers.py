@@ -1,0 +1,152 @@
+"""Role layers: each role's Debian packages installed once, cached, and booted from like an image.
+
+An analytics VM's first boot installs about a thousand Debian packages; unpacking and configuring
+them is most of its boot, and two analytics machines repeat the same work side by side. The image
+path (docs/architecture.md) answers this on Azure with a gallery image built from the role's package
+phase; the lab's equivalent is a cached overlay layer per role: the base, plus exactly the packages
+the role's rendered cloud-init lists (with the role's own apt settings, e.g. no recommended
+packages), installed from Debian's archive with nothing else. A machine boots from base + layer +
+its own writable layer; its unchanged cloud-init then finds the packages installed and goes on to
+configure them. Nothing of the machine's configuration, no secret and no key is in a layer.
+
+A layer is named by a hash of the base and the package phase, so it is rebuilt when either
+changes; `lab up --no-role-layers` boots from the bare base, as a VM from Debian's own image.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import subprocess
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from blueprints.cloud_init import render_user_data
+from blueprints.topology import Machine
+from lab.layout import CACHE_ROOT
+from lab.progress import Progress
+
+LAYERS_ROOT = CACHE_ROOT / "layers"
+APT_CONF_DIR = "/etc/apt/apt.conf.d/"
+
+
+class LayerBuildError(Exception):
+    """Installing a role's packages into its layer failed; the message names the log."""
+
+
+@dataclass(frozen=True)
+class LayerRecipe:
+    """Everything that decides a layer's contents."""
+
+    base: str  # the cached base's directory name (its recipe hash)
+    role: str
+    packages: tuple[str, ...]
+    apt_settings: tuple[tuple[str, str], ...]  # (path, content) of the role's apt.conf.d files
+    # Bump when the build steps below change.
+    revision: int = 1
+
+    def digest(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def _package_name(entry: Any) -> str:
+    # cloud-init accepts "name" or [name, version]
+    return f"{entry[0]}={entry[1]}" if isinstance(entry, list) else str(entry)
+
+
+def recipe_for(config: dict[str, Any], machine: Machine, base: Path) -> LayerRecipe | None:
+    """The package phase of a machine's rendered cloud-init; None when it installs nothing."""
+    document = yaml.safe_load(render_user_data(config, machine)) or {}
+    packages = tuple(sorted(_package_name(p) for p in document.get("packages") or ()))
+    if not packages:
+        return None
+    apt_settings = tuple(sorted((str(f["path"]), str(f.get("content", ""))) for f in document.get("write_files") or ()
+                                if str(f.get("path", "")).startswith(APT_CONF_DIR)))
+    return LayerRecipe(base.name, machine.role, packages, apt_settings)
+
+
+def layer_dir(recipe: LayerRecipe) -> Path:
+    return LAYERS_ROOT / f"{recipe.role}-{recipe.digest()}"
+
+
+def ensure_layers(config: dict[str, Any], machines: list[Machine], base: Path,
+                  progress: Progress) -> dict[str, Path]:
+    """machine name -> its role's layer, building each missing layer once."""
+    layers: dict[str, Path] = {}
+    built: dict[LayerRecipe, Path] = {}
+    for machine in machines:
+        recipe = recipe_for(config, machine, base)
+        if recipe is None:
+            continue
+        if recipe not in built:
+            built[recipe] = _ensure(recipe, base, progress)
+        layers[machine.name] = built[recipe]
+    _remove_stale(keep=set(built.values()))
+    return layers
+
+
+def _ensure(recipe: LayerRecipe, base: Path, progress: Progress) -> Path:
+    target = layer_dir(recipe)
+    if (target / ".layer.json").is_file():
+        progress.note(f"role layer: cached {target.name} ({len(recipe.packages)} packages)")
+        return target
+    LAYERS_ROOT.mkdir(parents=True, exist_ok=True)
+    building = target.with_name(target.name + ".building")
+    log = LAYERS_ROOT / f"{target.name}.log"
+    _remove_building(building)
+    upper, work, merged = building / "upper", building / "work", building / "merged"
+    for path in (upper, work, merged):
+        path.mkdir(parents=True)
+    with progress.step(f"role layer {recipe.role}: installing {len(recipe.packages)} packages from Debian's "
+                       f"archive (log {log})", key=f"layer:{recipe.role}"):
+        subprocess.run(["mount", "-t", "overlay", f"lab-layer-{recipe.role}", "-o",
+                        f"lowerdir={base},upperdir={upper},workdir={work}", str(merged)],
+                       check=True, capture_output=True)
+        try:
+            for path, content in recipe.apt_settings:
+                (merged / path.lstrip("/")).write_text(content)
+            script = ("set -e; export DEBIAN_FRONTEND=noninteractive; apt-get update -q; "
+                      "apt-get install -y -q --option=Dpkg::Options::=--force-confold "
+                      "--option=Dpkg::options::=--force-unsafe-io " + " ".join(recipe.packages) + "; apt-get clean")
+            with log.open("w") as output:
+                result = subprocess.run(
+                    ["systemd-nspawn", "--quiet", f"--directory={merged}", "--register=no", "--keep-unit",
+                     "--resolv-conf=replace-host", "--timezone=off", "--link-journal=no",
+                     "--setenv=LANG=C.UTF-8", "sh", "-c", script],
+                    stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False)
+            if result.returncode != 0:
+                raise LayerBuildError(f"installing the {recipe.role} packages failed (exit {result.returncode}); "
+                                      f"read {log}")
+            # The layer holds the packages only: the role's settings are written by its cloud-init.
+        finally:
+            subprocess.run(["umount", str(merged)], check=False, capture_output=True)
+        # Removed from the layer itself (removing them through the overlay would hide the base's).
+        for path in [p for p, _content in recipe.apt_settings] + ["/etc/resolv.conf"]:
+            leftover = upper / path.lstrip("/")
+            if leftover.exists() or leftover.is_symlink():
+                leftover.unlink()
+        (upper / ".layer.json").write_text(json.dumps(asdict(recipe), indent=2) + "\n")
+        upper.rename(target)
+        shutil.rmtree(building, ignore_errors=True)
+    return target
+
+
+def _remove_building(building: Path) -> None:
+    if building.exists():
+        subprocess.run(["umount", str(building / "merged")], check=False, capture_output=True)
+        shutil.rmtree(building)
+
+
+def _remove_stale(keep: set[Path]) -> None:
+    """Layers of other package phases or bases are dropped (one set per host, like the base)."""
+    if not LAYERS_ROOT.is_dir():
+        return
+    for entry in LAYERS_ROOT.iterdir():
+        if entry.is_dir() and entry not in keep and not entry.name.endswith(".building"):
+            shutil.rmtree(entry, ignore_errors=True)
+        elif entry.suffix == ".log" and entry.with_suffix("") not in keep:
+            entry.unlink(missing_ok=True)
