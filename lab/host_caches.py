@@ -32,11 +32,17 @@ def _host_dir(role: str, directory: str, cache_root: Path) -> Path:
 
 
 def _link_copy(source: Path, target: Path) -> None:
-    """``target`` becomes a hard-linked copy of ``source`` (owners, modes and times kept)."""
-    if target.exists():
-        shutil.rmtree(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["cp", "-a", "--link", str(source), str(target)], check=True, capture_output=True)
+    """``target`` becomes a copy of ``source`` (owners, modes and times kept): hard links where both
+    are on one file system, a copy otherwise (machines' disks in memory)."""
+    for link in (["--link"], []):
+        if target.exists():
+            shutil.rmtree(target)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        result = subprocess.run(["cp", "-a", *link, str(source), str(target)], capture_output=True, text=True,
+                                check=False)
+        if result.returncode == 0:
+            return
+    raise OSError(f"copying {source} to {target} failed: {result.stderr.strip()}")
 
 
 def restore(role: str, upper: Path, base: str, cache_root: Path = CACHE_ROOT) -> list[str]:
@@ -61,12 +67,7 @@ def keep(role: str, machine_root: Path, base: str, cache_root: Path = CACHE_ROOT
         if not inside.is_dir() or not any(inside.iterdir()):
             continue
         kept = _host_dir(role, directory, cache_root)
-        try:
-            _link_copy(inside, kept)
-        except (OSError, subprocess.CalledProcessError):
-            # Another file system: copy instead of linking.
-            shutil.rmtree(kept, ignore_errors=True)
-            subprocess.run(["cp", "-a", str(inside), str(kept)], check=True, capture_output=True)
+        _link_copy(inside, kept)
         kept.with_name(kept.name + "." + RECORD).write_text(json.dumps({"base": base}) + "\n")
         kept_dirs.append(directory)
     return kept_dirs
