@@ -8,6 +8,20 @@ from typing import Any
 from blueprints.gateway.settings import SETTINGS_SCHEMA
 from blueprints.role import Role, SecretSpec, never, stack_settings
 
+# fail2ban's jail for refused web sign-ins, and the file (written from the VM's user data) that
+# holds its ignore list; the custom data's jail file includes it. Named once for both templates.
+WEB_JAIL = "trust-blueprints-signin"
+WEB_JAIL_IGNORE_FILE = "/etc/trust-blueprints/gateway/fail2ban-web-clients.conf"
+
+
+def _settings(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """The stack's gateway settings plus the trust's allowed client ranges: the web sign-in jail
+    never bans them (one VPN egress address can be the whole trust), and a stack edit reaches
+    the running gateway through its user data."""
+    return {**stack_settings(config, name),
+            "trusted_client_ranges": list(config["network"]["allowed_client_ranges"]),
+            "web_jail": WEB_JAIL, "web_jail_ignore_file": WEB_JAIL_IGNORE_FILE}
+
 
 def _self_hosted(settings: dict[str, Any]) -> bool:
     """Azure Bastion is a managed service, not a VM of ours: only the self-hosted kind has a machine."""
@@ -40,7 +54,7 @@ ROLE = Role(
     backed_up=False,
     requires=(),
     publication=None,
-    template_settings=stack_settings,
+    template_settings=_settings,
     reaches_storage=never,
     deploy="blueprints.gateway.component:deploy",
     folder=Path(__file__).parent,

@@ -65,6 +65,8 @@ HOOKS: dict[str, list[str]] = {
                            "\"$name\"; done < /etc/trust-blueprints/gateway/jump-users"],
     "gateway-sshd": ["/bin/sh", "-c", "/usr/sbin/sshd -t && systemctl try-reload-or-restart ssh.service"],
     "gateway-apache": ["/usr/local/sbin/trust-blueprints-gateway-setup"],
+    # fail2ban reads its jails again (the web jail's ignore list); nothing to do while it is stopped.
+    "gateway-fail2ban": ["systemctl", "try-reload-or-restart", "fail2ban.service"],
 }
 
 # Where a document may write. Secrets, programs and units are custom data's (or Key Vault's) alone.
