@@ -369,8 +369,9 @@ _SELF_HOSTED_GIVES = ("HTTPS single sign-on (Entra ID) to JupyterHub and the Git
 _BASTION_GIVES = {
     "Basic": ("SSH in the Azure portal's browser window only: no native SSH client, so no git over SSH and no "
               "JupyterHub in a browser from an analyst's machine; managed and patched by Microsoft"),
-    "Standard": ("Basic plus native-client tunnelling (az network bastion ssh/tunnel), so git over SSH and port "
-                 "forwarding to JupyterHub work; still no single sign-on web entry; managed by Microsoft"),
+    "Standard": ("Basic plus native-client tunnelling (az network bastion ssh/tunnel), so git over SSH works and "
+                 "the administrator can forward a JupyterLab started in their own session; JupyterHub's sign-in "
+                 "needs the self-hosted gateway; managed by Microsoft"),
 }
 _FIREWALL_GIVES = {
     "none": ("the deployed design: only the mirror has Internet egress (NSG rule plus NAT gateway) and its "

@@ -7,6 +7,7 @@ stand-in, lab/identity_provider.py) or a deployment (`--target ssh`).
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
 import re
@@ -237,6 +238,52 @@ def test_user_outside_the_group_is_refused(lab, public_host):
     assert outsider["landing_status"] == 403
     assert outsider["git_status"] == 403
     assert outsider["account"] is None
+
+
+# --- fail2ban spares the trust's own addresses ------------------------------------------------
+
+WEB_JAIL = "trust-blueprints-signin"
+ACCESS_LOG = "/var/log/apache2/gateway-access.log"
+REFUSALS = 11  # one more than the web jail's maxretry
+
+
+def _banned(gateway_host, jail: str) -> list[str]:
+    status = gateway_host.run(f"fail2ban-client status {jail}").stdout
+    line = next(x for x in status.splitlines() if "Banned IP list:" in x)
+    return line.split(":", 1)[1].split()
+
+
+def test_refused_web_sign_ins_from_the_trusts_range_do_not_ban_it(lab, public_host, gateway_host):
+    """Eleven 403s from the client (inside the first allowed client range, as a trust's shared VPN
+    address would be) leave it able to reach the gateway; the ranges are the web jail's ignore list
+    and the SSH jail has none."""
+    ranges = [ipaddress.ip_network(r) for r in lab.config["network"]["allowed_client_ranges"]]
+    ignored = gateway_host.run(f"fail2ban-client get {WEB_JAIL} ignoreip").stdout
+    assert all(str(network) in ignored for network in ranges), ignored
+    assert gateway_host.run("fail2ban-client get sshd ignoreip").stdout.strip() == "No IP address/network is ignored"
+    start = int(gateway_host.run(f"wc -l < {ACCESS_LOG}").stdout.strip() or 0)
+    refused: list[str] = []
+    try:
+        for _ in range(REFUSALS):  # each outsider sign-in is refused at least once (the landing page)
+            outsider = _browser(lab, public_host, "outsider")
+            assert outsider["landing_status"] == 403
+            lines = gateway_host.run(f"tail -n +{start + 1} {ACCESS_LOG}").stdout.splitlines()
+            refused = [line.split()[0] for line in lines if re.search(r'" 403 ', line)]
+            if len(refused) >= REFUSALS:
+                break
+        assert len(refused) >= REFUSALS, f"only {len(refused)} refused requests logged"
+        [client] = set(refused)
+        if lab.record.get("client_ip"):
+            assert client == lab.record["client_ip"]
+        assert any(ipaddress.ip_address(client) in network for network in ranges)
+        time.sleep(3)  # fail2ban reads the access log a moment after each line
+        assert client not in _banned(gateway_host, WEB_JAIL)
+        reach = lab.client(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
+                            "--cacert", str(lab.ca_cert), f"https://{public_host}/"])
+        assert reach.stdout == "302", reach.stderr
+    finally:
+        for address in set(refused):
+            gateway_host.run(f"fail2ban-client set {WEB_JAIL} unbanip {address}")
 
 
 # --- the SSH jump host ------------------------------------------------------------------------
