@@ -281,10 +281,23 @@ class _Resolver:
             return tuple(self.role_ips[value])
         if kind == "endpoint":
             address = self.endpoints.get(value)
-            return (f"{address}/32",) if address else (self.subnets[ENDPOINT_SUBNET],)
+            return (f"{address}/32",) if address else self._free_endpoint_space()
         if value == "*":
             return ("VirtualNetwork",)
         return (self.subnets[value],)
+
+    def _free_endpoint_space(self) -> tuple[str, ...]:
+        """Where Azure may place an endpoint whose addresses it picks: the endpoint subnet without its
+        VMs and the fixed endpoints, so a rule to the endpoint never opens a VM's port."""
+        subnet = ipaddress.ip_network(self.subnets[ENDPOINT_SUBNET])
+        taken = {ipaddress.ip_network(prefix) for prefixes in self.role_ips.values() for prefix in prefixes}
+        taken |= {ipaddress.ip_network(f"{ip}/32") for ip in self.endpoints.values() if ip}
+        taken = {network for network in taken if network.subnet_of(subnet)}
+        free = [subnet]
+        for network in taken:
+            free = [part for block in free
+                    for part in (block.address_exclude(network) if network.subnet_of(block) else [block])]
+        return tuple(str(block) for block in sorted(free))
 
     def home_subnets(self, endpoint: str) -> tuple[str, ...]:
         """The subnets whose NSG sees this endpoint's traffic (none outside the VNet)."""

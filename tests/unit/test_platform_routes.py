@@ -91,3 +91,20 @@ def test_a_services_subnet_too_small_for_the_endpoints_is_refused(tmp_path, caps
     assert main(["validate", str(path)]) == 2
     err = capsys.readouterr().err
     assert "network.subnets.services" in err and "blob private endpoint's fixed address" in err
+
+
+@pytest.mark.parametrize("stack_file", STACK_FILES, ids=lambda path: path.stem)
+def test_a_rule_to_a_private_endpoint_never_covers_a_vm(stack_file):
+    """An endpoint whose addresses Azure picks (Azure Monitor's) is reached by a rule to its subnet's
+    free space: a rule to the whole subnet would open the mirror's and the Git server's 443 to every VM."""
+    from blueprints.network_flows import nsg_rules
+
+    config = load_stack(stack_file)
+    machines = [ipaddress.ip_address(m.private_ip) for m in plan_machines(config)]
+    for rules in nsg_rules(config).values():
+        for rule in rules:
+            if "endpoint" not in rule.name or rule.access != "Allow":
+                continue
+            for prefix in rule.destination_prefixes:
+                network = ipaddress.ip_network(prefix)
+                assert not any(ip in network for ip in machines), f"{rule.name} covers a VM through {prefix}"
