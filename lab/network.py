@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 from lab.address_plan import AddressPlan
@@ -182,6 +183,20 @@ def processes_in(netns: str) -> list[int]:
     return pids
 
 
+def _wait_until_gone(pids: list[int], seconds: float = 10) -> None:
+    """A killed process ends a moment later; `lab down` returns once each has (or is only a zombie)."""
+    deadline = time.monotonic() + seconds
+    for pid in pids:
+        while time.monotonic() < deadline:
+            try:
+                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                break
+            if state in ("Z", "X"):
+                break
+            time.sleep(0.05)
+
+
 def nft_table_present() -> bool:
     result = subprocess.run(["nft", "list", "table", "inet", NFT_TABLE], capture_output=True, check=False)
     return result.returncode == 0
@@ -197,10 +212,12 @@ def remove_all() -> list[str]:
         _run("nft", "delete", "table", "bridge", NFT_TABLE)
         removed.append(f"nftables table bridge {NFT_TABLE}")
     for netns in lab_namespaces():
-        for pid in processes_in(netns):
+        killed = processes_in(netns)
+        for pid in killed:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
                 removed.append(f"process {pid} in {netns}")
+        _wait_until_gone(killed)
         _run("ip", "netns", "delete", netns)
         removed.append(f"namespace {netns}")
     # Deleting a namespace deletes the veth ends inside it, and so their host peers.

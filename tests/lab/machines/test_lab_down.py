@@ -39,10 +39,15 @@ def _lab_processes() -> list[str]:
 
 
 def _start_time(pid: int) -> str | None:
+    """The process's start time, or None once it has ended (a zombie has ended: only its exit status
+    waits for its parent to collect)."""
     try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
         return None
+    if len(fields) < 20 or fields[0] in ("Z", "X"):
+        return None
+    return fields[19]
 
 
 def _machine_processes() -> dict[int, str | None]:
