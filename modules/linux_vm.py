@@ -131,7 +131,9 @@ class LinuxVm(pulumi.ComponentResource):
             location=placement.location,
             hardware_profile={"vm_size": args.vm_size},
             identity={"type": "SystemAssigned"},
-            network_profile={"network_interfaces": [{"id": nic.id, "primary": True, "delete_option": "Delete"}]},
+            # Detach: a replaced VM (deleted first, its name is fixed) leaves its NIC for the new one; with
+            # Delete, Azure would remove a NIC that Pulumi's state still holds and the new VM could not use it.
+            network_profile={"network_interfaces": [{"id": nic.id, "primary": True, "delete_option": "Detach"}]},
             storage_profile={
                 "image_reference": DEBIAN_13_IMAGE,
                 "os_disk": {

@@ -120,7 +120,7 @@ def test_ip_configurations_and_a_vms_nic_references_nest_their_settings(template
     [vm] = [r for r in by_type(template, "Microsoft.Compute/virtualMachines") if r["name"].endswith("-gateway")]
     [reference] = vm["properties"]["networkProfile"]["networkInterfaces"]
     assert reference["id"].endswith("/nic-exnhs-dev-uks-gateway")
-    assert reference["properties"] == {"deleteOption": "Delete", "primary": True}
+    assert reference["properties"] == {"deleteOption": "Detach", "primary": True}
 
 
 def test_a_workspace_sku_is_one_of_its_properties(template):
