@@ -8,13 +8,12 @@ the host's own resolver so the mirror can reach upstream registries.
 
 from __future__ import annotations
 
-import os
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 from lab.address_plan import AddressPlan
+from lab.host_processes import stop_recorded
 from lab.identity_provider import ENTRA_HOST
 
 HOST_RESOLV_CONF = Path("/etc/resolv.conf")
@@ -75,26 +74,4 @@ def start(plan: AddressPlan, zone: str, directory: Path, platform_names: dict[st
 
 
 def stop(directory: Path) -> bool:
-    pid_file = directory / "dnsmasq.pid"
-    if not pid_file.exists():
-        return False
-    try:
-        pid = int(pid_file.read_text())
-    except ValueError:
-        return False
-    if not _is_our_dnsmasq(pid, directory):
-        return False
-    os.kill(pid, signal.SIGTERM)
-    for _ in range(50):
-        if not Path(f"/proc/{pid}").exists():
-            break
-        time.sleep(0.1)
-    return True
-
-
-def _is_our_dnsmasq(pid: int, directory: Path) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except OSError:
-        return False
-    return "dnsmasq" in cmdline and str(directory) in cmdline
+    return stop_recorded(directory / "dnsmasq.pid", "dnsmasq", str(directory))

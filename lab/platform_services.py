@@ -382,21 +382,9 @@ def start_process(directory: Path, cert_pem: bytes, key_pem: bytes, wait_seconds
 
 def stop_process(directory: Path) -> bool:
     """End the server started for this lab, if it runs; True when one was stopped."""
-    import signal
+    from lab.host_processes import stop_recorded
 
-    try:
-        pid = int((directory / PID_FILE).read_text())
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
-    except (OSError, ValueError):
-        return False
-    if "lab.platform_services" not in cmdline or str(directory) not in cmdline:
-        return False
-    os.kill(pid, signal.SIGTERM)
-    for _ in range(50):
-        if not Path(f"/proc/{pid}").exists():
-            break
-        time.sleep(0.1)
-    return True
+    return stop_recorded(directory / PID_FILE, "lab.platform_services", str(directory))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,26 @@
+"""Background processes the lab starts on the host (its resolver, the platform stand-ins), found again
+by their pid file and ended by `lab down`."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+
+def stop_recorded(pid_file: Path, *markers: str, wait_seconds: float = 5) -> bool:
+    """SIGTERM the process named in ``pid_file`` if its command line holds every marker (so a reused
+    pid is never hit), and wait for it to end; True when one was stopped."""
+    try:
+        pid = int(pid_file.read_text())
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except (OSError, ValueError):
+        return False
+    if not all(marker in cmdline for marker in markers):
+        return False
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + wait_seconds
+    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return True

@@ -1,0 +1,27 @@
+"""`lab down` ends the lab's own background processes, and never another that reused their pid."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from lab.host_processes import stop_recorded
+
+
+def test_a_recorded_process_is_ended_only_when_its_command_line_matches(tmp_path):
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(tmp_path)])
+    try:
+        pid_file = tmp_path / "server.pid"
+        pid_file.write_text(f"{process.pid}\n")
+        assert not stop_recorded(pid_file, "dnsmasq", str(tmp_path))
+        assert process.poll() is None
+        assert stop_recorded(pid_file, "time.sleep", str(tmp_path))
+        assert process.wait(timeout=5) != 0
+    finally:
+        process.kill()
+
+
+def test_a_missing_or_broken_pid_file_stops_nothing(tmp_path):
+    assert not stop_recorded(tmp_path / "absent.pid", "x")
+    (tmp_path / "bad.pid").write_text("not a pid\n")
+    assert not stop_recorded(tmp_path / "bad.pid", "x")
