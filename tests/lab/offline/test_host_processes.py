@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 from lab.host_processes import stop_recorded
 
@@ -11,6 +13,10 @@ from lab.host_processes import stop_recorded
 def test_a_recorded_process_is_ended_only_when_its_command_line_matches(tmp_path):
     process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", str(tmp_path)])
     try:
+        # Until the child has exec'd, its command line is still the parent's.
+        deadline = time.monotonic() + 10
+        while b"time.sleep" not in Path(f"/proc/{process.pid}/cmdline").read_bytes() and time.monotonic() < deadline:
+            time.sleep(0.05)
         pid_file = tmp_path / "server.pid"
         pid_file.write_text(f"{process.pid}\n")
         assert not stop_recorded(pid_file, "dnsmasq", str(tmp_path))
