@@ -40,11 +40,15 @@ def _lab_apply(stack_file: Any) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=900, check=False)
 
 
-def _refs(machine: str) -> str:
-    # As root, in repositories that belong to git: safe.directory says they may be read.
-    script = ("for r in /srv/git/repositories/*.git; do echo \"$r\"; git -c safe.directory='*' -C \"$r\" "
-              "for-each-ref --format='%(refname) %(objectname)'; done")
-    return run(None, machine, ["sh", "-c", script], check=True).stdout
+GIT = "git -c safe.directory='*'"  # as root, in repositories that belong to git
+
+
+def _refs(machine: str) -> dict[tuple[str, str], str]:
+    """(repository, ref) -> commit, for every repository on the Git server."""
+    script = (f"for r in /srv/git/repositories/*.git; do {GIT} -C \"$r\" for-each-ref "
+              f"--format=\"$r %(refname) %(objectname)\"; done")
+    lines = run(None, machine, ["sh", "-c", script], check=True).stdout.split("\n")
+    return {(repo, ref): commit for repo, ref, commit in (line.split() for line in lines if line.strip())}
 
 
 @pytest.fixture(scope="module")
@@ -94,9 +98,14 @@ def test_every_in_place_edit_reaches_its_machines_and_nothing_is_lost(lab: Any, 
     assert "sam.jones" in keys
     timer = run(None, git, ["cat", "/etc/systemd/system/git-server-backup.timer"], check=True).stdout
     assert "OnCalendar=*-*-* 02:45:00" in timer
+    # Nothing lost: every ref is still there and its old commit is in its history (the access-rule
+    # repository moves forward with each apply; no other should move at all).
     after_refs = _refs(git)
-    for line in before_refs.splitlines():
-        assert line in after_refs, f"lost or moved on the Git server: {line}"
+    for (repository, ref), commit in before_refs.items():
+        assert (repository, ref) in after_refs, f"{repository} lost {ref}"
+        kept = run(None, git, ["sh", "-c", f"{GIT} -C {repository} merge-base --is-ancestor {commit} "
+                                           f"{after_refs[repository, ref]}"])
+        assert kept.returncode == 0, f"{repository} {ref}: {commit} is no longer in its history"
     # The gateway: the new jump user's account.
     gateway = next((m.name for m in lab.machines if m.role == "gateway"), None)
     if gateway:
