@@ -89,6 +89,8 @@ def apply(stack_file: str, progress: Progress) -> dict[str, Any]:
         if result.returncode != 0:
             failures.append(f"{machine.name}: `{' '.join(SETTINGS_COMMAND)}` exited {result.returncode}: "
                             f"{(result.stderr or result.stdout).strip()[-800:]}")
+    # What the machines were first provisioned from (a repository seeded at first boot keeps that start).
+    record.setdefault("first_stack_file", record["stack_file"])
     record["stack_file"] = str(Path(stack_file).resolve())
     record.setdefault("applied", []).append({"stack_file": record["stack_file"], "at": time.time(),
                                              "machines": results})
