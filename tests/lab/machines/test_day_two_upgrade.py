@@ -53,7 +53,8 @@ def _refs(machine: str) -> dict[tuple[str, str], str]:
 
 @pytest.fixture(scope="module")
 def original(lab: Any) -> dict[str, Any]:
-    return yaml.safe_load(open(lab.record["stack_file"]).read())
+    # The stack the lab started from, even when an edit was applied before (a second run of this module).
+    return yaml.safe_load(open(lab.record.get("first_stack_file") or lab.record["stack_file"]).read())
 
 
 def test_an_edit_that_needs_a_new_vm_is_refused_naming_it(lab: Any, original: dict[str, Any]) -> None:
