@@ -20,6 +20,7 @@ from typing import Any
 from blueprints.cloud_init import RenderError
 from blueprints.secrets import VAULT_NAME_TAG, vault_name
 from blueprints.topology import Machine, private_dns_zone
+from blueprints.vm_settings import settings_document
 from lab import (
     base_image,
     dns,
@@ -310,7 +311,7 @@ def _start_platform(config: dict[str, Any], stack: str, plan: AddressPlan, ca: s
         platform_services.write_state(
             layout.platform_dir, stack=stack, tenant_id=_tenant_id(config), vault=vault, secrets=values,
             machines=[platform_services.LabMachine(m.name, m.private_ip, {VAULT_NAME_TAG: vault},
-                                                   _user_data(config, m), grants[m.name])
+                                                   settings_document(config, m), grants[m.name])
                       for m in plan.machines])
         platform_ca = secrets.LabCertificateAuthority(layout.platform_dir / "ca", "Azure platform stand-in")
         platform_ca.ensure()
@@ -320,15 +321,6 @@ def _start_platform(config: dict[str, Any], stack: str, plan: AddressPlan, ca: s
         return platform_ca.cert.read_bytes()
     except (OSError, network.NetworkError, secrets.SecretError, platform_services.PlatformError) as error:
         raise LabUpError(f"metadata and Key Vault stand-ins: {error}") from error
-
-
-def _user_data(config: dict[str, Any], machine: Machine) -> bytes:
-    """The VM's user data, as the program sets the VM's userData property."""
-    try:
-        from blueprints.vm_settings import settings_document
-    except ImportError:
-        return b""
-    return settings_document(config, machine)
 
 
 def _tenant_id(config: dict[str, Any]) -> str:

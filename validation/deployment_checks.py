@@ -18,6 +18,7 @@ from typing import Any
 from blueprints.cloud_init import MAX_USER_DATA_BYTES, RenderError, render_user_data
 from blueprints.roles import all_roles
 from blueprints.topology import Machine, plan_machines
+from blueprints.vm_settings import settings_document
 from validation.plan_model import Plan, PlannedResource
 from validation.problems import MISSING, Problem
 from validation.semantic_checks import secret_like_text
@@ -42,12 +43,7 @@ SIZE_HINT = ("the role's longest lists (allowlist entries, Git users, teams and 
 def machine_renderers() -> list[Callable[[dict[str, Any], Machine], bytes]]:
     """Every document the plan renders for a machine: its custom data, and the document of its
     changeable settings (user data) where the blueprints make one."""
-    renderers: list[Callable[[dict[str, Any], Machine], bytes]] = [render_user_data]
-    try:
-        from blueprints.vm_settings import settings_document
-    except ModuleNotFoundError:  # blueprints without a settings document per VM
-        return renderers
-    return [*renderers, settings_document]
+    return [render_user_data, settings_document]
 
 
 def rendered_problems(config: dict[str, Any]) -> list[Problem]:
