@@ -11,6 +11,32 @@ from pulumi_azure_native import privatedns
 from modules.placement import Placement
 
 
+def linked_zone(zone_resource: str, link_resource: str, zone_name: str, placement: Placement,
+                vnet_id: pulumi.Input[str], tags: Mapping[str, str],
+                opts: pulumi.ResourceOptions) -> privatedns.PrivateZone:
+    """A private DNS zone and its link to the VNet (no auto-registration); returns the zone."""
+    zone = privatedns.PrivateZone(
+        zone_resource,
+        private_zone_name=zone_name,
+        resource_group_name=placement.resource_group_name,
+        location="global",
+        tags=tags,
+        opts=opts,
+    )
+    privatedns.VirtualNetworkLink(
+        link_resource,
+        virtual_network_link_name=f"link-{placement.naming.name('vnet')}",
+        private_zone_name=zone.name,
+        resource_group_name=placement.resource_group_name,
+        location="global",
+        virtual_network={"id": vnet_id},
+        registration_enabled=False,
+        tags=tags,
+        opts=opts,
+    )
+    return zone
+
+
 @dataclass
 class PrivateDnsArgs:
     placement: Placement
@@ -27,25 +53,8 @@ class PrivateDns(pulumi.ComponentResource):
         super().__init__("trust-blueprints:modules:PrivateDns", name, None, opts)
         placement = args.placement
         tags = placement.tags_for("dns")
-        zone = privatedns.PrivateZone(
-            f"{name}-zone",
-            private_zone_name=args.zone_name,
-            resource_group_name=placement.resource_group_name,
-            location="global",
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        privatedns.VirtualNetworkLink(
-            f"{name}-link",
-            virtual_network_link_name=f"link-{placement.naming.name('vnet')}",
-            private_zone_name=zone.name,
-            resource_group_name=placement.resource_group_name,
-            location="global",
-            virtual_network={"id": args.vnet_id},
-            registration_enabled=False,
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
+        zone = linked_zone(f"{name}-zone", f"{name}-link", args.zone_name, placement, args.vnet_id, tags,
+                           pulumi.ResourceOptions(parent=self))
         for label, address in args.records.items():
             privatedns.PrivateRecordSet(
                 f"{name}-a-{label}",

@@ -13,9 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pulumi
-from pulumi_azure_native import network, privatedns
+from pulumi_azure_native import network
 
 from modules.placement import Placement
+from modules.private_dns import linked_zone
 
 # The zones each private-link sub-resource (group id) needs, from Microsoft's table "Azure Private
 # Endpoint private DNS zone values" (learn.microsoft.com/azure/private-link/private-endpoint-dns,
@@ -55,25 +56,8 @@ class PrivateLinkZones(pulumi.ComponentResource):
         self.zone_ids = {}
         for zone_name in args.zones:
             label = zone_name.removeprefix("privatelink.").replace(".", "-")
-            zone = privatedns.PrivateZone(
-                f"{name}-{label}",
-                private_zone_name=zone_name,
-                resource_group_name=placement.resource_group_name,
-                location="global",
-                tags=tags,
-                opts=child,
-            )
-            privatedns.VirtualNetworkLink(
-                f"{name}-{label}-link",
-                virtual_network_link_name=f"link-{placement.naming.name('vnet')}",
-                private_zone_name=zone.name,
-                resource_group_name=placement.resource_group_name,
-                location="global",
-                virtual_network={"id": args.vnet_id},
-                registration_enabled=False,
-                tags=tags,
-                opts=child,
-            )
+            zone = linked_zone(f"{name}-{label}", f"{name}-{label}-link", zone_name, placement, args.vnet_id,
+                               tags, child)
             self.zone_ids[zone_name] = zone.id
         self.register_outputs({"zone_ids": self.zone_ids})
 
