@@ -36,11 +36,18 @@ validate: $(STAMP)
 ## test: everything CI runs, as root (the lab builds machines): lint (with the import layers), the
 ## offline suites (the docs drift check and strict site build among them), the checkov gate, then the
 ## lab with every acceptance suite. Each check runs once.
+# Each stage's wall time goes to $(TIMINGS) and is printed as a table at the end, and also when a
+# stage fails (make then stops there, with that stage's exit status, as before).
+TIMINGS := out/make-test-timings.txt
+STAGE = $(BIN)/python benchmarks/stage_timings.py run $(TIMINGS)
 test: $(STAMP) host-deps azurite checkov-venv
-	$(MAKE) --no-print-directory lint
-	BLUEPRINTS_AZURITE_REQUIRED=1 BLUEPRINTS_CHECKOV_REQUIRED=1 $(BIN)/python -m pytest -n 2 -q -m "not lab"
-	$(MAKE) --no-print-directory checkov
-	$(MAKE) --no-print-directory lab-test
+	@$(BIN)/python benchmarks/stage_timings.py start $(TIMINGS)
+	$(STAGE) lint --report-on-failure -- $(MAKE) --no-print-directory lint
+	BLUEPRINTS_AZURITE_REQUIRED=1 BLUEPRINTS_CHECKOV_REQUIRED=1 $(STAGE) "offline suites" --report-on-failure -- \
+		$(BIN)/python -m pytest -n 2 -q -m "not lab"
+	$(STAGE) checkov --report-on-failure -- $(MAKE) --no-print-directory checkov
+	@$(MAKE) --no-print-directory lab-test; status=$$?; \
+	$(BIN)/python benchmarks/stage_timings.py report $(TIMINGS); exit $$status
 
 ## unit: the offline suites only (no root, no lab)
 unit: $(STAMP)
@@ -81,22 +88,29 @@ checkov: $(STAMP) $(CHECKOV_STAMP)
 # day two (every in-place edit applied with `lab apply`); the acceptance suites then run again on the
 # machines that went through both, against the edited stack.
 # Exit status: the tests' (or lab up's when it fails). A lab that was already running is left alone.
+# Stage timings: under `make test` they join its table (printed by it); run alone, lab-test prints its own.
+LAB_TIMINGS_START := $(if $(filter 0,$(MAKELEVEL)),$(BIN)/python benchmarks/stage_timings.py start $(TIMINGS),true)
+LAB_TIMINGS_REPORT := $(if $(filter 0,$(MAKELEVEL)),$(BIN)/python benchmarks/stage_timings.py report $(TIMINGS),true)
 lab-test: $(STAMP) host-deps
 	@if [ "$$(id -u)" != 0 ]; then echo "make lab-test runs the lab: run it as root" >&2; exit 2; fi
-	@$(BIN)/blueprints lab up $(STACK); status=$$?; \
-	if [ $$status = 2 ]; then exit 2; fi; \
+	@$(LAB_TIMINGS_START); \
+	$(STAGE) "lab up" -- $(BIN)/blueprints lab up $(STACK); status=$$?; \
+	if [ $$status = 2 ]; then $(LAB_TIMINGS_REPORT); exit 2; fi; \
 	if [ $$status = 0 ]; then \
-		BLUEPRINTS_LAB_REQUIRED=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/lab/machines tests/acceptance; \
+		BLUEPRINTS_LAB_REQUIRED=1 $(STAGE) "lab suites" -- \
+			$(BIN)/python -m pytest -q -p no:cacheprovider tests/lab/machines tests/acceptance; \
 		status=$$?; \
-		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_FAULTS=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
+		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_FAULTS=1 $(STAGE) faults -- $(BIN)/python -m pytest -q -p no:cacheprovider \
 			tests/lab/machines/test_faults.py || status=1; \
-		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_UPGRADE=1 $(BIN)/python -m pytest -q -s -p no:cacheprovider \
+		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_UPGRADE=1 $(STAGE) "day two" -- $(BIN)/python -m pytest -q -s -p no:cacheprovider \
 			tests/lab/machines/test_day_two_upgrade.py || status=1; \
-		BLUEPRINTS_LAB_REQUIRED=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/acceptance || status=1; \
-		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_TEARDOWN=1 $(BIN)/python -m pytest -q -p no:cacheprovider \
+		BLUEPRINTS_LAB_REQUIRED=1 $(STAGE) "acceptance again" -- \
+			$(BIN)/python -m pytest -q -p no:cacheprovider tests/acceptance || status=1; \
+		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_TEARDOWN=1 $(STAGE) teardown -- $(BIN)/python -m pytest -q -p no:cacheprovider \
 			tests/lab/machines/test_lab_down.py || status=1; \
 	fi; \
-	$(BIN)/blueprints lab down; \
+	$(STAGE) "lab down" -- $(BIN)/blueprints lab down; \
+	$(LAB_TIMINGS_REPORT); \
 	exit $$status
 
 ## docs: the guides and generated reference as a static site in site/, built strictly (any warning fails)

@@ -1,0 +1,126 @@
+"""Wall time of each stage of `make test`, kept in a file and printed as a table at the end.
+
+The Makefile wraps each stage's command; the wrapper runs it unchanged, appends one line to the
+timings file, and exits with the command's own status, so make stops where it stopped before. A
+stage that fails prints the table before make stops (``--report-on-failure``); stages whose
+failure the recipe collects itself (the lab's) leave the printing to the recipe's last line.
+
+    python benchmarks/stage_timings.py start FILE
+    python benchmarks/stage_timings.py run FILE LABEL [--report-on-failure] -- COMMAND...
+    python benchmarks/stage_timings.py report FILE
+
+The file is tab-separated (stage, seconds, exit status, start time in UTC), one stage per line,
+so a run killed halfway still leaves the stages it finished. Prints figures; asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def start(file: Path) -> None:
+    file.parent.mkdir(parents=True, exist_ok=True)
+    file.write_text("")
+
+
+def _record(file: Path, label: str, seconds: float, status: int, began: datetime.datetime) -> None:
+    file.parent.mkdir(parents=True, exist_ok=True)
+    # Tabs and newlines in a label would break the line format; labels are ours, but stay safe.
+    clean = " ".join(label.split())
+    with file.open("a", encoding="utf-8") as out:
+        out.write(f"{clean}\t{seconds:.1f}\t{status}\t{began.strftime('%Y-%m-%dT%H:%M:%SZ')}\n")
+
+
+def run(file: Path, label: str, command: list[str], report_on_failure: bool) -> int:
+    began = datetime.datetime.now(datetime.UTC)
+    clock = time.monotonic()
+    try:
+        child = subprocess.Popen(command)
+    except OSError as error:
+        # As a shell would: say so, and count it as the stage failing with 127.
+        print(f"stage {label!r}: cannot run {command[0]!r}: {error.strerror}", file=sys.stderr)
+        _record(file, label, time.monotonic() - clock, 127, began)
+        if report_on_failure:
+            report(file)
+        return 127
+    # Ctrl-C reaches the whole process group: let the child handle it, and still record the stage.
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        status = child.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    # A child killed by a signal reports -N; the shell's convention (128 + N) is what make shows.
+    status = 128 - status if status < 0 else status
+    _record(file, label, time.monotonic() - clock, status, began)
+    if status != 0 and report_on_failure:
+        report(file)
+    return status
+
+
+def _rows(file: Path) -> list[tuple[str, float, int]]:
+    rows = []
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return rows
+    for line in lines:
+        fields = line.split("\t")
+        if len(fields) < 3:
+            continue
+        try:
+            rows.append((fields[0], float(fields[1]), int(fields[2])))
+        except ValueError:
+            continue
+    return rows
+
+
+def _duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes}:{rest:02d}"
+
+
+def report(file: Path) -> None:
+    rows = _rows(file)
+    width = max([len("stage"), *(len(label) for label, _, _ in rows)])
+    lines = [f"Stage timings (wall clock), from {file}:", f"  {'stage':<{width}}  {'m:ss':>6}  {'seconds':>8}  result"]
+    for label, seconds, status in rows:
+        result = "ok" if status == 0 else f"FAILED (exit {status})"
+        lines.append(f"  {label:<{width}}  {_duration(seconds):>6}  {seconds:>8.1f}  {result}")
+    total = sum(seconds for _, seconds, _ in rows)
+    lines.append(f"  {'total':<{width}}  {_duration(total):>6}  {total:>8.1f}")
+    print("\n".join(lines), flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="action", required=True)
+    commands.add_parser("start", help="empty the timings file").add_argument("file", type=Path)
+    runner = commands.add_parser("run", help="run one stage and record its wall time")
+    runner.add_argument("file", type=Path)
+    runner.add_argument("label")
+    runner.add_argument("--report-on-failure", action="store_true",
+                        help="print the table when the stage fails (make stops after it)")
+    commands.add_parser("report", help="print the table").add_argument("file", type=Path)
+    argv = sys.argv[1:] if argv is None else argv
+    # Everything after the first `--` is the stage's command, untouched by our own options.
+    ours, command = (argv[:argv.index("--")], argv[argv.index("--") + 1:]) if "--" in argv else (argv, [])
+    args = parser.parse_args(ours)
+    if args.action == "start":
+        start(args.file)
+        return 0
+    if args.action == "report":
+        report(args.file)
+        return 0
+    if not command:
+        parser.error("run: give the stage's command after --")
+    return run(args.file, args.label, command, args.report_on_failure)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
