@@ -30,9 +30,6 @@ from validation.plan_recorder import record_plan
 from validation.stack_edits import DESTRUCTIVE_EDITS, ORDINARY_EDITS, by_name
 
 VM = "azure-native:compute:VirtualMachine"
-# The properties that moving every changeable setting into VM user data takes out of custom data
-# and the SSH key list; until that lands, ordinary edits still change them.
-MOVED_TO_USER_DATA = {"osProfile.customData", "osProfile.linuxConfiguration.ssh.publicKeys"}
 
 
 def _vm(name: str = "git", size: str = "Standard_B2s", custom_data: str = "Ym9vdA==", user_data: bytes | None = None,
@@ -171,19 +168,13 @@ def edit_diffs(base_plan) -> dict[str, PlanDiff]:
 
 @pytest.mark.parametrize("edit", ORDINARY_EDITS, ids=lambda edit: edit.name)
 def test_each_ordinary_edit_is_applied_in_place(edit, edit_diffs, base_plan) -> None:
+    # Every VM takes its changeable settings from user data, which Azure updates in place.
+    assert all("userData" in vm.inputs for vm in base_plan.of_type(VM))
     diff = edit_diffs[edit.name]
     assert diff.changes, "the edit changes the plan"
     assert not diff.by_action(DELETE)
-    replaced = diff.by_action(REPLACE)
-    forcing = {forcing.path for change in replaced for forcing in change.forced_by}
-    # The move has landed once the VMs carry user data: from then on no ordinary edit may replace one.
-    if all("userData" in vm.inputs for vm in base_plan.of_type(VM)):
-        assert replaced == [], render_diff(diff)
-        assert not diff.destructive
-        return
-    # Until the settings move lands, only the two properties it moves may force a replacement.
-    assert forcing <= MOVED_TO_USER_DATA, render_diff(diff)
-    pytest.xfail(f"replaces {', '.join(c.azure_name for c in replaced)} until settings move to VM user data")
+    assert diff.by_action(REPLACE) == [], render_diff(diff)
+    assert not diff.destructive
 
 
 def test_the_size_family_change_replaces_the_git_server_and_keeps_its_data_disk(edit_diffs) -> None:
