@@ -14,6 +14,8 @@ Endpoints are written as:
   ``endpoint:NAME``     a platform service's private endpoint in the ``services`` subnet
                         (``ENDPOINTS``): its fixed address, or the subnet where Azure picks several
   ``tag:NAME``          an Azure service tag (Azure-only; the lab has no such services)
+  ``data-source:NAME``  one of the trust's declared data sources (roles.analytics.data_sources):
+                        its range on the trust's network; one row each, made by ``data_source_flows``
 
 Every platform service a VM needs has a route (``PLATFORM_SERVICES``): a flow to its private
 endpoint, or the host's own channel; validation refuses a stack where a VM would have none.
@@ -26,13 +28,14 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from blueprints.data_sources import DATA_SOURCE_KINDS, declared_data_sources
 from blueprints.roles import role
 from blueprints.topology import Machine, plan_machines, role_subnet, subnet_plan
 from modules.security_rule import SecurityRule
 
 __all__ = ["ENDPOINTS", "ENDPOINT_SUBNET", "FLOWS", "PLATFORM_SERVICES", "Flow", "PlatformService", "Priority",
-           "SecurityRule", "active_flows", "endpoint_address_clashes", "endpoint_addresses", "missing_platform_routes",
-           "nsg_rules"]
+           "SecurityRule", "active_flows", "data_source_flows", "endpoint_address_clashes", "endpoint_addresses",
+           "missing_platform_routes", "nsg_rules"]
 
 
 class Priority(IntEnum):
@@ -40,6 +43,7 @@ class Priority(IntEnum):
 
     FROM_CLIENTS = 1000
     BETWEEN_SUBNETS = 2000
+    TO_TRUST_DATA_SOURCES = 2500
     TO_AZURE_SERVICES = 3000
     TO_INTERNET = 3500
     DENY_ALL = 4096
@@ -229,9 +233,23 @@ def endpoint_address_clashes(config: dict[str, Any]) -> list[tuple[str, str, str
     return [(name, address, taken[address]) for name, address in endpoint_addresses(config).items() if address in taken]
 
 
+def data_source_flows(config: dict[str, Any]) -> list[Flow]:
+    """One row per declared data source: the analytics VMs to its range, on its one port."""
+    return [
+        Flow(f"data-analytics-to-{source['name']}", "role:analytics", f"data-source:{source['name']}",
+             (source["port"],),
+             f"{source['kind']} data source {source['name']} on the trust's network"
+             + (f" ({source['description']})" if source.get("description") else ""))
+        for source in declared_data_sources(config)
+        if source["kind"] in DATA_SOURCE_KINDS
+    ]
+
+
 def _band(flow: Flow) -> Priority:
     if flow.source in ("clients", "private-clients") or flow.source.startswith("tag:"):
         return Priority.FROM_CLIENTS
+    if flow.destination.startswith("data-source:"):
+        return Priority.TO_TRUST_DATA_SOURCES
     if flow.destination.startswith(("tag:", "endpoint:")):
         return Priority.TO_AZURE_SERVICES
     if flow.destination == "internet":
@@ -254,6 +272,7 @@ class _Resolver:
             if machine.subnet not in self.role_subnets.setdefault("*", []):
                 self.role_subnets["*"].append(machine.subnet)
         self.endpoints = endpoint_addresses(config)
+        self.data_sources = {source["name"]: source["range"] for source in declared_data_sources(config)}
 
     def present(self, endpoint: str) -> bool:
         kind, _, value = endpoint.partition(":")
@@ -265,6 +284,8 @@ class _Resolver:
             return value in self.role_ips
         if kind == "endpoint":
             return ENDPOINT_SUBNET in self.subnets
+        if kind == "data-source":
+            return value in self.data_sources
         return True
 
     def prefixes(self, endpoint: str) -> tuple[str, ...]:
@@ -277,6 +298,8 @@ class _Resolver:
             return ("Internet",)
         if kind == "tag":
             return (value,)
+        if kind == "data-source":
+            return (self.data_sources[value],)
         if kind == "role":
             return tuple(self.role_ips[value])
         if kind == "endpoint":
@@ -321,7 +344,7 @@ def active_flows(config: dict[str, Any]) -> list[Flow]:
     git_backup_target = git.get("backup", {}).get("target", "auto") if git else None
     return [
         flow
-        for flow in FLOWS
+        for flow in (*FLOWS, *data_source_flows(config))
         if (flow.gateway_kinds is None or kind in flow.gateway_kinds)
         and (flow.certificates is None or certificate in flow.certificates)
         and (flow.git_backup_targets is None or git_backup_target in flow.git_backup_targets)
@@ -398,6 +421,9 @@ def endpoint_text(endpoint: str, config: dict[str, Any]) -> str:
         return "Internet"
     if kind == "tag":
         return f"Azure service tag {value}"
+    if kind == "data-source":
+        source = next(s for s in declared_data_sources(config) if s["name"] == value)
+        return f"trust data source {value} ({source['kind']}, {source['range']})"
     if kind == "role":
         machines = [m for m in plan_machines(config) if value in ("*", m.role)]
         return ", ".join(f"{m.name} ({m.private_ip})" for m in machines)

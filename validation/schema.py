@@ -113,6 +113,13 @@ _BASE_SCHEMA: dict[str, Any] = {
                                 "or ExpressRoute, whose existing machines may use the package mirror and the Git "
                                 "server directly (as the environment's own analytics VMs do)"},
             },
+            "trust_ranges": {
+                "type": "list", "default": [], "maxlength": 200,
+                "schema": _cidr("A private range of the trust's own network"),
+                "meta": {"doc": "Private ranges of the trust's network, joined by VNet peering, VPN or ExpressRoute, "
+                                "where its data sources are (roles.analytics.data_sources must lie inside one); "
+                                "declaring a range opens nothing"},
+            },
             "allow_clients_from_anywhere": {
                 "type": "boolean", "default": False,
                 "meta": {"doc": "Unsafe: allow ranges of /8 or wider, up to the whole Internet"},

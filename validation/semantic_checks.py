@@ -17,6 +17,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from blueprints.accounts import reserved_account, reserved_account_hint
+from blueprints.data_sources import data_source_problems
 from blueprints.git_server.settings import (
     BACKUP_ROOTS,
     GIT_RESERVED_ACCOUNTS,
@@ -627,12 +628,18 @@ def secret_like_text(config: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+def _data_sources(config: dict[str, Any]) -> list[Problem]:
+    return [Problem(path, MISSING if value is None else value, allowed, hint)
+            for path, value, allowed, hint in data_source_problems(config)]
+
+
 def semantic_problems(config: dict[str, Any]) -> list[Problem]:
     """Every cross-field problem of a schema-valid config."""
     address = _address_plan(config)
     problems = (address + _admin(config) + _roles(config) + _bastion_access(config) + _git_server(config)
                 + _backup_directory(config)
-                + _analytics_admins(config) + _allowlists(config) + _vm_sizes(config) + secret_like_text(config))
+                + _analytics_admins(config) + _data_sources(config)
+                + _allowlists(config) + _vm_sizes(config) + secret_like_text(config))
     if not address:
         problems += _capacity(config)
     if not problems:  # names depend on a sound address plan and role set

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from blueprints.analytics.settings import SETTINGS_SCHEMA
-from blueprints.role import DataDiskLayout, Publication, Role, always, never, stack_settings
+from blueprints.analytics.settings import SETTINGS_SCHEMA, template_settings
+from blueprints.role import DataDiskLayout, Publication, Role, always, never
 
 ROLE = Role(
     name="analytics",
@@ -35,7 +35,7 @@ ROLE = Role(
     ),
     publication=Publication(location="gateway-location.conf.j2", path="/{machine}/",
                             link="JupyterHub on {machine}", description="JupyterLab with Python and R"),
-    template_settings=stack_settings,
+    template_settings=template_settings,
     reaches_storage=never,
     deploy="blueprints.analytics.component:deploy",
     folder=Path(__file__).parent,

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from blueprints.data_sources import DATA_SOURCES_SCHEMA, LINKS, client_files
+from blueprints.role import stack_settings
 from blueprints.settings_fields import ACCOUNT_NAME_PATTERN, TIME_PATTERN, disk_field, vm_size_field
 
 SETTINGS_SCHEMA: dict[str, Any] = {
@@ -31,4 +33,12 @@ SETTINGS_SCHEMA: dict[str, Any] = {
                                        "31 lowercase letters, digits, _ or -"}},
         "meta": {"doc": "Accounts (as the gateway names them) that administer JupyterHub"},
     },
+    "data_sources": DATA_SOURCES_SCHEMA,
 }
+
+
+def template_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
+    """The role's stack settings, plus the data sources' client files (its VM settings carry them) and
+    the links from where the clients read to those files (its cloud-init makes them, once)."""
+    return {**stack_settings(config, name), "data_source_files": client_files(config),
+            "data_source_links": dict(LINKS)}

@@ -134,6 +134,14 @@ CASES = [
     Case("gateway-without-client-ranges", "network.allowed_client_ranges",
          "needs at least one range when roles.gateway is set", "(got [])",
          (("  allowed_client_ranges:\n    - 203.0.113.0/24\n    - 198.51.100.16/28\n", ""),)),
+    # Data sources on the trust's network (roles.analytics.data_sources).
+    Case("data-source-outside-trust-ranges", "roles.analytics.data_sources[0].range",
+         "must lie inside a range of the trust's network", "(got '10.30.1.10/32')",
+         (("range: 10.20.1.10/32", "range: 10.30.1.10/32"),)),
+    Case("data-source-unknown-kind", "roles.analytics.data_sources[0].kind", "postgres", "(got 'oracle')",
+         (("kind: sqlserver ", "kind: oracle "),)),
+    Case("data-source-port-out-of-range", "roles.analytics.data_sources[0].port", "between 1 and 65535",
+         "(got 0)", (("port: 1433", "port: 0"),)),
     # Keys and accounts.
     Case("bad-ssh-key", "admin.ssh_public_keys[0]", "not valid base64", "(got 'ssh-ed25519 not*base64",
          (("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPaQRANNGS3AJl+hVDSGny6TDyecqFzA6RndNnIHTNZY",
