@@ -33,6 +33,11 @@ def test_npm_uses_the_mirror_registry_and_the_system_trust_store(example_config)
     assert "cafile=/etc/ssl/certs/ca-certificates.crt" in lines
 
 
+def test_npm_never_runs_install_scripts_by_default(example_config):
+    lines = _client_files(example_config)["/etc/npmrc"]["content"].splitlines()
+    assert "ignore-scripts=true" in lines
+
+
 def test_r_uses_the_mirror_cran_after_r_is_installed(example_config):
     rprofile = _client_files(example_config)["/etc/R/Rprofile.site"]
     assert rprofile["defer"] is True

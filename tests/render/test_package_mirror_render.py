@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 from pathlib import Path
 
 import yaml
@@ -41,7 +42,63 @@ def test_apt_cacher_ng_uses_the_stack_upstreams_and_only_those(example_config):
     files = _files(_mirror_document(config))
     assert files["/etc/apt-cacher-ng/backends_debian"]["content"] == "http://debian.example.nhs.uk/debian/\n"
     assert files["/etc/apt-cacher-ng/backends_debian"]["defer"] is True
-    assert "ForceManaged: 1" in files["/etc/apt-cacher-ng/zz-trust-blueprints.conf"]["content"]
+
+
+def _acng_settings(texts: dict[str, str]) -> tuple[dict[str, str], dict[str, str]]:
+    """apt-cacher-ng's settings as it reads them: every *.conf in name order, the last one winning."""
+    settings: dict[str, str] = {}
+    remaps: dict[str, str] = {}
+    for name in sorted(texts):
+        for line in texts[name].splitlines():
+            line = line.split("#", 1)[0].strip()
+            if ":" not in line:
+                continue
+            key, value = (part.strip() for part in line.split(":", 1))
+            (remaps if key.startswith("Remap-") else settings)[key] = value
+    return settings, remaps
+
+
+def _acng_files(document) -> dict[str, str]:
+    return {path.rsplit("/", 1)[1]: text for path, text in written_files(document).items()
+            if path.startswith("/etc/apt-cacher-ng/") and path.endswith(".conf")}
+
+
+def test_apt_cacher_ng_serves_debian_and_debian_security_only(example_config):
+    files = _acng_files(_mirror_document(example_config))
+    assert set(files) == {"acng.conf", "zzz-trust-blueprints.conf"}
+    _, remaps = _acng_settings(files)
+    # Debian's own acng.conf remaps Ubuntu, Kali, Fedora, Arch, ...: written over, only two remain.
+    assert set(remaps) == {"Remap-debrep", "Remap-secdeb"}
+    assert remaps["Remap-debrep"].split(";")[1].strip() == "file:backends_debian"
+    assert remaps["Remap-secdeb"].split(";")[1].strip() == "file:backends_debian_security"
+    names = " ".join(value.split(";")[0] for value in remaps.values()).split()
+    assert all(name.startswith(("deb.debian.org/", "ftp.debian.org/", "security.debian.org", "/debian"))
+               for name in names), names
+
+
+def test_apt_cacher_ng_refuses_other_hosts_and_every_tunnel_whatever_debconf_says(example_config):
+    files = _acng_files(_mirror_document(example_config))
+    # The worst answer to the package's setup question ("allow HTTP tunnels") writes this file.
+    files["zz_debconf.conf"] = "Proxy:\nPassThroughPattern: .*\n"
+    settings, _ = _acng_settings(files)
+    assert settings["ForceManaged"] == "1"
+    pattern = re.compile(settings["PassThroughPattern"])
+    for target in ("bugs.debian.org:443", "changelogs.ubuntu.com:443", "example.com:443", "deb.debian.org:80"):
+        assert not pattern.search(target), target
+    assert settings.get("LocalDirs", "") == ""
+
+
+def test_apt_cacher_ng_report_page_has_a_secret_name_made_on_the_machine(example_config):
+    document = _mirror_document(example_config)
+    # No written file names a report page (Debian's default acng-report.html is gone with its acng.conf).
+    settings, _ = _acng_settings(_acng_files(document))
+    assert "ReportPage" not in settings and "AdminAuth" not in settings
+    commands = "\n".join(str(step) for step in document["runcmd"])
+    made = commands.index("zzz-trust-blueprints-admin.conf")
+    assert "install -m 0640 -o root -g apt-cacher-ng /dev/null \"$acng_admin\"" in commands
+    assert 'ReportPage: acng-{secrets.token_hex(16)}.html' in commands
+    assert "AdminAuth: admin:{secrets.token_urlsafe(32)}" in commands
+    assert made < commands.index("systemctl restart apt-cacher-ng")
 
 
 def test_bundled_files_are_written_byte_for_byte(example_config):
@@ -51,17 +108,46 @@ def test_bundled_files_are_written_byte_for_byte(example_config):
         "/etc/nginx/sites-available/trust-mirror": "nginx-site.conf",
         "/etc/trust-blueprints/mirror/devpi-requirements.txt": "devpi-requirements.txt",
         "/opt/verdaccio/package.json": "verdaccio-package.json",
+        "/usr/local/sbin/mirror-file-check": "mirror-file-check.py",
+        "/etc/apt-cacher-ng/acng.conf": "apt-cacher-ng.conf",
+        "/etc/apt-cacher-ng/zzz-trust-blueprints.conf": "apt-cacher-ng-override.conf",
     }.items():
         assert files[path] == (FILES / source).read_text(), path
 
 
-def test_every_python_package_is_pinned_exactly(example_config):
-    lines = (FILES / "devpi-requirements.txt").read_text().split()
-    assert lines and all("==" in line for line in lines)
-    assert any(line.startswith("devpi-server==") for line in lines)
-    assert any(line.startswith("devpi-constrained==") for line in lines)
+def _requirements() -> dict[str, list[str]]:
+    """requirement -> its hashes, from devpi-requirements.txt (continuation lines joined)."""
+    text = (FILES / "devpi-requirements.txt").read_text().replace("\\\n", " ")
+    pins = {}
+    for line in text.splitlines():
+        words = line.split("#", 1)[0].split()
+        if words:
+            pins[words[0]] = [word.removeprefix("--hash=") for word in words[1:]]
+    return pins
+
+
+def test_every_python_package_is_pinned_exactly_with_its_hash(example_config):
+    pins = _requirements()
+    assert pins and all(re.fullmatch(r"[A-Za-z0-9._-]+==[A-Za-z0-9.]+", pin) for pin in pins)
+    assert all(hashes and all(re.fullmatch(r"sha256:[0-9a-f]{64}", h) for h in hashes) for hashes in pins.values())
+    assert any(pin.startswith("devpi-server==") for pin in pins)
+    assert any(pin.startswith("devpi-constrained==") for pin in pins)
+    commands = "\n".join(str(step) for step in _mirror_document(example_config)["runcmd"])
+    install = next(line for line in commands.splitlines() if "devpi-requirements.txt" in line and "pip install" in line)
+    assert "--require-hashes" in install and "--only-binary=:all:" in install
     verdaccio = json.loads((FILES / "verdaccio-package.json").read_text())
     assert all(version[0].isdigit() for version in verdaccio["dependencies"].values())
+
+
+def test_the_pypi_file_checker_runs_on_loopback_as_a_user_of_its_own(example_config):
+    document = _mirror_document(example_config)
+    unit = _files(document)["/etc/systemd/system/mirror-file-check.service"]["content"]
+    assert "DynamicUser=yes" in unit and "Restart=on-failure" in unit
+    assert "--listen 127.0.0.1:3150" in unit
+    site = (FILES / "nginx-site.conf").read_text()
+    assert "proxy_pass http://127.0.0.1:3150/;" in site
+    commands = "\n".join(str(step) for step in document["runcmd"])
+    assert "systemctl enable --now devpi.service mirror-file-check.service" in commands
 
 
 def test_services_restart_on_failure_as_their_own_users(example_config):
