@@ -27,6 +27,7 @@ from blueprints.package_mirror.client_settings import template_values as mirror_
 from blueprints.package_mirror.settings import PACKAGE_NAME_PATTERNS
 from blueprints.roles import all_roles, role
 from blueprints.secrets import VAULT_NAME_TAG, secret_files
+from blueprints.sign_in_names import account_map, gateway_header_lines, hub_settings
 from blueprints.topology import Machine, plan_machines, private_dns_zone
 
 SHARED_TEMPLATES = Path(__file__).parent / "templates"
@@ -128,6 +129,10 @@ def template_context(config: dict[str, Any], machine: Machine) -> dict[str, Any]
         "package_name_patterns": dict(PACKAGE_NAME_PATTERNS),
         # What the self-hosted gateway publishes behind its sign-in: each role's Publication, with its machines.
         "publications": _publications(machines),
+        # Who signs in as which account (blueprints/sign_in_names.py): the gateway applies the map,
+        # the analytics VMs' hubs check each account against it.
+        "sign_in_header_lines": gateway_header_lines(account_map(config)),
+        "sign_in": hub_settings(config),
         # Machines fetch their secrets from the vault this VM tag names (templates/base.yaml.j2): the
         # vault's name depends on the subscription, so the boot step reads it from instance metadata.
         "vault_name_tag": VAULT_NAME_TAG,

@@ -339,7 +339,7 @@ def _start_identity_provider(config: dict[str, Any], plan: AddressPlan, ca: secr
         people = tuple(user["name"] for user in (config["roles"].get("git_server") or {}).get("users", []))
         identity_provider.start_in_namespace(netns, str(plan.identity_provider_ip), identity["tenant_id"],
                                              identity["allowed_group"], cert, key, layout.root / "identity",
-                                             people=people)
+                                             people=people, admin=config["admin"]["username"])
     except (OSError, network.NetworkError, secrets.SecretError, identity_provider.IdentityProviderError) as error:
         raise LabUpError(f"identity provider: {error}") from error
 

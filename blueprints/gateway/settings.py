@@ -16,6 +16,7 @@ from blueprints.settings_fields import (
     SINGLE_LINE_PATTERN,
     vm_size_field,
 )
+from blueprints.sign_in_names import MAPPED_ACCOUNT_ALLOWED, MAPPED_ACCOUNT_PATTERN, UPN_ALLOWED, UPN_PATTERN
 
 SETTINGS_SCHEMA: dict[str, Any] = {
     "kind": {"type": "string", "required": True, "allowed": ["self-hosted", "bastion"],
@@ -59,9 +60,26 @@ SETTINGS_SCHEMA: dict[str, Any] = {
                                        "allowed": "a GUID"}},
             "username_claim": {"type": "string", "regex": CLAIM_NAME_PATTERN,
                                "default": "preferred_username",
-                               "meta": {"doc": "Claim whose part before any @ is the local "
-                                               "account name sent to tools as X-Remote-User",
+                               "meta": {"doc": "Claim holding the sign-in name (the UPN), kept whole and "
+                                               "looked up in accounts",
                                         "allowed": "a claim name: letters, digits, _"}},
+            "accounts": {
+                "type": "list", "default": [], "maxlength": 2000,
+                "meta": {"doc": "Who signs in as which local account: nobody else gets one, whatever "
+                                "name the directory sends (docs/architecture.md, Who is who)"},
+                "schema": {
+                    "type": "dict",
+                    "schema": {
+                        "upn": {"type": "string", "required": True, "regex": UPN_PATTERN,
+                                "meta": {"doc": "The person's sign-in name as the claim carries it "
+                                                "(compared in ASCII lower case)",
+                                         "allowed": UPN_ALLOWED}},
+                        "account": {"type": "string", "required": True, "regex": MAPPED_ACCOUNT_PATTERN,
+                                    "meta": {"doc": "Their local account on the VMs and the Git server",
+                                             "allowed": MAPPED_ACCOUNT_ALLOWED}},
+                    },
+                },
+            },
             "groups_claim": {"type": "string", "regex": CLAIM_NAME_PATTERN, "default": "groups",
                              "meta": {"doc": "Claim that lists the user's group object ids",
                                       "allowed": "a claim name: letters, digits, _"}},

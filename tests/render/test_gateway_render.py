@@ -53,10 +53,12 @@ def test_single_sign_on_uses_the_tenant_client_and_group(gateway, example_config
     assert "OIDCRedirectURI https://analytics.example.nhs.uk/oidc/callback" in site
 
 
-def test_client_supplied_remote_user_is_removed_before_it_is_set(gateway):
+def test_client_supplied_remote_user_is_removed_before_the_account_map_sets_it(gateway):
     site = _file(gateway, "/etc/apache2/sites-available/trust-blueprints-gateway.conf")
     unset = site.index("RequestHeader unset X-Remote-User early")
-    assert unset < site.index('RequestHeader set X-Remote-User "expr=%{REMOTE_USER}"')
+    assert unset < site.index("Include /etc/trust-blueprints/gateway/accounts.conf")
+    # The sign-in name itself never becomes the account header.
+    assert 'RequestHeader set X-Remote-User "expr=%{REMOTE_USER}"' not in site
 
 
 def test_every_web_tool_is_proxied_with_verified_tls(gateway, example_config):
