@@ -101,6 +101,20 @@ def test_apt_cacher_ng_report_page_has_a_secret_name_made_on_the_machine(example
     assert made < commands.index("systemctl restart apt-cacher-ng")
 
 
+def test_apt_cacher_ng_usage_page_does_not_name_the_report_page(example_config):
+    document = _mirror_document(example_config)
+    settings, _ = _acng_settings(_acng_files(document))
+    support = settings["SupportDir"]
+    commands = "\n".join(str(step) for step in document["runcmd"])
+    assert f"acng_support={support}\n" in commands
+    assert 'cp -as /usr/lib/apt-cacher-ng/. "$acng_support"/' in commands
+    ours = commands.index('install -m 0644 /etc/trust-blueprints/mirror/apt-cacher-ng-userinfo.html '
+                          '"$acng_support/userinfo.html"')
+    assert commands.index("cp -as") < ours < commands.index("systemctl restart apt-cacher-ng")
+    page = written_files(document)["/etc/trust-blueprints/mirror/apt-cacher-ng-userinfo.html"]
+    assert "cfg:" not in page and "report" not in page.lower()
+
+
 def test_bundled_files_are_written_byte_for_byte(example_config):
     files = written_files(_mirror_document(example_config))
     for path, source in {
@@ -111,6 +125,7 @@ def test_bundled_files_are_written_byte_for_byte(example_config):
         "/usr/local/sbin/mirror-file-check": "mirror-file-check.py",
         "/etc/apt-cacher-ng/acng.conf": "apt-cacher-ng.conf",
         "/etc/apt-cacher-ng/zzz-trust-blueprints.conf": "apt-cacher-ng-override.conf",
+        "/etc/trust-blueprints/mirror/apt-cacher-ng-userinfo.html": "apt-cacher-ng-userinfo.html",
     }.items():
         assert files[path] == (FILES / source).read_text(), path
 
