@@ -9,8 +9,11 @@ folder from the mirror's loopback address, and point the mirror's CRAN upstream 
 
 from __future__ import annotations
 
+import json
+import re
 import shlex
 import subprocess
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -34,9 +37,9 @@ from tests.acceptance.machine_commands import (
     write,
 )
 
-SERVICES = ["apt-cacher-ng", "nginx", "devpi", "verdaccio", "unattended-upgrades"]
+SERVICES = ["apt-cacher-ng", "nginx", "devpi", "verdaccio", "mirror-file-check", "unattended-upgrades"]
 PUBLIC_PORTS = [443, 3142]
-LOOPBACK_ONLY_PORTS = [3141, 4873]  # devpi, Verdaccio: reached only through nginx
+LOOPBACK_ONLY_PORTS = [3141, 4873, 3150]  # devpi, Verdaccio, the PyPI file check: reached only through nginx
 CACHE_DIRS = [
     ("/var/cache/apt-cacher-ng", "apt-cacher-ng"),
     ("/var/lib/devpi/server", "devpi"),
@@ -91,7 +94,9 @@ def test_unattended_upgrades_are_configured(mirror_host):
 def test_apt_cacher_ng_fetches_from_the_stack_upstream_only(mirror_host, lab):
     upstream = lab.config["roles"]["package_mirror"]["upstreams"]["debian"]
     assert mirror_host.file("/etc/apt-cacher-ng/backends_debian").content_string.strip() == upstream.rstrip("/") + "/"
-    assert "ForceManaged: 1" in mirror_host.file("/etc/apt-cacher-ng/zz-trust-blueprints.conf").content_string
+    assert "ForceManaged: 1" in mirror_host.file("/etc/apt-cacher-ng/zzz-trust-blueprints.conf").content_string
+    remaps = check(mirror_host, "grep -h '^Remap-' /etc/apt-cacher-ng/*.conf").split()
+    assert sorted(word for word in remaps if word.startswith("Remap-")) == ["Remap-debrep:", "Remap-secdeb:"]
 
 
 def test_tls_is_served_with_the_environment_ca(analytics_host, lab):
@@ -319,3 +324,162 @@ def test_r_second_install_is_served_from_cache_with_the_upstream_stopped(analyti
     finally:
         mirror_host.run(f"systemd-run --unit tb-test-cran --property=DynamicUser=yes python3 -m http.server "
                         f"{TEST_CRAN_PORT} --bind 127.0.0.1 --directory {test_cran}")
+
+
+# --- What an analyst cannot reach through the mirror (issue 18) --------------------------------
+# Each check runs as an ordinary account with no sudo on an analytics machine, with the machine's
+# own apt, pip and npm configuration.
+
+@pytest.fixture(scope="module")
+def analyst(analytics_host) -> Iterator[str]:
+    name = f"tbanalyst{uuid.uuid4().hex[:6]}"
+    check(analytics_host, f"useradd --create-home --shell /bin/bash {name}")
+    yield name
+    analytics_host.run(f"userdel --remove {name}")
+
+
+def as_analyst(host: Any, user: str, command: str) -> Any:
+    return host.run(f"runuser -l {shlex.quote(user)} -c {shlex.quote(command)}")
+
+
+def _mirror(lab: Any) -> str:
+    return f"mirror.{private_dns_zone(lab.config)}"
+
+
+def _status(host: Any, user: str, command: str) -> str:
+    """The HTTP status a curl command (given without -w) ends with, as the analyst ran it."""
+    result = as_analyst(host, user, f"{command} -s -o /dev/null -w '%{{http_code}}'")
+    return result.stdout.strip()
+
+
+def _user_apt(directory: str, source: str, command: str) -> str:
+    """apt-get with its lists, cache and sources in the analyst's home: no root needed."""
+    return (f"d={directory}; mkdir -p $d/lists/partial $d/cache/archives/partial && "
+            f"echo {shlex.quote(source)} > $d/sources.list && "
+            "apt-get -q -o Debug::NoLocking=1 -o Dir::State::Lists=$d/lists -o Dir::Cache=$d/cache "
+            "-o Dir::Etc::SourceList=$d/sources.list -o Dir::Etc::SourceParts=$d/none "
+            f"-o Dir::State::status=/var/lib/dpkg/status {command}")
+
+
+def test_apt_of_a_non_debian_host_is_refused_for_an_analyst(analytics_host, analyst, lab):
+    proxy = f"http://{_mirror(lab)}:3142"
+    assert _status(analytics_host, analyst,
+                   f"curl -x {proxy} http://archive.ubuntu.com/ubuntu/dists/noble/Release") == "403"
+    ubuntu = as_analyst(analytics_host, analyst, _user_apt(
+        "~/apt-ubuntu", "deb [trusted=yes] http://archive.ubuntu.com/ubuntu noble main", "update"))
+    output = ubuntu.stdout + ubuntu.stderr
+    assert "403" in output and "archive.ubuntu.com" in output, output
+    assert not as_analyst(analytics_host, analyst, "ls ~/apt-ubuntu/lists/*_Packages* 2>/dev/null").stdout.strip()
+
+
+def test_apt_of_debian_still_works_for_an_analyst_by_decision(analytics_host, analyst, lab):
+    # Debian's own packaged libraries (python3-*, r-cran-*, node-*) are served: see the README.
+    proxy = f"http://{_mirror(lab)}:3142"
+    assert _status(analytics_host, analyst,
+                   f"curl -x {proxy} http://deb.debian.org/debian/dists/trixie/Release") == "200"
+    result = as_analyst(analytics_host, analyst, "cd ~ && apt-get -q download python3-six && ls python3-six_*.deb")
+    assert result.rc == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("target", ["bugs.debian.org:443", "changelogs.ubuntu.com:443", "deb.debian.org:443",
+                                    "example.com:443"])
+def test_apt_cacher_ng_opens_no_connect_tunnel(analytics_host, analyst, lab, target):
+    host = target.split(":")[0]
+    result = as_analyst(analytics_host, analyst,
+                        f"curl -sS -p -x http://{_mirror(lab)}:3142 --max-time 20 https://{host}/")
+    assert result.rc != 0
+    assert "CONNECT" in result.stderr and "403" in result.stderr, result.stderr
+
+
+def test_apt_cacher_ng_report_page_is_not_reachable(analytics_host, mirror_host, analyst, lab):
+    base = f"http://{_mirror(lab)}:3142"
+    report = check(mirror_host, "sed -n 's/^ReportPage: *//p' /etc/apt-cacher-ng/zzz-trust-blueprints-admin.conf")
+    assert report.strip().startswith("acng-") and len(report.strip()) > 30
+    for path in ("/acng-report.html", "/acng-report.html?doCount=1"):
+        status = _status(analytics_host, analyst, f"curl {base}{path}")
+        assert status != "200", path
+    usage = as_analyst(analytics_host, analyst, f"curl -s {base}/").stdout
+    assert report.strip() not in usage and "acng-report" not in usage
+    assert "permissions: 640" in check(mirror_host, "stat -c 'permissions: %a' "
+                                                    "/etc/apt-cacher-ng/zzz-trust-blueprints-admin.conf")
+
+
+@pytest.fixture(scope="module")
+def pinned_six(mirror_host, test_allowlists) -> Iterator[dict[str, str]]:
+    """six pinned to 1.17.0 on the mirror; the devpi file paths of 1.17.0 and 1.16.0 wheels."""
+    page = check(mirror_host, "curl -sf http://127.0.0.1:3141/root/pypi/+simple/six/")
+    paths = {}
+    for version in ("1.17.0", "1.16.0"):
+        found = re.search(rf'href="[^"]*?/\+f/([^"#]+/six-{re.escape(version)}-py2\.py3-none-any\.whl)', page)
+        assert found, f"devpi's mirror lists no six {version} wheel"
+        paths[version] = found.group(1)
+    pinned = {**test_allowlists, "pypi": [e for e in test_allowlists["pypi"] if e != PYPI_ALLOWED] + ["six==1.17.0"]}
+    write(mirror_host, "/root/tb-pinned.yaml", yaml.safe_dump(pinned))
+    check(mirror_host, "mirror-allowlist apply /root/tb-pinned.yaml")
+    # The file check reads the curated page again after a minute at most.
+    time.sleep(65)
+    yield paths
+    write(mirror_host, "/root/tb-pinned.yaml", yaml.safe_dump(test_allowlists))
+    check(mirror_host, "mirror-allowlist apply /root/tb-pinned.yaml && rm -f /root/tb-pinned.yaml")
+
+
+def test_a_pinned_out_pypi_version_is_refused_by_its_file_url(analytics_host, mirror_host, analyst, lab, pinned_six):
+    files = f"https://{_mirror(lab)}/pypi/root/pypi/+f"
+    refused = as_analyst(analytics_host, analyst, f"curl -s -w ' %{{http_code}}' {files}/{pinned_six['1.16.0']}")
+    assert refused.stdout.endswith(" 403"), refused.stdout
+    assert "is not offered by the curated index" in refused.stdout
+    assert _status(analytics_host, analyst, f"curl {files}/{pinned_six['1.17.0']}") == "200"
+    assert "refused pypi-file:" in mirror_host.file("/var/log/nginx/mirror-refused.log").content_string
+
+
+def test_pip_installs_the_pinned_version_and_not_another(analytics_host, analyst, pinned_six):
+    venv = f"~/venv-{uuid.uuid4().hex[:6]}"
+    apt_install(analytics_host, "python3-venv")
+    pip = f"python3 -m venv {venv} && {venv}/bin/pip install --no-cache-dir --disable-pip-version-check"
+    assert as_analyst(analytics_host, analyst, f"{pip} six==1.16.0").rc != 0
+    result = as_analyst(analytics_host, analyst, f"{pip} six")
+    assert result.rc == 0 and "Successfully installed six-1.17.0" in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("path", [
+    f"/cran/src/contrib/{CRAN_ALLOWED}_0.1.0.tar.gz/../{CRAN_REFUSED}_0.1.0.tar.gz",
+    f"/cran/src/contrib/{CRAN_ALLOWED}_0.1.0.tar.gz/..%2F{CRAN_REFUSED}_0.1.0.tar.gz",
+    f"/cran/src/contrib/%2e%2e/contrib/{CRAN_REFUSED}_0.1.0.tar.gz",
+    "/cran/src/contrib/../../../etc/passwd",
+    f"/cran/src/contrib/Archive/{CRAN_REFUSED}/",
+    f"/cran/bin/windows/contrib/4.4/{CRAN_ALLOWED}_0.1.0.zip",
+])
+def test_a_cran_path_traversal_is_refused(analytics_host, analyst, lab, test_cran, path):
+    status = _status(analytics_host, analyst, f"curl --path-as-is 'https://{_mirror(lab)}{path}'")
+    assert status in ("400", "403", "404"), status
+
+
+def test_an_npm_install_script_does_not_run_for_an_analyst(analytics_host, analyst):
+    apt_install(analytics_host, "npm")
+    marker = f"/tmp/tb-npm-script-ran-{uuid.uuid4().hex[:6]}"
+    package = json.dumps({"name": "tb-install-script", "version": "1.0.0",
+                          "scripts": {"preinstall": f"touch {marker}", "postinstall": f"touch {marker}"}})
+    make = (f"mkdir -p ~/tbpkg ~/tbapp && cd ~/tbpkg && echo {shlex.quote(package)} > package.json && "
+            "npm pack --silent >/dev/null && cd ~/tbapp && echo '{}' > package.json")
+    assert as_analyst(analytics_host, analyst, make).rc == 0
+    # The machine's own npm configuration (/etc/npmrc), as `npm install` uses it with no option.
+    result = as_analyst(analytics_host, analyst, "cd ~/tbapp && npm install --no-audit --no-fund "
+                                                 "../tbpkg/tb-install-script-1.0.0.tgz")
+    assert result.rc == 0, result.stdout + result.stderr
+    assert not analytics_host.file(marker).exists
+    # The same package with scripts allowed does run them: the check above can tell.
+    forced = as_analyst(analytics_host, analyst, "cd ~/tbapp && npm rebuild --ignore-scripts=false tb-install-script")
+    assert forced.rc == 0, forced.stdout + forced.stderr
+    assert analytics_host.file(marker).exists
+    analytics_host.run(f"rm -f {marker}")
+
+
+def test_curated_installs_still_pass_for_an_analyst(analytics_host, analyst, test_allowlists):
+    apt_install(analytics_host, "npm", "python3-venv")
+    venv = f"~/venv-{uuid.uuid4().hex[:6]}"
+    pip = as_analyst(analytics_host, analyst, f"python3 -m venv {venv} && {venv}/bin/pip install --no-cache-dir "
+                                              f"--disable-pip-version-check {PYPI_ALLOWED}")
+    assert pip.rc == 0, pip.stdout + pip.stderr
+    npm = as_analyst(analytics_host, analyst, f"mkdir -p ~/tbnpm && cd ~/tbnpm && npm install --no-audit --no-fund "
+                                              f"{NPM_ALLOWED}")
+    assert npm.rc == 0 and "added 1 package" in npm.stdout, npm.stdout + npm.stderr
