@@ -24,6 +24,7 @@ from blueprints.git_server.settings import (
     GIT_RESERVED_REPOSITORIES,
     PACKAGE_REQUESTS_REPOSITORY,
     backup_directory_problem,
+    git_review_problems,
 )
 from blueprints.network_flows import ENDPOINT_SUBNET, endpoint_address_clashes, missing_platform_routes
 from blueprints.package_mirror.settings import ALLOWLIST_MAX_ENTRIES, canonical_pypi, split_pypi_entry
@@ -451,6 +452,9 @@ def _git_server(config: dict[str, Any]) -> list[Problem]:
                         "user in roles.git_server.users"
                     problems.append(Problem(f"{path}.{field}[{member_index}]", member, f"is not a {kind}",
                                             "teams are written @name; users by their name"))
+    if not problems:  # reviewers are counted from sound teams and users (the Git server's own rule)
+        problems += [Problem(f"{base}.{where}", value, allowed, "add a second maintainer, e.g. maintainers: "
+                             "[first.person, second.person]") for where, value, allowed in git_review_problems(git)]
     return problems
 
 

@@ -47,6 +47,16 @@ MIRROR_READER_KEY = Path("/etc/trust-blueprints/secrets/package-requests-reader.
 # mirror: the package-requests repository starts from them, so the mirror's pull of main keeps
 # the stack's lists instead of replacing them with empty ones.
 PACKAGE_REQUESTS_SEED = Path("/etc/trust-blueprints/package-requests-seed.json")
+# The two-person rule's check, a gitolite VREF (git-server-apply installs it in gitolite's LOCAL_CODE):
+# gitolite runs it as LOCAL/VREF/git-server-review for every ref a push updates, and the protected
+# repositories and their reviewers sit beside it in LOCAL/review-rules.json.
+LOCAL_CODE = GIT_HOME / "local"
+REVIEW_VREF = "git-server-review"
+REVIEW_RULES_NAME = "review-rules.json"
+# Request branches: refs/heads/request/<owner>/<name>, written only by <owner>.
+REQUEST_PREFIX = "refs/heads/request/"
+MAIN = "refs/heads/main"
+ZERO = "0" * 40
 # gitolite's administrator has no SSH key: only root on this VM changes access, through this command.
 ADMIN = "server-admin"
 MIRROR_READER = "package-mirror"
@@ -84,12 +94,14 @@ PACKAGE_REQUESTS_README = """# Package requests
 
 Ask for a package to be added to the trust's mirror here:
 
-1. clone this repository and create a branch, e.g. `git switch -c request/pyarrow`;
+1. clone this repository and create a branch under your own name, e.g.
+   `git switch -c request/YOUR.NAME/pyarrow` (only you can push or rewrite `request/YOUR.NAME/...`);
 2. add the package under `pypi`, `npm` or `cran` in `allowlist.yaml`, and say why in the commit message;
-3. push the branch. A maintainer reviews it and merges it to `main`; the mirror reads `main`.
+3. push the branch. A reviewer (a maintainer other than you) merges it to `main` with a merge commit;
+   the mirror reads `main`. Nobody merges their own request.
 """
 PACKAGE_REQUESTS_ALLOWLIST = """# Packages analysts may install through the mirror, by ecosystem. Changes are reviewed:
-# push a branch; a maintainer merges it to main.
+# push a branch request/YOUR.NAME/...; another maintainer merges it to main.
 pypi: []
 npm: []
 cran: []
@@ -153,6 +165,10 @@ def _problems(settings: Any) -> list[str]:
                 if not isinstance(member, str) or not MEMBER.match(member) or member.lstrip("@") not in known:
                     problems.append(f"repositories[{index}].{field}[{member_index}]: {member!r} is not a "
                                     "user or @team")
+        if "protected" in repository and not isinstance(repository["protected"], bool):
+            problems.append(f"repositories[{index}].protected: {repository['protected']!r} must be true or false")
+    if not problems:  # reviewers are counted from sound teams and users
+        problems += [f"{path}: {message} (got {value!r})" for path, value, message in review_problems(settings)]
     backup = settings.get("backup", {})
     directory = str(backup.get("directory", ""))
     if not directory.startswith("/") or not re.match(r"^(/[A-Za-z0-9._-]+)+$", directory):
@@ -189,6 +205,36 @@ def load_settings(path: Path) -> dict[str, Any]:
     if problems:
         raise SettingsError("\n".join(f"{path}: {problem}" for problem in problems))
     return settings
+
+
+def is_protected(repository: dict[str, Any]) -> bool:
+    """Main of this repository takes only reviewed merges: package-requests always, others when marked."""
+    return repository["name"] == PACKAGE_REQUESTS or repository.get("protected") is True
+
+
+def review_problems(settings: dict[str, Any]) -> list[tuple[str, Any, str]]:
+    """(path, value, what is allowed) for each protected repository the two-person rule cannot serve.
+
+    The stack's validator reports the same (validation/semantic_checks.py reads this function).
+    """
+    problems: list[tuple[str, Any, str]] = []
+    access = Access(settings, mirror_reader=False)
+    for index, repository in enumerate(settings.get("repositories", [])):
+        if repository["name"] == PACKAGE_REQUESTS and repository.get("protected") is False:
+            problems.append((f"repositories[{index}].protected", False,
+                             f"{PACKAGE_REQUESTS} is always protected (the mirror installs what its main "
+                             "lists): leave protected out or set it to true"))
+        if not is_protected(repository):
+            continue
+        reviewers = access.reviewers_of(repository)
+        if len(reviewers) < 2:
+            field = "maintainers" if repository.get("maintainers") else "owner_team"
+            value = repository.get("maintainers") or repository.get("owner_team")
+            problems.append((f"repositories[{index}].{field}", value,
+                             f"a protected repository's maintainers are its reviewers and must be at least "
+                             f"two people, so that nobody merges their own change; they are "
+                             f"{', '.join(sorted(reviewers)) or 'nobody'}"))
+    return problems
 
 
 def with_package_requests(settings: dict[str, Any]) -> list[dict[str, Any]]:
@@ -237,12 +283,17 @@ class Access:
             if repository["name"] == PACKAGE_REQUESTS and self.mirror_reader:
                 readers = [*readers, MIRROR_READER]
             lines += ["", f"repo {repository['name']}"]
-            rules = [("RW", "refs/heads/main$", maintainers), ("-", "refs/heads/main$", ["@all"]),
+            # First, so that its refusals win: the two-person rule on main and the owner of each
+            # request branch (git-server-review). gitolite puts the pusher's name in for USER.
+            rules = [("-", f"VREF/{REVIEW_VREF}", ["@all"]),
+                     ("RW", "refs/heads/main$", maintainers), ("-", "refs/heads/main$", ["@all"]),
                      ("RW", "refs/tags/", maintainers), ("-", "refs/tags/", ["@all"]),
+                     ("RW+", "refs/heads/request/USER/", maintainers + writers),
+                     ("-", "refs/heads/request/", ["@all"]),
                      ("RW+", "refs/heads/", maintainers + writers), ("-", "", ["@all"]), ("R", "", readers)]
             for permission, refex, who in rules:
                 if who:
-                    lines.append(f"    {permission:<4}{refex:<18} = {' '.join(dict.fromkeys(who))}")
+                    lines.append(f"    {permission:<4}{refex:<25} = {' '.join(dict.fromkeys(who))}")
         return "\n".join(lines) + "\n"
 
     def _expand(self, entries: list[str]) -> set[str]:
@@ -255,6 +306,16 @@ class Access:
             else:
                 names.add(entry)
         return names
+
+    def reviewers_of(self, repository: dict[str, Any]) -> set[str]:
+        """The people who may merge to a protected repository's main: its maintainers."""
+        return self._expand(self.roles(repository)[0]) & set(self.users)
+
+    def review_rules(self) -> dict[str, Any]:
+        """What git-server-review reads: each protected repository and its reviewers."""
+        return {"protected": {repository["name"]: sorted(self.reviewers_of(repository))
+                              for repository in sorted(self.repositories, key=lambda item: item["name"])
+                              if is_protected(repository)}}
 
     def readable(self, user: str) -> list[dict[str, Any]]:
         """Repositories the user may read: the web view shows only these."""
@@ -321,6 +382,7 @@ def _ensure_gitolite() -> None:
         as_git(["git", "config", "--global", "init.defaultBranch", "main"])
         shutil.rmtree(REPOSITORIES / "testing.git", ignore_errors=True)
     REPOSITORIES.chmod(0o750)
+    _enable_local_code(GIT_HOME / ".gitolite.rc")
     if not (ADMIN_CLONE / ".git").exists():
         STATE.mkdir(parents=True, exist_ok=True)
         STATE.chmod(0o755)
@@ -328,6 +390,42 @@ def _ensure_gitolite() -> None:
         ADMIN_CLONE.mkdir(mode=0o700)
         shutil.chown(ADMIN_CLONE, GIT_USER, GIT_USER)
         as_git(["git", "clone", "--quiet", str(REPOSITORIES / "gitolite-admin.git"), str(ADMIN_CLONE)])
+
+
+LOCAL_CODE_LINE = re.compile(r'^(\s*)#\s*(LOCAL_CODE\s*=>\s*"\$ENV\{HOME\}/local",)', re.MULTILINE)
+
+
+def enable_local_code(rc: str) -> str:
+    """gitolite's rc with LOCAL_CODE at ~/local, where git-server-review lives (the line ships commented)."""
+    if re.search(r'^\s*LOCAL_CODE\s*=>\s*"\$ENV\{HOME\}/local",', rc, re.MULTILINE):
+        return rc
+    enabled, count = LOCAL_CODE_LINE.subn(r"\1\2", rc, count=1)
+    if count != 1:
+        raise RuntimeError("gitolite's .gitolite.rc has no LOCAL_CODE line to enable for git-server-review")
+    return enabled
+
+
+def _enable_local_code(rc_path: Path) -> None:
+    text = rc_path.read_text(encoding="utf-8")
+    enabled = enable_local_code(text)
+    if enabled != text:
+        rc_path.write_text(enabled, encoding="utf-8")
+
+
+def _update_review_rules(access: Access) -> None:
+    """Install git-server-review where gitolite looks for VREFs, and the rules it reads.
+
+    Written before the access rules that name the VREF, so a push never meets a rule without its check.
+    """
+    vref_dir = LOCAL_CODE / "VREF"
+    vref_dir.mkdir(parents=True, exist_ok=True)
+    link = vref_dir / REVIEW_VREF
+    program = Path("/usr/local/sbin/git-server")
+    if not link.is_symlink() or Path(os.readlink(link)) != program:
+        link.unlink(missing_ok=True)
+        link.symlink_to(program)
+    write_if_changed(LOCAL_CODE / REVIEW_RULES_NAME, json.dumps(access.review_rules(), indent=2) + "\n")
+    run(["chown", "-R", "-h", f"{GIT_USER}:{GIT_USER}", str(LOCAL_CODE)])
 
 
 def _update_admin_repository(access: Access, settings_path: Path) -> bool:
@@ -458,6 +556,7 @@ def apply(settings_path: Path) -> int:
     settings = load_settings(settings_path)
     access = Access(settings, mirror_reader=MIRROR_READER_KEY.exists())
     _ensure_gitolite()
+    _update_review_rules(access)
     changed = _update_admin_repository(access, settings_path)
     _seed_package_requests()
     _update_web_view(access)
@@ -710,8 +809,140 @@ def restore(arguments: list[str]) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------------------------
+# git-server-review: the two-person rule, as a gitolite VREF
+#
+# gitolite has already checked the ref rules (only maintainers write main; nobody rewinds or deletes
+# it) when it runs this for each ref a push updates. Its arguments: REF OLD NEW OLDTREE NEWTREE ACCESS
+# VREF; GL_USER is the pusher's account (from the SSH key), GL_REPO the repository. A line
+# "VREF/git-server-review <why>" on stdout refuses the push with that reason (the repository's first
+# rule denies that VREF to everyone); no output lets it through. Author and committer names, and
+# trailers such as Reviewed-by, are text anyone can write: nothing here reads them. What counts is who
+# pushes: the owner of a request branch is the only one who can have put its commits there.
+
+
+class PushRefusedError(Exception):
+    """The reason a push is refused, shown to the pusher."""
+
+
+def _git_out(repository: Path, *arguments: str) -> str:
+    environment = {**os.environ, "GIT_DIR": str(repository)}
+    result = subprocess.run(["git", *arguments], env=environment, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"git {' '.join(arguments)}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def request_owner(ref: str) -> str | None:
+    """The owner of refs/heads/request/<owner>/<name>, '' for a malformed request ref, None otherwise."""
+    if not ref.startswith(REQUEST_PREFIX):
+        return None
+    owner, _, name = ref[len(REQUEST_PREFIX):].partition("/")
+    return owner if owner and name else ""
+
+
+def _request_tips(repository: Path) -> dict[str, set[str]]:
+    """Each commit that is the tip of a request branch now, and the owners of those branches."""
+    tips: dict[str, set[str]] = {}
+    listing = _git_out(repository, "for-each-ref", "--format=%(objectname) %(refname)", REQUEST_PREFIX)
+    for line in listing.splitlines():
+        sha, _, ref = line.partition(" ")
+        owner = request_owner(ref)
+        if owner:
+            tips.setdefault(sha, set()).add(owner)
+    return tips
+
+
+def review_decision(repository: Path, rules: dict[str, Any], repo: str, user: str,
+                    ref: str, old: str, new: str) -> None:
+    """Raise PushRefusedError unless ``user`` may move ``ref`` of ``repo`` from ``old`` to ``new``."""
+    owner = request_owner(ref)
+    if owner is not None and owner != user:
+        mine = f"request/{user}/NAME"
+        raise PushRefusedError(f"{ref[len('refs/heads/'):]} is not yours: request branches are "
+                      f"request/<owner>/<name> and only their owner pushes them; push yours as {mine}")
+    protected = rules.get("protected", {})
+    if ref != MAIN or repo not in protected:
+        return
+    reviewers = set(protected[repo])
+    if new == ZERO:
+        raise PushRefusedError(f"main of {repo} is never deleted (its history is the record of what was reviewed)")
+    if user not in reviewers:
+        raise PushRefusedError(f"main of {repo} takes merges from its reviewers only ({', '.join(sorted(reviewers))}); "
+                      f"push your change as request/{user}/NAME and ask one of them to merge it")
+    tips = _request_tips(repository)
+    if old == ZERO:
+        # The first main: a reviewer points it at someone else's request branch, as it is.
+        owners = tips.get(new, set())
+        if not owners or user in owners:
+            raise PushRefusedError(f"a new main of {repo} must be the tip of another person's request/<owner>/ branch")
+        return
+    if _git_out(repository, "merge-base", old, new).strip() != old:
+        raise PushRefusedError(f"main of {repo} is never rewritten: fetch, merge onto the current main and push again")
+    chain = _git_out(repository, "rev-list", "--first-parent", "--parents", f"{old}..{new}").splitlines()
+    expected_parent = old
+    for line in reversed(chain):  # oldest first, so each merge's first parent is the main before it
+        commit, *parents = line.split()
+        short = commit[:12]
+        if len(parents) != 2:
+            raise PushRefusedError(f"{short} is not a merge commit: main of {repo} takes only a reviewer's merge of a "
+                          f"request branch (git merge --no-ff origin/request/<owner>/<name>), never commits "
+                          f"of its own or a fast-forward")
+        if parents[0] != expected_parent:
+            raise PushRefusedError(f"{short}: its first parent must be main as it was ({expected_parent[:12]}); merge "
+                          f"the request into main, not main into the request")
+        owners = tips.get(parents[1], set())
+        if not owners:
+            raise PushRefusedError(f"{short} merges {parents[1][:12]}, which is not the tip of a request/<owner>/ "
+                          f"branch here (the branch may have moved since you reviewed it: fetch and look again)")
+        if user in owners:
+            raise PushRefusedError(f"{short} merges your own request: another reviewer "
+                          f"({', '.join(sorted(reviewers - {user})) or 'none'}) must merge it")
+        merged = subprocess.run(["git", "merge-tree", "--write-tree", parents[0], parents[1]],
+                                env={**os.environ, "GIT_DIR": str(repository)},
+                                capture_output=True, text=True, check=False)
+        if merged.returncode == 1:
+            raise PushRefusedError(f"{short}: the request conflicts with main; its owner merges main into the request "
+                          f"branch and resolves it there, then a reviewer merges again")
+        if merged.returncode != 0:
+            raise RuntimeError(f"git merge-tree: {merged.stderr.strip()}")
+        tree = merged.stdout.split()[0]
+        if tree != _git_out(repository, "rev-parse", commit + "^" + "{tree}").strip():
+            raise PushRefusedError(f"{short} changes more than the request it merges: a reviewer's merge adds nothing "
+                          f"of its own (make the change on a request branch)")
+        expected_parent = commit
+
+
+def review(arguments: list[str]) -> int:
+    """gitolite's VREF entry point: print a refusal line, or nothing."""
+    vref = f"VREF/{REVIEW_VREF}"
+    try:
+        ref, old, new = arguments[0], arguments[1], arguments[2]
+        user, repo = os.environ["GL_USER"], os.environ["GL_REPO"]
+        base = os.environ.get("GL_REPO_BASE")
+        repository = Path(base) / f"{repo}.git" if base else Path.cwd()
+        # Beside this program in gitolite's LOCAL_CODE (LOCAL/VREF/git-server-review).
+        rules_file = Path(sys.argv[0]).absolute().parent.parent / REVIEW_RULES_NAME
+        try:
+            rules = json.loads(rules_file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise PushRefusedError(f"the review rules ({rules_file}) cannot be read, so no protected change is "
+                          "accepted; the administrator runs git-server-apply") from None
+        review_decision(repository, rules, repo, user, ref, old, new)
+    except PushRefusedError as refusal:
+        print(f"{vref} {refusal}")
+    except (IndexError, KeyError) as error:
+        print(f"{vref} git-server-review runs under gitolite (missing {error})")
+    except RuntimeError as error:
+        # Fail closed: a check that could not run refuses.
+        print(f"{vref} the review check failed ({error}); nothing was changed")
+    return 0
+
+
 def main() -> int:
     command = Path(sys.argv[0]).name
+    if command == REVIEW_VREF:
+        return review(sys.argv[1:])
     try:
         if command == "git-server-apply":
             if len(sys.argv) != 2 or sys.argv[1].startswith("-"):

@@ -31,6 +31,8 @@ PACKAGE_REQUESTS_REPOSITORY = vm_program.PACKAGE_REQUESTS
 BACKUP_TARGETS = vm_program.BACKUP_TARGETS
 BACKUP_ROOTS = vm_program.BACKUP_ROOTS
 backup_directory_problem = vm_program.backup_directory_problem
+# The two-person rule's own checks (at least two reviewers per protected repository).
+git_review_problems = vm_program.review_problems
 
 
 def _git_members(doc: str) -> dict[str, Any]:
@@ -94,6 +96,12 @@ SETTINGS_SCHEMA: dict[str, Any] = {
             "maintainers": _git_members("May push to main and create tags (default: @owner_team)"),
             "writers": _git_members("May push branches other than main"),
             "readers": _git_members("May clone and fetch only"),
+            "protected": {"type": "boolean", "required": False,
+                          "meta": {"doc": "Two-person rule on main: only a merge commit by a maintainer "
+                                          "other than the request's owner, of a request/<owner>/ branch, "
+                                          "reaches main (package-requests always); needs two or more "
+                                          "maintainers",
+                                   "allowed": "true or false"}},
         }},
     },
     "backup": {

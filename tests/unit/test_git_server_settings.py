@@ -112,10 +112,13 @@ def test_generated_rules_give_main_and_tags_to_maintainers_only(example_config):
     conf = Access(_settings(example_config), mirror_reader=False).gitolite_conf()
     assert "@analysts = amara.okafor tom.evans" in conf
     assert _rules(conf, "waiting-times") == [
+        "- VREF/git-server-review = @all",
         "RW refs/heads/main$ = amara.okafor",
         "- refs/heads/main$ = @all",
         "RW refs/tags/ = amara.okafor",
         "- refs/tags/ = @all",
+        "RW+ refs/heads/request/USER/ = amara.okafor @analysts",
+        "- refs/heads/request/ = @all",
         "RW+ refs/heads/ = amara.okafor @analysts",
         "- = @all",
         "R = @platform",
@@ -125,7 +128,7 @@ def test_generated_rules_give_main_and_tags_to_maintainers_only(example_config):
 def test_owner_team_maintains_when_no_maintainers_are_named(example_config):
     conf = Access(_settings(example_config), mirror_reader=True).gitolite_conf()
     rules = _rules(conf, "package-requests")
-    assert rules[0] == "RW refs/heads/main$ = @platform"
+    assert rules[1] == "RW refs/heads/main$ = @platform"
     assert rules[-1] == "R = package-mirror"
 
 
@@ -134,7 +137,9 @@ def test_package_requests_exists_even_when_the_stack_omits_it(example_config):
     settings["repositories"] = [r for r in settings["repositories"] if r["name"] != "package-requests"]
     conf = Access(settings, mirror_reader=False).gitolite_conf()
     assert _rules(conf, "package-requests") == [
-        "- refs/heads/main$ = @all", "- refs/tags/ = @all", "RW+ refs/heads/ = @all", "- = @all"]
+        "- VREF/git-server-review = @all", "- refs/heads/main$ = @all", "- refs/tags/ = @all",
+        "RW+ refs/heads/request/USER/ = @all", "- refs/heads/request/ = @all", "RW+ refs/heads/ = @all",
+        "- = @all"]
 
 
 def test_teams_without_members_grant_nothing(example_config):
