@@ -31,8 +31,8 @@ from blueprints.package_mirror.settings import ALLOWLIST_MAX_ENTRIES, canonical_
 from blueprints.regions import region_facts
 from blueprints.roles import all_roles, role_names
 from blueprints.settings_fields import APPROVED_VM_SIZES_ALLOWED, approved_vm_size
-from blueprints.topology import FIRST_USABLE_HOST, plan_machines
 from blueprints.sign_in_names import mapping_problems
+from blueprints.topology import FIRST_USABLE_HOST, plan_machines
 from modules.naming import NAME_RULES, Naming, name_problems
 from validation.custom_data_secrets import CUSTOM_DATA_SECRET_PATTERNS
 from validation.problems import MISSING, Problem
@@ -297,7 +297,6 @@ def _admin(config: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def _jump_users(gateway: dict[str, Any], admin_username: str) -> list[Problem]:
 def _sign_in_accounts(gateway: dict[str, Any], admin_username: str) -> list[Problem]:
     """roles.gateway.identity.accounts: one account per person, never the administrator or a service."""
     entries = (gateway.get("identity") or {}).get("accounts", [])
@@ -305,6 +304,7 @@ def _sign_in_accounts(gateway: dict[str, Any], admin_username: str) -> list[Prob
             for index, field, value, problem, hint in mapping_problems(entries, admin_username)]
 
 
+def _jump_users(gateway: dict[str, Any], admin_username: str) -> list[Problem]:
     problems: list[Problem] = []
     seen: set[str] = set()
     for index, user in enumerate(gateway.get("ssh_users", [])):
@@ -355,8 +355,8 @@ def _roles(config: dict[str, Any]) -> list[Problem]:
                                         "the gateway signs analysts in with Entra ID at this host name"))
     if gateway:
         problems += _jump_users(gateway, config["admin"]["username"])
-    for declared in all_roles():
         problems += _sign_in_accounts(gateway, config["admin"]["username"])
+    for declared in all_roles():
         if declared.name not in roles:
             continue
         for other, why in declared.requires:
