@@ -89,7 +89,13 @@ def idle_server_memory(config: dict[str, Any], name: str, gateway: tuple[str, st
     gateway_name, gateway_ip = gateway
     zone = f"{config['trust']['short_name']}-{config['environment']}.internal"
     hub = f"https://{name}.{zone}:8000/{name}"  # the hub's base URL is the gateway's path for it
-    user = "benchidle"
+    # The hub signs in only accounts the stack maps a person to (roles.gateway.identity.accounts).
+    accounts = [entry["account"] for entry in
+                ((config["roles"].get("gateway") or {}).get("identity") or {}).get("accounts", [])
+                if "." not in entry["account"]]
+    if not accounts:
+        return None
+    user = accounts[0]
     in_machine(gateway_name, f"curl -sS -o /dev/null --interface {gateway_ip} -H 'X-Remote-User: {user}' "
                              f"{hub}/hub/gateway-login")
     token = in_machine(name, f"cd /var/lib/jupyterhub && jupyterhub token -f /etc/jupyterhub/jupyterhub_config.py "

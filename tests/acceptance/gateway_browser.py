@@ -7,11 +7,12 @@ the system store), in a throwaway profile directory.
 
     python gateway_browser.py --url https://analytics.example.nhs.uk/ --user analyst \
         --ca-cert /path/ca.crt --screenshot landing.png [--resolve HOST=IP]... \
-        [--notebook analytics-1 --cell python3='print(1)' --cell ir='cat(1)']
+        [--notebook analytics-1 --cell python3='print(1)' --cell ir='cat(1)'] [--hub analytics-1]
 
 With ``--notebook MACHINE`` the signed-in browser then opens that analytics VM's JupyterHub through
 the gateway, waits for the analyst's server, and runs each cell in a new kernel from the page,
-with the page's own cookies, over the same REST and WebSocket calls JupyterLab makes.
+with the page's own cookies, over the same REST and WebSocket calls JupyterLab makes. With
+``--hub MACHINE`` it only asks that VM's JupyterHub to sign the person in, and reports the answer.
 """
 
 from __future__ import annotations
@@ -121,7 +122,7 @@ def run_notebook_cells(page, origin: str, machine: str, cells: list[tuple[str, s
 
 def sign_in(url: str, user: str, ca_cert: Path, screenshot: Path | None,
             resolve: list[str], git_path: str = "/git/", notebook: str | None = None,
-            cells: list[tuple[str, str]] | None = None) -> dict[str, object]:
+            cells: list[tuple[str, str]] | None = None, hub: str | None = None) -> dict[str, object]:
     from playwright.sync_api import sync_playwright
 
     flags = list(CHROMIUM_FLAGS)
@@ -157,6 +158,12 @@ def sign_in(url: str, user: str, ca_cert: Path, screenshot: Path | None,
             result["git_status"] = git.status if git else None
             result["git_title"] = page.title()
             result["git_text"] = page.inner_text("body")[:4000]
+            if hub:
+                # The hub's own sign-in through the gateway: refused (403) or on to the analyst's server.
+                answer = page.goto(f"{origin}/{hub}/hub/gateway-login")
+                result["hub_status"] = answer.status if answer else None
+                result["hub_url"] = page.url
+                result["hub_text"] = page.inner_text("body")[:2000]
             if notebook and result["landing_status"] == 200:
                 result["notebook"] = run_notebook_cells(page, origin, notebook, cells or [])
             browser.close()
@@ -172,6 +179,7 @@ def main() -> int:
     parser.add_argument("--resolve", action="append", default=[], help="HOST=IP, when DNS does not")
     parser.add_argument("--notebook", metavar="MACHINE", help="then run cells on this analytics VM's JupyterHub")
     parser.add_argument("--cell", action="append", default=[], metavar="KERNEL=CODE", help="a cell for --notebook")
+    parser.add_argument("--hub", metavar="MACHINE", help="then sign in to this analytics VM's JupyterHub")
     args = parser.parse_args()
     cells = []
     for cell in args.cell:
@@ -181,7 +189,7 @@ def main() -> int:
         cells.append((kernel, code))
     resolve = args.resolve or hosts_file_entries()
     print(json.dumps(sign_in(args.url, args.user, args.ca_cert, args.screenshot, resolve,
-                             notebook=args.notebook, cells=cells)))
+                             notebook=args.notebook, cells=cells, hub=args.hub)))
     return 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import unicodedata
+
 from werkzeug.test import Client
 
 from lab.address_plan import address_plan
@@ -45,3 +47,26 @@ def test_lab_resolver_sends_the_entra_name_to_the_stand_in(example_config, tmp_p
     plan = address_plan(example_config)
     config = dnsmasq_config(plan, "exnhs-dev.internal", ["192.0.2.53"], tmp_path)
     assert f"host-record={ENTRA_HOST},{plan.identity_provider_ip}" in config.splitlines()
+
+
+def test_with_the_administrator_named_hostile_members_join_the_allowed_group():
+    users = {user.sub: user for user in lab_users(GROUP, admin="trustadmin")}
+    names = {sub: user.claims()["preferred_username"] for sub, user in users.items()}
+    assert names["claims-admin"] == "trustadmin@example.nhs.uk"
+    assert names["claims-admin-bare"] == "trustadmin"
+    assert names["claims-admin-upper"] == "TRUSTADMIN@EXAMPLE.NHS.UK"
+    assert names["claims-root"] == "root@example.nhs.uk"
+    assert names["claims-service"] == "git@example.nhs.uk"
+    assert names["claims-other-domain"] == "analyst@elsewhere.example.com"
+    assert names["claims-partner"] == "analyst@partner.example.org"
+    assert names["claims-upper"] == "ANALYST@EXAMPLE.NHS.UK"
+    # Look-alikes: a Cyrillic a, and full-width letters that NFKC folds back to the administrator.
+    assert names["claims-homoglyph"] == "\u0430nalyst@example.nhs.uk"
+    full_width = names["claims-admin-full-width"]
+    assert not full_width.isascii()
+    assert unicodedata.normalize("NFKC", full_width) == "trustadmin@example.nhs.uk"
+    for sub, user in users.items():
+        if sub.startswith("claims-"):
+            assert GROUP in user.claims()["groups"]
+            # Entra's upn claim carries the same name, for a gateway that reads that claim instead.
+            assert user.claims()["upn"] == user.claims()["preferred_username"]
