@@ -92,6 +92,11 @@ def _add_gateway_user(document: Document) -> None:
         {"name": "jbloggs", "ssh_public_key": NEW_GATEWAY_USER_KEY})
 
 
+def _add_sign_in_account(document: Document) -> None:
+    identity = _role(document, "gateway").setdefault("identity", {})
+    identity.setdefault("accounts", []).append({"upn": "asmith@example.nhs.uk", "account": "asmith"})
+
+
 def _change_size_family(document: Document) -> None:
     # B-series sizes have a local temporary disk and Dsv5 sizes none: Azure will not resize
     # across that line (modules/immutable-properties.yaml), so the VM is rebuilt.
@@ -178,6 +183,16 @@ ORDINARY_EDITS: tuple[StackEdit, ...] = (
         vm_does="the gateway's apply program creates the account (no shell) and installs its key; "
                 "other users' TOTP enrolments are kept",
         takes="seconds after the VM reads its new settings",
+    ),
+    StackEdit(
+        name="add-sign-in-account",
+        description="Map asmith@example.nhs.uk to the account asmith in roles.gateway.identity.accounts",
+        edit=_add_sign_in_account,
+        analyst_notices="asmith signs in to JupyterHub as asmith (before, the hub refused them); nobody else "
+                        "changes",
+        vm_does="the gateway's apply program rewrites its account map and reloads Apache; each analytics VM's "
+                "hub reads its new list of accounts at the next sign-in",
+        takes="seconds after the VMs read their new settings",
     ),
 )
 

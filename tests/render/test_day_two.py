@@ -34,11 +34,13 @@ AFFECTED_ROLES = {
     "analytics-count-2-to-3": {"gateway"},
     "add-admin-ssh-key": {"analytics", "gateway", "git_server", "package_mirror"},
     "add-gateway-user": {"gateway"},
+    # The gateway applies the account map; each hub checks sign-ins against its accounts.
+    "add-sign-in-account": {"gateway", "analytics"},
 }
 # An edit is about one role's section (or, for the admin key, every machine).
 EDITED_ROLE = {"add-pypi-package": "package_mirror", "add-git-user": "git_server", "add-git-repository": "git_server",
                "change-backup-time": "git_server", "add-hub-admin": "analytics", "analytics-count-2-to-3": "analytics",
-               "add-admin-ssh-key": None, "add-gateway-user": "gateway"}
+               "add-admin-ssh-key": None, "add-gateway-user": "gateway", "add-sign-in-account": "gateway"}
 
 
 @cache
