@@ -46,6 +46,14 @@ def test_the_example_maps_each_sign_in_name_to_its_own_account(example_config):
     assert len(set(mapping.values())) == len(mapping)
 
 
+def test_every_person_the_example_names_can_sign_in_to_their_tools(example_config):
+    # The Git web view and the hub admin page serve only mapped accounts: the example maps each of
+    # its Git users and hub admins, so its lab shows them their tools.
+    mapped = set(account_map(example_config).values())
+    assert {user["name"] for user in example_config["roles"]["git_server"]["users"]} <= mapped
+    assert set(example_config["roles"]["analytics"]["admin_users"]) <= mapped
+
+
 def test_upns_compare_in_ascii_lower_case_only():
     assert canonical_upn("JSmith@Example.NHS.uk") == "jsmith@example.nhs.uk"
     # Only A-Z fold: a full-width or look-alike letter stays what it is, so it matches no entry.
