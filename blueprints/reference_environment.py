@@ -20,9 +20,10 @@ from blueprints.network_flows import ENDPOINT_SUBNET, endpoint_addresses, nsg_ru
 from blueprints.regions import availability_zones
 from blueprints.role_host import RoleHostArgs
 from blueprints.roles import all_roles
-from blueprints.secrets import VAULT_NAME_TAG, secret_files
+from blueprints.secrets import secret_files
 from blueprints.topology import Machine, plan_machines, private_dns_zone
 from blueprints.vm_settings import bootstrap_ssh_keys, settings_document
+from blueprints.vm_tags import platform_tags
 from modules.backup import Backup, BackupArgs
 from modules.key_vault import KeyVault, KeyVaultArgs
 from modules.monitor_private_link import MonitorPrivateLink, MonitorPrivateLinkArgs
@@ -131,7 +132,8 @@ class ReferenceEnvironment(pulumi.ComponentResource):
                 settings_data=settings_document(config, machine),
                 data_collection_rule_id=monitoring.data_collection_rule_id,
                 data_collection_endpoint_id=monitor_link.data_collection_endpoint_id,
-                vm_tags={VAULT_NAME_TAG: naming.name("kv")},
+                # The vault's name, and the storage account's where the role reaches it.
+                vm_tags=platform_tags(config, machine, client.subscription_id),
                 # A production stack's data disks cannot be deleted by a plan; every stack's are
                 # retained when Pulumi would delete them (modules/linux_vm.py).
                 protect_data_disk=config["environment"] == "prod",

@@ -18,9 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from blueprints.cloud_init import RenderError
-from blueprints.secrets import VAULT_NAME_TAG, vault_name
+from blueprints.secrets import vault_name
 from blueprints.topology import Machine, private_dns_zone
 from blueprints.vm_settings import settings_document
+from blueprints.vm_tags import platform_tags
 from lab import (
     base_image,
     dns,
@@ -310,9 +311,11 @@ def _start_platform(config: dict[str, Any], stack: str, plan: AddressPlan, ca: s
         values, grants = secrets.vault_contents(config, list(plan.machines), ca, layout.secrets_dir)
         platform_services.write_state(
             layout.platform_dir, stack=stack, tenant_id=_tenant_id(config), vault=vault, secrets=values,
-            machines=[platform_services.LabMachine(m.name, m.private_ip, {VAULT_NAME_TAG: vault},
-                                                   settings_document(config, m), grants[m.name])
-                      for m in plan.machines])
+            # Each VM's tags as the program sets them (the vault's name, the backup account's), in the
+            # lab's subscription.
+            machines=[platform_services.LabMachine(
+                m.name, m.private_ip, platform_tags(config, m, platform_services.LAB_SUBSCRIPTION_ID),
+                settings_document(config, m), grants[m.name]) for m in plan.machines])
         platform_ca = secrets.LabCertificateAuthority(layout.platform_dir / "ca", "Azure platform stand-in")
         platform_ca.ensure()
         cert, key = platform_ca.issue([f"{vault}.{platform_services.VAULT_DOMAIN}"], layout.platform_dir)

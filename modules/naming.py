@@ -1,12 +1,13 @@
 """Azure resource names: Cloud Adoption Framework abbreviation, trust, environment, region.
 
 One function builds every name, so names are predictable and never collide between
-instances. The Key Vault's globally unique name ends in a short hash of the subscription id and
-the resource group's id, as Azure's own templates use ``uniqueString(subscription().id,
-resourceGroup().id)``: stable across runs of one stack, yet not shared by two trusts or two
-subscriptions that deploy the same stack file (trust, environment and region are public, so a hash
-of them alone would collide, and a deleted vault's name stays reserved for 90 days). Storage
-account names still hash only the public inputs (see ``name``).
+instances. Globally unique names (Key Vault, storage account) end in a short hash of the
+subscription id and the resource group's id, as Azure's own templates use
+``uniqueString(subscription().id, resourceGroup().id)``: stable across runs of one stack, yet not
+shared by two trusts or two subscriptions that deploy the same stack file (trust, environment and
+region are public, so a hash of them alone would collide, and a deleted vault's name stays
+reserved for 90 days). A VM that needs such a name reads it from its own tags at boot, since the
+rendered cloud-init cannot know the subscription.
 """
 
 from __future__ import annotations
@@ -61,14 +62,10 @@ class Naming:
 
     def name(self, kind: str, part: str = "") -> str:
         """The Azure name of a resource of ``kind`` (a CAF abbreviation) for ``part``."""
-        if kind == "st":  # storage accounts: lowercase letters and digits only
-            # Still a hash of the public inputs: the Git server's settings carry the account's name
-            # and cannot know the subscription (a VM tag, as for the vault, would lift this).
-            digest = hashlib.sha256(f"{self.trust}/{self.environment}/{self.location}/{part}".encode())
-            core = re.sub(r"[^a-z0-9]", "", f"st{self.trust}{self.environment}{self.region}{part}")[:18]
-            return f"{core}{digest.hexdigest()[:6]}"
         if kind in GLOBALLY_UNIQUE:
             core = f"{kind}-{self.trust}{self.environment}{self.region}{part}"
+            if kind == "st":  # storage accounts: lowercase letters and digits only
+                core = re.sub(r"[^a-z0-9]", "", core.lower())
             return f"{core[:24 - UNIQUE_LENGTH]}{self.unique_suffix(part)}"
         if kind == "shutdown":
             return f"shutdown-computevm-{self.name('vm', part)}"

@@ -22,7 +22,7 @@ from modules.private_endpoint import EndpointSubnet
 class BlobBackupArgs:
     """The container the VM's nightly backups are copied to, written with the VM's managed identity."""
 
-    account_name: str  # blueprints.git_server.backup_target.storage_account_name
+    account_name: str  # blueprints.git_server.backup_target.storage_account_name, also the VM's tag
     container_name: str
     subscription_id: pulumi.Input[str]
     endpoints: EndpointSubnet  # the account is reached only through its private endpoint
@@ -62,8 +62,11 @@ class GitServer(pulumi.ComponentResource):
 def deploy(env: EnvironmentParts, machines: list[Machine]) -> RoleOutputs:
     if uses_blob(env.config) and env.endpoints is None:
         raise TypeError("the Git server's Blob backups need the environment's private endpoint subnet")
-    blob_backup = (BlobBackupArgs(storage_account_name(env.config), BACKUP_CONTAINER, env.subscription_id,
-                                  env.endpoints) if uses_blob(env.config) and env.endpoints else None)
+    blob_backup = None
+    if uses_blob(env.config) and env.endpoints:
+        # The same name the VM finds in its tag (blueprints/vm_tags.py): both from the subscription.
+        account = storage_account_name(env.config, env.placement.naming.subscription_id)
+        blob_backup = BlobBackupArgs(account, BACKUP_CONTAINER, env.subscription_id, env.endpoints)
     identities = {}
     for machine in machines:
         server = GitServer(f"{env.name}-{machine.name}", GitServerArgs(env.host(machine), env.backup, blob_backup),

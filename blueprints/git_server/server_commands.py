@@ -86,6 +86,11 @@ def backup_directory_problem(directory: str) -> str | None:
         return f"must not lie in the repositories' own directory {GIT_HOME}"
     return None
 STORAGE_ACCOUNT = re.compile(r"^[a-z0-9]{3,24}$")
+# The backup account's name is globally unique, so it depends on the subscription, which the
+# settings file cannot know: the Pulumi program sets it as this tag of the VM
+# (blueprints/git_server/backup_target.py), and apply reads it from the instance metadata service.
+STORAGE_ACCOUNT_TAG = "trust-blueprints-storage-account"
+IMDS_TAGS = "http://169.254.169.254/metadata/instance/compute/tagsList?api-version=2021-02-01"
 BLOB_CONTAINER = re.compile(r"^[a-z0-9](?!.*--)[a-z0-9-]{1,61}[a-z0-9]$")
 KEY_TYPES = {"ssh-ed25519", "ssh-rsa", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ecdsa-sha2-nistp521"}
 EXIT_USAGE = 2
@@ -183,9 +188,8 @@ def _problems(settings: Any) -> list[str]:
     elif target != "directory":
         blob = backup.get("azure_blob")
         blob = blob if isinstance(blob, dict) else {}
-        for key, pattern in (("account", STORAGE_ACCOUNT), ("container", BLOB_CONTAINER)):
-            if not pattern.match(str(blob.get(key, ""))):
-                problems.append(f"backup.azure_blob.{key}: {blob.get(key)!r} is not a storage {key} name")
+        if not BLOB_CONTAINER.match(str(blob.get("container", ""))):
+            problems.append(f"backup.azure_blob.container: {blob.get('container')!r} is not a storage container name")
     generations = settings.get("backup_generations")
     if not isinstance(generations, int) or not 1 <= generations <= 90:
         problems.append(f"backup_generations: {generations!r} must be a whole number from 1 to 90")
@@ -520,6 +524,36 @@ def _on_azure() -> bool:
     return found.stdout.strip() == "azure"
 
 
+def account_in_tags(tags: Any) -> str:
+    """The storage account named by ``STORAGE_ACCOUNT_TAG`` in IMDS's tagsList, or RuntimeError."""
+    names = [tag.get("value") for tag in tags if isinstance(tag, dict) and tag.get("name") == STORAGE_ACCOUNT_TAG] \
+        if isinstance(tags, list) else []
+    if not names:
+        raise RuntimeError(f"this VM has no tag {STORAGE_ACCOUNT_TAG} (the backup storage account's name); "
+                           "the Pulumi program sets it on a Git server whose backups go to Blob storage")
+    if not STORAGE_ACCOUNT.match(str(names[0])):
+        raise RuntimeError(f"this VM's tag {STORAGE_ACCOUNT_TAG}: {names[0]!r} is not a storage account name")
+    return str(names[0])
+
+
+def _storage_account() -> str:
+    """The backup account's name from this VM's tags. The metadata service can lag a VM's first
+    seconds, so a few tries over about half a minute before giving up."""
+    import time
+    import urllib.request
+
+    failure: Exception | None = None
+    for delay in (0, 2, 4, 8, 16):
+        time.sleep(delay)
+        try:
+            request = urllib.request.Request(IMDS_TAGS, headers={"Metadata": "true"})
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (a fixed http URL)
+                return account_in_tags(json.load(response))
+        except (OSError, ValueError) as error:
+            failure = error
+    raise RuntimeError(f"cannot read this VM's tags from the instance metadata service ({failure!r})")
+
+
 def rclone_azure_blob_config(account: str) -> str:
     # No key on the VM: its managed identity signs in (Storage Blob Data Contributor on one container).
     return f"[{RCLONE_REMOTE}]\ntype = azureblob\naccount = {account}\nuse_msi = true\n"
@@ -537,7 +571,7 @@ def _update_backup(settings: dict[str, Any]) -> None:
     remote = None
     if off_vm:
         blob = backup["azure_blob"]
-        write_if_changed(RCLONE_CONFIG, rclone_azure_blob_config(blob["account"]))
+        write_if_changed(RCLONE_CONFIG, rclone_azure_blob_config(_storage_account()))
         remote = f"{RCLONE_REMOTE}:{blob['container']}"
     elif RCLONE_CONFIG.exists():
         RCLONE_CONFIG.unlink()

@@ -32,6 +32,7 @@ from blueprints.settings_fields import (
 )
 from blueprints.topology import plan_machines
 from blueprints.vm_settings import machine_files
+from blueprints.vm_tags import STORAGE_ACCOUNT_TAG, platform_tags
 from tests.conftest import EXAMPLE
 from validation import semantic_checks
 from validation.schema import stack_schema
@@ -301,9 +302,14 @@ def test_the_mirror_pulls_the_repository_and_key_the_git_server_serves(git, mirr
 
 def test_the_blob_names_the_stack_hands_the_vm_pass_the_programs_checks(example_config, git):
     settings = yaml.safe_load(_files(example_config, "git_server")["/etc/trust-blueprints/git-server.yaml"])
-    blob = settings["backup"]["azure_blob"]
-    assert re.fullmatch(git["STORAGE_ACCOUNT"].pattern, blob["account"])
-    assert re.fullmatch(git["BLOB_CONTAINER"].pattern, blob["container"])
+    assert re.fullmatch(git["BLOB_CONTAINER"].pattern, settings["backup"]["azure_blob"]["container"])
+
+
+def test_the_account_name_the_program_tags_the_vm_with_passes_the_programs_check(example_config, git):
+    tags = platform_tags(example_config, next(m for m in plan_machines(example_config) if m.role == "git_server"),
+                         "0f1e2d3c-4b5a-6978-8796-a5b4c3d2e1f0")
+    assert git["STORAGE_ACCOUNT_TAG"] == STORAGE_ACCOUNT_TAG
+    assert re.fullmatch(git["STORAGE_ACCOUNT"].pattern, tags[STORAGE_ACCOUNT_TAG])
 
 
 # ---------------------------------------------------------------------------------------------

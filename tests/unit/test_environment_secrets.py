@@ -7,8 +7,10 @@ import pytest
 
 from blueprints.secrets import VAULT_NAME_TAG, secret_files, vault_name
 from blueprints.topology import plan_machines
+from blueprints.vm_tags import STORAGE_ACCOUNT_TAG, platform_tags
 from cli.main import main
-from tests.conftest import STACK_FILES
+from lab.platform_services import LAB_SUBSCRIPTION_ID
+from tests.conftest import EXAMPLE, STACK_FILES
 from validation.plan_recorder import Plan, record_plan
 from validation.stack_config import load_stack
 
@@ -116,11 +118,43 @@ def test_storage_names_are_unique_across_the_stacks_of_one_subscription(plans):
     assert names
 
 
-@pytest.mark.xfail(strict=True, reason="storage account names still hash only trust, environment and region: "
-                   "the Git server's settings carry the name and cannot know the subscription")
 def test_storage_names_differ_between_subscriptions(deployments):
     names = _names_of(deployments, {"azure-native:storage:StorageAccount"})
     assert {name: uses for name, uses in names.items() if len(uses) > 1} == {}
+    assert any("second subscription" in use for uses in names.values() for use in uses)
+
+
+def test_storage_names_are_stable_across_runs_of_one_stack(plans):
+    again = record_plan(EXAMPLE)
+    [first] = plans[again.stack].of_type("azure-native:storage:StorageAccount")
+    [second] = again.of_type("azure-native:storage:StorageAccount")
+    assert first.azure_name == second.azure_name
+
+
+def test_the_vm_that_writes_to_storage_carries_the_accounts_name_in_a_tag(deployments):
+    """The settings document and the custom data cannot know the account (it depends on the
+    subscription): the VM's tag names it, and nothing else on the VM does."""
+    for where, plan in deployments:
+        accounts = [account.azure_name for account in plan.of_type("azure-native:storage:StorageAccount")]
+        for vm in plan.of_type(VM):
+            tagged = vm.inputs["tags"].get(STORAGE_ACCOUNT_TAG)
+            writes = vm.inputs["osProfile"]["computerName"] == "git" and bool(accounts)
+            assert tagged == (accounts[0] if writes else None), f"{vm.name} in {where}"
+            for account in accounts:
+                assert account not in str(vm.inputs["osProfile"]) + str(vm.inputs.get("userData")), vm.name
+
+
+def test_the_lab_serves_each_machine_the_tags_the_plan_gives_its_vm():
+    """lab/lifecycle.py loads the metadata stand-in with platform_tags in the lab's subscription:
+    the same tags a plan in that subscription gives each VM."""
+    plan = record_plan(EXAMPLE, subscription_id=LAB_SUBSCRIPTION_ID)
+    vms = {vm.inputs["osProfile"]["computerName"]: vm for vm in plan.of_type(VM)}
+    for machine in plan_machines(plan.config):
+        served = platform_tags(plan.config, machine, LAB_SUBSCRIPTION_ID)
+        tags = vms[machine.name].inputs["tags"]
+        assert {key: tags[key] for key in tags if key.startswith("trust-blueprints-")} == served, machine.name
+    assert STORAGE_ACCOUNT_TAG in platform_tags(plan.config, next(m for m in plan_machines(plan.config)
+                                                                 if m.role == "git_server"), LAB_SUBSCRIPTION_ID)
 
 
 def test_every_vm_carries_its_vaults_name_in_a_tag(deployments):

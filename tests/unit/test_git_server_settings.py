@@ -3,6 +3,10 @@ settings`), and what the VM's program (server_commands) makes of it: gitolite ru
 backup targets. Its rendered cloud-config is tested in tests/render/test_git_server_render.py."""
 
 import copy
+import http.server
+import json
+import threading
+from typing import ClassVar
 
 import pytest
 import yaml
@@ -207,8 +211,8 @@ def test_settings_command_refuses_a_stack_without_a_git_server(tmp_path, capsys)
 def test_backup_target_defaults_to_the_environments_blob_container(example_config):
     backup = vm_settings(example_config)["backup"]
     assert backup["target"] == "auto"
-    assert backup["azure_blob"]["container"] == "git-server-backups"
-    assert backup["azure_blob"]["account"].startswith("stexnhsdevuks") and len(backup["azure_blob"]["account"]) <= 24
+    # The account's name depends on the subscription: the VM reads it from its tag, not from here.
+    assert backup["azure_blob"] == {"container": "git-server-backups"}
 
 
 def test_a_directory_only_target_has_no_container_and_no_storage(example_config):
@@ -254,12 +258,66 @@ def test_apply_writes_the_rclone_remote_only_where_the_target_asks(example_confi
     monkeypatch.setattr(server_commands.shutil, "chown", lambda *args: None)
     monkeypatch.setattr(server_commands, "run", lambda argv, **kwargs: "")
     monkeypatch.setattr(server_commands, "_on_azure", lambda: platform == "azure")
+    monkeypatch.setattr(server_commands, "_storage_account", lambda: "stexnhsdevuksgabcdefghij")
     server_commands._update_backup(settings)
     written = yaml.safe_load((tmp_path / "backup.json").read_text())
     assert written["remote"] == remote
     if remote:
         rclone = (tmp_path / "rclone.conf").read_text()
-        assert "use_msi = true" in rclone and f"account = {settings['backup']['azure_blob']['account']}" in rclone
+        assert "use_msi = true" in rclone and "account = stexnhsdevuksgabcdefghij" in rclone
         assert "key" not in rclone.replace("no key", "")
     else:
         assert not (tmp_path / "rclone.conf").exists()
+
+
+# --- The storage account's name, from the VM's tag ----------------------------------------------
+
+ACCOUNT = "stexnhsdevuksg0123456789"
+
+
+def test_the_account_is_read_from_the_vms_tag_among_others():
+    tags = [{"name": "trust", "value": "exnhs"}, {"name": server_commands.STORAGE_ACCOUNT_TAG, "value": ACCOUNT}]
+    assert server_commands.account_in_tags(tags) == ACCOUNT
+
+
+@pytest.mark.parametrize(("tags", "message"), [
+    ([{"name": "trust", "value": "exnhs"}], "has no tag trust-blueprints-storage-account"),
+    ({"unexpected": "shape"}, "has no tag trust-blueprints-storage-account"),
+    ([{"name": "trust-blueprints-storage-account", "value": "Not_An_Account"}], "'Not_An_Account' is not a storage"),
+])
+def test_a_missing_or_malformed_account_tag_is_an_error_naming_the_tag(tags, message):
+    with pytest.raises(RuntimeError, match=message):
+        server_commands.account_in_tags(tags)
+
+
+class _Metadata(http.server.BaseHTTPRequestHandler):
+    """The instance metadata service's tag list, as Azure answers it (only with Metadata: true)."""
+
+    tags: ClassVar[list[dict[str, str]]] = []
+
+    def do_GET(self) -> None:
+        if self.headers.get("Metadata") != "true" or not self.path.startswith("/metadata/instance/compute/tagsList"):
+            self.send_error(400)
+            return
+        body = json.dumps(self.tags).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+def test_apply_asks_the_metadata_service_for_the_tag(monkeypatch):
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Metadata)
+    _Metadata.tags = [{"name": server_commands.STORAGE_ACCOUNT_TAG, "value": ACCOUNT}]
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        address = f"http://127.0.0.1:{server.server_address[1]}"
+        monkeypatch.setattr(server_commands, "IMDS_TAGS", server_commands.IMDS_TAGS.replace(
+            "http://169.254.169.254", address))
+        assert server_commands._storage_account() == ACCOUNT
+    finally:
+        server.shutdown()

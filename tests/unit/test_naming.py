@@ -57,3 +57,17 @@ def test_a_key_vault_name_without_a_subscription_id_is_refused(subscription):
 
 def test_name_problems_explains_a_too_long_name():
     assert "Azure allows 24" in name_problems("kv", "kv-" + "a" * 30)
+
+
+def test_storage_account_names_differ_between_subscriptions_and_stay_stable_within_one():
+    first = Naming("exnhs", "dev", "uksouth", SUBSCRIPTION).name("st", "git")
+    assert first == Naming("exnhs", "dev", "uksouth", SUBSCRIPTION.upper()).name("st", "git")
+    assert first != Naming("exnhs", "dev", "uksouth", OTHER).name("st", "git")
+    assert first != Naming("exnhs", "dev", "uksouth", SUBSCRIPTION).name("st", "logs")
+    assert first == "stexnhsdevuksg" + Naming("exnhs", "dev", "uksouth", SUBSCRIPTION).unique_suffix("git")
+    assert name_problems("st", first) is None
+
+
+def test_a_storage_account_name_without_a_subscription_id_is_refused():
+    with pytest.raises(ValueError, match="needs the subscription id"):
+        Naming("exnhs", "dev", "uksouth").name("st", "git")

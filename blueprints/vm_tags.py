@@ -1,0 +1,31 @@
+"""The names a VM reads from its own tags at boot: one table for the Pulumi program and the lab.
+
+Globally unique names (the Key Vault, the Git server's backup storage account) hash the
+subscription id (modules/naming.py), which the rendered cloud-init and the settings document
+cannot know: they are made without Azure, and must stay the same bytes in the lab. So the
+program sets them as tags of each VM that needs them, and the VM asks the instance metadata
+service for its tags (``/metadata/instance/compute/tagsList``). The lab's metadata stand-in
+(lab/platform_services.py) serves the same tags, made with the lab's own subscription id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from blueprints.git_server.backup_target import STORAGE_ACCOUNT_TAG, storage_account_name, uses_blob
+from blueprints.roles import role
+from blueprints.secrets import VAULT_NAME_TAG, vault_name
+from blueprints.topology import Machine
+
+__all__ = ["STORAGE_ACCOUNT_TAG", "VAULT_NAME_TAG", "platform_tags"]
+
+
+def platform_tags(config: dict[str, Any], machine: Machine, subscription_id: str) -> dict[str, str]:
+    """Every machine gets the vault's name (it fetches its secrets at boot); a machine whose role reaches
+    Azure Storage gets the environment's storage account too, when the stack creates one.
+
+    ValueError when ``subscription_id`` is not a GUID."""
+    tags = {VAULT_NAME_TAG: vault_name(config, subscription_id)}
+    if uses_blob(config) and role(machine.role).reaches_storage(config):
+        tags[STORAGE_ACCOUNT_TAG] = storage_account_name(config, subscription_id)
+    return tags
