@@ -35,6 +35,7 @@ from lab import (
     role_layers,
     secrets,
     seeds,
+    trust_network,
 )
 from lab.address_plan import AddressPlan, address_plan, host_route_conflicts
 from lab.layout import STATE_ROOT, LabBusyError, LabLayout, host_lock, read_record, running_labs, write_record
@@ -148,6 +149,8 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
             network.create_subnet_bridges(plan)
             gateway = config["roles"].get("gateway") or {}
             network.create_client(plan, gateway.get("hostname") if plan.public_gateway_ip else None)
+            # The declared data sources' servers, on the trust's network (none: nothing is created).
+            trust_network.create(config)
             layout.nft_file.write_text(ruleset)
             network.apply_ruleset(layout.nft_file)
             vault = vault_name(config, platform_services.LAB_SUBSCRIPTION_ID)

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from blueprints.data_sources import declared_data_sources
 from blueprints.network_flows import Flow, active_flows, endpoint_text
 from blueprints.topology import plan_machines
 from reports import change_matrix
@@ -92,6 +93,8 @@ class _Drawing:
             return ["internet"]
         if kind == "tag":
             return [f"tag_{value}"]
+        if kind == "data-source":
+            return [_data_source_node(value)]
         if kind == "role":
             return [m.node for m in self.machines if m.role == value]
         if value == "*":
@@ -105,6 +108,10 @@ class _Drawing:
             if subnet.resource.azure_name.endswith(f"-{name}"):
                 return subnet.node
         return ""
+
+
+def _data_source_node(name: str) -> str:
+    return "data_" + name.replace("-", "_")
 
 
 def _quote(text: str) -> str:
@@ -155,6 +162,11 @@ def render_dot(plan: Plan, rankdir: str = "LR") -> str:
         lines.append("  private_clients [label=" + _quote("Trust network (peering or VPN)\n"
                                                          + "\n".join(config["network"]["private_client_ranges"]))
                      + ", shape=oval, fillcolor=\"#e6f4ea\"];")
+    for source in declared_data_sources(config):
+        if f"data-source:{source['name']}" in endpoints:
+            label = f"Trust data source {source['name']} ({source['kind']})\n{source['range']}, port {source['port']}"
+            lines.append(f"  {_data_source_node(source['name'])} [label={_quote(label)}, shape=cylinder, "
+                         "fillcolor=\"#e6f4ea\"];")
     if "internet" in endpoints:
         lines.append("  internet [label=\"Internet\\n(public package registries)\", shape=oval, "
                      "fillcolor=\"#eeeeee\"];")

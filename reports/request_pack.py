@@ -24,6 +24,7 @@ import yaml
 from markupsafe import Markup
 
 from blueprints.cloud_init import render_user_data
+from blueprints.data_sources import DATA_SOURCE_KINDS, declared_data_sources
 from blueprints.network_flows import active_flows, endpoint_text
 from blueprints.topology import plan_machines
 from reports.costing import Estimate, estimate
@@ -452,8 +453,11 @@ def _data_protection(plan: Plan, machines: list[MachineFacts], facts: dict[str, 
     else:
         reach = "machines on the trust's own network (" + ", ".join(config["network"]["private_client_ranges"]) + ")"
     git_users = len(git["users"]) if git else 0
+    sources = [f"{source['name']} ({source['kind']}, {source['range']} port {source['port']}; "
+               f"{DATA_SOURCE_KINDS[source['kind']].client})" for source in declared_data_sources(config)]
     return {
         "classification": config["tags"]["data_classification"],
+        "sources": sources,
         "stores": stores,
         "reach": reach,
         "git_users": git_users,

@@ -64,7 +64,9 @@ SETTINGS_SCHEMA: dict[str, Any] = {
                                                "looked up in accounts",
                                         "allowed": "a claim name: letters, digits, _"}},
             "accounts": {
-                "type": "list", "default": [], "maxlength": 2000,
+                # One Apache line each in the gateway's user data (about 170 bytes in base64): 300
+                # stay well inside Azure's 64 KB with the rest of the gateway's settings.
+                "type": "list", "default": [], "maxlength": 300,
                 "meta": {"doc": "Who signs in as which local account: nobody else gets one, whatever "
                                 "name the directory sends (docs/architecture.md, Who is who)"},
                 "schema": {

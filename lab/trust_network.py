@@ -1,0 +1,79 @@
+"""The trust's own network, as far as the lab needs it: the servers of the declared data sources.
+
+On Azure the data sources sit on the trust's network, reached over VNet peering or VPN; only the
+analytics subnet's NSG decides what reaches them (roles.analytics.data_sources, compiled to one
+outbound rule each). In the lab one namespace holds every declared server's address, on a link of
+its own from the host; the host routes each server's address there. Traffic from a machine goes
+through the host's forward path like any other, so the compiled NSG rules (lab/firewall.py) decide
+exactly as on Azure: the declared port passes, any other port is dropped by the final deny. What
+listens inside the namespace is up to the test (a TCP listener standing in for SQL Server).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+from typing import Any
+
+from blueprints.data_sources import data_source_server, declared_data_sources
+from lab.layout import PREFIX
+from lab.network import NetworkError
+
+TRUST_NETNS = f"{PREFIX}trust"
+TRUST_LINK = f"{PREFIX}trust"
+GUEST_INTERFACE = "eth0"
+# A link network for the namespace (shared address space, RFC 6598, as the lab's Internet): never a
+# trust's range, so the servers' own addresses are only ever the declared ones.
+TRUST_LINK_NETWORK = ipaddress.ip_network("100.64.78.0/30")
+HOST_ADDRESS = str(TRUST_LINK_NETWORK.network_address + 1)
+NAMESPACE_ADDRESS = str(TRUST_LINK_NETWORK.network_address + 2)
+
+
+class TrustNetworkError(NetworkError):
+    """A command wiring the trust network failed; the message has the command and its error."""
+
+
+def server_addresses(config: dict[str, Any]) -> list[str]:
+    """The address that stands in for each declared data source: its server, or its range's first host."""
+    addresses = []
+    for source in declared_data_sources(config):
+        server = data_source_server(source)
+        try:
+            address = str(ipaddress.IPv4Address(server)) if server else None
+        except ValueError:
+            address = None  # a DNS name: the lab stands in at the range's first host
+        if address is None:
+            network = ipaddress.ip_network(source["range"])
+            address = str(next(network.hosts(), network.network_address))
+        if address not in addresses:
+            addresses.append(address)
+    return addresses
+
+
+def _run(*argv: str) -> None:
+    result = subprocess.run(argv, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise TrustNetworkError(f"`{' '.join(argv)}` failed: {result.stderr.strip() or result.stdout.strip()}")
+
+
+def create(config: dict[str, Any]) -> str | None:
+    """Wire the namespace with every data source's address; its name, or None without data sources.
+
+    ``lab down`` removes it with the lab's other namespaces and links (found by the lab's prefix)."""
+    addresses = server_addresses(config)
+    if not addresses:
+        return None
+    _run("ip", "netns", "add", TRUST_NETNS)
+    _run("ip", "link", "add", TRUST_LINK, "type", "veth", "peer", "name", GUEST_INTERFACE, "netns", TRUST_NETNS)
+    _run("ip", "addr", "add", f"{HOST_ADDRESS}/{TRUST_LINK_NETWORK.prefixlen}", "dev", TRUST_LINK)
+    _run("ip", "link", "set", TRUST_LINK, "up")
+    inside = ("ip", "netns", "exec", TRUST_NETNS)
+    _run(*inside, "ip", "link", "set", "lo", "up")
+    _run(*inside, "ip", "addr", "add", f"{NAMESPACE_ADDRESS}/{TRUST_LINK_NETWORK.prefixlen}", "dev", GUEST_INTERFACE)
+    for address in addresses:
+        _run(*inside, "ip", "addr", "add", f"{address}/32", "dev", GUEST_INTERFACE)
+    _run(*inside, "ip", "link", "set", GUEST_INTERFACE, "up")
+    _run(*inside, "ip", "route", "add", "default", "via", HOST_ADDRESS)
+    for address in addresses:
+        _run("ip", "route", "add", f"{address}/32", "via", NAMESPACE_ADDRESS, "dev", TRUST_LINK)
+    return TRUST_NETNS
