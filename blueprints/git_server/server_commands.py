@@ -404,6 +404,11 @@ def enable_local_code(rc: str) -> str:
     if re.search(r'^\s*LOCAL_CODE\s*=>\s*"\$ENV\{HOME\}/local",', rc, re.MULTILINE):
         return rc
     enabled, count = LOCAL_CODE_LINE.subn(r"\1\2", rc, count=1)
+    if count == 1:
+        return enabled
+    # An rc without the commented line (another gitolite version): the setting goes first in %RC.
+    enabled, count = re.subn(r"^(%RC = \(\n)", '\\1    LOCAL_CODE => "$ENV{HOME}/local",\n', rc,
+                             count=1, flags=re.MULTILINE)
     if count != 1:
         raise RuntimeError("gitolite's .gitolite.rc has no LOCAL_CODE line to enable for git-server-review")
     return enabled

@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import copy
 import json
+import re
 import shlex
 import subprocess
 import tempfile
@@ -193,7 +194,10 @@ def git_clients(lab, git_host, analytics_host) -> Iterator[GitClients]:
     for repository in settings["repositories"]:
         if repository["name"] == "package-requests":
             repository["writers"] = [*repository["writers"], "acc-writer"]
-            repository["maintainers"] = [*repository.get("maintainers", []), "acc-maintainer"]
+            # Added to the reviewers the stack gives it (its maintainers, by default @owner_team): the
+            # two-person rule wants two or more, and acc-maintainer is the one whose key the test holds.
+            given = repository.get("maintainers") or [f"@{repository['owner_team']}"]
+            repository["maintainers"] = [*given, "acc-maintainer"]
     settings["repositories"].append({"name": REPOSITORY, "owner_team": "acceptance",
                                      "maintainers": ["acc-maintainer"], "writers": ["@acceptance"],
                                      "readers": []})
@@ -278,13 +282,96 @@ def test_user_without_access_cannot_clone(git_clients, pushed):
 
 def test_package_requests_takes_a_branch_and_keeps_main_for_maintainers(git_clients):
     result = git_clients.git("acc-writer", f"git clone -q {git_clients.url('package-requests')} requests"
-                                             " && cd requests && git switch -q -c request/acceptance"
+                                             " && cd requests && git switch -q -c request/acc-writer/acceptance"
                                              " && echo '# checked' >> allowlist.yaml && git commit -qam 'Ask'"
-                                             " && git push -q origin request/acceptance")
+                                             " && git push -q origin request/acc-writer/acceptance")
     assert result.rc == 0, result.stderr
     refused = git_clients.git("acc-writer", "cd requests && git push origin HEAD:main")
     assert _refused(refused), refused.stderr
-    git_clients.git("acc-writer", "cd requests && git push -q origin :request/acceptance")
+    git_clients.git("acc-writer", "cd requests && git push -q origin :request/acc-writer/acceptance")
+
+
+# --- The two-person rule on package-requests (git-server-review) ------------------------------
+
+def test_review_check_is_installed_where_gitolite_looks(git_clients, git_host):
+    assert check(git_host, "readlink /srv/git/local/VREF/git-server-review").strip() == "/usr/local/sbin/git-server"
+    rc = check(git_host, "cat /srv/git/.gitolite.rc")
+    assert re.search(r'^\s*LOCAL_CODE\s*=>\s*"\$ENV\{HOME\}/local",', rc, re.MULTILINE)
+    # The test settings are applied (git_clients): acc-maintainer reviews package-requests beside the stack's.
+    settings = json.loads(check(git_host, f"cat {TEST_SETTINGS}"))
+    expected = Access(settings, mirror_reader=False).review_rules()
+    assert "acc-maintainer" in expected["protected"]["package-requests"]
+    assert json.loads(check(git_host, "cat /srv/git/local/review-rules.json")) == expected
+
+
+def _requests_clone(g: GitClients, folder: str) -> str:
+    return f"rm -rf {folder} && git clone -q {g.url('package-requests')} {folder} && cd {folder}"
+
+
+def _main(g: GitClients) -> str:
+    return g.git("acc-maintainer", f"git ls-remote {g.url('package-requests')} refs/heads/main").stdout.split()[0]
+
+
+def test_a_reviewer_merging_their_own_request_is_refused(git_clients):
+    g = git_clients
+    before = _main(g)
+    own = g.git("acc-maintainer", _requests_clone(g, "self-merge")
+                + " && git switch -q -c request/acc-maintainer/self && echo '# mine' >> allowlist.yaml"
+                  " && git commit -qam 'My own request' && git push -q origin request/acc-maintainer/self"
+                  " && git switch -q main && git merge -q --no-ff --no-edit request/acc-maintainer/self")
+    assert own.rc == 0, own.stderr
+    refused = g.git("acc-maintainer", "cd self-merge && git push origin HEAD:main")
+    assert refused.rc != 0 and "merges your own request" in refused.stderr, refused.stderr
+    assert _main(g) == before
+    g.git("acc-maintainer", "cd self-merge && git push -q origin :request/acc-maintainer/self")
+
+
+def test_a_maintainer_cannot_force_push_over_a_writers_request(git_clients):
+    g = git_clients
+    asked = g.git("acc-writer", _requests_clone(g, "owned")
+                  + " && git switch -q -c request/acc-writer/owned && echo '# owned' >> allowlist.yaml"
+                    " && git commit -qam 'Ask' && git push -q origin request/acc-writer/owned && git rev-parse HEAD")
+    assert asked.rc == 0, asked.stderr
+    over = g.git("acc-maintainer", _requests_clone(g, "over")
+                 + " && echo '# replaced' >> allowlist.yaml && git commit -qam 'Replaced'"
+                   " && git push --force origin HEAD:request/acc-writer/owned")
+    assert _refused(over), over.stderr
+    deleted = g.git("acc-maintainer", "cd over && git push origin :request/acc-writer/owned")
+    assert _refused(deleted), deleted.stderr
+    heads = g.git("acc-writer", f"git ls-remote {g.url('package-requests')} refs/heads/request/acc-writer/owned")
+    assert heads.stdout.split()[0] == asked.stdout.split()[-1]
+    # Its owner may rewrite and delete it.
+    rewritten = g.git("acc-writer", "cd owned && git commit -q --amend -m 'Ask again'"
+                                    " && git push -q --force origin request/acc-writer/owned"
+                                    " && git push -q origin :request/acc-writer/owned")
+    assert rewritten.rc == 0, rewritten.stderr
+
+
+def test_a_reviewers_merge_of_a_writers_request_is_accepted_and_a_fast_forward_is_not(git_clients):
+    g = git_clients
+    asked = g.git("acc-writer", _requests_clone(g, "reviewed")
+                  + " && git switch -q -c request/acc-writer/reviewed && echo '# reviewed' >> allowlist.yaml"
+                    " && git commit -qam 'Ask, reviewed' && git push -q origin request/acc-writer/reviewed")
+    assert asked.rc == 0, asked.stderr
+    fast = g.git("acc-maintainer", _requests_clone(g, "review")
+                 + " && git merge -q --ff-only origin/request/acc-writer/reviewed && git push origin HEAD:main")
+    assert fast.rc != 0 and "is not a merge commit" in fast.stderr, fast.stderr
+    merged = g.git("acc-maintainer", "cd review && git reset -q --hard origin/main"
+                                     " && git merge -q --no-ff --no-edit origin/request/acc-writer/reviewed"
+                                     " && git push -q origin HEAD:main && git rev-parse HEAD")
+    assert merged.rc == 0, merged.stderr
+    assert _main(g) == merged.stdout.split()[-1]
+    # Undone the same way: the writer asks for the revert, the reviewer merges it.
+    undo = g.git("acc-writer", "cd reviewed && git fetch -q origin"
+                               " && git switch -q -c request/acc-writer/undo origin/main"
+                               " && git revert -m 1 --no-edit HEAD && git push -q origin request/acc-writer/undo"
+                               " && git push -q origin :request/acc-writer/reviewed")
+    assert undo.rc == 0, undo.stderr
+    undone = g.git("acc-maintainer", "cd review && git fetch -q origin"
+                                     " && git merge -q --no-ff --no-edit origin/request/acc-writer/undo"
+                                     " && git push -q origin HEAD:main")
+    assert undone.rc == 0, undone.stderr
+    g.git("acc-writer", "cd reviewed && git push -q origin :request/acc-writer/undo")
 
 
 def test_update_path_keeps_repository_data(git_clients, pushed, git_host):
@@ -349,17 +436,19 @@ def _pull(mirror_host) -> None:
 def test_merged_request_reaches_the_mirror_and_a_revert_takes_it_away(git_clients, mirror_host, analytics_host):
     g = git_clients
     assert _index_status(analytics_host, g.zone, REQUESTED) == "403"
+    branch = f"request/acc-writer/{REQUESTED}"
     asked = g.git("acc-writer", f"rm -rf ask && git clone -q {g.url('package-requests')} ask && cd ask"
-                                f" && git switch -q -c request/{REQUESTED}"
+                                f" && git switch -q -c {branch}"
                                 f" && sed -i 's/^pypi: \\[/pypi: [\"{REQUESTED}\", /' allowlist.yaml"
                                 f" && git commit -qam 'Ask for {REQUESTED}: parsing of clinic codes'"
-                                f" && git push -q origin request/{REQUESTED}")
+                                f" && git push -q origin {branch}")
     assert asked.rc == 0, asked.stderr
     # A pushed branch is a request, not a decision: the mirror does not serve it yet.
     _pull(mirror_host)
     assert _index_status(analytics_host, g.zone, REQUESTED) == "403"
+    # A reviewer other than the writer merges it (the two-person rule: a merge commit, never a fast-forward).
     merged = g.git("acc-maintainer", f"rm -rf review && git clone -q {g.url('package-requests')} review && cd review"
-                                     f" && git merge -q --no-edit origin/request/{REQUESTED}"
+                                     f" && git merge -q --no-ff --no-edit origin/{branch}"
                                      f" && git push -q origin HEAD:main")
     assert merged.rc == 0, merged.stderr
     try:
@@ -367,9 +456,16 @@ def test_merged_request_reaches_the_mirror_and_a_revert_takes_it_away(git_client
         assert _index_status(analytics_host, g.zone, REQUESTED) == "200"
         assert REQUESTED in yaml.safe_load(mirror_host.file(ALLOWLIST).content_string)["pypi"]
     finally:
-        reverted = g.git("acc-maintainer", "cd review && git revert --no-edit HEAD && git push -q origin HEAD:main"
-                                           f" && git push -q origin :request/{REQUESTED}")
+        # The revert is a request of its own, merged the same way.
+        undo = f"request/acc-writer/undo-{REQUESTED}"
+        asked_back = g.git("acc-writer", f"cd ask && git fetch -q origin && git switch -q -c {undo} origin/main"
+                                         f" && git revert -m 1 --no-edit HEAD && git push -q origin {undo}")
+        reverted = g.git("acc-maintainer", f"cd review && git fetch -q origin"
+                                           f" && git merge -q --no-ff --no-edit origin/{undo}"
+                                           f" && git push -q origin HEAD:main")
+        g.git("acc-writer", f"cd ask && git push -q origin :{branch} :{undo}")
         _pull(mirror_host)
+    assert asked_back.rc == 0, asked_back.stderr
     assert reverted.rc == 0, reverted.stderr
     assert _index_status(analytics_host, g.zone, REQUESTED) == "403"
 

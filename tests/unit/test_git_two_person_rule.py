@@ -131,6 +131,10 @@ def test_gitolite_rc_gets_local_code_for_the_check_once():
     assert '\n        LOCAL_CODE                =>  "$ENV{HOME}/local",\n' in enabled
     assert '# LOCAL_CODE                =>  "$rc{GL_ADMIN_BASE}/local"' in enabled
     assert server_commands.enable_local_code(enabled) == enabled
+    # An rc without the commented line gets the setting first in %RC.
+    bare = server_commands.enable_local_code("%RC = (\n    UMASK => 0077,\n);\n")
+    assert bare == '%RC = (\n    LOCAL_CODE => "$ENV{HOME}/local",\n    UMASK => 0077,\n);\n'
+    assert server_commands.enable_local_code(bare) == bare
     with pytest.raises(RuntimeError, match="no LOCAL_CODE line"):
         server_commands.enable_local_code("%RC = ();\n")
 
