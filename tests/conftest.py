@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from blueprints.roles import role_names
 from modules.naming import Naming
 from modules.placement import Placement
 from validation.plan_recorder import Plan, PlannedResource, record_plan, record_program
@@ -23,9 +26,42 @@ def example_config() -> dict[str, Any]:
     return load_stack(EXAMPLE)
 
 
+@functools.cache
+def _plan_of(path: Path, text: str, roles: tuple[str, ...]) -> Plan:
+    return record_plan(path)
+
+
+def planned(stack_file: Path) -> Plan:
+    """The plan of a stack file as it is on disk, recorded once per test process and shared by every
+    test that only reads it (as ``example_plan`` always was): planning is most of the suite's time.
+
+    Keyed by the file's text and the registered roles, so an edited copy or a test that registers a
+    role plans afresh. A test that edits a plan works on a deep copy; one that patches the code or
+    the recorder calls ``record_plan`` itself.
+    """
+    return _plan_of(stack_file, stack_file.read_text(encoding="utf-8"), role_names())
+
+
 @pytest.fixture(scope="session")
 def example_plan() -> Plan:
-    return record_plan(EXAMPLE)
+    return planned(EXAMPLE)
+
+
+@pytest.fixture(scope="session")
+def shared_plan_cache(tmp_path_factory) -> Path:
+    """One on-disk plan cache (validation/plan_cache.py) for the whole run, shared by its xdist workers,
+    so each stack is planned once however many commands ask."""
+    base = tmp_path_factory.getbasetemp()
+    # Each xdist worker's base directory sits inside the run's own; other runs' directories are not shared.
+    return (base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base) / "plan-cache"
+
+
+@pytest.fixture
+def plan_cache(shared_plan_cache, monkeypatch) -> Path:
+    """Turn the plan cache on for one test: for commands run on unedited code and roles (the cache's
+    key holds the stack file and the code, not what a test patches in)."""
+    monkeypatch.setenv("BLUEPRINTS_PLAN_CACHE", str(shared_plan_cache))
+    return shared_plan_cache
 
 
 @pytest.fixture

@@ -8,6 +8,9 @@ import pytest
 from cli.main import build_parser, main
 from tests.conftest import EXAMPLE, REPO
 
+# The commands here plan stack files with the code as it is: one plan per stack for the whole run.
+pytestmark = pytest.mark.usefixtures("plan_cache")
+
 
 def test_validate_reports_a_valid_file(capsys):
     assert main(["validate", str(EXAMPLE)]) == 0

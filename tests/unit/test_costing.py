@@ -9,6 +9,9 @@ from reports.costing import PriceTable, estimate, render_markdown, render_text, 
 from tests.conftest import EXAMPLE
 from validation.plan_recorder import PlannedResource, record_plan
 
+# The commands here plan stack files with the code as it is: one plan per stack for the whole run.
+pytestmark = pytest.mark.usefixtures("plan_cache")
+
 
 @pytest.fixture(scope="module")
 def example_estimate(example_plan):

@@ -1,10 +1,15 @@
 import re
 import shutil
 
+import pytest
+
 from cli.main import main
 from reports.reference_docs import REFERENCE_DIR, drift, generate, render_dot, render_page, stack_files
 from tests.conftest import EXAMPLE, REPO
 from validation.plan_recorder import record_plan
+
+# The commands here plan stack files with the code as it is: one plan per stack for the whole run.
+pytestmark = pytest.mark.usefixtures("plan_cache")
 
 REGENERATE_HINT = "run `.venv/bin/blueprints docs` at the repository root and commit docs/reference/"
 

@@ -13,6 +13,9 @@ from reports.site_navigation import BEGIN, END
 from tests.conftest import EXAMPLE, REPO
 from validation.schema import stack_schema
 
+# The commands here plan stack files with the code as it is: one plan per stack for the whole run.
+pytestmark = pytest.mark.usefixtures("plan_cache")
+
 
 def _page_keys(text: str) -> list[str]:
     return re.findall(r"^\| `([^`]+)` \|", text, re.M)

@@ -9,6 +9,9 @@ import pytest
 from cli.main import main
 from tests.conftest import EXAMPLE, REPO
 
+# The commands here plan stack files with the code as it is: one plan per stack for the whole run.
+pytestmark = pytest.mark.usefixtures("plan_cache")
+
 PAGE = REPO / "docs" / "troubleshooting.md"
 
 
