@@ -75,3 +75,14 @@ def test_rclone_is_installed_only_when_backups_may_leave_the_vm(example_config):
     config = copy.deepcopy(example_config)
     config["roles"]["git_server"]["backup"]["target"] = "directory"
     assert "rclone" not in _git_user_data(config)["packages"]
+
+
+def test_protecting_a_repository_changes_the_settings_not_the_custom_data(example_config):
+    # Day two: the two-person rule is a setting; git-server-apply rewrites the review rules in place.
+    machine = next(m for m in plan_machines(example_config) if m.role == "git_server")
+    edited = copy.deepcopy(example_config)
+    edited["roles"]["git_server"]["repositories"][1].update(protected=True, maintainers=["amara.okafor", "tom.evans"])
+    assert render_user_data(edited, machine) == render_user_data(example_config, machine)
+    settings = yaml.safe_load(_settings_file(edited, "/etc/trust-blueprints/git-server.yaml"))
+    assert settings["repositories"][1]["protected"] is True
+    assert settings != yaml.safe_load(_settings_file(example_config, "/etc/trust-blueprints/git-server.yaml"))
