@@ -79,6 +79,14 @@ def _add_hub_admin(document: Document) -> None:
     _role(document, "analytics").setdefault("admin_users", []).append("asmith")
 
 
+def _add_data_source(document: Document) -> None:
+    network = document.setdefault("network", {})
+    if "10.20.0.0/16" not in network.setdefault("trust_ranges", []):
+        network["trust_ranges"].append("10.20.0.0/16")
+    _role(document, "analytics").setdefault("data_sources", []).append(
+        {"name": "theatres", "kind": "postgres", "range": "10.20.4.20/32", "port": 5432, "database": "theatres"})
+
+
 def _three_analytics_vms(document: Document) -> None:
     _role(document, "analytics")["count"] = 3
 
@@ -158,6 +166,16 @@ ORDINARY_EDITS: tuple[StackEdit, ...] = (
         vm_does="each analytics VM's apply program rewrites the hub's admin list and restarts the hub "
                 "(single-user servers keep running)",
         takes="seconds after the VM reads its new settings, plus the hub's restart",
+    ),
+    StackEdit(
+        name="add-data-source",
+        description="Add the trust's theatres PostgreSQL server (10.20.4.20, port 5432) to "
+                    "roles.analytics.data_sources",
+        edit=_add_data_source,
+        analyst_notices="psql service=theatres reaches the server; nothing else on the trust's network opens",
+        vm_does="Azure adds one outbound rule to the analytics subnet's NSG; each analytics VM's settings "
+                "program rewrites its libpq service file (nothing restarts)",
+        takes="seconds after the VM reads its new settings; the NSG rule as soon as Azure applies it",
     ),
     StackEdit(
         name="analytics-count-2-to-3",

@@ -30,6 +30,8 @@ AFFECTED_ROLES = {
     "add-git-repository": {"git_server"},
     "change-backup-time": {"git_server"},
     "add-hub-admin": {"analytics"},
+    # Each analytics VM gets the source's client file; the NSG is not a VM's.
+    "add-data-source": {"analytics"},
     # The gateway publishes the new VM and lets the jump host forward to it.
     "analytics-count-2-to-3": {"gateway"},
     "add-admin-ssh-key": {"analytics", "gateway", "git_server", "package_mirror"},
@@ -39,7 +41,8 @@ AFFECTED_ROLES = {
 }
 # An edit is about one role's section (or, for the admin key, every machine).
 EDITED_ROLE = {"add-pypi-package": "package_mirror", "add-git-user": "git_server", "add-git-repository": "git_server",
-               "change-backup-time": "git_server", "add-hub-admin": "analytics", "analytics-count-2-to-3": "analytics",
+               "change-backup-time": "git_server", "add-hub-admin": "analytics", "add-data-source": "analytics",
+               "analytics-count-2-to-3": "analytics",
                "add-admin-ssh-key": None, "add-gateway-user": "gateway", "add-sign-in-account": "gateway"}
 
 
