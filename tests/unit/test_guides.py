@@ -164,16 +164,11 @@ def _run(command: Command, workspace: Path) -> subprocess.CompletedProcess[str]:
                           capture_output=True, text=True, timeout=300, check=False)
 
 
-@pytest.fixture(scope="session")
-def shared_plan_cache(tmp_path_factory) -> Path:
-    """One plan cache for every page's copy: the pages plan the same stacks with the same code, and a
-    page that edits a stack or patches the code gets plans of its own (the cache's key holds both)."""
-    return tmp_path_factory.mktemp("plan-cache")
-
-
 @pytest.mark.parametrize("guide", GUIDES, ids=[g.relative_to(REPO).as_posix() for g in GUIDES])
-def test_every_command_in_the_guide_runs_as_shown(guide, tmp_path, shared_plan_cache, monkeypatch):
-    monkeypatch.setenv("BLUEPRINTS_PLAN_CACHE", str(shared_plan_cache))
+def test_every_command_in_the_guide_runs_as_shown(guide, tmp_path, plan_cache):
+    # One plan cache for every page's copy and the in-process commands of other tests: they plan the
+    # same stacks with the same code, and a page that edits a stack or patches the code gets plans of
+    # its own (the cache's key holds both).
     steps, problems = parse_guide(guide.read_text(encoding="utf-8"))
     assert not problems, f"{guide.relative_to(REPO)}:\n" + "\n".join(problems)
     workspace = _workspace(tmp_path)
