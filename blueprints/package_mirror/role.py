@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from blueprints.package_mirror.settings import SETTINGS_SCHEMA
-from blueprints.role import DataDiskLayout, Role, SecretSpec, always, never, stack_settings
+from blueprints.package_mirror.verdaccio_lock import template_settings
+from blueprints.role import DataDiskLayout, Role, SecretSpec, always, never
 
 ROLE = Role(
     name="package_mirror",
@@ -33,7 +34,8 @@ ROLE = Role(
     backed_up=False,
     requires=(),
     publication=None,
-    template_settings=stack_settings,
+    # The stack's settings plus Verdaccio's lockfile, which the user data carries (verdaccio_lock.py).
+    template_settings=template_settings,
     reaches_storage=never,
     deploy="blueprints.package_mirror.component:deploy",
     folder=Path(__file__).parent,

@@ -5,11 +5,14 @@ from __future__ import annotations
 import copy
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import yaml
 
 from blueprints.cloud_init import MAX_USER_DATA_BYTES, render_user_data, written_files
+from blueprints.package_mirror import verdaccio_lock
 from blueprints.topology import plan_machines
 from blueprints.vm_settings import document_files, settings_document
 
@@ -218,3 +221,44 @@ def test_provisioning_forgets_the_applied_package_requests_commit(example_config
     commands = "\n".join(str(step) for step in _mirror_document(example_config)["runcmd"])
     assert "rm -f /var/lib/trust-mirror/package-requests-applied" in commands
     assert commands.index("package-requests-applied") < commands.index("enable --now mirror-allowlist-pull.timer")
+
+
+def test_the_repository_lockfile_pins_every_verdaccio_package_with_its_sha512():
+    package = json.loads((FILES / "verdaccio-package.json").read_text())
+    lock = json.loads((FILES / "verdaccio-package-lock.json").read_text())
+    assert lock["name"] == package["name"] and lock["lockfileVersion"] >= 2
+    assert lock["packages"][""]["dependencies"] == package["dependencies"]
+    entries = {path: entry for path, entry in lock["packages"].items() if path and not entry.get("link")}
+    assert entries["node_modules/verdaccio"]["version"] == package["dependencies"]["verdaccio"]
+    assert all(re.fullmatch(r"sha512-[A-Za-z0-9+/]{86}==", entry["integrity"]) for entry in entries.values())
+    for name, version in package["overrides"].items():
+        versions = {entry["version"] for path, entry in entries.items() if path.endswith(f"node_modules/{name}")}
+        assert versions == {version}, name
+
+
+def _verdaccio_step(config) -> str:
+    commands = "\n".join(str(step) for step in _mirror_document(config)["runcmd"])
+    start = commands.index("npm-cli.js install --package-lock-only")
+    return commands[commands.rindex("\n", 0, start):commands.index("npm-cli.js ci", start)]
+
+
+def test_the_mirror_installs_verdaccio_only_if_it_resolves_to_the_repository_lockfile(example_config, tmp_path):
+    step = _verdaccio_step(example_config)
+    assert f"--before={verdaccio_lock.RESOLVED_BEFORE}" in step
+    assert "--ignore-scripts" in step and "--omit-lockfile-registry-resolved" in step
+    pinned = re.search(r'\[ "\$lock_digest" = ([0-9a-f]{64}) \] \|\| \{ echo', step)
+    assert pinned and pinned.group(1) == verdaccio_lock.repository_digest()
+    # The program the mirror runs gives the repository lockfile's digest, and another for a lockfile
+    # with one hash changed: the check can refuse.
+    program = step[step.index("<<'DIGEST'\n") + len("<<'DIGEST'\n"):step.index("\nDIGEST\n")]
+    lock = json.loads((FILES / "verdaccio-package-lock.json").read_text())
+    (tmp_path / "same.json").write_text(json.dumps(lock, indent=2))
+    lock["packages"]["node_modules/verdaccio"]["integrity"] = "sha512-" + "A" * 86 + "=="
+    (tmp_path / "changed.json").write_text(json.dumps(lock))
+    for name, expected in (("same.json", pinned.group(1)), ("changed.json", None)):
+        result = subprocess.run([sys.executable, "-", str(tmp_path / name)], input=program, capture_output=True,
+                                text=True, check=True)
+        assert (result.stdout.strip() == pinned.group(1)) == (expected is not None), name
+    commands = "\n".join(str(step) for step in _mirror_document(example_config)["runcmd"])
+    assert "npm-cli.js ci --omit=dev --ignore-scripts" in commands
+    assert "npm-cli.js install --omit=dev" not in commands
