@@ -116,6 +116,12 @@ FLOWS: tuple[Flow, ...] = (
          "Azure Monitor Agent: configuration and logs through the Private Link Scope's endpoint"),
     Flow("secrets-vms-to-key-vault-endpoint", "role:*", "endpoint:key-vault", (443,),
          "VM identities read their secrets through the vault's private endpoint"),
+    # The airlock's ingress (only with `airlock:`): providers upload from the trust's network, the
+    # analytics VMs read; the storage account grants each only its role on the one container.
+    Flow("ingress-private-clients-to-airlock-endpoint", "private-clients", "endpoint:airlock", (443,),
+         "data providers upload to the airlock's ingress container (Entra ID sign-in, write to that container)"),
+    Flow("ingress-analytics-to-airlock-endpoint", "role:analytics", "endpoint:airlock", (443,),
+         "analytics VMs read the airlock's ingress container (managed identity; only readers are granted)"),
     Flow("backup-git-to-blob-endpoint", "role:git_server", "endpoint:blob", (443,),
          "the Git server copies its nightly backups to the environment's Blob container",
          git_backup_targets=("auto", "azure-blob")),
@@ -155,6 +161,7 @@ class Endpoint:
 ENDPOINTS = {e.name: e for e in (
     Endpoint("key-vault", 1),
     Endpoint("blob", 2),
+    Endpoint("airlock", 3),  # the airlock's storage account (only with `airlock:`)
     Endpoint("azure-monitor", None),  # about ten addresses: global, regional, workspace and DCE members
 )}
 
@@ -164,7 +171,8 @@ def endpoint_addresses(config: dict[str, Any]) -> dict[str, str]:
     subnet = subnet_plan(config).get(ENDPOINT_SUBNET)
     if subnet is None:
         return {}
-    return {e.name: str(subnet.broadcast_address - e.from_top) for e in ENDPOINTS.values() if e.from_top}
+    return {e.name: str(subnet.broadcast_address - e.from_top) for e in ENDPOINTS.values()
+            if e.from_top and (e.name != "airlock" or config.get("airlock"))}
 
 
 @dataclass(frozen=True)
@@ -283,7 +291,7 @@ class _Resolver:
         if kind == "role":
             return value in self.role_ips
         if kind == "endpoint":
-            return ENDPOINT_SUBNET in self.subnets
+            return ENDPOINT_SUBNET in self.subnets and (value != "airlock" or value in self.endpoints)
         if kind == "data-source":
             return value in self.data_sources
         return True

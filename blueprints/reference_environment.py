@@ -13,6 +13,8 @@ from typing import Any
 import pulumi
 from pulumi_azure_native import authorization, resources
 
+from blueprints.airlock import Airlock, AirlockArgs
+from blueprints.airlock_settings import airlock_account_name, airlock_settings
 from blueprints.cloud_init import render_user_data
 from blueprints.deployment import EnvironmentParts, deploy_function
 from blueprints.environment_secrets import EnvironmentSecrets, EnvironmentSecretsArgs
@@ -145,6 +147,7 @@ class ReferenceEnvironment(pulumi.ComponentResource):
         secrets = EnvironmentSecrets(f"{name}-vault-secrets", EnvironmentSecretsArgs(config, machines, vault), child)
         self.gateway_public_ip = None
         identities: list[pulumi.Output[str]] = []
+        by_machine: dict[str, pulumi.Output[str]] = {}
         for declared in deployed:
             given = [m for m in machines if m.role == declared.name]
             outputs = deploy_function(declared)(parts, given)
@@ -158,6 +161,16 @@ class ReferenceEnvironment(pulumi.ComponentResource):
             if outputs.gateway_public_ip is not None:
                 self.gateway_public_ip = outputs.gateway_public_ip
             identities += outputs.identities.values()
+            by_machine.update(outputs.identities)
+
+        airlock = airlock_settings(config)
+        if airlock:
+            Airlock(f"{name}-airlock", AirlockArgs(
+                placement, airlock_account_name(config, client.subscription_id),
+                EndpointSubnet(endpoints.subnet_id, endpoints.zone_ids, {"blob": fixed["airlock"]}),
+                airlock["data_providers_group"], {reader: by_machine[reader] for reader in airlock["readers"]},
+                client.subscription_id, airlock["soft_delete_days"],
+            ), child)
 
         # Azure gives the scope's endpoint about ten addresses of its choosing, the lowest free ones:
         # created after every VM (its subnet id waits for their identities), it never takes an

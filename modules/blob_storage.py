@@ -15,7 +15,9 @@ from modules.placement import Placement
 from modules.private_endpoint import EndpointSubnet, PrivateEndpoint, PrivateEndpointArgs
 from modules.role_assignment import assignment_name
 
+# Built-in role definition ids (learn.microsoft.com/azure/role-based-access-control/built-in-roles/storage).
 STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
+STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
 
 
 @dataclass
@@ -94,17 +96,24 @@ class BlobStorage(pulumi.ComponentResource):
     def grant_blob_write(self, name: str, principal_id: pulumi.Input[str], subscription_id: pulumi.Input[str],
                          parent: pulumi.Resource) -> authorization.RoleAssignment:
         """Let one identity read, write and delete blobs in the container (and nowhere else)."""
+        return self.grant(name, principal_id, subscription_id, parent, STORAGE_BLOB_DATA_CONTRIBUTOR,
+                          "ServicePrincipal", "write backups to one container")
+
+    def grant(self, name: str, principal_id: pulumi.Input[str], subscription_id: pulumi.Input[str],
+              parent: pulumi.Resource, role_definition: str, principal_type: str,
+              description: str) -> authorization.RoleAssignment:
+        """One built-in role for one principal (a VM identity or an Entra group), on the container alone."""
         role = pulumi.Output.concat(
             "/subscriptions/", subscription_id,
-            "/providers/Microsoft.Authorization/roleDefinitions/", STORAGE_BLOB_DATA_CONTRIBUTOR,
+            "/providers/Microsoft.Authorization/roleDefinitions/", role_definition,
         )
         return authorization.RoleAssignment(
             name,
             role_assignment_name=assignment_name(self.container_id, principal_id, role),
             scope=self.container_id,
             principal_id=principal_id,
-            principal_type="ServicePrincipal",
+            principal_type=principal_type,
             role_definition_id=role,
-            description="write backups to one container",
+            description=description,
             opts=pulumi.ResourceOptions(parent=parent),
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from blueprints.airlock_settings import AIRLOCK_SCHEMA
 from blueprints.git_server.settings import (
     GIT_ACCOUNT_PATTERN,
     GIT_MEMBER_PATTERN,
@@ -138,6 +139,7 @@ _BASE_SCHEMA: dict[str, Any] = {
                                 "meta": {"doc": "OpenSSH public keys (ed25519, ECDSA or RSA 3072+)"}},
         },
     },
+    "airlock": AIRLOCK_SCHEMA,
     "roles": {
         "type": "dict", "required": True, "meta": {"doc": "Which roles to deploy, and their settings"},
         "schema": {},  # filled from the registered roles by stack_schema()

@@ -17,6 +17,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from blueprints.accounts import reserved_account, reserved_account_hint
+from blueprints.airlock_settings import airlock_problems
 from blueprints.data_sources import data_source_problems
 from blueprints.git_server.settings import (
     BACKUP_ROOTS,
@@ -646,6 +647,17 @@ def _data_sources(config: dict[str, Any]) -> list[Problem]:
             for path, value, allowed, hint in data_source_problems(config)]
 
 
+def _airlock(config: dict[str, Any]) -> list[Problem]:
+    analytics = [machine.name for machine in plan_machines(config) if machine.role == "analytics"]
+    return [Problem(path, value, allowed, hint)
+            for path, value, allowed, hint in airlock_problems(config, analytics, ENDPOINT_SUBNET)]
+
+
+def _data_sources(config: dict[str, Any]) -> list[Problem]:
+    return [Problem(path, MISSING if value is None else value, allowed, hint)
+            for path, value, allowed, hint in data_source_problems(config)]
+
+
 def semantic_problems(config: dict[str, Any]) -> list[Problem]:
     """Every cross-field problem of a schema-valid config."""
     address = _address_plan(config)
@@ -654,7 +666,7 @@ def semantic_problems(config: dict[str, Any]) -> list[Problem]:
                 + _analytics_admins(config) + _data_sources(config)
                 + _allowlists(config) + _vm_sizes(config) + secret_like_text(config))
     if not address:
-        problems += _capacity(config)
+        problems += _capacity(config) + _airlock(config)
     if not problems:  # names depend on a sound address plan and role set
         problems += _names(config) + _platform_routes(config)
     return problems

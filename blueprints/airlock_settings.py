@@ -1,0 +1,75 @@
+"""The stack settings of the airlock (``airlock:`` in a stack file) and their checks.
+
+Kept apart from the component (blueprints/airlock.py) so that validation, and the lab through it,
+never import Pulumi.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from blueprints.settings_fields import GUID_PATTERN
+from modules.naming import Naming
+
+__all__ = ["AIRLOCK_COMPONENT", "AIRLOCK_SCHEMA", "INGRESS_CONTAINER", "airlock_account_name", "airlock_problems",
+           "airlock_settings"]
+
+INGRESS_CONTAINER = "ingress"
+# The component tag on its resources, which the policies read to find the airlock's account.
+AIRLOCK_COMPONENT = "airlock"
+MACHINE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
+
+AIRLOCK_SCHEMA: dict[str, Any] = {
+    "type": "dict", "required": False, "nullable": True, "default": None,
+    "meta": {"doc": "Ingress: a private storage account the trust's data providers write and named analytics "
+                    "VMs read (omit for none)"},
+    "schema": {
+        "data_providers_group": {
+            "type": "string", "required": True, "regex": GUID_PATTERN,
+            "meta": {"doc": "Object id of the Entra group whose members may upload to the ingress container",
+                     "allowed": "a GUID such as 00000000-0000-4000-8000-000000000004"}},
+        "readers": {
+            "type": "list", "required": True, "minlength": 1, "maxlength": 20,
+            "schema": {"type": "string", "regex": MACHINE_NAME_PATTERN,
+                       "meta": {"allowed": "an analytics VM's name, such as analytics-1"}},
+            "meta": {"doc": "Analytics VMs that may read the ingress container (read-only)"}},
+        "soft_delete_days": {
+            "type": "integer", "min": 7, "max": 365, "default": 14,
+            "meta": {"doc": "Days a deleted or overwritten blob stays recoverable"}},
+    },
+}
+
+
+def airlock_settings(config: dict[str, Any]) -> dict[str, Any] | None:
+    return config.get("airlock")
+
+
+def airlock_account_name(config: dict[str, Any], subscription_id: str) -> str:
+    """The airlock's storage account name: globally unique, stable for one stack in one subscription."""
+    naming = Naming(config["trust"]["short_name"], config["environment"], config["location"], subscription_id)
+    return naming.name("st", "airlock")
+
+
+def airlock_problems(config: dict[str, Any], analytics_machines: list[str],
+                     endpoint_subnet: str) -> list[tuple[str, Any, str, str]]:
+    """(field, value, what is wrong, hint) for an airlock the schema accepts but the stack cannot honour."""
+    airlock = airlock_settings(config)
+    if not airlock:
+        return []
+    problems: list[tuple[str, Any, str, str]] = []
+    if endpoint_subnet not in {name for name, value in config["network"]["subnets"].items() if value}:
+        problems.append(("airlock", "airlock", f"needs network.subnets.{endpoint_subnet}, where its private "
+                         "endpoint goes", f"add a {endpoint_subnet} subnet"))
+    if not config["network"].get("private_client_ranges"):
+        problems.append(("network.private_client_ranges", [], "needs at least one range when airlock is set: data "
+                         "providers upload from the trust's own network, never the Internet",
+                         "name the private ranges the data providers' machines are on"))
+    seen: set[str] = set()
+    for index, reader in enumerate(airlock["readers"]):
+        if reader not in analytics_machines:
+            problems.append((f"airlock.readers[{index}]", reader, "must name an analytics VM of this stack ("
+                             + (", ".join(analytics_machines) or "none: roles.analytics is not set") + ")", ""))
+        elif reader in seen:
+            problems.append((f"airlock.readers[{index}]", reader, "is named twice", ""))
+        seen.add(reader)
+    return problems
