@@ -18,6 +18,7 @@ from blueprints.airlock_settings import airlock_account_name, airlock_settings
 from blueprints.cloud_init import render_user_data
 from blueprints.deployment import EnvironmentParts, deploy_function
 from blueprints.environment_secrets import EnvironmentSecrets, EnvironmentSecretsArgs
+from blueprints.landing_zone import landing_zone
 from blueprints.network_flows import ENDPOINT_SUBNET, endpoint_addresses, nsg_rules
 from blueprints.regions import availability_zones
 from blueprints.role_host import RoleHostArgs
@@ -27,12 +28,13 @@ from blueprints.topology import Machine, plan_machines, private_dns_zone
 from blueprints.vm_settings import bootstrap_ssh_keys, settings_document
 from blueprints.vm_tags import platform_tags
 from modules.backup import Backup, BackupArgs
+from modules.existing_hub import ExistingHub, ExistingHubArgs
 from modules.key_vault import KeyVault, KeyVaultArgs
 from modules.monitor_private_link import MonitorPrivateLink, MonitorPrivateLinkArgs
 from modules.monitoring import Monitoring, MonitoringArgs
 from modules.naming import Naming
 from modules.nat_egress import NatEgress, NatEgressArgs
-from modules.network import Network, NetworkArgs
+from modules.network import ExistingNetwork, Network, NetworkArgs
 from modules.placement import Placement
 from modules.private_dns import PrivateDns, PrivateDnsArgs
 from modules.private_endpoint import (
@@ -43,11 +45,14 @@ from modules.private_endpoint import (
     PrivateLinkZonesArgs,
     zones_for,
 )
+from modules.route_table import FirewallRoute, FirewallRouteArgs
 
 
 def environment_tags(config: dict[str, Any]) -> dict[str, str]:
     """The tags every taggable resource carries."""
-    return {
+    # A spoke's resources say so: policies that differ in a landing zone read it (validation/policies).
+    mode = {"network-mode": "landing-zone"} if landing_zone(config) else {}
+    return {**mode,
         "trust": config["trust"]["short_name"],
         "environment": config["environment"],
         "owner": config["tags"]["owner"],
@@ -95,7 +100,16 @@ class ReferenceEnvironment(pulumi.ComponentResource):
 
         # The region's zones from its facts (blueprints/regions.yaml): none in UK West.
         zones = availability_zones(config["location"])
-        nat = NatEgress(f"{name}-egress", NatEgressArgs(placement, zones=zones), child) if egress_subnets else None
+        spoke = landing_zone(config)
+        # In a landing zone the hub's firewall carries the mirror's egress, and the spoke, the hub's
+        # zones and the central workspace are looked up, never created (modules/existing_hub.py).
+        hub = ExistingHub(f"{name}-hub", ExistingHubArgs(
+            spoke["spoke_virtual_network_id"], spoke["private_dns_zone_ids"], spoke["log_analytics_workspace_id"],
+        ), child) if spoke else None
+        nat = (NatEgress(f"{name}-egress", NatEgressArgs(placement, zones=zones), child)
+               if egress_subnets and not spoke else None)
+        route = (FirewallRoute(f"{name}-egress", FirewallRouteArgs(placement, spoke["hub_firewall_address"]), child)
+                 if egress_subnets and spoke else None)
         net = Network(
             f"{name}-network",
             NetworkArgs(
@@ -105,18 +119,21 @@ class ReferenceEnvironment(pulumi.ComponentResource):
                 rules=nsg_rules(config),
                 nat_gateway_id=nat.nat_gateway_id if nat else None,
                 egress_subnets=egress_subnets,
+                existing=ExistingNetwork(hub.vnet_id, hub.vnet_name, hub.vnet_resource_group_name) if hub else None,
+                route_table_id=route.route_table_id if route else None,
             ),
             child,
         )
         if ENDPOINT_SUBNET not in net.subnet_ids:  # validation refuses such a stack first
             raise ValueError(f"the platform services' private endpoints need the {ENDPOINT_SUBNET} subnet")
         # Key Vault, Blob storage and Azure Monitor only through private endpoints (blueprints/network_flows.py).
-        zones = PrivateLinkZones(f"{name}-privatelink", PrivateLinkZonesArgs(
-            placement, zones_for(["vault", "blob", "azuremonitor"]), net.vnet_id), child)
+        zone_ids = hub.zone_ids if hub else PrivateLinkZones(f"{name}-privatelink", PrivateLinkZonesArgs(
+            placement, zones_for(["vault", "blob", "azuremonitor"]), net.vnet_id), child).zone_ids
         fixed = endpoint_addresses(config)
-        endpoints = EndpointSubnet(net.subnet_ids[ENDPOINT_SUBNET], zones.zone_ids,
+        endpoints = EndpointSubnet(net.subnet_ids[ENDPOINT_SUBNET], zone_ids,
                                    {"vault": fixed["key-vault"], "blob": fixed["blob"]})
-        monitoring = Monitoring(f"{name}-monitoring", MonitoringArgs(placement), child)
+        monitoring = Monitoring(f"{name}-monitoring", MonitoringArgs(
+            placement, workspace_id=hub.workspace_id if hub else None), child)
         monitor_link = MonitorPrivateLink(f"{name}-monitor-link", MonitorPrivateLinkArgs(
             placement, monitoring.workspace_id), child)
         vault = KeyVault(f"{name}-secrets", KeyVaultArgs(placement, client.tenant_id, endpoints), child)
@@ -177,7 +194,7 @@ class ReferenceEnvironment(pulumi.ComponentResource):
         # address a VM is declared with.
         after_vms = pulumi.Output.all(net.subnet_ids[ENDPOINT_SUBNET], *identities).apply(lambda values: values[0])
         PrivateEndpoint(f"{name}-monitor-endpoint", PrivateEndpointArgs(
-            placement, "monitor", "monitoring", after_vms, monitor_link.scope_id, "azuremonitor", zones.zone_ids,
+            placement, "monitor", "monitoring", after_vms, monitor_link.scope_id, "azuremonitor", zone_ids,
         ), child)
 
         zone = private_dns_zone(config)

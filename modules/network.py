@@ -38,6 +38,15 @@ def security_rule_args(rule: SecurityRule) -> dict[str, object]:
     }
 
 
+@dataclass(frozen=True)
+class ExistingNetwork:
+    """A virtual network someone else owns (a landing zone's spoke): subnets are added, it is not changed."""
+
+    id: pulumi.Input[str]
+    name: pulumi.Input[str]
+    resource_group_name: pulumi.Input[str]
+
+
 @dataclass
 class NetworkArgs:
     placement: Placement
@@ -47,6 +56,8 @@ class NetworkArgs:
     nat_gateway_id: pulumi.Input[str] | None = None
     egress_subnets: Sequence[str] = ()  # subnets routed to the Internet through the NAT gateway
     storage_subnets: Sequence[str] = ()  # subnets that reach a storage account's firewall (service endpoint)
+    existing: ExistingNetwork | None = None  # create the subnets in this network instead of a new one
+    route_table_id: pulumi.Input[str] | None = None  # egress subnets route through this instead of NAT
 
 
 class Network(pulumi.ComponentResource):
@@ -62,17 +73,21 @@ class Network(pulumi.ComponentResource):
         naming = placement.naming
         tags = placement.tags_for("network")
 
-        vnet = network.VirtualNetwork(
-            f"{name}-vnet",
-            virtual_network_name=naming.name("vnet"),
-            resource_group_name=placement.resource_group_name,
-            location=placement.location,
-            address_space={"address_prefixes": [args.address_space]},
-            tags=tags,
-            opts=pulumi.ResourceOptions(parent=self),
-        )
-        self.vnet_id = vnet.id
-        self.vnet_name = vnet.name
+        if args.existing is None:
+            vnet = network.VirtualNetwork(
+                f"{name}-vnet",
+                virtual_network_name=naming.name("vnet"),
+                resource_group_name=placement.resource_group_name,
+                location=placement.location,
+                address_space={"address_prefixes": [args.address_space]},
+                tags=tags,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.vnet_id, self.vnet_name, vnet_group = vnet.id, vnet.name, placement.resource_group_name
+        else:
+            self.vnet_id = pulumi.Output.from_input(args.existing.id)
+            self.vnet_name = pulumi.Output.from_input(args.existing.name)
+            vnet_group = args.existing.resource_group_name
         self.subnet_ids = {}
         previous: pulumi.Resource | None = None
         for subnet, cidr in args.subnets.items():
@@ -86,11 +101,12 @@ class Network(pulumi.ComponentResource):
                 opts=pulumi.ResourceOptions(parent=self),
             )
             egress = subnet in args.egress_subnets and args.nat_gateway_id is not None
+            routed = subnet in args.egress_subnets and args.route_table_id is not None
             created = network.Subnet(
                 f"{name}-snet-{subnet}",
                 subnet_name=BASTION_SUBNET_NAME if subnet == "bastion" else naming.name("snet", subnet),
-                resource_group_name=placement.resource_group_name,
-                virtual_network_name=vnet.name,
+                resource_group_name=vnet_group,
+                virtual_network_name=self.vnet_name,
                 address_prefix=cidr,
                 network_security_group={"id": nsg.id},
                 # Explicit egress only: no implicit outbound access from any subnet.
@@ -99,6 +115,7 @@ class Network(pulumi.ComponentResource):
                 service_endpoints=([{"service": "Microsoft.KeyVault"}] if subnet != "bastion" else [])
                 + ([{"service": "Microsoft.Storage"}] if subnet in args.storage_subnets else []),
                 **({"nat_gateway": {"id": args.nat_gateway_id}} if egress else {}),
+                **({"route_table": {"id": args.route_table_id}} if routed else {}),
                 # Azure updates subnets of one VNet one at a time.
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[previous] if previous else []),
             )

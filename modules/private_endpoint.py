@@ -17,23 +17,10 @@ from pulumi_azure_native import network
 
 from modules.placement import Placement
 from modules.private_dns import linked_zone
+from modules.private_link_zones import GROUP_ZONES, zones_for
 
-# The zones each private-link sub-resource (group id) needs, from Microsoft's table "Azure Private
-# Endpoint private DNS zone values" (learn.microsoft.com/azure/private-link/private-endpoint-dns,
-# checked 2026-12-02). Azure Monitor's endpoint serves the global and regional ingestion endpoints,
-# the agents' configuration service and the solution packs' storage.
-GROUP_ZONES: dict[str, tuple[str, ...]] = {
-    "vault": ("privatelink.vaultcore.azure.net",),
-    "blob": ("privatelink.blob.core.windows.net",),
-    "azuremonitor": ("privatelink.monitor.azure.com", "privatelink.oms.opinsights.azure.com",
-                     "privatelink.ods.opinsights.azure.com", "privatelink.agentsvc.azure-automation.net",
-                     "privatelink.blob.core.windows.net"),
-}
-
-
-def zones_for(group_ids: Sequence[str]) -> list[str]:
-    """Every zone the given sub-resources need, each once, in a stable order."""
-    return sorted({zone for group in group_ids for zone in GROUP_ZONES[group]})
+__all__ = ["GROUP_MEMBERS", "GROUP_ZONES", "EndpointSubnet", "PrivateEndpoint", "PrivateEndpointArgs",
+           "PrivateLinkZones", "PrivateLinkZonesArgs", "zones_for"]
 
 
 @dataclass

@@ -454,11 +454,16 @@ def estimate(plan: Plan, prices: PriceTable | None = None) -> Estimate:
                      "prices there differ")
     if missing:
         notes.append(f"{len(missing)} resource(s) are not priced, so the total is too low by their cost")
+    spoke = bool(plan.config["network"].get("landing_zone"))
+    if spoke:  # the hub's remote access and firewall are the trust's already: no options to weigh here
+        notes.append("a landing zone's spoke: the hub firewall's processing, the hub's Bastion, the central "
+                     "workspace's log ingestion and the peering's traffic are billed where the hub is, not here")
     return Estimate(
         stack=plan.stack, source=plan.source, region=prices["region"], currency=prices["currency"],
         compiled=str(prices["compiled"]), price_source=" ".join(str(prices["source"]).split()),
         resources=priced, free=free, not_priced=missing, shutdown=pricer.shutdown,
-        remote_access=_gateway_options(pricer, plan), firewall=_firewall_options(prices),
+        remote_access=[] if spoke else _gateway_options(pricer, plan),
+        firewall=[] if spoke else _firewall_options(prices),
         assumptions=dict(prices["assumptions"]), notes=notes,
     )
 
@@ -492,14 +497,12 @@ def render_text(est: Estimate) -> str:
             lines.append(f"  {saving.vm}: {saving.schedule}: {saving.hours_running.normalize():f} h/month, "
                          f"{_gbp(saving.scheduled)} instead of {_gbp(saving.always_on)} always on "
                          f"(saves {_gbp(saving.saving)})")
-    lines += ["", "Remote access, side by side (per month):"]
-    for option in est.remote_access:
-        mark = "*" if option.deployed else " "
-        lines.append(f" {mark}{_gbp(option.monthly):>9}  {option.name}: {option.gives}")
-    lines += ["", "Azure Firewall (per month, on top of the total):"]
-    for option in est.firewall:
-        mark = "*" if option.deployed else " "
-        lines.append(f" {mark}{_gbp(option.monthly):>9}  {option.name}: {option.gives}")
+    for title, options in (("Remote access, side by side (per month):", est.remote_access),
+                           ("Azure Firewall (per month, on top of the total):", est.firewall)):
+        if options:  # none in a landing zone's spoke: the hub has both
+            lines += ["", title]
+            lines += [f" {'*' if option.deployed else ' '}{_gbp(option.monthly):>9}  {option.name}: {option.gives}"
+                      for option in options]
     lines += ["", "* = what this stack deploys."]
     lines += [f"Note: {note}" for note in est.notes]
     return "\n".join(lines)
@@ -536,6 +539,8 @@ def render_markdown(est: Estimate, heading_level: int = 2) -> str:
                          f"{_gbp(s.always_on)} | {_gbp(s.scheduled)} | {_gbp(s.saving)} |")
     for title, options in (("Remote access options", est.remote_access),
                            ("Azure Firewall (not deployed by default)", est.firewall)):
+        if not options:
+            continue
         lines += ["", f"{h}# {title}", "", "| Option | Monthly | Basis | What it gives |", "|---|---:|---|---|"]
         for option in options:
             name = f"**{_cell(option.name)}** (deployed)" if option.deployed else _cell(option.name)

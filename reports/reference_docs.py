@@ -142,10 +142,15 @@ def render_dot(plan: Plan, rankdir: str = "LR") -> str:
     drawing = _Drawing(plan)
     config = plan.config
     internet_ports = _internet_ports(drawing, config)
-    vnet = plan.of_type("azure-native:network:VirtualNetwork")[0]
     title = (f"Stack {plan.stack}: {config['trust']['name']} ({config['environment']}, {config['location']}), "
              "drawn from the offline plan")
-    vnet_label = f"virtual network {vnet.azure_name} {', '.join(vnet.inputs['addressSpace']['addressPrefixes'])}"
+    spoke = config["network"].get("landing_zone")
+    if spoke:  # the landing zone's network, looked up: no VirtualNetwork of the plan's own
+        vnet_label = (f"spoke virtual network {spoke['spoke_virtual_network_id'].rsplit('/', 1)[-1]} "
+                      f"{config['network']['address_space']} (the landing zone's)")
+    else:
+        vnet = plan.of_type("azure-native:network:VirtualNetwork")[0]
+        vnet_label = f"virtual network {vnet.azure_name} {', '.join(vnet.inputs['addressSpace']['addressPrefixes'])}"
     lines = [
         f"digraph {_quote(plan.stack)} {{",
         f"  graph [rankdir={rankdir}, compound=true, fontname=\"Helvetica\", fontsize=11, nodesep=0.3, ranksep=1.1,",
@@ -185,6 +190,8 @@ def render_dot(plan: Plan, rankdir: str = "LR") -> str:
     for subnet in drawing.subnets.values():
         opened = ", ".join(internet_ports.get(subnet.resource.id, []))
         egress = (f"Internet egress via {subnet.nat}" if subnet.nat
+                  else f"Internet egress via the hub firewall {spoke['hub_firewall_address']}, ports {opened}"
+                  if spoke and opened
                   else f"Internet egress on port{'s' if ',' in opened else ''} {opened} only" if opened
                   else "no Internet egress")
         nsg = subnet.resource.inputs.get("networkSecurityGroup", {}).get("id", "").rsplit("/", 1)[-1]

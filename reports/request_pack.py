@@ -25,8 +25,9 @@ from markupsafe import Markup
 
 from blueprints.cloud_init import render_user_data
 from blueprints.data_sources import DATA_SOURCE_KINDS, declared_data_sources
+from blueprints.landing_zone import firewall_rules, hub_requests
 from blueprints.network_flows import active_flows, endpoint_text
-from blueprints.topology import plan_machines
+from blueprints.topology import plan_machines, private_dns_zone
 from reports.costing import Estimate, estimate
 from reports.markdown_text import markdown_to_html, md_text
 from validation.plan_model import Plan, PlannedResource
@@ -671,6 +672,9 @@ def build_context(plan: Plan) -> dict[str, Any]:
         "risks": _risks(plan, machines, est, facts),
         "estimate": est,
         "exit": _exit_facts(plan),
+        # A landing zone's spoke: what the hub team changes, and the firewall rules the mirror needs.
+        "hub": hub_requests(plan.config, private_dns_zone(plan.config)),
+        "firewall_rules": firewall_rules(plan.config) if plan.config["network"].get("landing_zone") else [],
     }
 
 

@@ -115,6 +115,7 @@ SHAPES: dict[str, Shape] = {
     "azure-native:network:Subnet": resource(**SUBNET_FIELDS),
     "azure-native:network:NetworkSecurityGroup": resource(securityRules=SECURITY_RULE),
     "azure-native:network:NatGateway": RESOURCE,
+    "azure-native:network:RouteTable": resource(routes=sub_resource()),
     "azure-native:network:PublicIPAddress": RESOURCE,
     "azure-native:network:NetworkInterface": resource(ipConfigurations=IP_CONFIGURATION,
                                                       networkSecurityGroup=REFERENCE),

@@ -61,6 +61,7 @@ ARM_TYPES = {
     "azure-native:network:Subnet": "Microsoft.Network/virtualNetworks/subnets",
     "azure-native:network:NetworkSecurityGroup": "Microsoft.Network/networkSecurityGroups",
     "azure-native:network:NatGateway": "Microsoft.Network/natGateways",
+    "azure-native:network:RouteTable": "Microsoft.Network/routeTables",
     "azure-native:network:PublicIPAddress": "Microsoft.Network/publicIPAddresses",
     "azure-native:network:NetworkInterface": "Microsoft.Network/networkInterfaces",
     "azure-native:network:BastionHost": "Microsoft.Network/bastionHosts",
@@ -112,6 +113,10 @@ class _RecordingMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str | None, dict]:
         if not args.custom:
             return None, {}
+        if args.resource_id:
+            # A lookup of something that exists (Resource.get, as a landing zone's hub is read): its
+            # id comes from the stack file, and so does its name, the id's last segment.
+            return args.resource_id, {"name": args.resource_id.rsplit("/", 1)[-1]}
         azure_name = _azure_name(args.typ, args.name, args.inputs)
         resource_id = _mock_id(args.typ, azure_name, args.inputs, self.subscription_id)
         state = dict(args.inputs)

@@ -40,13 +40,24 @@ def _nic(inputs: dict[str, Any]) -> list[str]:
             f"ip forwarding {'ON' if inputs.get('enableIPForwarding') else 'off'}"]
 
 
+def _subnet_egress(inputs: dict[str, Any]) -> str:
+    if inputs.get("natGateway"):
+        return "Internet egress via NAT"
+    if inputs.get("routeTable"):  # a landing zone's spoke: the hub firewall decides
+        return "Internet egress via the route table (the hub firewall)"
+    return "no Internet egress"
+
+
 _DETAILS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "azure-native:resources:ResourceGroup": lambda i: [f"location {i['location']}"],
     "azure-native:network:VirtualNetwork": lambda i: [
         f"address space {', '.join(i['addressSpace']['addressPrefixes'])}"],
     "azure-native:network:Subnet": lambda i: [
         f"{i['addressPrefix']}, NSG attached, "
-        f"{'Internet egress via NAT' if i.get('natGateway') else 'no Internet egress'}"],
+        f"{_subnet_egress(i)}"],
+    "azure-native:network:RouteTable": lambda i: [
+        f"{r['addressPrefix']} -> {r['nextHopType']} {r.get('nextHopIpAddress', '')}".rstrip()
+        for r in i.get("routes", [])],
     "azure-native:network:NetworkSecurityGroup": lambda i: [
         _rule_line(r) for r in sorted(i.get("securityRules", []), key=lambda r: (r["direction"], r["priority"]))],
     "azure-native:network:PublicIPAddress": lambda i: [f"PUBLIC {i['sku']['name']} static address"],

@@ -15,6 +15,7 @@ from blueprints.git_server.settings import (
     GIT_MEMBER_PATTERN,
     GIT_REPOSITORY_PATTERN,
 )
+from blueprints.landing_zone import LANDING_ZONE_SCHEMA
 from blueprints.package_mirror.settings import (
     CRAN_NAME_PATTERN,
     NPM_NAME_PATTERN,
@@ -125,6 +126,7 @@ _BASE_SCHEMA: dict[str, Any] = {
                 "type": "boolean", "default": False,
                 "meta": {"doc": "Unsafe: allow ranges of /8 or wider, up to the whole Internet"},
             },
+            "landing_zone": LANDING_ZONE_SCHEMA,
         },
     },
     "admin": {

@@ -13,6 +13,7 @@ from typing import Any
 from cerberus import errors
 
 from validation.allowlist_closure import warn_of_missing_needs
+from validation.landing_zone_checks import landing_zone_problems
 from validation.mirror_allowlists_file import merge_allowlists_file
 from validation.problems import MISSING, Problem, StackFileError
 from validation.schema import stack_schema
@@ -118,7 +119,7 @@ def validate_document(document: dict[str, Any]) -> tuple[dict[str, Any], list[Pr
         problems = [_describe(error) for error in _flatten(list(validator._errors))]
         return document, sorted(problems, key=lambda problem: problem.path)
     config = validator.document
-    return config, semantic_problems(config)
+    return config, semantic_problems(config) + landing_zone_problems(config)
 
 
 def _problems_of(validator: StackValidator) -> list[Problem]:

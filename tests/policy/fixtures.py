@@ -15,11 +15,11 @@ from functools import cache
 import pulumi
 from pulumi_azure_native import storage
 
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, REPO
 from validation.plan_recorder import Plan, PlannedResource, record_plan, record_program
 from validation.policies.data_rules import BLOB_CONTAINER, PRIVATE_ENDPOINT, STORAGE_ACCOUNT
 from validation.policies.governance_rules import BROAD_ROLES
-from validation.policies.network_rules import NIC, NSG, PUBLIC_IP, SUBNET
+from validation.policies.network_rules import NIC, NSG, PUBLIC_IP, ROUTE_TABLE, SUBNET
 from validation.policies.vm_rules import DCR_ASSOCIATION, EXTENSION, PROTECTED_ITEM, SHUTDOWN_SCHEDULE, VM
 
 Mutation = Callable[[Plan], None]
@@ -36,6 +36,8 @@ class RuleFixtures:
 def _recorded(base: str) -> Plan:
     if base == "example":
         return record_plan(EXAMPLE)
+    if base == "landing-zone":
+        return record_plan(REPO / "stacks" / "landing-zone.yaml")
     if base == "storage":
         resources, _ = record_program(_safe_storage_program, "storage")
         return Plan(stack="storage", source="(fixture program)", config={}, resources=resources)
@@ -116,6 +118,16 @@ def _both(*mutations: Mutation) -> Mutation:
     return apply
 
 
+def add_public_ip(plan: Plan) -> None:
+    """A public IP in the spoke, tagged like every resource of the environment."""
+    nic = one(plan, NIC, "mirror")
+    plan.resources.append(PlannedResource(
+        urn=nic.urn.replace("NetworkInterface", "PublicIPAddress") + "-pip", type=PUBLIC_IP, name="careless-pip",
+        azure_name="pip-careless", custom=True, parent=nic.parent, dependencies=[],
+        inputs={"publicIpAddressName": "pip-careless", "sku": {"name": "Standard"},
+                "tags": dict(nic.inputs["tags"])}))
+
+
 OWNER_ROLE = next(role for role, name in BROAD_ROLES.items() if name == "Owner")
 READER_ROLE = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
 
@@ -132,6 +144,10 @@ FIXTURES: dict[str, RuleFixtures] = {
     "TB-NET-005": RuleFixtures(setter(NIC, "git", "enableIPForwarding", True)),
     "TB-NET-006": RuleFixtures(setter(SUBNET, "services", "defaultOutboundAccess", True)),
     "TB-NET-007": RuleFixtures(setter(PUBLIC_IP, "gateway", "sku.name", "Basic")),
+    # The spoke's interfaces have no public IP; a public IP of its own, or one on the mirror's NIC, breaks it.
+    "TB-NET-008": RuleFixtures(add_public_ip, base="landing-zone"),
+    "TB-NET-009": RuleFixtures(setter(ROUTE_TABLE, "egress", "routes", [
+        {"name": "default", "addressPrefix": "0.0.0.0/0", "nextHopType": "Internet"}]), base="landing-zone"),
     "TB-VM-001": RuleFixtures(setter(VM, "analytics-1", "securityProfile.securityType", "Standard")),
     "TB-VM-002": RuleFixtures(setter(VM, "git", "securityProfile.encryptionAtHost", False)),
     "TB-VM-003": RuleFixtures(_both(

@@ -56,6 +56,7 @@ MODELS: dict[str, Model] = {
     "azure-native:network:Subnet": Model(network.Subnet, "2024-05-01"),
     "azure-native:network:NetworkSecurityGroup": Model(network.NetworkSecurityGroup, "2024-05-01"),
     "azure-native:network:NatGateway": Model(network.NatGateway, "2024-05-01"),
+    "azure-native:network:RouteTable": Model(network.RouteTable, "2024-05-01"),
     "azure-native:network:PublicIPAddress": Model(network.PublicIPAddress, "2024-05-01"),
     "azure-native:network:NetworkInterface": Model(network.NetworkInterface, "2024-05-01"),
     "azure-native:network:BastionHost": Model(network.BastionHost, "2024-05-01"),

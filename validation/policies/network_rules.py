@@ -15,6 +15,12 @@ SUBNET = "azure-native:network:Subnet"
 VNET = "azure-native:network:VirtualNetwork"
 NIC = "azure-native:network:NetworkInterface"
 PUBLIC_IP = "azure-native:network:PublicIPAddress"
+ROUTE_TABLE = "azure-native:network:RouteTable"
+BASTION = "azure-native:network:BastionHost"
+NAT_GATEWAY = "azure-native:network:NatGateway"
+# The tag every resource of a landing zone's spoke carries (blueprints/reference_environment.py): the
+# policy pack sees resources, not the stack file, so the mode travels with them.
+MODE_TAG, LANDING_ZONE_MODE = "network-mode", "landing-zone"
 
 # SSH, RDP, WinRM and the Azure serial/remote-management ports.
 MANAGEMENT_PORTS = (22, 3389, 5985, 5986)
@@ -125,8 +131,37 @@ def _no_default_outbound(resource: PlannedResource, plan: Plan) -> list[Violatio
     value = resource.inputs.get("defaultOutboundAccess")
     if value is not False:
         return [violation(resource, "defaultOutboundAccess",
-                          f"is {value!r}; must be false so Internet egress goes only through the NAT gateway")]
+                          f"is {value!r}; must be false so Internet egress goes only through the NAT gateway "
+                          "or the hub firewall")]
     return []
+
+
+def _in_landing_zone(resource: PlannedResource, plan: Plan) -> bool:
+    if (plan.config.get("network") or {}).get("landing_zone"):
+        return True
+    return (resource.inputs.get("tags") or {}).get(MODE_TAG) == LANDING_ZONE_MODE
+
+
+def _no_public_ip_in_spoke(resource: PlannedResource, plan: Plan) -> list[Violation]:
+    if not _in_landing_zone(resource, plan):
+        return []
+    if resource.type == NIC:
+        return [violation(resource, f"ipConfigurations[{index}].publicIPAddress",
+                          "is set; a landing zone's spoke has no public IP (people come in through the hub)")
+                for index, config in enumerate(resource.inputs.get("ipConfigurations") or [])
+                if config.get("publicIPAddress")]
+    why = {PUBLIC_IP: "is a public IP", BASTION: "needs a public IP", NAT_GATEWAY: "needs a public IP"}[resource.type]
+    return [violation(resource, "(resource)", f"{why}; a landing zone's spoke has none: egress goes through the hub "
+                                              "firewall and people come in through the hub's Bastion or gateway")]
+
+
+def _default_route_to_firewall(resource: PlannedResource, plan: Plan) -> list[Violation]:
+    return [violation(resource, f"routes[{index}].nextHopType",
+                      f"is {route.get('nextHopType')!r} for {route.get('addressPrefix')}; the default route must go "
+                      "to a firewall (VirtualAppliance with its private address)")
+            for index, route in enumerate(resource.inputs.get("routes") or [])
+            if route.get("addressPrefix") == "0.0.0.0/0"
+            and (route.get("nextHopType") != "VirtualAppliance" or not route.get("nextHopIpAddress"))]
 
 
 def _standard_public_ip(resource: PlannedResource, plan: Plan) -> list[Violation]:
@@ -193,7 +228,7 @@ RULES: tuple[Rule, ...] = (
         title="No implicit outbound Internet access from subnets",
         severity="mandatory",
         reason="Azure's default outbound access gives every VM unmanaged Internet egress; egress here goes "
-               "only through the NAT gateway, from the subnets that need it.",
+               "only through the NAT gateway (or a landing zone's hub firewall), from the subnets that need it.",
         reference="MCSB NS-3 (deploy firewall at the edge); NCSC Cloud Security Principle 11 (external "
                   "interface protection)",
         resource_types=(SUBNET,),
@@ -208,5 +243,26 @@ RULES: tuple[Rule, ...] = (
         reference="MCSB NS-2 (secure cloud services with network controls)",
         resource_types=(PUBLIC_IP,),
         check=_standard_public_ip,
+    ),
+    Rule(
+        id="TB-NET-008",
+        title="No public IP in a landing zone's spoke",
+        severity="mandatory",
+        reason="A landing zone keeps every entry and exit at the hub, where the trust's firewall and Bastion are; "
+               "a public IP in a spoke would bypass both, and the trust's own Azure Policy usually forbids it.",
+        reference="MCSB NS-1 and NS-2; NCSC Cloud Security Principle 11 (external interface protection); "
+                  "Azure landing zone policy 'Deny-PublicIP' (Corp)",
+        resource_types=(PUBLIC_IP, NIC, BASTION, NAT_GATEWAY),
+        check=_no_public_ip_in_spoke,
+    ),
+    Rule(
+        id="TB-NET-009",
+        title="Default routes go to a firewall",
+        severity="mandatory",
+        reason="A route table that sends 0.0.0.0/0 anywhere but a firewall's address gives the subnet "
+               "Internet egress that no one inspects.",
+        reference="MCSB NS-3 (deploy firewall at the edge of enterprise network)",
+        resource_types=(ROUTE_TABLE,),
+        check=_default_route_to_firewall,
     ),
 )

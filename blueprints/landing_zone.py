@@ -1,0 +1,181 @@
+"""Landing-zone mode: the environment as a spoke of a trust's existing Azure hub.
+
+A stack with ``network.landing_zone`` deploys into the hub's world instead of building its own:
+its subnets go into an existing spoke virtual network, the mirror's Internet egress goes through
+the hub's firewall (a route table, no NAT gateway), private endpoints register in the hub's
+private DNS zones, and VMs log to a central Log Analytics workspace. Nothing in the spoke has a
+public IP. The hub's resources are looked up by id and never changed.
+
+This module is the one place that knows the section's shape: the schema, the parsing of its
+ids, and what the hub team is asked to do (the request pack and the docs read it from here).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+from blueprints.topology import plan_machines
+from modules.private_link_zones import zones_for
+
+# The private-link sub-resources the environment's own endpoints use (Key Vault, Blob storage,
+# Azure Monitor): the hub must hold a zone for each name these need.
+ENDPOINT_GROUPS = ("vault", "blob", "azuremonitor")
+
+# Azure's naming rules, from "Naming rules and restrictions for Azure resources"
+# (learn.microsoft.com/azure/azure-resource-manager/management/resource-name-rules, checked 2026-12-02).
+_GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_GROUP = r"[-\w._()]{0,89}[-\w_()]"
+_VNET = r"[A-Za-z0-9][A-Za-z0-9_.-]{0,62}[A-Za-z0-9_]"
+_WORKSPACE = r"[A-Za-z0-9][A-Za-z0-9-]{2,61}[A-Za-z0-9]"
+_HEAD = rf"/subscriptions/({_GUID})/resourceGroups/({_GROUP})/providers/"
+
+VNET_ID_PATTERN = rf"^{_HEAD}Microsoft\.Network/virtualNetworks/({_VNET})$"
+WORKSPACE_ID_PATTERN = rf"^{_HEAD}Microsoft\.OperationalInsights/workspaces/({_WORKSPACE})$"
+IPV4_PATTERN = r"^[0-9]{1,3}(\.[0-9]{1,3}){3}$"
+
+_ID_SHAPE = "/subscriptions/<subscription GUID>/resourceGroups/<group>/providers/"
+VNET_ID_ALLOWED = f"a virtual network's resource id: {_ID_SHAPE}Microsoft.Network/virtualNetworks/<name>"
+WORKSPACE_ID_ALLOWED = (f"a Log Analytics workspace's resource id: {_ID_SHAPE}"
+                        "Microsoft.OperationalInsights/workspaces/<name> (4-63 letters, digits or -)")
+
+
+def zone_id_pattern(zone: str) -> str:
+    """A private DNS zone's id whose last segment is exactly that zone's name."""
+    return rf"^{_HEAD}Microsoft\.Network/privateDnsZones/({re.escape(zone)})$"
+
+
+def zone_id_allowed(zone: str) -> str:
+    return f"the hub's private DNS zone id: {_ID_SHAPE}Microsoft.Network/privateDnsZones/{zone}"
+
+
+def hub_zones() -> list[str]:
+    """The privatelink zones the hub must hold for this environment's private endpoints."""
+    return zones_for(ENDPOINT_GROUPS)
+
+
+def _id(doc: str, pattern: str, allowed: str) -> dict[str, Any]:
+    return {"type": "string", "required": True, "regex": pattern, "maxlength": 1024,
+            "meta": {"doc": doc, "allowed": allowed}}
+
+
+LANDING_ZONE_SCHEMA: dict[str, Any] = {
+    "type": "dict", "required": False, "nullable": True, "default": None,
+    "meta": {"doc": "Deploy as a spoke of the trust's existing hub (landing-zone mode): no network, NAT gateway, "
+                    "public IP, private DNS zone for private endpoints or Log Analytics workspace of its own. "
+                    "Every id is looked up, never changed"},
+    "schema": {
+        "spoke_virtual_network_id": _id(
+            "The existing spoke virtual network the environment's subnets are created in (its address space "
+            "holds network.address_space); it must be in the subscription the stack deploys to",
+            VNET_ID_PATTERN, VNET_ID_ALLOWED),
+        "hub_virtual_network_id": _id(
+            "The hub virtual network the spoke is peered to (the request pack asks the hub team for the peering)",
+            VNET_ID_PATTERN, VNET_ID_ALLOWED),
+        "hub_firewall_address": {
+            "type": "string", "required": True, "regex": IPV4_PATTERN,
+            "meta": {"doc": "The hub firewall's private address: the mirror's subnet routes 0.0.0.0/0 to it "
+                            "instead of a NAT gateway",
+                     "allowed": "a private IPv4 address outside network.address_space, such as 10.0.0.4"}},
+        "private_dns_zone_ids": {
+            "type": "dict", "required": True,
+            "meta": {"doc": "The hub's private DNS zones, by zone name, that the environment's private endpoints "
+                            "(Key Vault, Blob storage, Azure Monitor) register their addresses in"},
+            "schema": {zone: _id(f"The hub's {zone} zone", zone_id_pattern(zone), zone_id_allowed(zone))
+                       for zone in hub_zones()},
+        },
+        "log_analytics_workspace_id": _id(
+            "The central Log Analytics workspace every VM's logs go to (no workspace of the environment's own)",
+            WORKSPACE_ID_PATTERN, WORKSPACE_ID_ALLOWED),
+    },
+}
+
+
+@dataclass(frozen=True)
+class ArmId:
+    """A resource id split into the parts a lookup or a child resource needs."""
+
+    id: str
+    subscription_id: str
+    resource_group: str
+    name: str
+
+
+def parse_id(resource_id: str) -> ArmId:
+    """The parts of a schema-valid resource id (any of the patterns above)."""
+    parts = resource_id.split("/")
+    return ArmId(id=resource_id, subscription_id=parts[2], resource_group=parts[4], name=parts[-1])
+
+
+def landing_zone(config: dict[str, Any]) -> dict[str, Any] | None:
+    """The stack's landing-zone section, or None when the environment builds its own network."""
+    return config["network"].get("landing_zone")
+
+
+# Names the mirror reaches besides its configured upstreams' own hosts: PyPI's index links to
+# files on files.pythonhosted.org ("PyPI simple API", docs.pypi.org/api/index-api, checked
+# 2026-12-02); the others serve what their index names from the same host.
+_EXTRA_HOSTS = {"pypi": ("files.pythonhosted.org",)}
+_SCHEME_PORTS = {"http": 80, "https": 443}
+
+
+@dataclass(frozen=True)
+class FirewallRule:
+    host: str
+    port: int
+    purpose: str
+
+
+def firewall_rules(config: dict[str, Any]) -> list[FirewallRule]:
+    """Host names and ports the hub firewall must let the mirror reach, from the stack's upstreams."""
+    mirror = config["roles"].get("package_mirror")
+    if not mirror:
+        return []
+    found: dict[tuple[str, int], list[str]] = {}
+    for ecosystem, url in sorted(mirror["upstreams"].items()):
+        parts = urlsplit(url)
+        port = parts.port or _SCHEME_PORTS[parts.scheme]
+        for host in (parts.hostname or "", *_EXTRA_HOSTS.get(ecosystem, ())):
+            found.setdefault((host, port), []).append(ecosystem.replace("_", " "))
+    return [FirewallRule(host, port, f"{', '.join(uses)} packages for the mirror")
+            for (host, port), uses in sorted(found.items())]
+
+
+@dataclass(frozen=True)
+class HubRequest:
+    what: str  # the change the hub team makes
+    detail: str  # ids, names, addresses
+
+
+def hub_requests(config: dict[str, Any], internal_zone: str) -> list[HubRequest]:
+    """What the hub team must do before and after this environment is deployed."""
+    zone = landing_zone(config)
+    if zone is None:
+        return []
+    spoke = parse_id(zone["spoke_virtual_network_id"])
+    hub = parse_id(zone["hub_virtual_network_id"])
+    mirrors = ", ".join(m.private_ip for m in plan_machines(config) if m.internet_egress)
+    rules = "; ".join(f"{rule.host}:{rule.port}" for rule in firewall_rules(config))
+    requests = [
+        HubRequest("Peer the spoke to the hub (both directions, forwarded traffic allowed)",
+                   f"spoke {spoke.name} ({zone['spoke_virtual_network_id']}) and hub {hub.name} "
+                   f"({zone['hub_virtual_network_id']})"),
+        HubRequest("Allow the package mirror through the hub firewall (application rules, TLS or HTTP by host name)",
+                   f"from {mirrors or 'no machine (no mirror in this stack)'} to {rules or 'nothing'}; "
+                   f"everything else from {config['network']['address_space']} stays denied"),
+        HubRequest("Link the hub's private DNS zones to the spoke, or make the hub's DNS resolver answer for "
+                   "them (the environment's private endpoints register their addresses there)",
+                   ", ".join(zone["private_dns_zone_ids"])),
+        HubRequest("Resolve the environment's own internal zone from the trust's network",
+                   f"{internal_zone} (linked to the spoke by this program; the hub's resolver or a forwarding "
+                   "rule answers for it elsewhere)"),
+        HubRequest("Let the deploying identity create subnets in the spoke and join the hub's zones and workspace",
+                   f"Network Contributor on {spoke.name}; Private DNS Zone Contributor on the zones above; "
+                   f"Log Analytics Contributor on {parse_id(zone['log_analytics_workspace_id']).name}"),
+        HubRequest("Remote access for administrators and analysts through the hub",
+                   "the hub's Azure Bastion (peered) or an application gateway the trust runs; the spoke has "
+                   "no public IP"),
+    ]
+    return requests

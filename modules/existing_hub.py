@@ -1,0 +1,51 @@
+"""What a landing zone already has, looked up by id and never changed: the spoke network, the hub's
+private DNS zones and the central Log Analytics workspace.
+
+Each is read with ``<Resource>.get`` (a read, not a registration): Pulumi keeps it in the state as
+read-only, fails a preview where it does not exist, and never updates or deletes it. A read by full
+id also works across subscriptions, where a hub's zones and workspace usually live. Under the offline
+plan's mocks a read answers from the id the stack file gives (validation/plan_recorder.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pulumi
+from pulumi_azure_native import network, operationalinsights, privatedns
+
+
+@dataclass
+class ExistingHubArgs:
+    spoke_vnet_id: str  # the spoke virtual network's resource id
+    zone_ids: Mapping[str, str]  # privatelink zone name -> the hub zone's resource id
+    workspace_id: str  # the central Log Analytics workspace's resource id
+
+
+class ExistingHub(pulumi.ComponentResource):
+    vnet_id: pulumi.Output[str]
+    vnet_name: pulumi.Output[str]
+    vnet_resource_group_name: str
+    zone_ids: dict[str, pulumi.Output[str]]
+    workspace_id: pulumi.Output[str]
+
+    def __init__(self, name: str, args: ExistingHubArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("trust-blueprints:modules:ExistingHub", name, None, opts)
+        child = pulumi.ResourceOptions(parent=self)
+        # The reads make a preview fail where an id names nothing. What the environment uses is the id
+        # itself: it is the same value, and the environment's resources then depend on nothing that is
+        # not theirs (a read resource is no part of the plan; Pulumi never deletes it either way).
+        network.VirtualNetwork.get(f"{name}-spoke", args.spoke_vnet_id, opts=child)
+        for zone, zone_id in args.zone_ids.items():
+            privatedns.PrivateZone.get(f"{name}-{zone.removeprefix('privatelink.').replace('.', '-')}", zone_id,
+                                       opts=child)
+        operationalinsights.Workspace.get(f"{name}-workspace", args.workspace_id, opts=child)
+        # /subscriptions/<s>/resourceGroups/<group>/providers/<namespace>/<type>/<name>
+        parts = args.spoke_vnet_id.split("/")
+        self.vnet_id = pulumi.Output.from_input(args.spoke_vnet_id)
+        self.vnet_name = pulumi.Output.from_input(parts[-1])
+        self.vnet_resource_group_name = parts[4]  # subnets are created in the spoke's own group
+        self.zone_ids = {zone: pulumi.Output.from_input(zone_id) for zone, zone_id in args.zone_ids.items()}
+        self.workspace_id = pulumi.Output.from_input(args.workspace_id)
+        self.register_outputs({"vnet_id": self.vnet_id, "zone_ids": self.zone_ids, "workspace_id": self.workspace_id})
