@@ -1,9 +1,11 @@
 """The analytics role in the running lab: cloud-init time with a cold and a warm mirror cache,
 installed size, and memory with one idle analyst server. Prints figures; asserts nothing.
 
-Cold: the first analytics VM's cloud-init time as `blueprints lab up` recorded it; the mirror's
-apt cache started empty in that run. Warm: the last analytics VM is then provisioned again from
-a fresh overlay (same seed, same secrets) while the mirror's cache holds every package.
+Cold: the first analytics VM's cloud-init time as `blueprints lab up` recorded it (with its role
+layer, the lab's image path, unless the lab was started with --no-role-layers: run both to compare
+a first boot with and without a prebuilt image). Warm: the last analytics VM is then given a new OS
+disk (its data disk kept, its secrets fetched through the platform stand-ins) as `lab apply
+--replace` does, while the mirror's cache holds every package.
 
     sudo flock /run/tb-lab.lock sh -c '.venv/bin/blueprints lab up && .venv/bin/python benchmarks/analytics_boot.py; \
         .venv/bin/blueprints lab down'
@@ -18,8 +20,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from lab import machines, secrets, seeds
+from lab import apply, machines
 from lab.layout import LabLayout
+from lab.progress import Progress
 from validation.stack_config import load_stack
 
 TIMEOUT = 3600
@@ -33,30 +36,13 @@ def in_machine(name: str, script: str) -> str:
 
 
 def reprovision(layout: LabLayout, record: dict[str, Any], config: dict[str, Any], name: str) -> float:
-    """Stop one machine, give it a fresh overlay and seed, boot it; seconds until cloud-init finished."""
+    """A new OS disk for one machine (its data disk kept), booted through the platform stand-ins, as
+    `lab apply --replace` does; seconds until cloud-init finished."""
     machine = next(m for m in machines_of(config) if m.name == name)
-    entry = record["machines"][name]
-    machines.stop_all({name: entry["supervisor_pid"]})
-    root = layout.machine_root(name)
-    machines.unmount(root)
-    subprocess.run(["rm", "-rf", "--one-file-system", str(layout.machine_dir(name) / "upper"),
-                    str(layout.machine_dir(name) / "work")], check=True)
-    root = machines.mount_overlay(Path(record["base"]), layout, name)
-    seeds.write_seed(root, seeds.seed_files(config, layout.stack, machine))
-    (root / "etc/machine-id").write_text(Path("/proc/sys/kernel/random/uuid").read_text().replace("-", ""))
-    ca = secrets.LabCertificateAuthority(layout.ca_dir, f"{config['trust']['short_name']}-{config['environment']}")
-    secrets.install_secret_files(root, secrets.machine_secret_files(config, machine, ca, layout.secrets_dir))
-    started = time.monotonic()
-    entry["supervisor_pid"] = machines.start(layout, name)
-    while time.monotonic() - started < TIMEOUT:
-        if machines.leader_pid(name) is not None:
-            status = machines.cloud_init_status(name)
-            if status.finished:
-                if status.status != "done":
-                    raise SystemExit(f"{name}: cloud-init {status.detail}")
-                return time.monotonic() - started
-        time.sleep(3)
-    raise SystemExit(f"{name}: cloud-init still running after {TIMEOUT} s")
+    failures = apply.rebuild_machines(layout, record, config, [machine], Progress())
+    if failures:
+        raise SystemExit("\n".join(failures))
+    return float(record["machines"][name]["seconds"])
 
 
 def machines_of(config: dict[str, Any]) -> list[Any]:

@@ -14,6 +14,7 @@ import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from lab.host_processes import remove_in_background
 from lab.layout import CACHE_ROOT
 from lab.progress import Progress
 
@@ -49,6 +50,8 @@ RECIPE = BaseRecipe(
         "cloud-init", "openssh-server", "python3", "sudo",
         # what cloud-init modules and boot scripts expect on a cloud image
         "ca-certificates", "curl", "tzdata", "less",
+        # ext4 tools, as in Debian's Azure image: the data-disk step formats and checks disks with them
+        "e2fsprogs",
     ),
 )
 
@@ -109,7 +112,7 @@ def _prepare_as_image(root: Path) -> None:
 def _remove_stale_bases(keep: Path) -> None:
     for old in CACHE_ROOT.glob("base-*"):
         if old != keep and old.is_dir() and not old.name.endswith(".building"):
-            shutil.rmtree(old, ignore_errors=True)
+            remove_in_background(old, CACHE_ROOT / ".trash")
         elif old.suffix == ".log" and old.name != f"{keep.name}.log":
             old.unlink(missing_ok=True)
 

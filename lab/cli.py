@@ -17,6 +17,7 @@ REPO = Path(__file__).resolve().parent.parent
 def _lab_errors() -> tuple[type[Exception], ...]:
     """Failures of the host or a machine: reported in one line with what to read, exit 1."""
     from lab.base_image import BaseBuildError
+    from lab.data_disks import DataDiskError
     from lab.dns import DnsError
     from lab.machines import MachineError
     from lab.network import NetworkError
@@ -24,7 +25,8 @@ def _lab_errors() -> tuple[type[Exception], ...]:
     from lab.role_layers import LayerBuildError
     from lab.secrets import SecretError
 
-    return BaseBuildError, DnsError, LayerBuildError, MachineError, NetworkError, PlatformError, SecretError
+    return (BaseBuildError, DataDiskError, DnsError, LayerBuildError, MachineError, NetworkError, PlatformError,
+            SecretError)
 
 
 def _reporting_failures(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -62,7 +64,7 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         raise UsageError("lab apply changes running machines and the host's rules: run it with sudo")
     progress = Progress()
     try:
-        results = apply.apply(args.stack_file, progress)
+        results = apply.apply(args.stack_file, progress, replace=args.replace)
     except apply.NotInPlaceError as refused:
         print(f"blueprints lab apply: {refused}", file=sys.stderr)
         return refused.exit_code
@@ -217,8 +219,12 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
         "apply", help="apply an edited stack file to the running lab in place, as Azure applies it",
         description="Serve each machine its new user data, recompile the NSG rules and run each changed machine's "
                     "settings program, as `pulumi up` and the VMs' timers do on Azure. An edit Azure would meet "
-                    "with new or replaced VMs is refused, naming them (exit 3).")
+                    "with new or replaced VMs is refused, naming them (exit 3); --replace rebuilds the replaced "
+                    "ones, keeping their data disks.")
     apply_parser.add_argument("stack_file", help="the edited stack file (the lab keeps its name and state)")
+    apply_parser.add_argument("--replace", action="store_true",
+                              help="approve the replacements the preview shows: each such machine gets a new OS "
+                                   "disk and keeps its data disk, as on Azure (default: refuse them, exit 3)")
     apply_parser.set_defaults(handler=_reporting_failures(_cmd_apply))
 
     status = group.add_parser("status", help="machines, addresses, cloud-init results",

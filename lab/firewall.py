@@ -21,10 +21,10 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
-from blueprints.network_flows import SecurityRule, nsg_rules
+from blueprints.network_flows import ENDPOINT_SUBNET, SecurityRule, endpoint_addresses, nsg_rules
 from lab.address_plan import AddressPlan, address_plan
 from lab.layout import INTERNET_BRIDGE, NFT_TABLE, PREFIX, machine_link_name
-from lab.platform_services import IMDS_ADDRESS, VAULT_ADDRESS
+from lab.platform_services import IMDS_ADDRESS
 
 HTTPS, SSH = 443, 22
 # The service tag the gateway's sign-in flow names; the lab's identity provider answers for it.
@@ -76,6 +76,11 @@ def _protocol_match(rule: SecurityRule) -> str:
     return "meta l4proto { tcp, udp } th dport " + _set(ports) if ports else ""
 
 
+def key_vault_endpoint(config: dict[str, Any]) -> str:
+    """The Key Vault private endpoint's address in the services subnet, where the lab's vault listens."""
+    return endpoint_addresses(config)["key-vault"]
+
+
 def chain_name(subnet: str, direction: str) -> str:
     return f"{'in' if direction == 'Inbound' else 'out'}_{subnet}"
 
@@ -108,6 +113,7 @@ def compile_ruleset(config: dict[str, Any]) -> tuple[str, list[SkippedRule]]:
             chains[chain_name(subnet, direction)] = compile_chain(subnet_rules, plan, subnet, skipped)
 
     space = plan.address_space
+    vault = key_vault_endpoint(config)
     dns_servers = _set(list(plan.subnet_gateways.values()))
     forward = [
         "ct state established,related accept",
@@ -154,8 +160,13 @@ def compile_ruleset(config: dict[str, Any]) -> tuple[str, list[SkippedRule]]:
         "comment \"the resolver, as Azure's platform DNS\"",
         f"    ip saddr {lab_subnets} ip daddr {IMDS_ADDRESS} tcp dport 80 accept "
         "comment \"the instance metadata service: every VM reaches its own host's\"",
-        f"    ip saddr {lab_subnets} ip daddr {VAULT_ADDRESS} tcp dport 443 accept "
-        "comment \"the environment's Key Vault (its private endpoint on Azure)\"",
+        # The vault's private endpoint is a host address in the services subnet: traffic to it is the
+        # host's input, and passes the same NSG chains as traffic to a VM there.
+        *(f"    ip saddr {net} ip daddr {vault} jump {chain_name(subnet, 'Outbound')}"
+          for subnet, net in plan.subnets.items()),
+        f"    ip daddr {vault} jump {chain_name(ENDPOINT_SUBNET, 'Inbound')}",
+        f"    ip saddr {lab_subnets} ip daddr {vault} tcp dport 443 accept "
+        "comment \"the environment's Key Vault, at its private endpoint, where the NSG rules allow it\"",
         "    drop",
         "  }",
         "  chain prerouting {",

@@ -73,6 +73,15 @@ class LabLayout:
     def console_log(self, machine: str) -> Path:
         return self.machine_dir(machine) / "console.log"
 
+    def data_disk_file(self, machine: str) -> Path:
+        """The machine's data disk (lab/data_disks.py): beside its machine directory, not in it, so a
+        rebuilt machine gets a new OS disk and keeps this one."""
+        return self.root / "data-disks" / f"{machine}.img"
+
+    def data_disk_mount(self, machine: str) -> Path:
+        """Where the host mounts the data disk's file system when the machine boots with it in fstab."""
+        return self.root / "data-disks" / f"{machine}.mnt"
+
     @property
     def ca_dir(self) -> Path:
         return self.root / "ca"

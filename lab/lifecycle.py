@@ -24,6 +24,7 @@ from blueprints.vm_settings import settings_document
 from blueprints.vm_tags import platform_tags
 from lab import (
     base_image,
+    data_disks,
     dns,
     egress_trust,
     firewall,
@@ -155,8 +156,9 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
             network.apply_ruleset(layout.nft_file)
             vault = vault_name(config, platform_services.LAB_SUBSCRIPTION_ID)
             record["key_vault"] = vault
+            record["key_vault_address"] = firewall.key_vault_endpoint(config)
             dns.start(plan, record["zone"], layout.dns_dir,
-                      {f"{vault}.{platform_services.VAULT_DOMAIN}": platform_services.VAULT_ADDRESS})
+                      {f"{vault}.{platform_services.VAULT_DOMAIN}": record["key_vault_address"]})
         for rule in skipped:
             progress.note(f"NSG rule {rule.rule} ({rule.subnet}) not in the lab: {rule.reason}")
         if layers and machines.memory_for_tmpfs():
@@ -169,7 +171,8 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
             ca = secrets.LabCertificateAuthority(layout.ca_dir, f"{config['trust']['short_name']}-"
                                                  f"{config['environment']}")
             ca.ensure()
-            platform_ca = _start_platform(config, stack, plan, ca, layout, record["key_vault"])
+            platform_ca = _start_platform(config, stack, plan, ca, layout, record["key_vault"],
+                                          record["key_vault_address"])
             if plan.identity_provider_ip:
                 _start_identity_provider(config, plan, ca, layout)
             for machine in plan.machines:
@@ -187,9 +190,14 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
                     if machine.internet_egress:
                         step = "giving it the host's trust anchors for Internet egress"
                         egress_trust.install_host_anchors(root)
+                    if data_disks.wanted(machine, config["admin"]["username"]):
+                        step = "attaching its data disk"
+                        record["machines"][machine.name]["data_disk"] = data_disks.attach(layout, machine)
+                        write_record(layout, record)
                     step = "cabling its network namespace"
                     network.create_machine_network(machine.name, machine.subnet)
-                except (OSError, machines.MachineError, network.NetworkError, secrets.SecretError) as error:
+                except (OSError, machines.MachineError, network.NetworkError, secrets.SecretError,
+                        data_disks.DataDiskError) as error:
                     raise LabUpError(f"{machine.name}: {step} failed: {error}") from error
     except BaseException as error:
         progress.note(f"lab up stopped while wiring ({error or type(error).__name__}); removing what was created")
@@ -199,7 +207,7 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
     deadline = time.monotonic() + timeout_minutes * 60
     failures = []
     for group in boot_order(list(plan.machines), together):
-        failures += _boot_and_wait(layout, record, group, progress, deadline)
+        failures += boot_and_wait(layout, record, group, progress, deadline)
         if failures:
             break
     record["timings"] = progress.timings
@@ -211,13 +219,13 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
     return record
 
 
-def _boot_and_wait(layout: LabLayout, record: dict[str, Any], group: list[Machine], progress: Progress,
+def boot_and_wait(layout: LabLayout, record: dict[str, Any], group: list[Machine], progress: Progress,
                    deadline: float) -> list[str]:
     started: dict[str, float] = {}
     for machine in group:
         entry = record["machines"][machine.name]
         with progress.step(f"{machine.name}: booting ({machine.role}, {machine.private_ip})"):
-            entry["supervisor_pid"] = machines.start(layout, machine.name)
+            entry["supervisor_pid"] = machines.start(layout, machine.name, entry.get("data_disk"))
             entry["started_at"] = time.time()
             write_record(layout, record)
             while machines.leader_pid(machine.name) is None:
@@ -307,7 +315,7 @@ def _lab_mounts() -> list[Path]:
 
 
 def _start_platform(config: dict[str, Any], stack: str, plan: AddressPlan, ca: secrets.LabCertificateAuthority,
-                    layout: LabLayout, vault: str) -> bytes:
+                    layout: LabLayout, vault: str, vault_address: str) -> bytes:
     """The instance metadata service and Key Vault, loaded with what the Pulumi program would create
     and grant; returns the platform CA's certificate, which every machine trusts."""
     try:
@@ -322,8 +330,8 @@ def _start_platform(config: dict[str, Any], stack: str, plan: AddressPlan, ca: s
         platform_ca = secrets.LabCertificateAuthority(layout.platform_dir / "ca", "Azure platform stand-in")
         platform_ca.ensure()
         cert, key = platform_ca.issue([f"{vault}.{platform_services.VAULT_DOMAIN}"], layout.platform_dir)
-        network.create_platform_link((platform_services.IMDS_ADDRESS, platform_services.VAULT_ADDRESS))
-        platform_services.start_process(layout.platform_dir, cert, key)
+        network.create_platform_link((platform_services.IMDS_ADDRESS, vault_address))
+        platform_services.start_process(layout.platform_dir, cert, key, vault_address)
         return platform_ca.cert.read_bytes()
     except (OSError, network.NetworkError, secrets.SecretError, platform_services.PlatformError) as error:
         raise LabUpError(f"metadata and Key Vault stand-ins: {error}") from error
@@ -384,9 +392,11 @@ def _down(progress: Progress, purge: bool = False, quiet: bool = False) -> list[
         if layout.record.exists():
             record = read_record(layout)
             for name, entry in record["machines"].items():
-                for directory in host_caches.keep(entry["role"], layout.machine_dir(name) / "upper",
-                                                  record.get("base", "")):
-                    removed.append(f"{name}:{directory} (kept on the host for the next lab)")
+                # A cache on the machine's data disk is there; without one, in its OS disk's layer.
+                with data_disks.mounted_read_only(layout, name, entry.get("data_disk") or "") as on_disk:
+                    for directory in host_caches.keep(entry["role"], on_disk or layout.machine_dir(name) / "upper",
+                                                      record.get("base", "")):
+                        removed.append(f"{name}:{directory} (kept on the host for the next lab)")
         if dns.stop(layout.dns_dir):
             removed.append("dnsmasq")
         if platform_services.stop_process(layout.platform_dir):
@@ -395,6 +405,8 @@ def _down(progress: Progress, purge: bool = False, quiet: bool = False) -> list[
     for mount in _lab_mounts():
         machines.unmount(mount)
         removed.append(f"mount {mount}")
+    for directory in _state_dirs():
+        removed += [f"data disk {device}" for device in data_disks.detach_all(LabLayout(directory.name))]
     for directory in _state_dirs():
         with progress.step(f"removing {directory} (machine disks, seeds, lab CA)"):
             shutil.rmtree(directory)

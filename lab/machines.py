@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from lab.data_disks import SUPERVISOR_MOUNT, nspawn_binds, supervisor_environment
 from lab.layout import LabLayout, machine_netns, read_record, running_labs
 
 # Exit status of systemd-nspawn when the machine asked for a reboot.
@@ -47,7 +48,10 @@ OWN_CGROUPS = (
 )
 SUPERVISOR = (
     OWN_CGROUPS
-    + 'while :; do systemd-nspawn "$@"; status=$?; '
+    + 'while :; do '
+    + SUPERVISOR_MOUNT
+    # Unquoted: empty without a data disk; lab paths hold no blanks.
+    + 'systemd-nspawn $data_disk_bind "$@"; status=$?; '
     f'[ "$status" -eq {REBOOT_STATUS} ] || exit "$status"; '
     'echo "[lab] machine rebooted itself: starting it again"; done'
 )
@@ -112,8 +116,9 @@ def mount_overlay(base: Path, layout: LabLayout, machine: str, layer: Path | Non
     return root
 
 
-def start(layout: LabLayout, machine: str) -> int:
-    """Boot a machine in its namespace; returns the supervisor's pid."""
+def start(layout: LabLayout, machine: str, data_disk: str | None = None) -> int:
+    """Boot a machine in its namespace, with its data disk's device if it has one (lab/data_disks.py);
+    returns the supervisor's pid."""
     root = layout.machine_root(machine)
     nspawn_args = [
         "--quiet", f"--directory={root}", f"--machine={machine}", "--boot",
@@ -126,10 +131,14 @@ def start(layout: LabLayout, machine: str) -> int:
         "--resolv-conf=off", "--timezone=off", "--link-journal=no",
         "--console=read-only",
     ]
+    environment = dict(os.environ)
+    if data_disk:
+        nspawn_args += nspawn_binds(data_disk)
+        environment.update(supervisor_environment(layout, machine, data_disk))
     log = layout.console_log(machine).open("ab")
     process = subprocess.Popen(["sh", "-c", SUPERVISOR, f"lab-{machine}", *nspawn_args],
                                stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+                               start_new_session=True, env=environment)
     log.close()
     return process.pid
 

@@ -41,7 +41,9 @@ from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 IMDS_ADDRESS = "169.254.169.254"
-# The vault's private endpoint stand-in: a host address of its own, named by the lab's resolver.
+# The vault listens at its private endpoint's address in the services subnet (blueprints/network_flows.py
+# endpoint_addresses), held by the host and named by the lab's resolver, so the NSG rules of the flow
+# table decide who reaches it (lab/firewall.py), as on Azure. This default serves only a stand-alone run.
 VAULT_ADDRESS = "169.254.169.250"
 VAULT_AUDIENCE = "https://vault.azure.net"
 VAULT_DOMAIN = "vault.azure.net"
@@ -347,7 +349,8 @@ def serve(directory: Path, imds: tuple[str, int], vault: tuple[str, int], cert: 
 PID_FILE = "platform.pid"
 
 
-def start_process(directory: Path, cert_pem: bytes, key_pem: bytes, wait_seconds: float = 30) -> int:
+def start_process(directory: Path, cert_pem: bytes, key_pem: bytes, vault_address: str = VAULT_ADDRESS,
+                  wait_seconds: float = 30) -> int:
     """Run the server in the background on the host; returns its pid once both endpoints listen.
 
     The addresses must already be on the host (lab/network.py create_platform_link).
@@ -363,7 +366,7 @@ def start_process(directory: Path, cert_pem: bytes, key_pem: bytes, wait_seconds
     with log.open("ab") as output:
         process = subprocess.Popen(
             [sys.executable, "-m", "lab.platform_services", "--state-dir", str(directory),
-             "--cert", str(cert), "--key", str(key)],
+             "--cert", str(cert), "--key", str(key), "--vault", f"{vault_address}:443"],
             stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
             cwd=str(Path(__file__).resolve().parent.parent))
     (directory / PID_FILE).write_text(f"{process.pid}\n")
@@ -372,7 +375,7 @@ def start_process(directory: Path, cert_pem: bytes, key_pem: bytes, wait_seconds
         if process.poll() is not None:
             raise PlatformError(f"the metadata and Key Vault stand-in exited ({process.returncode}); see {log}")
         try:
-            for address, port in ((IMDS_ADDRESS, 80), (VAULT_ADDRESS, 443)):
+            for address, port in ((IMDS_ADDRESS, 80), (vault_address, 443)):
                 socket.create_connection((address, port), 1).close()
             return process.pid
         except OSError:

@@ -27,10 +27,13 @@ import yaml
 
 from blueprints.cloud_init import render_user_data
 from blueprints.topology import Machine
+from lab.host_processes import remove_in_background
 from lab.layout import CACHE_ROOT
 from lab.progress import Progress
 
 LAYERS_ROOT = CACHE_ROOT / "layers"
+# Outdated layers go here and are deleted in the background (lab/host_processes.py).
+TRASH = CACHE_ROOT / ".trash"
 APT_CONF_DIR = "/etc/apt/apt.conf.d/"
 
 
@@ -146,7 +149,7 @@ def _remove_stale(keep: set[Path]) -> None:
     if not LAYERS_ROOT.is_dir():
         return
     for entry in LAYERS_ROOT.iterdir():
-        if entry.is_dir() and entry not in keep and not entry.name.endswith(".building"):
-            shutil.rmtree(entry, ignore_errors=True)
+        if entry.is_dir() and entry not in keep and not entry.name.endswith(".building") and entry != TRASH:
+            remove_in_background(entry, TRASH)
         elif entry.suffix == ".log" and entry.with_suffix("") not in keep:
             entry.unlink(missing_ok=True)

@@ -52,6 +52,7 @@ class ResourceChange:
     type: str
     name: str  # Pulumi logical name
     azure_name: str
+    machine: str = ""  # a VM's computer name: the machine of the stack (and of the lab)
     changed: list[str] = field(default_factory=list)
     forced_by: list[Forcing] = field(default_factory=list)
     survives: list[str] = field(default_factory=list)
@@ -62,6 +63,7 @@ class ResourceChange:
     def to_json(self) -> dict[str, Any]:
         return {
             "action": self.action, "type": self.type, "name": self.name, "azure_name": self.azure_name,
+            "machine": self.machine,
             "changed": self.changed, "settings": self.settings, "survives": self.survives, "lost": self.lost,
             "destructive": self.destructive,
             "forced_by": [{"path": f.path, "reason": f.reason, "sources": list(f.sources)} for f in self.forced_by],
@@ -245,8 +247,9 @@ def _vm_outcome(vm: PlannedResource, role_of: dict[str, str]) -> tuple[list[str]
 
 
 def _change(action: str, key: str, resource: PlannedResource) -> ResourceChange:
+    machine = (resource.inputs.get("osProfile") or {}).get("computerName", "") if resource.type == VM_TYPE else ""
     return ResourceChange(action=action, key=key, type=resource.type, name=resource.name,
-                          azure_name=resource.azure_name)
+                          azure_name=resource.azure_name, machine=machine)
 
 
 def diff_plans(base: Plan, target: Plan, table: ImmutableTable | None = None) -> PlanDiff:

@@ -14,6 +14,7 @@ from blueprints.deployment import EnvironmentParts, RoleOutputs
 from blueprints.regions import availability_zones
 from blueprints.role_host import RoleHostArgs
 from blueprints.topology import Machine
+from modules.backup import Backup
 from modules.bastion import Bastion, BastionArgs
 from modules.linux_vm import LinuxVm
 from modules.placement import Placement
@@ -29,6 +30,7 @@ class RemoteGatewayArgs:
     host: RoleHostArgs | None = None  # self-hosted only
     bastion_subnet_id: pulumi.Input[str] | None = None  # bastion only
     bastion_sku: str = "Basic"
+    backup: Backup | None = None  # self-hosted: its data disk holds every TOTP enrolment
 
 
 class RemoteGateway(pulumi.ComponentResource):
@@ -51,6 +53,9 @@ class RemoteGateway(pulumi.ComponentResource):
                 raise ValueError("a self-hosted gateway needs host")
             address = PublicIp(f"{name}-ip", PublicIpArgs(args.placement, "gateway", zones=zones), child)
             vm = LinuxVm(f"{name}-host", args.host.vm_args("remote-gateway", public_ip_id=address.id), child)
+            if args.backup is not None:
+                vm_name = args.host.placement.naming.name("vm", args.host.machine.name)
+                args.backup.protect(f"{name}-backup", vm_name=vm_name, vm_id=vm.vm_id, parent=self)
             self.public_ip = address.ip_address
             self.principal_id = vm.principal_id
         self.register_outputs({"public_ip": self.public_ip})
@@ -67,7 +72,7 @@ def deploy(env: EnvironmentParts, machines: list[Machine]) -> RoleOutputs:
     (machine,) = machines
     gateway = RemoteGateway(
         f"{env.name}-{machine.name}",
-        RemoteGatewayArgs("self-hosted", env.placement, env.host(machine)),
+        RemoteGatewayArgs("self-hosted", env.placement, env.host(machine), backup=env.backup),
         env.child,
     )
     return RoleOutputs(identities={machine.name: gateway.principal_id}, gateway_public_ip=gateway.public_ip)

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from blueprints.gateway.settings import SETTINGS_SCHEMA
-from blueprints.role import Role, SecretSpec, never, stack_settings
+from blueprints.role import DataDiskLayout, Role, SecretSpec, never, stack_settings
 
 # fail2ban's jail for refused web sign-ins, and the file (written from the VM's user data) that
 # holds its ignore list; the custom data's jail file includes it. Named once for both templates.
@@ -38,8 +38,10 @@ ROLE = Role(
     host_name="gateway",
     numbered=False,
     has_machines=_self_hosted,
-    data_disk_setting=None,
-    data_disk=None,
+    data_disk_setting="data_disk_gb",
+    # Each jump user's TOTP secret: a rebuilt gateway keeps every enrolment, so no analyst has to
+    # enrol again. Nothing reads them while the step moves them (sshd asks for them at sign-in).
+    data_disk=DataDiskLayout(directories=("/var/lib/trust-blueprints/totp",), services=()),
     internet_egress=False,
     public_entry=True,
     secrets=(
@@ -51,7 +53,7 @@ ROLE = Role(
         SecretSpec("gateway-oidc-crypto-passphrase", "token"),
     ),
     nightly_shutdown=False,
-    backed_up=False,
+    backed_up=True,  # the TOTP enrolments on its data disk
     requires=(),
     publication=None,
     template_settings=_settings,

@@ -14,6 +14,7 @@ from blueprints.settings_fields import (
     LOCAL_ACCOUNT_PATTERN,
     SINGLE_LINE_ALLOWED,
     SINGLE_LINE_PATTERN,
+    disk_field,
     vm_size_field,
 )
 from blueprints.sign_in_names import MAPPED_ACCOUNT_ALLOWED, MAPPED_ACCOUNT_PATTERN, UPN_ALLOWED, UPN_PATTERN
@@ -22,6 +23,7 @@ SETTINGS_SCHEMA: dict[str, Any] = {
     "kind": {"type": "string", "required": True, "allowed": ["self-hosted", "bastion"],
              "meta": {"doc": "self-hosted: SSO proxy + SSH jump host; bastion: Azure Bastion"}},
     "vm_size": vm_size_field("Standard_B2s"),
+    "data_disk_gb": disk_field("TOTP enrolment disk size in GB (self-hosted: kept when the VM is replaced)", 32),
     "hostname": {"type": "string", "regex": FQDN_PATTERN, "required": False,
                  "meta": {"doc": "Public DNS name of the gateway",
                           "allowed": "a lowercase DNS name such as analytics.example.nhs.uk"}},

@@ -24,7 +24,7 @@ from tests.unit.test_linux_vm import _args
 
 STEP = "/usr/local/sbin/trust-blueprints-data-disk"
 CONF = "/etc/trust-blueprints/data-disk.conf"
-ROLES_WITH_DISKS = ["package_mirror", "git_server", "analytics"]
+ROLES_WITH_DISKS = ["package_mirror", "git_server", "analytics", "gateway"]
 
 
 def _document(config: dict[str, Any], role: str) -> dict[str, Any]:
@@ -91,9 +91,14 @@ def test_the_stacks_admin_keys_win_over_a_kept_home_disk(example_config):
     assert _conf(_document(example_config, "git_server"))["refresh_files"] == ""
 
 
-def test_the_gateway_has_no_data_disk_step(example_config):
-    files = _files(_document(example_config, "gateway"))
-    assert STEP not in files and CONF not in files
+def test_the_gateway_keeps_its_totp_enrolments_on_its_data_disk(example_config):
+    document = _document(example_config, "gateway")
+    assert STEP in _files(document)
+    assert _conf(document)["directories"] == "/var/lib/trust-blueprints/totp"
+    runcmd = [step if isinstance(step, str) else " ".join(step) for step in document["runcmd"]]
+    made = next(i for i, step in enumerate(runcmd) if "/var/lib/trust-blueprints/totp" in step)
+    moved = next(i for i, step in enumerate(runcmd) if "trust-blueprints-data-disk" in step)
+    assert made < moved, "the directory must exist (mode 0700) before the step moves it onto the disk"
 
 
 @pytest.mark.parametrize("role", ROLES_WITH_DISKS)

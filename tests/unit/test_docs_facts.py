@@ -388,7 +388,8 @@ def test_a_role_readme_names_every_setting_with_its_default(facts: Facts):
     assert "roles.gateway.vm_size: the default is Standard_B2s, not `Standard_B1s`" in problems
     assert "roles.gateway.certificate: the default is key-vault, not none" in problems
     missing = {p.split(":")[0] for p in problems if "does not name" in p}
-    assert missing == {f"roles.gateway.{name}" for name in ("hostname", "ssh_users", "bastion_sku", "identity")}
+    assert missing == {f"roles.gateway.{name}"
+                       for name in ("hostname", "ssh_users", "bastion_sku", "identity", "data_disk_gb")}
 
 
 def test_only_the_airlock_may_be_called_planned_while_it_does_not_exist(monkeypatch):

@@ -31,3 +31,21 @@ def test_a_missing_or_broken_pid_file_stops_nothing(tmp_path):
     assert not stop_recorded(tmp_path / "absent.pid", "x")
     (tmp_path / "bad.pid").write_text("not a pid\n")
     assert not stop_recorded(tmp_path / "bad.pid", "x")
+
+
+def test_an_outdated_tree_leaves_its_place_at_once_and_is_deleted_behind(tmp_path):
+    import time
+
+    from lab.host_processes import remove_in_background
+
+    old = tmp_path / "layers" / "analytics-000000000000"
+    (old / "usr/lib").mkdir(parents=True)
+    for number in range(200):
+        (old / "usr/lib" / f"file{number}").write_text("x")
+    trash = tmp_path / ".trash"
+    remove_in_background(old, trash)
+    assert not old.exists()
+    deadline = time.monotonic() + 60
+    while any(trash.iterdir()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(trash.iterdir())

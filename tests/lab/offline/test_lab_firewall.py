@@ -85,7 +85,33 @@ def test_host_accepts_only_dns_metadata_and_key_vault_from_the_lab(compiled):
     assert len(accepts) == 3
     assert "th dport 53" in accepts[0]
     assert "ip daddr 169.254.169.254 tcp dport 80 accept" in accepts[1]
-    assert "ip daddr 169.254.169.250 tcp dport 443 accept" in accepts[2]
+    assert "ip daddr 10.40.2.254 tcp dport 443 accept" in accepts[2]
+
+
+def test_the_vault_at_its_private_endpoint_passes_the_nsg_chains_of_both_ends(compiled):
+    """Key Vault listens at its private endpoint's address in the services subnet: each source subnet's
+    outbound chain and the services subnet's inbound chain run before the accept, as for a VM there."""
+    rules = _chains(compiled[0])["lab_input"]
+    accept = next(i for i, r in enumerate(rules) if "10.40.2.254 tcp dport 443 accept" in r)
+    jumps = [r for r in rules[:accept] if "ip daddr 10.40.2.254" in r]
+    assert jumps == ["ip saddr 10.40.1.0/24 ip daddr 10.40.2.254 jump out_gateway",
+                     "ip saddr 10.40.2.0/24 ip daddr 10.40.2.254 jump out_services",
+                     "ip saddr 10.40.3.0/24 ip daddr 10.40.2.254 jump out_workloads",
+                     "ip daddr 10.40.2.254 jump in_services"]
+    allowed = [r for r in _chains(compiled[0])["in_services"] if "10.40.2.254/32" in r]
+    assert allowed and all(" return " in r for r in allowed)
+
+
+def test_without_its_flow_a_subnet_cannot_reach_the_vault(example_config, monkeypatch):
+    """Take the Key Vault flow away and the compiled rules no longer let the VMs reach the vault."""
+    from blueprints import network_flows
+
+    flows = tuple(f for f in network_flows.FLOWS if "key-vault" not in f.name)
+    assert len(flows) < len(network_flows.FLOWS)
+    monkeypatch.setattr(network_flows, "FLOWS", flows)
+    ruleset, _ = compile_ruleset(example_config)
+    for chain in ("out_workloads", "in_services"):
+        assert not [r for r in _chains(ruleset)[chain] if "10.40.2.254/32" in r and " return " in r], chain
 
 
 def test_each_machine_sends_and_claims_only_its_own_address(example_config, compiled):
