@@ -301,9 +301,11 @@ class _Pricer:
         sku = resource.inputs.get("sku", {}).get("name")
         if sku != "Standard_GRS" or resource.inputs.get("accessTier", "Hot") != "Hot":
             return f"only hot-tier Standard_GRS storage is in the price table (this is {sku})"
-        gb = _dec(self.prices.assumption("git_backup_stored_gb"))
+        # The airlock's ingress account holds data on its way in; the other holds the Git backups.
+        use = "airlock" if (resource.inputs.get("tags") or {}).get("component") == "airlock" else "git_backup"
+        gb = _dec(self.prices.assumption(f"{use}_stored_gb"))
         rate = self.prices.rate("blob_hot_grs_per_gb")
-        operations = _dec(self.prices.assumption("git_backup_operations_per_month"))
+        operations = _dec(self.prices.assumption(f"{use}_operations_per_month"))
         per_10k = self.prices.rate("blob_write_per_10k_operations")
         return [LineItem("Blob storage (hot, GRS)", f"{gb} GB (assumed) x {_rate_text(rate)}/GB", gb * rate),
                 LineItem("operations", f"{operations.normalize():f} (assumed) x {_rate_text(per_10k)}/10k",
@@ -323,6 +325,8 @@ class _Pricer:
         group = groups[0] if groups else "?"
         if group == "vault":
             gb = _dec(self.prices.assumption("key_vault_endpoint_gb_per_month"))
+        elif group == "blob" and (resource.inputs.get("tags") or {}).get("component") == "airlock":
+            gb = _dec(self.prices.assumption("airlock_endpoint_gb_per_month"))
         elif group == "blob":
             gb = _dec(self.prices.assumption("blob_endpoint_gb_per_month"))
         elif group == "azuremonitor":

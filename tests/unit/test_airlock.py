@@ -118,3 +118,16 @@ def test_a_bad_airlock_is_refused_naming_its_field(example_config, change, field
     change(config)
     problems = {p.path: p.allowed for p in semantic_problems(config)}
     assert words in problems.get(field, ""), problems
+
+
+def test_the_airlock_has_its_own_cost_lines(plan):
+    from reports.costing import estimate
+
+    account = _airlock_account(plan)
+    priced = {r.name: r for r in estimate(plan).resources}
+    lines = priced[account.azure_name].items
+    assert [line.item for line in lines] == ["Blob storage (hot, GRS)", "operations"]
+    assert "50 GB (assumed)" in lines[0].basis
+    (endpoint,) = [r for r in plan.of_type(ENDPOINT) if "airlock" in r.azure_name]
+    assert "100 GB (assumed)" in priced[endpoint.azure_name].items[1].basis
+    assert all(line.monthly > 0 for line in lines + priced[endpoint.azure_name].items)
