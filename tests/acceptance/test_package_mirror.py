@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from blueprints import cloud_init
+from blueprints.package_mirror import verdaccio_lock
 from blueprints.topology import private_dns_zone
 from tests.acceptance.machine_commands import (
     ALLOWLIST,
@@ -97,6 +98,23 @@ def test_apt_cacher_ng_fetches_from_the_stack_upstream_only(mirror_host, lab):
     assert "ForceManaged: 1" in mirror_host.file("/etc/apt-cacher-ng/zzz-trust-blueprints.conf").content_string
     remaps = check(mirror_host, "grep -h '^Remap-' /etc/apt-cacher-ng/*.conf").split()
     assert sorted(word for word in remaps if word.startswith("Remap-")) == ["Remap-debrep:", "Remap-secdeb:"]
+
+
+def test_verdaccio_installed_is_the_repository_lockfile(mirror_host):
+    write(mirror_host, "/root/tb-lock-digest.py", verdaccio_lock.DIGEST_PROGRAM)
+    digest = check(mirror_host, "python3 /root/tb-lock-digest.py /opt/verdaccio/package-lock.json").strip()
+    mirror_host.run("rm -f /root/tb-lock-digest.py")
+    assert digest == verdaccio_lock.repository_digest()
+    installed = check(mirror_host, "node -p \"require('/opt/verdaccio/node_modules/verdaccio/package.json').version\"")
+    assert installed.strip() == json.loads(verdaccio_lock.PACKAGE_FILE.read_text())["dependencies"]["verdaccio"]
+
+
+def test_devpi_venv_holds_exactly_the_pinned_requirements(mirror_host):
+    pins = {line.split()[0].lower().replace("_", "-").replace(".", "-")
+            for line in (verdaccio_lock.FILES / "devpi-requirements.txt").read_text().splitlines()
+            if "==" in line and not line.startswith("#")}
+    frozen = check(mirror_host, "/opt/devpi/bin/pip freeze --all --exclude pip").split()
+    assert {line.lower().replace("_", "-").replace(".", "-") for line in frozen} == pins
 
 
 def test_tls_is_served_with_the_environment_ca(analytics_host, lab):
