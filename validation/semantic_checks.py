@@ -648,27 +648,11 @@ def _data_sources(config: dict[str, Any]) -> list[Problem]:
 
 
 def _airlock(config: dict[str, Any]) -> list[Problem]:
-    analytics = [machine.name for machine in plan_machines(config) if machine.role == "analytics"]
-    return [Problem(path, value, allowed, hint)
-            for path, value, allowed, hint in airlock_problems(config, analytics, ENDPOINT_SUBNET)]
-
-
-def _data_sources(config: dict[str, Any]) -> list[Problem]:
-    return [Problem(path, MISSING if value is None else value, allowed, hint)
-            for path, value, allowed, hint in data_source_problems(config)]
-
-
-def _airlock(config: dict[str, Any]) -> list[Problem]:
     # From the role declaration, not the topology: a stack whose roles lack a subnet still gets checked.
     settings = config["roles"].get("analytics")
     analytics = next(r for r in all_roles() if r.name == "analytics").machine_names(settings) if settings else []
     return [Problem(path, value, allowed, hint)
             for path, value, allowed, hint in airlock_problems(config, analytics, ENDPOINT_SUBNET)]
-
-
-def _data_sources(config: dict[str, Any]) -> list[Problem]:
-    return [Problem(path, MISSING if value is None else value, allowed, hint)
-            for path, value, allowed, hint in data_source_problems(config)]
 
 
 def semantic_problems(config: dict[str, Any]) -> list[Problem]:
