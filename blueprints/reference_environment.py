@@ -18,7 +18,7 @@ from blueprints.airlock_settings import airlock_account_name, airlock_settings
 from blueprints.cloud_init import render_user_data
 from blueprints.deployment import EnvironmentParts, deploy_function
 from blueprints.environment_secrets import EnvironmentSecrets, EnvironmentSecretsArgs
-from blueprints.landing_zone import landing_zone
+from blueprints.landing_zone import landing_zone, parse_id
 from blueprints.network_flows import ENDPOINT_SUBNET, endpoint_addresses, nsg_rules
 from blueprints.regions import availability_zones
 from blueprints.role_host import RoleHostArgs
@@ -101,6 +101,12 @@ class ReferenceEnvironment(pulumi.ComponentResource):
         # The region's zones from its facts (blueprints/regions.yaml): none in UK West.
         zones = availability_zones(config["location"])
         spoke = landing_zone(config)
+        if spoke and parse_id(spoke["spoke_virtual_network_id"]).subscription_id.lower() != \
+                client.subscription_id.lower():
+            raise ValueError(f"network.landing_zone.spoke_virtual_network_id is in subscription "
+                             f"{parse_id(spoke['spoke_virtual_network_id']).subscription_id}, but the program runs "
+                             f"in {client.subscription_id}: deploy the stack in the spoke's subscription, where its "
+                             "subnets are created")
         # In a landing zone the hub's firewall carries the mirror's egress, and the spoke, the hub's
         # zones and the central workspace are looked up, never created (modules/existing_hub.py).
         hub = ExistingHub(f"{name}-hub", ExistingHubArgs(

@@ -135,3 +135,10 @@ def test_the_cost_has_no_nat_gateway_public_ip_or_workspace_and_prices_everythin
     priced = {resource.type for resource in est.resources}
     assert not priced & {"azure-native:network:NatGateway", "azure-native:network:PublicIPAddress",
                          "azure-native:operationalinsights:Workspace"}
+
+
+def test_the_plan_runs_in_the_spoke_subscription_and_refuses_another(plan, zone):
+    spoke_subscription = parse_id(zone["spoke_virtual_network_id"]).subscription_id
+    assert all(spoke_subscription in r.id for r in _of(plan, "network:RouteTable"))
+    with pytest.raises(ValueError, match="spoke_virtual_network_id is in subscription"):
+        record_plan(STACK, subscription_id="11111111-1111-4111-8111-111111111111")
