@@ -28,6 +28,9 @@ class RoleHostArgs:
     settings_data: bytes | None = None  # the VM's user data (blueprints/vm_settings.py)
     # Pulumi refuses a plan that deletes the VM's data disk (stacks whose environment is prod).
     protect_data_disk: bool = False
+    # A gallery image version to boot from (None: Debian 13 from the Marketplace); a role that offers
+    # one sets it from its settings (blueprints/analytics/image.py).
+    image_id: str | None = None
 
     def vm_args(self, component: str, public_ip_id: pulumi.Input[str] | None = None) -> LinuxVmArgs:
         machine = self.machine
@@ -48,4 +51,5 @@ class RoleHostArgs:
             public_ip_id=public_ip_id,
             platform_tags=dict(self.vm_tags),
             settings_data=self.settings_data,
+            image_id=self.image_id,
         )

@@ -31,6 +31,7 @@ COMMAND_GROUPS: tuple[str, ...] = (
     "cli.preflight",
     "cli.vault_secrets",
     "cli.allowlist",
+    "cli.image_recipe",
 )
 
 

@@ -23,9 +23,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
-from blueprints.cloud_init import render_user_data
+from blueprints.package_phase import package_phase
 from blueprints.topology import Machine
 from lab.host_processes import remove_in_background
 from lab.layout import CACHE_ROOT
@@ -34,7 +32,6 @@ from lab.progress import Progress
 LAYERS_ROOT = CACHE_ROOT / "layers"
 # Outdated layers go here and are deleted in the background (lab/host_processes.py).
 TRASH = CACHE_ROOT / ".trash"
-APT_CONF_DIR = "/etc/apt/apt.conf.d/"
 
 
 class LayerBuildError(Exception):
@@ -56,20 +53,14 @@ class LayerRecipe:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
 
 
-def _package_name(entry: Any) -> str:
-    # cloud-init accepts "name" or [name, version]
-    return f"{entry[0]}={entry[1]}" if isinstance(entry, list) else str(entry)
-
-
 def recipe_for(config: dict[str, Any], machine: Machine, base: Path) -> LayerRecipe | None:
-    """The package phase of a machine's rendered cloud-init; None when it installs nothing."""
-    document = yaml.safe_load(render_user_data(config, machine)) or {}
-    packages = tuple(sorted(_package_name(p) for p in document.get("packages") or ()))
-    if not packages:
+    """The package phase of a machine's rendered cloud-init, on ``base``; None when it installs nothing.
+
+    The same package phase the Azure image recipe holds (blueprints/package_phase.py)."""
+    phase = package_phase(config, machine)
+    if phase is None:
         return None
-    apt_settings = tuple(sorted((str(f["path"]), str(f.get("content", ""))) for f in document.get("write_files") or ()
-                                if str(f.get("path", "")).startswith(APT_CONF_DIR)))
-    return LayerRecipe(base.name, machine.role, packages, apt_settings)
+    return LayerRecipe(base.name, machine.role, phase.packages, phase.apt_settings)
 
 
 def layer_dir(recipe: LayerRecipe) -> Path:

@@ -54,6 +54,9 @@ class LinuxVmArgs:
     # Azure's userData: the VM's changeable settings (blueprints/vm_settings.py), updated in place
     # and read by the VM from the instance metadata service; never holds a secret.
     settings_data: bytes | None = None
+    # An Azure Compute Gallery image version to boot from instead of Debian 13 from the Marketplace
+    # (a Trusted Launch, generation 2 image of Debian 13). Changing it replaces the VM.
+    image_id: pulumi.Input[str] | None = None
 
 
 class LinuxVm(pulumi.ComponentResource):
@@ -135,7 +138,7 @@ class LinuxVm(pulumi.ComponentResource):
             # Delete, Azure would remove a NIC that Pulumi's state still holds and the new VM could not use it.
             network_profile={"network_interfaces": [{"id": nic.id, "primary": True, "delete_option": "Detach"}]},
             storage_profile={
-                "image_reference": DEBIAN_13_IMAGE,
+                "image_reference": {"id": args.image_id} if args.image_id else DEBIAN_13_IMAGE,
                 "os_disk": {
                     "name": naming.name("disk", f"{args.host_name}-os"),
                     "create_option": "FromImage",

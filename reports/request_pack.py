@@ -31,6 +31,7 @@ from blueprints.topology import plan_machines, private_dns_zone
 from reports.costing import Estimate, estimate
 from reports.markdown_text import markdown_to_html, md_text
 from validation.plan_model import Plan, PlannedResource
+from validation.plan_report import image_name
 
 PROVENANCE = Path(__file__).with_name("debian-trixie-packages.yaml")
 SATRE = Path(__file__).with_name("satre-v2-technical.yaml")
@@ -253,7 +254,7 @@ def _machines(plan: Plan, provenance: dict[str, Any]) -> list[MachineFacts]:
                             if row else Package(name, "", "", "", "", False))
         facts.append(MachineFacts(
             host=machine.name, role=machine.role, subnet=machine.subnet, private_ip=machine.private_ip,
-            vm_size=machine.vm_size, image=f"{image['publisher']}/{image['offer']}/{image['sku']}",
+            vm_size=machine.vm_size, image=image_name(image),
             public_ip=machine.public_entry, internet_egress=machine.internet_egress, packages=packages,
             pinned=pinned_files(rendered),
             unattended_upgrades='APT::Periodic::Unattended-Upgrade "1"' in rendered,

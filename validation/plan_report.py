@@ -17,13 +17,18 @@ def _rule_line(rule: dict[str, Any]) -> str:
             f"{source} -> {target} :{ports}  ({rule['name']})")
 
 
+def image_name(reference: dict[str, Any]) -> str:
+    """A VM's image as a person reads it: publisher/offer/sku from the Marketplace, or a gallery image's id."""
+    return reference.get("id") or f"{reference['publisher']}/{reference['offer']}/{reference['sku']}"
+
+
 def _vm(inputs: dict[str, Any]) -> list[str]:
     image = inputs["storageProfile"]["imageReference"]
     security = inputs.get("securityProfile", {})
     linux = inputs["osProfile"].get("linuxConfiguration", {})
     disks = inputs["storageProfile"].get("dataDisks", [])
     return [
-        f"size {inputs['hardwareProfile']['vmSize']}, image {image['publisher']}/{image['offer']}/{image['sku']}",
+        f"size {inputs['hardwareProfile']['vmSize']}, image {image_name(image)}",
         f"security {security.get('securityType', 'Standard')}, encryption at host "
         f"{'on' if security.get('encryptionAtHost') else 'OFF'}, password login "
         f"{'off' if linux.get('disablePasswordAuthentication') else 'ON'}",

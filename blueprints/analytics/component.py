@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import pulumi
 
+from blueprints.analytics.image import gallery_image_version_id
 from blueprints.deployment import EnvironmentParts, RoleOutputs
 from blueprints.role_host import RoleHostArgs
 from blueprints.topology import Machine
@@ -45,11 +46,14 @@ class AnalyticsVm(pulumi.ComponentResource):
 
 def deploy(env: EnvironmentParts, machines: list[Machine]) -> RoleOutputs:
     shutdown = env.config["roles"]["analytics"]["auto_shutdown"]
+    # A prebuilt image of the role's packages, if the stack names one; the custom data is the same.
+    image_id = gallery_image_version_id(env.config)
     identities = {}
     for machine in machines:
         vm = AnalyticsVm(
             f"{env.name}-{machine.name}",
-            AnalyticsVmArgs(env.host(machine), shutdown["time"], shutdown["timezone"], env.backup),
+            AnalyticsVmArgs(replace(env.host(machine), image_id=image_id), shutdown["time"], shutdown["timezone"],
+                            env.backup),
             env.child,
         )
         identities[machine.name] = vm.principal_id

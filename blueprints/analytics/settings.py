@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from blueprints.analytics.image import IMAGE_SCHEMA
 from blueprints.data_sources import DATA_SOURCES_SCHEMA, LINKS, client_files
 from blueprints.role import stack_settings
 from blueprints.settings_fields import ACCOUNT_NAME_PATTERN, TIME_PATTERN, disk_field, vm_size_field
@@ -16,6 +17,7 @@ SETTINGS_SCHEMA: dict[str, Any] = {
               "meta": {"doc": "How many analytics VMs"}},
     "vm_size": vm_size_field("Standard_D4s_v5"),
     "data_disk_gb": disk_field("/home disk size in GB", 128),
+    "image": IMAGE_SCHEMA,
     "auto_shutdown": {
         "type": "dict", "default": {}, "meta": {"doc": "Nightly shutdown to save cost"},
         "schema": {
