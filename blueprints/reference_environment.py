@@ -17,7 +17,9 @@ from blueprints.airlock import Airlock, AirlockArgs
 from blueprints.airlock_settings import airlock_account_name, airlock_settings
 from blueprints.cloud_init import render_user_data
 from blueprints.deployment import EnvironmentParts, deploy_function
+from blueprints.dns_allowlist import allowed_names
 from blueprints.environment_secrets import EnvironmentSecrets, EnvironmentSecretsArgs
+from blueprints.git_server.backup_target import storage_account_name
 from blueprints.landing_zone import landing_zone, parse_id
 from blueprints.network_flows import ENDPOINT_SUBNET, endpoint_addresses, nsg_rules
 from blueprints.regions import availability_zones
@@ -28,6 +30,7 @@ from blueprints.topology import Machine, plan_machines, private_dns_zone
 from blueprints.vm_settings import bootstrap_ssh_keys, settings_document
 from blueprints.vm_tags import platform_tags
 from modules.backup import Backup, BackupArgs
+from modules.dns_security_policy import DnsSecurityPolicy, DnsSecurityPolicyArgs
 from modules.existing_hub import ExistingHub, ExistingHubArgs
 from modules.key_vault import KeyVault, KeyVaultArgs
 from modules.monitor_private_link import MonitorPrivateLink, MonitorPrivateLinkArgs
@@ -209,6 +212,13 @@ class ReferenceEnvironment(pulumi.ComponentResource):
             PrivateDnsArgs(placement, zone, net.vnet_id, {m.name: m.private_ip for m in machines}),
             child,
         )
+        # Azure's resolver answers any public name and NSGs cannot filter it: only the stack's names
+        # resolve (blueprints/dns_allowlist.py, which the lab's resolver reads too). A spoke's DNS is
+        # the hub's (a network takes one policy, and the hub's resolver may answer for it).
+        if not spoke:
+            DnsSecurityPolicy(f"{name}-dns-policy", DnsSecurityPolicyArgs(
+                placement, net.vnet_id, [entry.name for entry in allowed_names(
+                    config, naming.name("kv"), storage_account_name(config, client.subscription_id))]), child)
         self.resource_group_name = group.name
         self.internal_names = {m.name: f"{m.name}.{zone}" for m in machines}
         self.register_outputs({

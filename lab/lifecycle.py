@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from blueprints.cloud_init import RenderError
+from blueprints.dns_allowlist import allowed_names
+from blueprints.git_server.backup_target import storage_account_name
 from blueprints.secrets import vault_name
 from blueprints.topology import Machine, private_dns_zone
 from blueprints.vm_settings import settings_document
@@ -158,7 +160,9 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
             record["key_vault"] = vault
             record["key_vault_address"] = firewall.key_vault_endpoint(config)
             dns.start(plan, record["zone"], layout.dns_dir,
-                      {f"{vault}.{platform_services.VAULT_DOMAIN}": record["key_vault_address"]})
+                      {f"{vault}.{platform_services.VAULT_DOMAIN}": record["key_vault_address"]},
+                      allowed=allowed_names(config, vault,
+                                            storage_account_name(config, platform_services.LAB_SUBSCRIPTION_ID)))
         for rule in skipped:
             progress.note(f"NSG rule {rule.rule} ({rule.subnet}) not in the lab: {rule.reason}")
         if layers and machines.memory_for_tmpfs():

@@ -40,6 +40,9 @@ NAME_RULES: dict[str, tuple[int, str]] = {
     "pep": (80, r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9_]$"),
     "ampls": (255, r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9_]$"),
     "dce": (44, r"^[A-Za-z0-9][A-Za-z0-9-]{1,42}[A-Za-z0-9]$"),
+    # DNS security policy and its domain lists (no CAF abbreviation yet; these follow its pattern).
+    "dnssp": (80, r"^[A-Za-z0-9][A-Za-z0-9_-]*[A-Za-z0-9]$"),
+    "dnsdl": (80, r"^[A-Za-z0-9][A-Za-z0-9_-]*[A-Za-z0-9]$"),
 }
 GLOBALLY_UNIQUE = {"kv", "st"}
 # 10 base-32 characters (50 bits): two deployments of the same stack file in different subscriptions

@@ -215,6 +215,8 @@ class _Pricer:
             "azure-native:storage:StorageAccount": self._storage_account,
             "azure-native:network:PrivateEndpoint": self._private_endpoint,
             "azure-native:compute:Disk": self._disk,
+            "azure-native:dnsresolver:DnsResolverPolicy": self._dns_policy,
+            "azure-native:dnsresolver:DnsResolverDomainList": self._domain_list,
         }.get(resource.type)
         if method is None:
             return f"the price table has no entry for {_short(resource.type)}"
@@ -296,6 +298,21 @@ class _Pricer:
         per_million = self.prices.rate("private_dns_per_million_queries")
         return [LineItem("hosted zone", "1 zone", zone),
                 LineItem("queries", f"{millions}M (assumed) x {_rate_text(per_million)}/M", millions * per_million)]
+
+    def _dns_policy(self, resource: PlannedResource) -> list[LineItem]:
+        # Every query the network's VMs send Azure's resolver passes the policy's rules.
+        millions = _dec(self.prices.assumption("dns_queries_millions_per_month"))
+        per_million = self.prices.rate("dns_policy_per_million_queries")
+        return [LineItem("queries judged by the policy", f"{millions}M (assumed) x {_rate_text(per_million)}/M",
+                         millions * per_million)]
+
+    def _domain_list(self, resource: PlannedResource) -> list[LineItem]:
+        domains = len(resource.inputs.get("domains", []))
+        thousands = -(-domains // 1000)  # each started thousand
+        rate = self.prices.rate("dns_domain_list_per_1000_domains_monthly")
+        counted = f"{domains} domain" + ("" if domains == 1 else "s")
+        return [LineItem("domain list", f"{counted}: {thousands} x {_rate_text(rate)}/1,000 domains",
+                         thousands * rate)]
 
     def _storage_account(self, resource: PlannedResource) -> list[LineItem] | str:
         sku = resource.inputs.get("sku", {}).get("name")

@@ -45,6 +45,9 @@ PATH_NAMES: dict[str, tuple[str, ...]] = {
     "azure-native:storage:BlobContainer": ("accountName", "=default", "containerName"),
     "azure-native:network:PrivateDnsZoneGroup": ("privateEndpointName", "privateDnsZoneGroupName"),
     "azure-native:monitor:PrivateLinkScopedResource": ("scopeName", "name"),
+    "azure-native:dnsresolver:DnsSecurityRule": ("dnsResolverPolicyName", "dnsSecurityRuleName"),
+    "azure-native:dnsresolver:DnsResolverPolicyVirtualNetworkLink":
+        ("dnsResolverPolicyName", "dnsResolverPolicyVirtualNetworkLinkName"),
 }
 # Extension resources: ARM attaches them to another resource through ``scope``.
 SCOPE_INPUT = {
@@ -155,6 +158,10 @@ SHAPES: dict[str, Shape] = {
     "azure-native:monitor:PrivateLinkScopedResource": RESOURCE,
     "azure-native:monitor:DataCollectionEndpoint": RESOURCE,
     "azure-native:compute:Disk": RESOURCE,
+    "azure-native:dnsresolver:DnsResolverPolicy": RESOURCE,
+    "azure-native:dnsresolver:DnsResolverDomainList": RESOURCE,
+    "azure-native:dnsresolver:DnsSecurityRule": RESOURCE,
+    "azure-native:dnsresolver:DnsResolverPolicyVirtualNetworkLink": RESOURCE,
 }
 
 

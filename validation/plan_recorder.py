@@ -90,6 +90,11 @@ ARM_TYPES = {
     "azure-native:monitor:PrivateLinkScopedResource": "Microsoft.Insights/privateLinkScopes/scopedResources",
     "azure-native:monitor:DataCollectionEndpoint": "Microsoft.Insights/dataCollectionEndpoints",
     "azure-native:compute:Disk": "Microsoft.Compute/disks",
+    "azure-native:dnsresolver:DnsResolverPolicy": "Microsoft.Network/dnsResolverPolicies",
+    "azure-native:dnsresolver:DnsResolverDomainList": "Microsoft.Network/dnsResolverDomainLists",
+    "azure-native:dnsresolver:DnsSecurityRule": "Microsoft.Network/dnsResolverPolicies/dnsSecurityRules",
+    "azure-native:dnsresolver:DnsResolverPolicyVirtualNetworkLink":
+        "Microsoft.Network/dnsResolverPolicies/virtualNetworkLinks",
 }
 
 

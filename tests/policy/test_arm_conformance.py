@@ -26,6 +26,7 @@ import pytest
 from azure.mgmt.authorization.v2022_04_01 import models as authorization
 from azure.mgmt.compute import models as compute
 from azure.mgmt.devtestlabs import models as devtestlabs
+from azure.mgmt.dnsresolver import models as dnsresolver
 from azure.mgmt.keyvault import models as keyvault
 from azure.mgmt.loganalytics import models as loganalytics
 from azure.mgmt.monitor.v2021_07_01_preview import models as monitor_scopes
@@ -85,6 +86,11 @@ MODELS: dict[str, Model] = {
     "azure-native:monitor:PrivateLinkScope": Model(monitor_scopes.AzureMonitorPrivateLinkScope, "2021-07-01-preview"),
     "azure-native:monitor:PrivateLinkScopedResource": Model(monitor_scopes.ScopedResource, "2021-07-01-preview"),
     "azure-native:compute:Disk": Model(compute.Disk, "2023-10-02"),
+    "azure-native:dnsresolver:DnsResolverPolicy": Model(dnsresolver.DnsResolverPolicy, "2025-05-01"),
+    "azure-native:dnsresolver:DnsResolverDomainList": Model(dnsresolver.DnsResolverDomainList, "2025-05-01"),
+    "azure-native:dnsresolver:DnsSecurityRule": Model(dnsresolver.DnsSecurityRule, "2025-05-01"),
+    "azure-native:dnsresolver:DnsResolverPolicyVirtualNetworkLink":
+        Model(dnsresolver.DnsResolverPolicyVirtualNetworkLink, "2025-05-01"),
 }
 # Where no SDK release has models of the API version the export uses, the nearest release's
 # models stand in; each such type is named here, and nowhere else may the versions differ.
@@ -98,6 +104,10 @@ NEAREST_AVAILABLE = {
     "azure-native:monitor:PrivateLinkScope": "no azure-mgmt-monitor release has 2023-06-01-preview scope models",
     "azure-native:monitor:PrivateLinkScopedResource": "no azure-mgmt-monitor release has 2023-06-01-preview models",
     "azure-native:compute:Disk": "the pinned azure-mgmt-compute's disk models are of 2023-10-02, not 2024-03-02",
+    # azure-native's default for these is 2023-07-01-preview; 2025-05-01 is the same shape made GA.
+    **{f"azure-native:dnsresolver:{kind}": "no azure-mgmt-dnsresolver release has 2023-07-01-preview models"
+       for kind in ("DnsResolverPolicy", "DnsResolverDomainList", "DnsSecurityRule",
+                    "DnsResolverPolicyVirtualNetworkLink")},
 }
 # Enums whose list of values Azure no longer keeps: any value the service accepts is allowed.
 OPEN_ENUMS = {
