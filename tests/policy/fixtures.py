@@ -15,8 +15,8 @@ from functools import cache
 import pulumi
 from pulumi_azure_native import storage
 
-from tests.conftest import EXAMPLE, REPO
-from validation.plan_recorder import Plan, PlannedResource, record_plan, record_program
+from tests.conftest import EXAMPLE, REPO, planned
+from validation.plan_recorder import Plan, PlannedResource, record_program
 from validation.policies.data_rules import BLOB_CONTAINER, PRIVATE_ENDPOINT, STORAGE_ACCOUNT
 from validation.policies.governance_rules import BROAD_ROLES
 from validation.policies.network_rules import NIC, NSG, PUBLIC_IP, ROUTE_TABLE, SUBNET
@@ -35,9 +35,9 @@ class RuleFixtures:
 @cache
 def _recorded(base: str) -> Plan:
     if base == "example":
-        return record_plan(EXAMPLE)
+        return planned(EXAMPLE)
     if base == "landing-zone":
-        return record_plan(REPO / "stacks" / "landing-zone.yaml")
+        return planned(REPO / "stacks" / "landing-zone.yaml")
     if base == "storage":
         resources, _ = record_program(_safe_storage_program, "storage")
         return Plan(stack="storage", source="(fixture program)", config={}, resources=resources)

@@ -38,9 +38,9 @@ from azure.mgmt.recoveryservicesbackup.activestamp import models as backup
 from azure.mgmt.resource.resources.v2024_07_01 import models as resources
 from azure.mgmt.storage import models as storage
 
-from tests.conftest import STACK_FILES
+from tests.conftest import STACK_FILES, planned
 from validation.arm_export import api_version, export_template
-from validation.plan_recorder import ARM_TYPES, Plan, record_plan
+from validation.plan_recorder import ARM_TYPES
 
 
 @dataclass(frozen=True)
@@ -293,15 +293,10 @@ def conformance_problems(body: dict[str, Any], cls: type) -> list[str]:
 # ----------------------------------------------------------------------------- the stacks
 
 
-@functools.cache
-def _recorded(stack_file: Path) -> Plan:
-    return record_plan(stack_file)
-
-
 @pytest.fixture(scope="module", params=STACK_FILES, ids=lambda path: path.stem)
 def exported(request) -> list[tuple[str, dict[str, Any]]]:
     """(azure-native type token, exported ARM resource) for each Azure resource of one stack."""
-    plan = _recorded(request.param)
+    plan = planned(request.param)
     template = export_template(plan)
     custom = plan.custom_resources()
     assert len(template["resources"]) == len(custom)

@@ -13,6 +13,9 @@ from validation.arm_export import PATH_NAMES, SHAPES, arm_resource, export_templ
 from validation.plan_model import Plan, PlannedResource
 from validation.plan_recorder import ARM_TYPES
 
+# The commands here plan stack files with the code as it is: one plan per stack for the whole run.
+pytestmark = pytest.mark.usefixtures("plan_cache")
+
 
 @pytest.fixture(scope="module")
 def template(example_plan):

@@ -4,11 +4,9 @@ being put in stacks/. The policy rules (validation/policies, tests/policy/test_r
 the same plans; the invariants here are exact where a rule only asks for presence."""
 
 import base64
-import functools
 import ipaddress
 import runpy
 import shutil
-from pathlib import Path
 
 import pulumi
 import pytest
@@ -19,7 +17,7 @@ from blueprints.secrets import secret_files
 from blueprints.topology import plan_machines, subnet_plan
 from modules.linux_vm import DEBIAN_13_IMAGE
 from modules.naming import Naming
-from tests.conftest import EXAMPLE, REPO, STACK_FILES, all_of
+from tests.conftest import EXAMPLE, REPO, STACK_FILES, all_of, planned
 from validation.plan_recorder import Plan, record_plan, record_program
 
 ENTRY = REPO / "stacks" / "__main__.py"
@@ -30,16 +28,11 @@ UNTAGGABLE = {"Subnet", "DataCollectionRuleAssociation", "PrivateRecordSet", "Ro
               "PrivateLinkScopedResource", "PrivateDnsZoneGroup"}
 
 
-@functools.cache
-def _recorded(stack_file: Path) -> Plan:
-    # Test runners may split one file's tests between workers and set the fixture up again;
-    # a plan is recorded once per process.
-    return record_plan(stack_file)
-
-
 @pytest.fixture(scope="module", params=STACK_FILES, ids=lambda path: path.stem)
 def plan(request) -> Plan:
-    return _recorded(request.param)
+    # Test runners may split one file's tests between workers and set the fixture up again;
+    # a plan is recorded once per process, and shared with the other files that read it.
+    return planned(request.param)
 
 
 def _rules(group):

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.conftest import STACK_FILES
+from tests.conftest import STACK_FILES, planned
 from tests.policy.fixtures import FIXTURES, build
-from validation.plan_recorder import record_plan
 from validation.policies import RULES, evaluate, mandatory_failures
 from validation.policies.rule import check_rule
 
@@ -48,5 +47,5 @@ def test_violation_names_the_field():
 
 @pytest.mark.parametrize("stack_file", STACK_FILES, ids=lambda path: path.stem)
 def test_every_stack_passes_every_mandatory_rule(stack_file):
-    results = evaluate(record_plan(stack_file))
+    results = evaluate(planned(stack_file))
     assert [v.message for r in mandatory_failures(results) for v in r.violations] == []

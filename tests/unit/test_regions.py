@@ -12,8 +12,8 @@ from cli.main import main
 from modules.bastion import Bastion, BastionArgs
 from modules.nat_egress import NatEgress, NatEgressArgs
 from modules.public_ip import PublicIp, PublicIpArgs
-from tests.conftest import REPO, STACK_FILES, all_of, only
-from validation.plan_recorder import ARM_TYPES, record_plan
+from tests.conftest import REPO, STACK_FILES, all_of, only, planned
+from validation.plan_recorder import ARM_TYPES
 from validation.schema import REGIONS
 from validation.stack_config import load_stack
 
@@ -89,7 +89,7 @@ def test_every_resource_provider_the_plans_can_use_is_described():
 
 
 def test_public_ips_have_the_regions_zones(example_plan):
-    west = record_plan(REPO / "stacks" / "bastion-single-analyst.yaml")
+    west = planned(REPO / "stacks" / "bastion-single-analyst.yaml")
     assert west.config["location"] == "ukwest"
     addresses = all_of(west.resources, PUBLIC_IP)
     assert {address.azure_name.rsplit("-", 1)[-1] for address in addresses} == {"nat", "bastion"}

@@ -14,6 +14,9 @@ from tests.conftest import REPO, STACK_FILES
 from validation.policies import RULES, evaluate
 from validation.policies.report import render_results
 
+# The commands here plan stack files with the code as it is: one plan per stack for the whole run.
+pytestmark = pytest.mark.usefixtures("plan_cache")
+
 SECTIONS = ("1. Summary: the decision asked for", "2. Owners and sign-off", "3. The environment",
             "4. Data flows and data protection", "5. Risk register", "6. Controls",
             "7. Who patches what, and how often", "8. Cost", "9. Exit plan",
