@@ -171,8 +171,11 @@ def test_replaced_machines_come_back_with_their_data_disks(lab: Any, original: d
                                                  f"> /home/{admin}/.trust-blueprints-rebuild-mark"], check=True)
     gateway = next((m for m in replaced if m.role == "gateway"), None)
     if gateway is not None:
+        # The day-two stack's new jump user, enrolled as an administrator would (once).
+        run(None, gateway.name, ["sh", "-c", "test -e /var/lib/trust-blueprints/totp/jbloggs || "
+                                             "gateway-totp-enrol jbloggs >/dev/null"], check=True)
         enrolled = run(None, gateway.name, ["ls", "-A", "/var/lib/trust-blueprints/totp"], check=True).stdout
-        assert enrolled.strip(), "no TOTP enrolment on the gateway to keep"
+        assert "jbloggs" in enrolled.split()
         mounted = run(None, gateway.name, ["mountpoint", "-q", "/var/lib/trust-blueprints/totp"])
         assert mounted.returncode == 0, "the gateway's TOTP enrolments are not on its data disk"
     before = {m.name: _data_disk_facts(m, admin) for m in replaced}
