@@ -49,3 +49,27 @@ License: MIT + file LICENSE
 Authors@R: person("Trust", "Blueprints", role = c("aut", "cre"), email = "platform@example.nhs.uk")
 Encoding: UTF-8
 """
+
+
+DATA_DISK_ROOT = "/srv/data-disk"  # blueprints/data_disk.py DISK_ROOT
+DATA_DISK_STEP_LINES = ("trust-blueprints: data disk: formatting blank",
+                        "already holds this role's file system; keeping its data")
+
+
+def data_disk_problems(host: Any, directories: list[str]) -> list[str]:
+    """Why ``directories`` are not on the machine's data disk (empty when they are): the data-disk step
+    ran, an ext4 file system is mounted at the disk root, and each directory is bound from it."""
+    problems = []
+    log = host.file("/var/log/cloud-init-output.log").content_string
+    if not any(line in log for line in DATA_DISK_STEP_LINES):
+        problems.append("the data-disk step neither formatted nor kept a disk (cloud-init-output.log)")
+    root = host.run(f"findmnt --noheadings --output SOURCE,FSTYPE {DATA_DISK_ROOT}")
+    if root.rc != 0 or not root.stdout.split() or root.stdout.split()[-1] != "ext4":
+        problems.append(f"{DATA_DISK_ROOT} is not an ext4 mount: {root.stdout.strip() or root.stderr.strip()}")
+        return problems
+    device = root.stdout.split()[0].split("[")[0]
+    for directory in directories:
+        bound = host.run(f"findmnt --noheadings --output SOURCE {directory}").stdout.strip().splitlines()
+        if f"{device}[{directory}]" not in bound:
+            problems.append(f"{directory} is not bound from the data disk {device}: {bound}")
+    return problems

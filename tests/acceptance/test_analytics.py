@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
+from blueprints.data_disk import data_disk_layout
 from blueprints.topology import private_dns_zone
-from tests.acceptance.machine_commands import CRAN_ALLOWED, CRAN_REFUSED
+from tests.acceptance.machine_commands import CRAN_ALLOWED, CRAN_REFUSED, data_disk_problems
 
 pytestmark = pytest.mark.lab
 
@@ -200,10 +201,8 @@ def test_time_sync_uses_the_hyper_v_clock(analytics_host: Any) -> None:
     assert "refclock PHC /dev/ptp_hyperv" in config.content_string
 
 
-def test_no_data_disk_in_the_lab_so_home_stays_on_the_os_disk(analytics_host: Any) -> None:
-    log = analytics_host.file("/var/log/cloud-init-output.log").content_string
-    assert "trust-blueprints: data disk: no data disk at LUN 0" in log
-    assert analytics_host.run("findmnt --noheadings /home").rc != 0  # not a mount of its own
+def test_homes_and_the_hubs_state_are_on_the_data_disk(analytics_host: Any) -> None:
+    assert data_disk_problems(analytics_host, list(data_disk_layout("analytics").directories)) == []
 
 
 # ---------------------------------------------------------------------------- no Internet

@@ -20,7 +20,9 @@ from typing import Any
 
 import pytest
 
+from blueprints.data_disk import data_disk_layout
 from blueprints.topology import private_dns_zone
+from tests.acceptance.machine_commands import data_disk_problems
 from tests.acceptance.totp_codes import RESET_SSHD_JAIL, Totp
 
 pytestmark = pytest.mark.lab
@@ -461,3 +463,8 @@ def test_tls_scan_finds_only_tls_1_2_and_1_3_with_strong_suites(lab, public_host
     assert accepted["tls_1_2_cipher_suites"] and accepted["tls_1_3_cipher_suites"]
     weak = [name for name in accepted["tls_1_2_cipher_suites"] if not STRONG_TLS12_SUITE.fullmatch(name)]
     assert weak == []
+
+
+def test_totp_enrolments_are_on_the_data_disk(gateway_host):
+    assert data_disk_problems(gateway_host, list(data_disk_layout("gateway").directories)) == []
+    assert gateway_host.file("/var/lib/trust-blueprints/totp").mode == 0o700

@@ -20,9 +20,10 @@ from typing import Any
 import pytest
 import yaml
 
+from blueprints.data_disk import data_disk_layout
 from blueprints.git_server.server_commands import Access
 from blueprints.topology import private_dns_zone
-from tests.acceptance.machine_commands import ALLOWLIST, check
+from tests.acceptance.machine_commands import ALLOWLIST, check, data_disk_problems
 from tests.acceptance.totp_codes import RESET_SSHD_JAIL, Totp
 from validation.stack_config import load_stack
 
@@ -57,10 +58,8 @@ def test_service_running_and_enabled(git_host, service):
     assert unit.is_enabled
 
 
-def test_no_data_disk_in_the_lab_so_repositories_stay_on_the_os_disk(git_host):
-    log = check(git_host, "cat /var/log/cloud-init-output.log")
-    assert "trust-blueprints: data disk: no data disk at LUN 0" in log
-    assert git_host.run("findmnt --noheadings /srv/git").rc != 0
+def test_repositories_are_on_the_data_disk(git_host):
+    assert data_disk_problems(git_host, list(data_disk_layout("git_server").directories)) == []
     assert git_host.file("/srv/git").user == "git"
 
 

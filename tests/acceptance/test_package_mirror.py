@@ -22,6 +22,7 @@ import pytest
 import yaml
 
 from blueprints import cloud_init
+from blueprints.data_disk import data_disk_layout
 from blueprints.package_mirror import verdaccio_lock
 from blueprints.topology import private_dns_zone
 from tests.acceptance.machine_commands import (
@@ -35,6 +36,7 @@ from tests.acceptance.machine_commands import (
     TEST_CRAN_PORT,
     apt_install,
     check,
+    data_disk_problems,
     write,
 )
 
@@ -78,11 +80,8 @@ def test_cache_directory_exists_for_its_service(mirror_host, path, owner):
     assert directory.user == owner
 
 
-def test_no_data_disk_in_the_lab_so_caches_stay_on_the_os_disk(mirror_host):
-    log = mirror_host.file("/var/log/cloud-init-output.log").content_string
-    assert "trust-blueprints: data disk: no data disk at LUN 0" in log
-    for path, _ in CACHE_DIRS:
-        assert mirror_host.run(f"findmnt --noheadings {path}").rc != 0, f"{path} is a mount of its own"
+def test_caches_are_on_the_data_disk(mirror_host):
+    assert data_disk_problems(mirror_host, list(data_disk_layout("package_mirror").directories)) == []
 
 
 def test_unattended_upgrades_are_configured(mirror_host):
