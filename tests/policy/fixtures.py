@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import base64
 import copy
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
+from pathlib import Path
 
 import pulumi
+import yaml
 from pulumi_azure_native import storage
 
+from modules.blob_storage import STORAGE_BLOB_DATA_CONTRIBUTOR as BLOB_WRITER
 from tests.conftest import EXAMPLE, REPO, planned
 from validation.plan_recorder import Plan, PlannedResource, record_program
 from validation.policies.data_rules import BLOB_CONTAINER, PRIVATE_ENDPOINT, STORAGE_ACCOUNT
@@ -38,6 +42,10 @@ def _recorded(base: str) -> Plan:
         return planned(EXAMPLE)
     if base == "landing-zone":
         return planned(REPO / "stacks" / "landing-zone.yaml")
+    if base == "airlock":
+        from validation.plan_recorder import record_plan as record  # the airlock is recorded from its own stack
+
+        return record(_airlock_stack())
     if base == "storage":
         resources, _ = record_program(_safe_storage_program, "storage")
         return Plan(stack="storage", source="(fixture program)", config={}, resources=resources)
@@ -50,6 +58,16 @@ def build(rule_id: str, kind: str) -> Plan:
     plan = copy.deepcopy(_recorded(fixtures.base))
     getattr(fixtures, kind)(plan)
     return plan
+
+
+def _airlock_stack() -> Path:
+    """The example with an airlock whose data providers reach it from the trust's network."""
+    document = yaml.safe_load(EXAMPLE.read_text())
+    document["network"]["private_client_ranges"] = ["10.20.16.0/22"]
+    document["airlock"] = {"data_providers_group": "00000000-0000-4000-8000-000000000004", "readers": ["analytics-1"]}
+    path = Path(tempfile.mkdtemp(prefix="airlock-fixture-")) / "airlock.yaml"
+    path.write_text(yaml.safe_dump(document))
+    return path
 
 
 def _safe_storage_program() -> None:
@@ -179,6 +197,11 @@ FIXTURES: dict[str, RuleFixtures] = {
     "TB-LOG-002": RuleFixtures(lambda p: p.resources.remove(next(
         r for r in p.of_type(DCR_ASSOCIATION) if r.azure_name == "configurationAccessEndpoint"
         and str(r.inputs["resourceUri"]).endswith("-analytics-2")))),
+    # analytics-1's read grant on the ingress container becomes a write grant.
+    "TB-ST-006": RuleFixtures(lambda p: next(r for r in p.of_type("azure-native:authorization:RoleAssignment")
+                                             if r.name.endswith("-analytics-1-read")).inputs.update(
+        roleDefinitionId=f"/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/{BLOB_WRITER}"),
+        base="airlock"),
     "TB-ST-001": RuleFixtures(setter(STORAGE_ACCOUNT, "", "enableHttpsTrafficOnly", False), base="storage"),
     "TB-ST-002": RuleFixtures(setter(STORAGE_ACCOUNT, "", "minimumTlsVersion", "TLS1_0"), base="storage"),
     "TB-ST-003": RuleFixtures(setter(BLOB_CONTAINER, "", "publicAccess", "Blob"), base="storage"),

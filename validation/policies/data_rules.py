@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from blueprints.airlock_settings import AIRLOCK_COMPONENT
+from modules.blob_storage import STORAGE_BLOB_DATA_CONTRIBUTOR, STORAGE_BLOB_DATA_READER
 from validation.plan_recorder import Plan, PlannedResource
 from validation.policies.rule import Rule, Violation, dig, is_number, refers_to, violation
 
@@ -16,6 +18,7 @@ PRIVATE_LINK_SCOPE = "azure-native:monitor:PrivateLinkScope"
 DATA_COLLECTION_ENDPOINT = "azure-native:monitor:DataCollectionEndpoint"
 DCR_ASSOCIATION = "azure-native:monitor:DataCollectionRuleAssociation"
 VM = "azure-native:compute:VirtualMachine"
+ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 
 MIN_LOG_RETENTION_DAYS = 30
 MIN_DAILY_BACKUPS = 7
@@ -72,6 +75,31 @@ def _vault_network(resource: PlannedResource, plan: Plan) -> list[Violation]:
 
 def _storage_network(resource: PlannedResource, plan: Plan) -> list[Violation]:
     return _only_private(resource, plan, resource.inputs.get("publicNetworkAccess"), "blob", "publicNetworkAccess")
+
+
+def _airlock_grant(resource: PlannedResource, plan: Plan) -> list[Violation]:
+    """A grant that touches the airlock's account is a Blob data role on its container, and a VM's is read-only."""
+    accounts = [a for a in plan.of_type(STORAGE_ACCOUNT) if (a.inputs.get("tags") or {}).get("component")
+                == AIRLOCK_COMPONENT]
+    containers = [c for c in plan.of_type(BLOB_CONTAINER)
+                  if any(c.inputs.get("accountName") == a.azure_name for a in accounts)]
+    scope = resource.inputs.get("scope")
+    on_container = any(refers_to(scope, resource, container) for container in containers)
+    on_account = any((isinstance(scope, str) and scope.lower().startswith((account.id or "?").lower()))
+                     or refers_to(scope, resource, account) for account in accounts)
+    if not (on_container or on_account):
+        return []
+    if not on_container:
+        return [violation(resource, "scope", "is the airlock's storage account; grants go on its ingress container "
+                                             "alone, so no one gets the account's other containers")]
+    role = str(resource.inputs.get("roleDefinitionId", "")).rsplit("/", 1)[-1]
+    if role not in (STORAGE_BLOB_DATA_READER, STORAGE_BLOB_DATA_CONTRIBUTOR):
+        return [violation(resource, "roleDefinitionId", f"is {role}; the airlock grants only Storage Blob Data "
+                                                        "Reader (VMs) or Contributor (the data providers' group)")]
+    if resource.inputs.get("principalType") != "Group" and role != STORAGE_BLOB_DATA_READER:
+        return [violation(resource, "roleDefinitionId", "lets a VM identity write the airlock's ingress; analytics "
+                                                        "VMs may only read it (Storage Blob Data Reader)")]
+    return []
 
 
 def _monitor_private(resource: PlannedResource, plan: Plan) -> list[Violation]:
@@ -231,6 +259,18 @@ RULES: tuple[Rule, ...] = (
                   "(identity and authentication)",
         resource_types=(STORAGE_ACCOUNT,),
         check=_no_shared_keys,
+    ),
+    Rule(
+        id="TB-ST-006",
+        title="Airlock grants are Blob data roles on its container, and VMs only read",
+        severity="mandatory",
+        reason="Data comes in through one container: a grant on the account would reach its other containers, and "
+               "an analytics identity that could write ingress could also take data out through it.",
+        reference="MCSB PA-7 (just enough administration) and DP-2; SATRE 3.1.04 (data ingress through a "
+                  "governed process)",
+        resource_types=(ROLE_ASSIGNMENT,),
+        check=_airlock_grant,
+        cross_resource=True,
     ),
     Rule(
         id="TB-ST-005",
