@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from blueprints.data_sources import declared_data_sources
 from blueprints.git_server.backup_target import uses_blob
 from blueprints.topology import private_dns_zone
 from modules.private_link_zones import zones_for
@@ -86,6 +87,12 @@ def allowed_names(config: dict[str, Any], key_vault: str, storage_account: str) 
         names.append(AllowedName(ENTRA_SIGN_IN, "the gateway's OpenID Connect sign-in with Entra ID"))
         if gateway.get("certificate") == "lets-encrypt":
             names.append(AllowedName(LETS_ENCRYPT_ACME, "certbot orders and renews the gateway's certificate"))
+    # A data source named by DNS name: the policy lets the query through; the trust's DNS must answer it
+    # (a forwarding rule or resolver for its zone), as Azure's resolver knows no trust-internal name.
+    for source in declared_data_sources(config):
+        server = source.get("server")
+        if server and not _is_address(server):
+            names.append(AllowedName(server, f"analytics VMs reach the trust's data source {source['name']}"))
     mirror = config["roles"].get("package_mirror")
     if mirror:
         for ecosystem, url in sorted(mirror.get("upstreams", {}).items()):
@@ -99,3 +106,11 @@ def allowed_names(config: dict[str, Any], key_vault: str, storage_account: str) 
     for entry in names:
         unique.setdefault(entry.name, entry)
     return list(unique.values())
+
+
+def _is_address(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        return False
+    return True

@@ -174,3 +174,12 @@ def test_a_private_client_range_counts_as_the_trust_network(example_config):
     config = _with_sources(example_config, _source(), trust_ranges=())
     config["network"]["private_client_ranges"] = ["10.20.0.0/16"]
     assert semantic_problems(config) == []
+
+
+def test_a_source_named_by_dns_name_is_on_the_dns_allow_list_and_an_address_is_not(example_config):
+    from blueprints.dns_allowlist import allowed_names
+
+    named = _with_sources(example_config, _source(range="10.20.1.0/28", server="dwh.trust.example.nhs.uk"))
+    assert "dwh.trust.example.nhs.uk" in {entry.name for entry in allowed_names(named, "kv", "st")}
+    by_address = {entry.name for entry in allowed_names(example_config, "kv", "st")}
+    assert not [name for name in by_address if name.startswith("10.20.")]
