@@ -7,9 +7,12 @@ import yaml
 from blueprints.topology import plan_machines
 from cli.main import main
 from reports.request_pack import NCSC_PRINCIPLES, PROVENANCE, build_context, render, role_packages
-from tests.conftest import EXAMPLE, STACK_FILES
+from tests.conftest import EXAMPLE, STACK_FILES, planned
 from validation.policies import RULES
 from validation.stack_config import load_stack
+
+# The commands here plan stack files with the code as it is: one plan per stack for the whole run.
+pytestmark = pytest.mark.usefixtures("plan_cache")
 
 
 @pytest.fixture(scope="module")
@@ -138,9 +141,7 @@ def test_request_pack_bad_stack_exits_2(tmp_path, capsys):
 
 @pytest.mark.parametrize("stack", STACK_FILES, ids=[s.stem for s in STACK_FILES])
 def test_every_stack_gets_a_pack_with_its_own_facts(stack):
-    from validation.plan_recorder import record_plan
-
-    plan = record_plan(stack)
+    plan = planned(stack)
     markdown, _ = render(plan)
     assert f"# Request pack: {plan.config['trust']['name']}" in markdown
     assert "nothing only" not in markdown and "ports none" not in markdown
