@@ -69,7 +69,8 @@ def _cmd_apply(args: argparse.Namespace) -> int:
         print(f"blueprints lab apply: {refused}", file=sys.stderr)
         return refused.exit_code
     for name, result in results.items():
-        print(f"{name}: settings {result['settings']}" + (f" in {result['seconds']:.1f}s" if result["seconds"] else ""))
+        done = result["settings"] if result["settings"].startswith("rebuilt") else f"settings {result['settings']}"
+        print(f"{name}: {done}" + (f" in {result['seconds']:.1f}s" if result["seconds"] else ""))
     return EXIT_OK
 
 
