@@ -114,8 +114,14 @@ def _data_source_node(name: str) -> str:
     return "data_" + name.replace("-", "_")
 
 
+# Stack text (a data source's description) reaches labels and tooltips, and from them the SVG: Graphviz
+# turns these entities back into the characters in the drawing, so none is ever markup in the files.
+_DOT_ENTITIES = str.maketrans({"&": "&amp;", "<": "&lt;", ">": "&gt;", "{": "&#123;", "}": "&#125;",
+                               "[": "&#91;", "]": "&#93;"})
+
+
 def _quote(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return '"' + text.translate(_DOT_ENTITIES).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def _ports(flow: Flow) -> str:

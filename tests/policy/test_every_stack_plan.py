@@ -239,7 +239,9 @@ def test_every_input_reaches_azure_in_its_wire_name(plan):
 def test_the_pulumi_entry_picks_the_stack_file_by_stack_name(plan):
     # `pulumi up` on stack NAME runs stacks/__main__.py with NAME as the stack: the same
     # resources and outputs as the offline plan of stacks/NAME.yaml.
-    resources, outputs = record_program(lambda: runpy.run_path(str(ENTRY)), plan.stack)
+    # In the subscription the offline plan ran in (a landing-zone stack's is its spoke's).
+    subscription = next(r.id.split("/")[2] for r in plan.resources if (r.id or "").startswith("/subscriptions/"))
+    resources, outputs = record_program(lambda: runpy.run_path(str(ENTRY)), plan.stack, subscription)
     assert sorted(r.urn for r in resources) == sorted(r.urn for r in plan.resources)
     assert sorted(r.azure_name for r in resources) == sorted(r.azure_name for r in plan.resources)
     assert outputs == plan.outputs

@@ -40,7 +40,7 @@ def test_each_check_names_the_resources_of_its_type_in_each_stack(example_plan):
     vms = concerned_resources(example_plan, "Microsoft.Compute/virtualMachines")
     assert len(vms) == 5 and all(name.startswith("vm-exnhs-dev-uks-") for name in vms)
     disks = concerned_resources(example_plan, "Microsoft.Compute/disks")
-    assert len(disks) == 4
+    assert len(disks) == 5  # mirror, git, gateway, analytics-1, analytics-2
     section = _section(render_skip_page([example_plan]), "### CKV_AZURE_93")
     assert f"| [example](#{stack_anchor('example')}) | " + ", ".join(f"`{d}`" for d in disks) + " |" in section
 

@@ -31,7 +31,7 @@ def test_a_new_image_replaces_the_vm_but_leaves_its_data_disk_as_it_was(before_a
     before, after = before_and_after
     vms = {vm.urn: vm for vm in after.of_type(VM)}
     disks_after = {disk.urn: disk for disk in after.of_type(DISK)}
-    assert len(before.of_type(DISK)) == 4  # mirror, git, analytics-1, analytics-2
+    assert len(before.of_type(DISK)) == 5  # mirror, git, gateway, analytics-1, analytics-2
     for vm in before.of_type(VM):
         assert vms[vm.urn].inputs["storageProfile"]["imageReference"] != vm.inputs["storageProfile"]["imageReference"]
     for disk in before.of_type(DISK):

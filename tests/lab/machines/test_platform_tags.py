@@ -29,6 +29,7 @@ import importlib.machinery, importlib.util
 loader = importlib.machinery.SourceFileLoader("git_server_program", "/usr/local/sbin/git-server")
 spec = importlib.util.spec_from_loader(loader.name, loader)
 program = importlib.util.module_from_spec(spec)
+import sys; sys.modules[spec.name] = program  # its dataclasses look their module up while it loads
 loader.exec_module(program)
 print(program._storage_account())
 """
