@@ -30,7 +30,7 @@ from typing import Any
 
 from blueprints.cloud_init import RenderError, render_user_data
 from blueprints.vm_settings import settings_document
-from lab import egress_trust, firewall, lifecycle, machines, network, platform_services, seeds
+from lab import egress_trust, firewall, lifecycle, machines, network, platform_services, seeds, trust_network
 from lab import secrets as lab_secrets
 from lab.address_plan import address_plan
 from lab.layout import write_record
@@ -115,6 +115,9 @@ def apply(stack_file: str, progress: Progress, replace: bool = False) -> dict[st
         ruleset, _skipped = firewall.compile_ruleset(config)
         layout.nft_file.write_text(ruleset)
         network.apply_ruleset(layout.nft_file)
+    # A data source declared since `lab up` already exists on the trust's network.
+    for address in trust_network.update(config):
+        progress.note(f"trust network: {address} (a newly declared data source's server)")
 
     state = platform_services.load_state(layout.platform_dir)
     results: dict[str, Any] = {}

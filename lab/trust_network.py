@@ -77,3 +77,29 @@ def create(config: dict[str, Any]) -> str | None:
     for address in addresses:
         _run("ip", "route", "add", f"{address}/32", "via", NAMESPACE_ADDRESS, "dev", TRUST_LINK)
     return TRUST_NETNS
+
+
+def _present() -> bool:
+    result = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True, check=False)
+    return any(line.split()[0] == TRUST_NETNS for line in result.stdout.splitlines() if line.strip())
+
+
+def update(config: dict[str, Any]) -> list[str]:
+    """After a day-two edit (`lab apply`): give the namespace the address of each data source declared
+    since `lab up`, as the trust's network already has it; returns the addresses added. Addresses of
+    sources no longer declared stay: the NSG rules, not the trust's network, stop the traffic."""
+    addresses = server_addresses(config)
+    if not addresses:
+        return []
+    if not _present():
+        create(config)
+        return addresses
+    inside = ("ip", "netns", "exec", TRUST_NETNS)
+    shown = subprocess.run([*inside, "ip", "-o", "-4", "addr", "show", "dev", GUEST_INTERFACE],
+                           capture_output=True, text=True, check=False).stdout
+    have = {field.split("/")[0] for line in shown.splitlines() for field in line.split()[3:4]}
+    added = [address for address in addresses if address not in have]
+    for address in added:
+        _run(*inside, "ip", "addr", "add", f"{address}/32", "dev", GUEST_INTERFACE)
+        _run("ip", "route", "add", f"{address}/32", "via", NAMESPACE_ADDRESS, "dev", TRUST_LINK)
+    return added

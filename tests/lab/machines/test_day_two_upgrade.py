@@ -201,6 +201,9 @@ def test_replaced_machines_come_back_with_their_data_disks(lab: Any, original: d
         assert run(None, machine.name, ["cat", "/etc/machine-id"], check=True).stdout != machine_ids[machine.name]
         # The kept data disk, mounted by the new VM's own data-disk step.
         assert run(None, machine.name, ["mountpoint", "-q", "/srv/data-disk"]).returncode == 0, machine.name
+        # The hub's rows for the stack's admins come from the settings, applied by the VM's timer within
+        # minutes of a boot; applied here at once, as `lab apply` does for an in-place edit.
+        run(None, machine.name, ["trust-blueprints-settings", "--now"], check=True)
         after = _data_disk_facts(machine, admin)
         if machine.role == "package_mirror":
             assert before[machine.name].strip(), "the mirror had no cached package to keep"
