@@ -334,13 +334,16 @@ def _supply_chain_note(config: dict[str, Any], facts: dict[str, bool]) -> str:
     mode = config["roles"]["package_mirror"]["mode"]
     served = ("only allowlisted PyPI, npm and CRAN names, each addition reviewed in Git"
               if mode == "curated" else "every upstream package (open mode: no allowlist applies)")
+    proofs = ", ".join((
+        "tests/acceptance/test_package_mirror.py::test_pip_refuses_a_project_off_the_allowlist_and_says_why",
+        "tests/unit/test_mirror_allowlist_tool.py::test_devpi_serves_only_listed_projects_in_curated_mode",
+        "tests/render/test_package_mirror_render.py::test_apt_cacher_ng_uses_the_stack_upstreams_and_only_those",
+        "tests/render/test_package_mirror_render.py::test_every_python_package_is_pinned_exactly_with_its_hash",
+    ))
     return (f"The package mirror is the supply-chain control: analytics VMs have no other route to software; it "
             f"serves {served}; apt only from the stack's Debian upstreams; its own PyPI and npm software pinned "
-            "exactly, with hashes. Tests: tests/acceptance/test_package_mirror.py::test_pip_refuses_a_project_off_"
-            "the_allowlist_and_says_why, tests/unit/test_mirror_allowlist_tool.py::test_devpi_serves_only_listed_projects_in_"
-            "curated_mode, tests/render/test_package_mirror_render.py::test_apt_cacher_ng_uses_the_stack_upstreams"
-            "_and_only_those, tests/render/test_package_mirror_render.py::test_every_python_package_is_pinned_"
-            "exactly_with_its_hash. Every Debian package's source, licence and security support: appendix A.")
+            f"exactly, with hashes. Tests: {proofs}. Every Debian package's source, licence and security support: "
+            "appendix A.")
 
 
 def _principles(plan: Plan, rows: list[ControlRow], facts: dict[str, bool]) -> list[PrincipleRow]:
