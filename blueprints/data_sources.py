@@ -229,7 +229,8 @@ def data_source_problems(config: dict[str, Any]) -> list[tuple[str, Any, str, st
         if not any(parsed.subnet_of(trust) for trust in declared):
             ranges = ", ".join(str(trust) for trust in declared) or "none declared"
             problems.append((f"{base}.range", source["range"],
-                             f"must lie inside a range of the trust's network (network.trust_ranges: {ranges})",
+                             f"must lie inside a range of the trust's network, as declared in network.trust_ranges "
+                             f"({ranges})",
                              "add the trust network's range to network.trust_ranges"))
             continue
         server = source.get("server")
