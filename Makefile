@@ -18,12 +18,15 @@ venv: $(STAMP)
 
 ## host-deps: the Debian packages the full suite needs on this machine (as root)
 HOST_PACKAGES := $(shell grep -v '^\#' tests/host-packages.txt)
+# The suites need only nginx's program (tests/unit/test_mirror_nginx_site.py): a newly installed nginx is
+# stopped, as its default site would hold port 80, where the lab's metadata stand-in listens.
 host-deps:
 	@if [ "$$(id -u)" != 0 ]; then echo "make host-deps installs Debian packages: run it as root" >&2; exit 2; fi
 	@missing=$$(for p in $(HOST_PACKAGES); do dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q '^install ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 		echo "Installing host packages:" $$missing; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing \
+		&& case " $$missing " in *" nginx "*) [ ! -d /run/systemd/system ] || systemctl disable --now nginx || true;; esac; \
 	fi
 
 ## plan: the whole example environment, offline (no Azure account, no Pulumi CLI)
