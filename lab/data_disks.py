@@ -125,7 +125,7 @@ def mounted_read_only(layout: LabLayout, machine: str, device: str) -> Any:
 
 def detach_all(layout: LabLayout) -> list[str]:
     """Detach every loop device of the lab's disk files (after their mounts are gone); returns them."""
-    directory = layout.data_disk_file("x").parent
+    directory = layout.data_disks_dir
     detached = []
     for disk in sorted(directory.glob("*.img")) if directory.is_dir() else []:
         for device in _attached_to(disk):

@@ -73,14 +73,18 @@ class LabLayout:
     def console_log(self, machine: str) -> Path:
         return self.machine_dir(machine) / "console.log"
 
+    @property
+    def data_disks_dir(self) -> Path:
+        """The machines' data disks (lab/data_disks.py): beside their machine directories, not in them, so
+        a rebuilt machine gets a new OS disk and keeps its data disk."""
+        return self.root / "data-disks"
+
     def data_disk_file(self, machine: str) -> Path:
-        """The machine's data disk (lab/data_disks.py): beside its machine directory, not in it, so a
-        rebuilt machine gets a new OS disk and keeps this one."""
-        return self.root / "data-disks" / f"{machine}.img"
+        return self.data_disks_dir / f"{machine}.img"
 
     def data_disk_mount(self, machine: str) -> Path:
         """Where the host mounts the data disk's file system when the machine boots with it in fstab."""
-        return self.root / "data-disks" / f"{machine}.mnt"
+        return self.data_disks_dir / f"{machine}.mnt"
 
     @property
     def ca_dir(self) -> Path:

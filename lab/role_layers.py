@@ -140,7 +140,7 @@ def _remove_stale(keep: set[Path]) -> None:
     if not LAYERS_ROOT.is_dir():
         return
     for entry in LAYERS_ROOT.iterdir():
-        if entry.is_dir() and entry not in keep and not entry.name.endswith(".building") and entry != TRASH:
+        if entry.is_dir() and entry not in keep and not entry.name.endswith(".building"):
             remove_in_background(entry, TRASH)
         elif entry.suffix == ".log" and entry.with_suffix("") not in keep:
             entry.unlink(missing_ok=True)
