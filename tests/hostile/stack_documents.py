@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import cache
 from itertools import pairwise
@@ -11,10 +11,12 @@ from typing import Any
 
 import yaml
 
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, REPO
 from validation.schema import SCHEMA
 
 Path = tuple[str | int, ...]
+LANDING_ZONE = REPO / "stacks" / "landing-zone.yaml"
+BASTION = REPO / "stacks" / "bastion-single-analyst.yaml"
 
 
 @dataclass(frozen=True)
@@ -62,8 +64,73 @@ def _example() -> dict[str, Any]:
     return document
 
 
-def example() -> dict[str, Any]:
-    return copy.deepcopy(_example())
+def _with_airlock(document: dict[str, Any]) -> dict[str, Any]:
+    document["network"].setdefault("private_client_ranges", ["10.20.32.0/22"])
+    document["airlock"] = {"data_providers_group": "00000000-0000-4000-8000-000000000004",
+                           "readers": ["analytics-1"]}
+    return document
+
+
+def _with_client_ranges(document: dict[str, Any]) -> dict[str, Any]:
+    document["network"]["private_client_ranges"] = ["10.20.32.0/22"]
+    return document
+
+
+def _landing_zone(_document: dict[str, Any]) -> dict[str, Any]:
+    return yaml.safe_load(LANDING_ZONE.read_text())
+
+
+def _bastion(_document: dict[str, Any]) -> dict[str, Any]:
+    return yaml.safe_load(BASTION.read_text())
+
+
+def _with_allowlists_file(document: dict[str, Any]) -> dict[str, Any]:
+    document["roles"]["package_mirror"]["allowlists_file"] = "mirror-allowlist.yaml"
+    return document
+
+
+def _with_repository_people(document: dict[str, Any]) -> dict[str, Any]:
+    repository = document["roles"]["git_server"]["repositories"][0]
+    repository.setdefault("maintainers", ["amara.okafor", "sam.patel"])
+    repository.setdefault("readers", ["@platform"])
+    return document
+
+
+def _with_gallery_image(document: dict[str, Any]) -> dict[str, Any]:
+    document["roles"]["analytics"]["image"] = {"gallery_image_version_id": (
+        "/subscriptions/00000000-0000-4000-8000-00000000000a/resourceGroups/rg-images/providers/"
+        "Microsoft.Compute/galleries/trust_images/images/analytics/versions/1.0.0")}
+    return document
+
+
+def _with_data_source_server(document: dict[str, Any]) -> dict[str, Any]:
+    document["roles"]["analytics"]["data_sources"][0].setdefault("server", "10.20.1.10")
+    return document
+
+
+# Optional settings the example stack leaves out, each with a valid sample: a field inside one is
+# tested in a stack that has it, so its siblings are valid and only the field under test can be
+# refused (a payload in airlock.readers must not be refused for the airlock's missing group).
+SECTION_SAMPLES: dict[Path, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    ("airlock",): _with_airlock,
+    ("network", "private_client_ranges"): _with_client_ranges,
+    ("network", "landing_zone"): _landing_zone,
+    ("network", "subnets", "bastion"): _bastion,
+    ("roles", "package_mirror", "allowlists_file"): _with_allowlists_file,
+    ("roles", "git_server", "repositories", 0, "maintainers"): _with_repository_people,
+    ("roles", "git_server", "repositories", 0, "readers"): _with_repository_people,
+    ("roles", "analytics", "image"): _with_gallery_image,
+    ("roles", "analytics", "data_sources", 0, "server"): _with_data_source_server,
+}
+
+
+def example(path: Path = ()) -> dict[str, Any]:
+    """The example stack; given a field's path, with a valid sample of the optional section it is in."""
+    document = copy.deepcopy(_example())
+    for prefix, sample in SECTION_SAMPLES.items():
+        if path[:len(prefix)] == prefix:
+            document = sample(document)
+    return document
 
 
 def get(document: Any, path: Path) -> Any:

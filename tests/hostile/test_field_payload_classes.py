@@ -57,8 +57,8 @@ EXAMPLES = settings(max_examples=250, deadline=None, derandomize=True,
 
 
 def _base(field: Field) -> str:
-    if has(example(), field.path):
-        return str(get(example(), field.path))
+    if has(example(field.path), field.path):
+        return str(get(example(field.path), field.path))
     if "default" in field.schema:
         return str(field.schema["default"])
     if "allowed" in field.schema:
@@ -91,7 +91,7 @@ def _files(config: dict[str, Any]) -> dict[tuple[str, str], str]:
 @cache
 def _baseline_lines(path: tuple) -> dict[tuple[str, str], int]:
     field = next(f for f in STRING_FIELDS if f.path == path)
-    document = example()
+    document = example(field.path)
     if not has(document, field.path):
         put(document, field.path, _base(field))
     config, problems = validate_document(document)
@@ -116,7 +116,7 @@ def _cli_refuses(tmp_path: Path, document: dict[str, Any]) -> tuple[int, str]:
 def check(tmp_path: Path, field: Field, kind: str, payload: str) -> str:
     """'refused' (exit 2, the field named) or 'accepted' (no file gains a line); fails otherwise."""
     value = _value(field, kind, payload)
-    document = example()
+    document = example(field.path)
     put(document, field.path, value)
     config, problems = validate_document(copy.deepcopy(document))
     files: dict[tuple[str, str], str] = {}
@@ -158,7 +158,7 @@ def test_free_text_in_a_key_comment_is_written_on_its_own_line(tmp_path, field, 
 @pytest.mark.parametrize("field", [f for f in STRING_FIELDS if f.dotted in KEY_FIELDS], ids=lambda f: f.dotted)
 @pytest.mark.parametrize("brk", BREAKS, ids=[f"U+{ord(b[-1]):04X}" for b in BREAKS])
 def test_no_line_break_reaches_a_key_file(tmp_path, field, brk):
-    document = example()
+    document = example(field.path)
     put(document, field.path, _value(field, "line break", f"{brk}{MARKER} x"))
     code, err = _cli_refuses(tmp_path, document)
     assert code == 2 and _names(err, field), err
@@ -170,7 +170,7 @@ def test_the_reserved_accounts_are_refused_in_every_account_field(tmp_path):
     assert len(accounts) == 3
     for field in accounts:
         for name in ("root", "www-data", "git", "devpi", "syslog", "systemd-network"):
-            document = example()
+            document = example(field.path)
             put(document, field.path, name)
             code, err = _cli_refuses(tmp_path, document)
             assert code == 2 and _names(err, field), (field.dotted, name, err)

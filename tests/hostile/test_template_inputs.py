@@ -36,8 +36,8 @@ SHELL_KEYS = ("runcmd", "bootcmd")
 
 
 def _base(field: Field) -> str:
-    if has(example(), field.path):
-        return str(get(example(), field.path))
+    if has(example(field.path), field.path):
+        return str(get(example(field.path), field.path))
     if "default" in field.schema:
         return str(field.schema["default"])
     if "allowed" in field.schema:
@@ -112,7 +112,7 @@ def _baseline(path: tuple) -> dict[str, tuple[bytes, dict[str, Any]]]:
 
 
 def _config_with(field: Field, value: str) -> tuple[dict[str, Any] | None, list]:
-    document = example()
+    document = example(field.path)
     put(document, field.path, value)
     config, problems = validate_document(copy.deepcopy(document))
     return (None if problems else config), problems
