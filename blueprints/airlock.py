@@ -8,8 +8,8 @@ Storage Blob Data Reader for each reading VM, nothing for any other identity. Th
 shared keys and no public network traffic, and keeps deleted blobs and containers for a while
 (modules/blob_storage.py). Policies check each of these on the plan (validation/policies/data_rules.py).
 
-What is left to a later part: the VM side (a read-only mount with Debian's rclone and the VM's
-identity) and egress with review.
+The grants come from one table (``airlock_grants``), which the lab's storage stand-in enforces too.
+Reading VMs copy the container with Debian's rclone and their identity (blueprints/analytics).
 """
 
 from __future__ import annotations
@@ -18,7 +18,13 @@ from dataclasses import dataclass
 
 import pulumi
 
-from blueprints.airlock_settings import AIRLOCK_COMPONENT, INGRESS_CONTAINER
+from blueprints.airlock_settings import (
+    AIRLOCK_COMPONENT,
+    BLOB_CONTRIBUTOR,
+    BLOB_READER,
+    INGRESS_CONTAINER,
+    StorageGrant,
+)
 from modules.blob_storage import (
     STORAGE_BLOB_DATA_CONTRIBUTOR,
     STORAGE_BLOB_DATA_READER,
@@ -30,14 +36,17 @@ from modules.private_endpoint import EndpointSubnet
 
 __all__ = ["Airlock", "AirlockArgs"]
 
+ROLE_DEFINITIONS = {BLOB_READER: STORAGE_BLOB_DATA_READER, BLOB_CONTRIBUTOR: STORAGE_BLOB_DATA_CONTRIBUTOR}
+PRINCIPAL_TYPES = {"group": "Group", "vm": "ServicePrincipal"}
+
 
 @dataclass
 class AirlockArgs:
     placement: Placement
     account_name: str
     endpoints: EndpointSubnet  # with the airlock's own fixed address for group "blob"
-    data_providers_group: str
-    readers: dict[str, pulumi.Input[str]]  # VM name -> its managed identity's principal id
+    grants: list[StorageGrant]  # blueprints.airlock_settings.airlock_grants: the lab's stand-in allows the same
+    identities: dict[str, pulumi.Input[str]]  # VM name -> its managed identity's principal id
     subscription_id: pulumi.Input[str]
     soft_delete_days: int = 14
 
@@ -52,11 +61,13 @@ class Airlock(pulumi.ComponentResource):
             args.placement, args.account_name, INGRESS_CONTAINER, AIRLOCK_COMPONENT, args.endpoints,
             soft_delete_days=args.soft_delete_days,
         ), pulumi.ResourceOptions(parent=self))
-        store.grant(f"{name}-providers-write", args.data_providers_group, args.subscription_id, self,
-                    STORAGE_BLOB_DATA_CONTRIBUTOR, "Group", "data providers upload to the ingress container")
-        for machine, principal in sorted(args.readers.items()):
-            store.grant(f"{name}-{machine}-read", principal, args.subscription_id, self,
-                        STORAGE_BLOB_DATA_READER, "ServicePrincipal", f"{machine} reads the ingress container")
+        for grant in args.grants:
+            # The account holds the ingress container alone, so every grant is scoped to it.
+            if grant.container != INGRESS_CONTAINER:
+                raise ValueError(f"airlock grant {grant.name}: no container {grant.container!r} in {name}")
+            principal = args.identities[grant.principal] if grant.principal_kind == "vm" else grant.principal
+            store.grant(f"{name}-{grant.name}", principal, args.subscription_id, self,
+                        ROLE_DEFINITIONS[grant.role], PRINCIPAL_TYPES[grant.principal_kind], grant.description)
         self.account_id = store.account_id
         self.container_id = store.container_id
         self.register_outputs({"account_id": self.account_id, "container_id": self.container_id})

@@ -6,13 +6,15 @@ never import Pulumi.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from blueprints.settings_fields import GUID_PATTERN
 from modules.naming import Naming
 
-__all__ = ["AIRLOCK_COMPONENT", "AIRLOCK_SCHEMA", "INGRESS_CONTAINER", "airlock_account_name", "airlock_problems",
-           "airlock_settings"]
+__all__ = ["AIRLOCK_COMPONENT", "AIRLOCK_SCHEMA", "BLOB_CONTRIBUTOR", "BLOB_READER", "INGRESS_CONTAINER",
+           "StorageGrant", "airlock_account_name", "airlock_grants", "airlock_problems", "airlock_settings",
+           "ingress_readers"]
 
 INGRESS_CONTAINER = "ingress"
 # The component tag on its resources, which the policies read to find the airlock's account.
@@ -42,6 +44,45 @@ AIRLOCK_SCHEMA: dict[str, Any] = {
 
 def airlock_settings(config: dict[str, Any]) -> dict[str, Any] | None:
     return config.get("airlock")
+
+
+# The two built-in data roles the airlock grants, by their Azure names (modules/blob_storage.py has their ids).
+BLOB_READER = "Storage Blob Data Reader"
+BLOB_CONTRIBUTOR = "Storage Blob Data Contributor"
+
+
+@dataclass(frozen=True)
+class StorageGrant:
+    """One role assignment on one container of the airlock's account.
+
+    ``principal_kind`` is ``group`` (an Entra group, by object id) or ``vm`` (a VM's system-assigned
+    identity, by machine name: its object id is known only once Azure, or the lab, creates it)."""
+
+    name: str  # the assignment's name in the program: unique within the airlock
+    principal_kind: str
+    principal: str
+    role: str
+    container: str
+    description: str
+
+
+def airlock_grants(config: dict[str, Any]) -> list[StorageGrant]:
+    """Every grant on the airlock's account, all scoped to one container: the Pulumi program makes one
+    role assignment of each, and the lab's storage stand-in (lab/storage_service.py) allows exactly these."""
+    airlock = airlock_settings(config)
+    if not airlock:
+        return []
+    grants = [StorageGrant("providers-write", "group", airlock["data_providers_group"], BLOB_CONTRIBUTOR,
+                           INGRESS_CONTAINER, "data providers upload to the ingress container")]
+    grants += [StorageGrant(f"{machine}-read", "vm", machine, BLOB_READER, INGRESS_CONTAINER,
+                            f"{machine} reads the ingress container") for machine in sorted(airlock["readers"])]
+    return grants
+
+
+def ingress_readers(config: dict[str, Any]) -> list[str]:
+    """The VMs that read the ingress container (none without an airlock)."""
+    return sorted({grant.principal for grant in airlock_grants(config)
+                   if grant.principal_kind == "vm" and grant.container == INGRESS_CONTAINER})
 
 
 def airlock_account_name(config: dict[str, Any], subscription_id: str) -> str:
