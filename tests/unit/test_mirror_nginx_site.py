@@ -10,6 +10,7 @@ request must never get there.
 from __future__ import annotations
 
 import http.client
+import json
 import re
 import shutil
 import socket
@@ -31,6 +32,16 @@ FILES = Path(__file__).resolve().parents[2] / "blueprints" / "package_mirror" / 
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
 SIX = "e3b/0c44298fc1c14/six-1.17.0-py2.py3-none-any.whl"
 SIX_OLD = "a1b/2c3d4e5f60718/six-1.16.0-py2.py3-none-any.whl"
+AGE_DAYS = 7
+# What the upstreams say of upload times (PyPI's JSON simple page, the npm registry's document):
+# six 1.17.0 and left-pad 1.3.0 are years old, left-pad 1.4.0 came out today.
+UPSTREAM_DOCUMENTS = {
+    "/pypi-upstream/six/": {"name": "six", "files": [
+        {"filename": "six-1.17.0-py2.py3-none-any.whl", "upload-time": "2024-12-04T17:35:23.123456Z"}]},
+    "/npm-upstream/left-pad": {"name": "left-pad", "time": {
+        "created": "2014-03-15T00:00:00.000Z", "1.3.0": "2018-04-09T01:34:25.966Z",
+        "1.4.0": "2099-01-01T00:00:00.000Z"}},
+}
 
 pytestmark = pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not installed (tests/host-packages.txt)")
 
@@ -51,7 +62,9 @@ class Backends:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 backends.seen.append(self.path)
-                if self.path == "/root/trust/+simple/six/":
+                if self.path in UPSTREAM_DOCUMENTS:  # the upstreams' upload times, for the age check
+                    body = json.dumps(UPSTREAM_DOCUMENTS[self.path]).encode()
+                elif self.path == "/root/trust/+simple/six/":
                     body = f'<a href="../../../root/pypi/+f/{SIX}#sha256=00">six</a>'.encode()
                 elif self.path.startswith("/root/trust/+simple/"):
                     self.send_error(404)
@@ -106,7 +119,14 @@ def open_mirror() -> Iterator[tuple[int, Backends, Path]]:
         yield from _running_mirror(Path(folder), "open")
 
 
-def _running_mirror(tmp: Path, mode: str) -> Iterator[tuple[int, Backends, Path]]:
+@pytest.fixture(scope="module")
+def aged_mirror() -> Iterator[tuple[int, Backends, Path]]:
+    """A curated mirror whose checker applies a minimum release age of AGE_DAYS."""
+    with tempfile.TemporaryDirectory(prefix="tb-nginx-") as folder:
+        yield from _running_mirror(Path(folder), "curated", AGE_DAYS)
+
+
+def _running_mirror(tmp: Path, mode: str, age_days: int | None = None) -> Iterator[tuple[int, Backends, Path]]:
     for folder in ("secrets", "trust-mirror", "cache/cran", "cache/pypi-files", "log", "temp"):
         (tmp / folder).mkdir(parents=True)
         # nginx's workers drop to an unprivileged user when the test runs as root.
@@ -139,8 +159,16 @@ http {{
     include {tmp}/site.conf;
 }}
 """)
+    age_options = []
+    if age_days is not None:
+        upstreams = {"pypi": f"http://127.0.0.1:{backends.port}/pypi-upstream",
+                     "npm": f"http://127.0.0.1:{backends.port}/npm-upstream/"}
+        (tmp / "settings.json").write_text(json.dumps({"mode": mode, "upstreams": upstreams}))
+        (tmp / "minimum-release-age").write_text(f"{age_days}\n")
+        age_options = ["--settings", str(tmp / "settings.json"), "--age-file", str(tmp / "minimum-release-age")]
     checker = subprocess.Popen([sys.executable, str(FILES / "mirror-file-check.py"), "--listen",
-                                f"127.0.0.1:{ports['checker']}", "--devpi", f"http://127.0.0.1:{backends.port}"])
+                                f"127.0.0.1:{ports['checker']}", "--devpi", f"http://127.0.0.1:{backends.port}",
+                                *age_options])
     nginx = subprocess.Popen([NGINX, "-p", str(tmp), "-e", str(tmp / "log/error.log"), "-c", str(tmp / "nginx.conf")])
     try:
         for _ in range(100):
@@ -174,6 +202,16 @@ def _get(mirror, path: str) -> tuple[int, str]:
     return response.status, body
 
 
+def _logged_refusal(mirror, text: str) -> bool:
+    """Whether the refusal log holds ``text``: nginx writes its log line after the answer, so wait a little."""
+    log = mirror[2] / "log/mirror-refused.log"
+    for _ in range(50):
+        if log.exists() and text in log.read_text():
+            return True
+        time.sleep(0.05)
+    return False
+
+
 def _reached(mirror, fragment: str) -> bool:
     return any(fragment in path for path in mirror[1].seen)
 
@@ -191,7 +229,7 @@ def test_a_pinned_out_version_is_refused_by_its_file_url_and_never_fetched(mirro
     assert status == 403
     assert "six-1.16.0-py2.py3-none-any.whl is not offered by the curated index" in body
     assert not _reached(mirror, "six-1.16.0")
-    assert "refused pypi-file:" in (mirror[2] / "log/mirror-refused.log").read_text()
+    assert _logged_refusal(mirror, "refused pypi-file:")
 
 
 def test_a_file_of_an_unlisted_project_is_refused(mirror):
@@ -257,3 +295,37 @@ def test_npm_metadata_and_tarballs_follow_the_allowlist(mirror):
                  "/npm/@evil/pkg/-/pkg-1.0.0.tgz"):
         assert _get(mirror, path)[0] == 403, path
     assert not _reached(mirror, "is-odd") and not _reached(mirror, "@evil")
+
+
+def test_npm_tarball_paths_verdaccio_also_answers_never_reach_it(mirror):
+    for path in ("/npm/left-pad/-/left-pad-1.3.0.tgz/", "/npm/left-pad/-/left-pad/-/left-pad-1.3.0.tgz",
+                 "/npm/left-pad/-/@x/left-pad-1.3.0.tgz"):
+        before = len(mirror[1].seen)
+        assert _get(mirror, path)[0] == 404, path
+        assert mirror[1].seen[before:] == [], path
+
+
+# --- A minimum release age ------------------------------------------------------------------------
+
+def test_with_a_minimum_age_old_releases_are_served(aged_mirror):
+    assert _get(aged_mirror, f"/pypi/root/pypi/+f/{SIX}") == (200, f"content of /root/pypi/+f/{SIX}")
+    assert _get(aged_mirror, "/npm/left-pad/-/left-pad-1.3.0.tgz") == (
+        200, "content of /left-pad/-/left-pad-1.3.0.tgz")
+    assert _reached(aged_mirror, "/pypi-upstream/six/") and _reached(aged_mirror, "/npm-upstream/left-pad")
+
+
+def test_with_a_minimum_age_a_release_younger_than_it_is_refused_and_never_fetched(aged_mirror):
+    status, body = _get(aged_mirror, "/npm/left-pad/-/left-pad-1.4.0.tgz")
+    assert status == 403
+    assert json.loads(body)["error"].startswith("npm tarball refused by the package mirror: left-pad 1.4.0 was "
+                                                "published 2099-01-01 00:00 UTC")
+    assert f"at least {AGE_DAYS} days old" in body
+    assert not _reached(aged_mirror, "left-pad-1.4.0")
+    assert _logged_refusal(aged_mirror, "refused npm-file:left-pad 1.4.0")
+
+
+def test_with_a_minimum_age_a_release_the_upstream_gives_no_time_for_is_refused(aged_mirror):
+    status, body = _get(aged_mirror, "/npm/left-pad/-/left-pad-1.5.0.tgz")
+    assert status == 403
+    assert "does not say when left-pad 1.5.0 was uploaded" in body
+    assert not _reached(aged_mirror, "left-pad-1.5.0")
