@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """The Git server's own commands. cloud-init installs this file on the VM as /usr/local/sbin/git-server
-and links the three commands to it; the name it is called by picks the command.
+and links the four commands (and gitolite's VREF git-server-review) to it; the name it is called by
+picks the command.
 
   git-server-apply FILE     make gitolite, the web view and the backup timer match FILE, the role's
                             settings from the stack file (cloud-init runs it at first boot; run it again
@@ -9,6 +10,8 @@ and links the three commands to it; the name it is called by picks the command.
                             every ref), copy it off the VM if configured; keep the newest N in each place.
   git-server-restore [--generation NAME] [--from-remote] [--replace] (--all | REPOSITORY...)
                             rebuild repositories from a generation (here or off the VM), check every ref.
+  git-server-publish        (with egress set) publish the outputs that checkers merged to main of the
+                            outputs repository to the egress container, each once, and record it.
 
 It runs on the VM with Debian's python3 and python3-yaml only; it cannot import the project.
 """
@@ -172,8 +175,21 @@ def _problems(settings: Any) -> list[str]:
                                     "user or @team")
         if "protected" in repository and not isinstance(repository["protected"], bool):
             problems.append(f"repositories[{index}].protected: {repository['protected']!r} must be true or false")
+    problems += egress_problems(settings.get("egress"))
+    egress = settings.get("egress")
+    for field in ("checkers", "proposers") if isinstance(egress, dict) else ():
+        for member_index, member in enumerate(egress.get(field) or []):
+            known = teams | {"all"} if str(member).startswith("@") else users
+            if str(member).lstrip("@") not in known:
+                problems.append(f"egress.{field}[{member_index}]: {member!r} is not a user or @team")
+    if egress and OUTPUTS in names:
+        problems.append(f"repositories: {OUTPUTS!r} is the egress outputs repository, made by the server when "
+                        "egress is set; give the stack's repository another name")
     if not problems:  # reviewers are counted from sound teams and users
         problems += [f"{path}: {message} (got {value!r})" for path, value, message in review_problems(settings)]
+        if settings.get("egress") and len(egress_checkers(settings)) < 2:
+            problems.append(f"egress.checkers: must be at least two people, so that nobody approves their own "
+                            f"outputs (got {settings['egress']['checkers']!r})")
     backup = settings.get("backup", {})
     directory = str(backup.get("directory", ""))
     if not directory.startswith("/") or not re.match(r"^(/[A-Za-z0-9._-]+)+$", directory):
@@ -241,6 +257,12 @@ def review_problems(settings: dict[str, Any]) -> list[tuple[str, Any, str]]:
     return problems
 
 
+def egress_checkers(settings: dict[str, Any]) -> set[str]:
+    """The people who may approve outputs: the egress checkers, expanded to users."""
+    egress = settings.get("egress")
+    return Access(settings, mirror_reader=False).reviewers_of(egress_repository(egress)) if egress else set()
+
+
 def with_package_requests(settings: dict[str, Any]) -> list[dict[str, Any]]:
     """The repositories to host: the stack's, plus package-requests if the stack does not name it."""
     repositories = list(settings.get("repositories", []))
@@ -261,6 +283,10 @@ class Access:
             for team in user.get("teams", []):
                 self.members[team].append(user["name"])
         self.repositories = with_package_requests(settings)
+        # With egress set, the outputs repository: protected, proposers write, checkers merge.
+        self.egress = settings.get("egress")
+        if self.egress:
+            self.repositories.append(egress_repository(self.egress))
         self.mirror_reader = mirror_reader
 
     def _present(self, entries: list[str]) -> list[str]:
@@ -317,9 +343,12 @@ class Access:
 
     def review_rules(self) -> dict[str, Any]:
         """What git-server-review reads: each protected repository and its reviewers."""
-        return {"protected": {repository["name"]: sorted(self.reviewers_of(repository))
-                              for repository in sorted(self.repositories, key=lambda item: item["name"])
-                              if is_protected(repository)}}
+        ordered = sorted(self.repositories, key=lambda item: item["name"])
+        rules: dict[str, Any] = {"protected": {repository["name"]: sorted(self.reviewers_of(repository))
+                                               for repository in ordered if is_protected(repository)}}
+        if self.egress:
+            rules["egress"] = egress_rules(self.egress)
+        return rules
 
     def readable(self, user: str) -> list[dict[str, Any]]:
         """Repositories the user may read: the web view shows only these."""
@@ -598,6 +627,7 @@ def apply(settings_path: Path) -> int:
     _update_review_rules(access)
     changed = _update_admin_repository(access, settings_path)
     _seed_package_requests()
+    _update_egress(settings)
     _update_web_view(access)
     _update_backup(settings)
     print(f"git-server-apply: {len(access.users)} users, {len(access.members)} teams, "
@@ -968,6 +998,9 @@ def review(arguments: list[str]) -> int:
             raise PushRefusedError(f"the review rules ({rules_file}) cannot be read, so no protected change is "
                           "accepted; the administrator runs git-server-apply") from None
         review_decision(repository, rules, repo, user, ref, old, new)
+        egress = rules.get("egress")
+        if egress and repo == egress["repository"]:
+            egress_decision(repository, egress, user, ref, old, new)
     except PushRefusedError as refusal:
         print(f"{vref} {refusal}")
     except (IndexError, KeyError) as error:
@@ -975,6 +1008,428 @@ def review(arguments: list[str]) -> int:
     except RuntimeError as error:
         # Fail closed: a check that could not run refuses.
         print(f"{vref} the review check failed ({error}); nothing was changed")
+    return 0
+
+
+# ---------------------------------------------------------------------------------------------
+# Egress with review: the outputs repository, its proposal rules, and publication
+#
+# An analyst proposes outputs on a request/<owner>/<name> branch of OUTPUTS: one new folder
+# outputs/<proposal>/ holding the files and a STATEMENT.md. git-server-review refuses a push that
+# breaks the limits, and checks the proposal again when a checker's merge reaches main (limits may
+# have been lowered since). git-server-publish copies each merge's files, exactly the blobs the
+# merge added, to the egress container; every step goes to the audit log and the journal.
+
+OUTPUTS = "outputs"
+OUTPUTS_FOLDER = "outputs"
+STATEMENT = "STATEMENT.md"
+# The statement says what the files are and which disclosure checks were applied, under this heading.
+STATEMENT_HEADING = re.compile(r"^#{1,6}\s*disclosure checks\b.*$", re.IGNORECASE | re.MULTILINE)
+PROPOSAL = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+# Types an output checker can read in full by eye: text tables, plain text, documents and images.
+# Not html (scripts, hidden content), not spreadsheets or archives (hidden sheets, embedded files).
+SAFE_FILE_TYPES = ("csv", "tsv", "txt", "md", "pdf", "png", "jpg", "jpeg", "svg", "json")
+DEFAULT_FILE_TYPES = ("csv", "txt", "md", "pdf", "png", "svg")
+EGRESS_LIMITS = {"max_file_mb": (1, 1024, 5), "max_proposal_mb": (1, 4096, 20), "max_files": (1, 500, 50)}
+# Both on the data disk (/srv/git), so they outlive the VM: what was published, and who did what when.
+EGRESS_STATE = GIT_HOME / "egress"
+EGRESS_AUDIT = EGRESS_STATE / "audit.jsonl"
+EGRESS_SETTINGS = Path("/etc/trust-blueprints/git-server-egress.json")
+EGRESS_RCLONE_CONFIG = Path("/etc/trust-blueprints/git-server-egress-rclone.conf")
+EGRESS_REMOTE = "egress"
+# The airlock's account is globally unique like the backup's: its name reaches the VM as this tag.
+EGRESS_ACCOUNT_TAG = "trust-blueprints-egress-account"
+PUBLISH_UNITS = Path("/etc/systemd/system")
+JOURNAL_TAG = "git-server-egress"
+OUTPUTS_README = """# Outputs for release
+
+Results leave the environment only through this repository, after an output checker reviews them.
+
+1. `git switch -c request/YOUR.NAME/PROPOSAL origin/main` (only you can push `request/YOUR.NAME/...`);
+2. put the files in a new folder `outputs/PROPOSAL/` (no subfolders) with a `STATEMENT.md` that
+   says what the files are and, under a heading `## Disclosure checks`, which checks you applied
+   (small-number suppression, rounding, no row-level data);
+3. push the branch. The server refuses a proposal outside its folder, over the size limits, or with
+   a file type it does not release, and says why;
+4. an output checker other than you merges it to `main` with a merge commit; the server then
+   publishes exactly those files to the egress container, where the trust's named readers fetch them.
+"""
+
+
+def egress_problems(egress: Any) -> list[str]:
+    """Problems of the settings document's ``egress`` section (the stack validator checks the same)."""
+    if egress is None:
+        return []
+    if not isinstance(egress, dict):
+        return ["egress: must be a mapping"]
+    problems: list[str] = []
+    for field, (low, high, _) in EGRESS_LIMITS.items():
+        value = egress.get(field)
+        if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+            problems.append(f"egress.{field}: {value!r} must be a whole number from {low} to {high}")
+    if isinstance(egress.get("max_file_mb"), int) and isinstance(egress.get("max_proposal_mb"), int) \
+            and egress["max_file_mb"] > egress["max_proposal_mb"]:
+        problems.append(f"egress.max_file_mb: {egress['max_file_mb']!r} must not exceed egress.max_proposal_mb "
+                        f"({egress['max_proposal_mb']})")
+    types = egress.get("file_types")
+    if not isinstance(types, list) or not types or any(kind not in SAFE_FILE_TYPES for kind in types):
+        problems.append(f"egress.file_types: {types!r} must be a list drawn from {', '.join(SAFE_FILE_TYPES)}")
+    for field in ("checkers", "proposers"):
+        members = egress.get(field)
+        if not isinstance(members, list) or not all(isinstance(m, str) and MEMBER.match(m) for m in members):
+            problems.append(f"egress.{field}: {members!r} must be a list of users and @teams")
+    if not BLOB_CONTAINER.match(str(egress.get("container", ""))):
+        problems.append(f"egress.container: {egress.get('container')!r} is not a storage container name")
+    return problems
+
+
+def egress_repository(egress: dict[str, Any]) -> dict[str, Any]:
+    """The outputs repository as the stack's repositories are written: protected, checkers merge."""
+    return {"name": OUTPUTS, "owner_team": None, "description": "Outputs proposed for release, and their review",
+            "maintainers": list(egress["checkers"]), "writers": list(egress["proposers"]), "readers": [],
+            "protected": True}
+
+
+def egress_rules(egress: dict[str, Any], audit: Path = EGRESS_AUDIT) -> dict[str, Any]:
+    """What git-server-review and git-server-publish read of the egress settings."""
+    return {"repository": OUTPUTS, "max_file_bytes": egress["max_file_mb"] * 1024 * 1024,
+            "max_proposal_bytes": egress["max_proposal_mb"] * 1024 * 1024, "max_files": egress["max_files"],
+            "file_types": sorted(egress["file_types"]), "audit": str(audit)}
+
+
+def record(audit: Path, event: str, **fields: Any) -> dict[str, Any]:
+    """One audit line: appended to the JSON-lines log on the data disk and sent to the journal."""
+    entry = {"time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "event": event, **fields}
+    line = json.dumps(entry, sort_keys=True)
+    audit.parent.mkdir(parents=True, exist_ok=True)
+    with audit.open("a", encoding="utf-8") as log:
+        log.write(line + "\n")
+    import syslog  # the journal takes syslog lines; where there is no journal nothing is sent
+
+    syslog.openlog(JOURNAL_TAG, 0, syslog.LOG_AUTHPRIV)
+    syslog.syslog(syslog.LOG_NOTICE, line)
+    return entry
+
+
+def audit_entries(audit: Path) -> list[dict[str, Any]]:
+    try:
+        lines = audit.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+@dataclass(frozen=True)
+class ProposedFile:
+    path: str  # outputs/<proposal>/<file>
+    blob: str
+    size: int
+
+
+@dataclass(frozen=True)
+class Proposal:
+    name: str
+    files: tuple[ProposedFile, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(item.size for item in self.files)
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [{"path": item.path, "blob": item.blob, "bytes": item.size} for item in self.files]
+
+
+def _tree_has(repository: Path, commit: str, path: str) -> bool:
+    return bool(_git_out(repository, "ls-tree", "--name-only", commit, "--", path).strip())
+
+
+def proposal_in(repository: Path, rules: dict[str, Any], base: str | None, tip: str,
+                main: str | None = None) -> Proposal:
+    """The proposal ``tip`` makes over ``base`` (None: the empty tree), or PushRefusedError saying why.
+
+    ``main`` (default ``base``) is the main the new folder must not already be on."""
+    empty_tree = _git_out(repository, "hash-object", "-t", "tree", "--stdin").strip() if base is None else None
+    raw = _git_out(repository, "diff", "--raw", "-z", "--no-renames", "--no-abbrev", base or empty_tree or "", tip)
+    fields = raw.split("\0")
+    changes: list[tuple[str, str, str, str]] = []  # (status, new mode, blob, path)
+    for meta, path in zip(fields[0::2], fields[1::2], strict=False):
+        if meta.startswith(":"):
+            _, new_mode, _, blob, status = meta[1:].split(" ")
+            changes.append((status, new_mode, blob, path))
+    if not changes:
+        return Proposal("", ())
+    folders = {path.split("/")[1] if path.startswith(OUTPUTS_FOLDER + "/") and path.count("/") >= 2 else None
+               for _, _, _, path in changes}
+    outside = sorted(path for _, _, _, path in changes if not path.startswith(OUTPUTS_FOLDER + "/")
+                     or path.count("/") < 2)
+    if outside:
+        raise PushRefusedError(f"{', '.join(outside[:5])} lie outside {OUTPUTS_FOLDER}/<proposal>/: a proposal "
+                               f"adds one new folder {OUTPUTS_FOLDER}/<proposal>/ and nothing else")
+    if len(folders) != 1:
+        raise PushRefusedError(f"the change touches {len(folders)} folders ({', '.join(sorted(map(str, folders)))}): "
+                               f"one proposal, one folder {OUTPUTS_FOLDER}/<proposal>/ (push the others on their "
+                               "own request branches)")
+    name = str(next(iter(folders)))
+    folder = f"{OUTPUTS_FOLDER}/{name}"
+    if not PROPOSAL.match(name):
+        raise PushRefusedError(f"{folder}/: a proposal's folder name is 1-64 lowercase letters, digits, . _ - "
+                               "starting with a letter or digit")
+    on_main = main or base
+    if on_main is not None and _tree_has(repository, on_main, folder + "/"):
+        raise PushRefusedError(f"{folder}/ is already on main (published or approved): a proposal adds a new "
+                               "folder; propose the change under a new name")
+    allowed_types = set(rules["file_types"])
+    files: list[ProposedFile] = []
+    for status, mode, blob, path in changes:
+        if status != "A":
+            raise PushRefusedError(f"{path}: a proposal only adds files (this change is {status})")
+        if path.count("/") != 2:
+            raise PushRefusedError(f"{path}: files sit directly in {folder}/, with no subfolders")
+        if mode != "100644":
+            raise PushRefusedError(f"{path}: only plain files are released (this is mode {mode}: a link, an "
+                                   "executable or a submodule)")
+        file_name = path.rsplit("/", 1)[1]
+        kind = file_name.rsplit(".", 1)[1].lower() if "." in file_name else ""
+        if not FILE_NAME.match(file_name):
+            raise PushRefusedError(f"{path}: file names are letters, digits, . _ - (up to 128)")
+        if file_name != STATEMENT and kind not in allowed_types:
+            raise PushRefusedError(f"{path}: type {kind or '(none)'!r} is not released; allowed types: "
+                                   f"{', '.join(sorted(allowed_types))}")
+        size = int(_git_out(repository, "cat-file", "-s", blob).strip())
+        if size > rules["max_file_bytes"]:
+            raise PushRefusedError(f"{path}: {size} bytes is over the limit of {rules['max_file_bytes']} bytes "
+                                   "per file")
+        files.append(ProposedFile(path, blob, size))
+    if len(files) > rules["max_files"]:
+        raise PushRefusedError(f"{folder}/ holds {len(files)} files; the limit is {rules['max_files']} per proposal")
+    proposal = Proposal(name, tuple(sorted(files, key=lambda item: item.path)))
+    if proposal.size > rules["max_proposal_bytes"]:
+        raise PushRefusedError(f"{folder}/ is {proposal.size} bytes; the limit is {rules['max_proposal_bytes']} "
+                               "bytes per proposal")
+    statement = next((item for item in files if item.path == f"{folder}/{STATEMENT}"), None)
+    if statement is None:
+        raise PushRefusedError(f"{folder}/{STATEMENT} is missing: say what the files are and, under a heading "
+                               "'## Disclosure checks', which checks were applied")
+    text = _git_out(repository, "cat-file", "blob", statement.blob)
+    heading = STATEMENT_HEADING.search(text)
+    if heading is None or not text[heading.end():].strip():
+        raise PushRefusedError(f"{folder}/{STATEMENT} has no '## Disclosure checks' section with text under it: "
+                               "name the checks applied (small numbers suppressed, rounding, no row-level data)")
+    if len(files) < 2:
+        raise PushRefusedError(f"{folder}/ holds only its {STATEMENT}: add the files it describes")
+    return proposal
+
+
+def _main_or_none(repository: Path) -> str | None:
+    found = subprocess.run(["git", "rev-parse", "--verify", "-q", MAIN], env={**os.environ, "GIT_DIR": str(repository)},
+                           capture_output=True, text=True, check=False)
+    return found.stdout.strip() or None
+
+
+def egress_decision(repository: Path, egress: dict[str, Any], user: str, ref: str, old: str, new: str) -> None:
+    """The outputs repository's proposal rules for one ref update (after the two-person rule passed)."""
+    if new == ZERO:
+        return
+    audit = Path(egress["audit"])
+    if ref == MAIN:
+        chain = _git_out(repository, "rev-list", "--first-parent", "--parents", f"{old}..{new}").splitlines() \
+            if old != ZERO else []
+        approvals = []
+        for line in reversed(chain):
+            commit, first, second = line.split()
+            base = _git_out(repository, "merge-base", first, second).strip()
+            proposal = proposal_in(repository, egress, base, second, main=first)
+            owner = request_owner(_tip_branch(repository, second) or "") or ""
+            approvals.append((commit, proposal, owner))
+        for commit, proposal, owner in approvals:
+            record(audit, "approval-merged", user=user, repository=egress["repository"], commit=commit,
+                   proposal=proposal.name, proposer=owner, files=proposal.to_json())
+        return
+    if not ref.startswith(REQUEST_PREFIX):
+        raise PushRefusedError(f"{egress['repository']} takes proposals on request/{user}/<proposal> branches only")
+    main = _main_or_none(repository)
+    base = _git_out(repository, "merge-base", main, new).strip() if main else None
+    proposal = proposal_in(repository, egress, base, new, main=main)
+    if not proposal.files:
+        return
+    record(audit, "proposal-pushed", user=user, repository=egress["repository"], branch=ref[len("refs/heads/"):],
+           commit=new, proposal=proposal.name, files=proposal.to_json(), bytes=proposal.size)
+
+
+def _tip_branch(repository: Path, commit: str) -> str | None:
+    listing = _git_out(repository, "for-each-ref", "--points-at", commit, "--format=%(refname)", REQUEST_PREFIX)
+    return next(iter(listing.split()), None)
+
+
+@dataclass(frozen=True)
+class Publication:
+    commit: str
+    proposal: str
+    files: int
+    size: int
+
+
+def publish_approved(repository: Path, egress: dict[str, Any], remote: str, rclone_config: Path,
+                     state: Path) -> list[Publication]:
+    """Publish each checker's merge on main not yet published, oldest first: exactly the files the merge
+    added, to ``remote``/<proposal>/. The state file names the last merge published; nothing else is sent."""
+    audit = Path(egress["audit"])
+    main = _main_or_none(repository)
+    if main is None:
+        return []
+    last = state.read_text(encoding="utf-8").strip() if state.exists() else ""
+    span = f"{last}..{main}" if last else main
+    merges = _git_out(repository, "rev-list", "--first-parent", "--reverse", "--merges", "--parents",
+                      span).splitlines()
+    approvers = {entry.get("commit"): entry.get("user") for entry in audit_entries(audit)
+                 if entry.get("event") == "approval-merged"}
+    done: list[Publication] = []
+    for line in merges:
+        commit, first, _second = line.split()
+        try:
+            proposal = proposal_in(repository, egress, first, commit)
+        except PushRefusedError as refusal:
+            record(audit, "publication-refused", commit=commit, reason=str(refusal))
+            raise RuntimeError(f"merge {commit[:12]} on main breaks the proposal rules ({refusal}); "
+                               "nothing of it was published") from None
+        if proposal.files:
+            with tempfile.TemporaryDirectory(prefix="egress-") as work:
+                folder = Path(work) / proposal.name
+                folder.mkdir()
+                for item in proposal.files:
+                    content = subprocess.run(["git", "cat-file", "blob", item.blob],
+                                             env={**os.environ, "GIT_DIR": str(repository)},
+                                             capture_output=True, check=True).stdout
+                    (folder / item.path.rsplit("/", 1)[1]).write_bytes(content)
+                destination = f"{remote.rstrip('/')}/{proposal.name}"
+                rclone = ["rclone", "--config", str(rclone_config), "--retries", "3", "--low-level-retries", "5"]
+                # --immutable: a blob already there with other content is an error, never overwritten.
+                run([*rclone, "copy", "--immutable", str(folder), destination])
+                run([*rclone, "check", "--one-way", str(folder), destination])
+        write_if_changed(state, commit + "\n")
+        if not proposal.files:
+            continue
+        record(audit, "published", commit=commit, proposal=proposal.name, approver=approvers.get(commit),
+               destination=f"{remote.rstrip('/')}/{proposal.name}/", files=proposal.to_json(), bytes=proposal.size)
+        done.append(Publication(commit, proposal.name, len(proposal.files), proposal.size))
+    return done
+
+
+def rclone_egress_config(account: str) -> str:
+    # The VM's managed identity signs in: Storage Blob Data Contributor on the egress container alone.
+    return f"[{EGRESS_REMOTE}]\ntype = azureblob\naccount = {account}\nuse_msi = true\n"
+
+
+def _egress_account() -> str:
+    import urllib.request
+
+    request = urllib.request.Request(IMDS_TAGS, headers={"Metadata": "true"})
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (a fixed http URL)
+            tags = json.load(response)
+    except (OSError, ValueError) as error:
+        raise RuntimeError(f"cannot read this VM's tags from the instance metadata service ({error!r})") from None
+    names = [tag.get("value") for tag in tags if isinstance(tag, dict) and tag.get("name") == EGRESS_ACCOUNT_TAG] \
+        if isinstance(tags, list) else []
+    if not names or not STORAGE_ACCOUNT.match(str(names[0])):
+        raise RuntimeError(f"this VM has no usable tag {EGRESS_ACCOUNT_TAG} (the airlock's storage account); "
+                           "the Pulumi program sets it when airlock.egress is set")
+    return str(names[0])
+
+
+def _seed_outputs() -> None:
+    """Give a new outputs repository its README on main (once), so proposals branch from a main."""
+    bare = REPOSITORIES / f"{OUTPUTS}.git"
+    if not bare.exists():
+        as_git(["gitolite", "setup"])
+    if as_git(["git", "for-each-ref", "--count=1"], cwd=bare, capture=True).strip():
+        return
+    with tempfile.TemporaryDirectory(prefix="outputs-") as work:
+        shutil.chown(work, GIT_USER, GIT_USER)
+        checkout = Path(work) / "checkout"
+        as_git(["git", "init", "--quiet", "--initial-branch", "main", str(checkout)])
+        (checkout / "README.md").write_text(OUTPUTS_README, encoding="utf-8")
+        run(["chown", "-R", f"{GIT_USER}:{GIT_USER}", str(checkout)])
+        as_git(["git", "add", "--all"], cwd=checkout)
+        as_git(["git", "commit", "--quiet", "-m", "Start the outputs repository"], cwd=checkout)
+        as_git(["gitolite", "push", "--quiet", str(bare), "main:main"], cwd=checkout)
+
+
+PUBLISH_SERVICE = """[Unit]
+Description=Publish outputs approved on main of the outputs repository to the egress container
+
+[Service]
+Type=oneshot
+User=git
+ExecStart=/usr/local/sbin/git-server-publish
+"""
+# A push to main touches the ref (or packed-refs); the timer catches anything the path unit missed.
+PUBLISH_PATH = """[Unit]
+Description=Publish approved outputs when main of the outputs repository moves
+
+[Path]
+PathChanged={refs}/refs/heads/main
+PathChanged={refs}/packed-refs
+Unit=git-server-publish.service
+
+[Install]
+WantedBy=paths.target
+"""
+PUBLISH_TIMER = """[Unit]
+Description=Publish approved outputs (catch-up)
+
+[Timer]
+OnBootSec=2min
+OnUnitActiveSec=5min
+
+[Install]
+WantedBy=timers.target
+"""
+
+
+def _update_egress(settings: dict[str, Any]) -> None:
+    egress = settings.get("egress")
+    units = ("git-server-publish.path", "git-server-publish.timer")
+    if not egress:
+        if EGRESS_SETTINGS.exists():
+            run(["systemctl", "disable", "--now", "--quiet", *units])
+            EGRESS_SETTINGS.unlink()
+        return
+    _seed_outputs()
+    EGRESS_STATE.mkdir(parents=True, exist_ok=True)
+    shutil.chown(EGRESS_STATE, GIT_USER, GIT_USER)
+    EGRESS_STATE.chmod(0o750)
+    remote = None
+    if _on_azure():
+        write_if_changed(EGRESS_RCLONE_CONFIG, rclone_egress_config(_egress_account()))
+        remote = f"{EGRESS_REMOTE}:{egress['container']}"
+    write_if_changed(EGRESS_SETTINGS, json.dumps({**egress_rules(egress), "remote": remote,
+                                                 "rclone_config": str(EGRESS_RCLONE_CONFIG)}) + "\n")
+    changed = write_if_changed(PUBLISH_UNITS / "git-server-publish.service", PUBLISH_SERVICE)
+    changed |= write_if_changed(PUBLISH_UNITS / "git-server-publish.path",
+                                PUBLISH_PATH.format(refs=REPOSITORIES / f"{OUTPUTS}.git"))
+    changed |= write_if_changed(PUBLISH_UNITS / "git-server-publish.timer", PUBLISH_TIMER)
+    if changed:
+        run(["systemctl", "daemon-reload"])
+    run(["systemctl", "enable", "--now", "--quiet", *units])
+
+
+def publish() -> int:
+    try:
+        egress = json.loads(EGRESS_SETTINGS.read_text(encoding="utf-8"))
+    except OSError:
+        raise SettingsError(f"{EGRESS_SETTINGS} is missing: egress is not set, or git-server-apply has not run") \
+            from None
+    if not egress.get("remote"):
+        # Not on Azure and no storage configured: approvals stay on main until a target exists.
+        print("git-server-publish: no egress container configured on this machine; nothing published")
+        return 0
+    done = publish_approved(REPOSITORIES / f"{OUTPUTS}.git", egress, egress["remote"],
+                            Path(egress["rclone_config"]), EGRESS_STATE / "published")
+    for item in done:
+        print(f"git-server-publish: {item.proposal} ({item.files} files, {item.size} bytes) from merge "
+              f"{item.commit[:12]} published to {egress['remote']}/{item.proposal}/")
     return 0
 
 
@@ -991,8 +1446,10 @@ def main() -> int:
             return backup()
         if command == "git-server-restore":
             return restore(sys.argv[1:])
-        raise SettingsError(f"call this program as git-server-apply, git-server-backup or git-server-restore, "
-                           f"not {command}")
+        if command == "git-server-publish":
+            return publish()
+        raise SettingsError(f"call this program as git-server-apply, git-server-backup, git-server-restore or "
+                           f"git-server-publish, not {command}")
     except SettingsError as error:
         print(f"{command}: {error}", file=sys.stderr)
         return EXIT_USAGE
