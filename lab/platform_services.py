@@ -150,6 +150,14 @@ def _unb64url(text: str) -> bytes:
     return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
 
 
+def sign_claims(state: dict[str, Any], claims: dict[str, Any]) -> str:
+    """A compact JWT of ``claims`` signed with the lab's key (the storage stand-in signs people's tokens too)."""
+    header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    body = _b64url(json.dumps(claims, sort_keys=True).encode())
+    signature = hmac.new(bytes.fromhex(state["signing_key"]), f"{header}.{body}".encode(), hashlib.sha256).digest()
+    return f"{header}.{body}.{_b64url(signature)}"
+
+
 def issue_token(state: dict[str, Any], machine: str, resource: str, now: float | None = None) -> dict[str, Any]:
     now = int(time.time() if now is None else now)
     entry = state["machines"][machine]
@@ -161,11 +169,8 @@ def issue_token(state: dict[str, Any], machine: str, resource: str, now: float |
         "tid": state["tenant_id"],
         "xms_mirid": vm_resource_id(state, machine),
     }
-    header = _b64url(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
-    body = _b64url(json.dumps(claims, sort_keys=True).encode())
-    signature = hmac.new(bytes.fromhex(state["signing_key"]), f"{header}.{body}".encode(), hashlib.sha256).digest()
     return {
-        "access_token": f"{header}.{body}.{_b64url(signature)}",
+        "access_token": sign_claims(state, claims),
         "client_id": entry["principal_id"],
         "expires_in": str(TOKEN_LIFETIME),
         "expires_on": str(now + TOKEN_LIFETIME),
