@@ -12,15 +12,13 @@ import time
 import pytest
 
 from blueprints.git_server.server_commands import OUTPUTS, audit_entries, publish_approved
-from tests.unit.test_git_egress_proposals import (  # noqa: F401 (fixtures)
-    TABLE,
-    accepted,
-    merge,
-    people,
-    propose,
-    rules,
-    server,
-)
+from tests.unit import test_git_egress_proposals as proposals
+from tests.unit.test_git_egress_proposals import TABLE, accepted, merge, propose
+
+# The offline suite's fixtures: its server with the outputs repository, its people, its rules.
+server = proposals.server
+people = proposals.people
+rules = proposals.rules
 
 pytestmark = pytest.mark.azurite
 
