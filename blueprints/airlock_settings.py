@@ -12,11 +12,14 @@ from typing import Any
 from blueprints.settings_fields import GUID_PATTERN
 from modules.naming import Naming
 
-__all__ = ["AIRLOCK_COMPONENT", "AIRLOCK_SCHEMA", "BLOB_CONTRIBUTOR", "BLOB_READER", "INGRESS_CONTAINER",
-           "StorageGrant", "airlock_account_name", "airlock_grants", "airlock_problems", "airlock_settings",
-           "ingress_readers"]
+__all__ = ["AIRLOCK_ACCOUNT_TAG", "AIRLOCK_COMPONENT", "AIRLOCK_SCHEMA", "BLOB_CONTRIBUTOR", "BLOB_READER",
+           "INGRESS_CONTAINER", "StorageGrant", "airlock_account_name", "airlock_grants", "airlock_problems",
+           "airlock_settings", "ingress_readers", "ingress_settings"]
 
 INGRESS_CONTAINER = "ingress"
+# The VM tag that gives analytics VMs the airlock's account name, which hashes the subscription id
+# (blueprints/vm_tags.py): every analytics VM has it, and user data says whether that VM reads.
+AIRLOCK_ACCOUNT_TAG = "trust-blueprints-airlock-account"
 # The component tag on its resources, which the policies read to find the airlock's account.
 AIRLOCK_COMPONENT = "airlock"
 MACHINE_NAME_PATTERN = r"^[a-z][a-z0-9-]{0,30}$"
@@ -83,6 +86,16 @@ def ingress_readers(config: dict[str, Any]) -> list[str]:
     """The VMs that read the ingress container (none without an airlock)."""
     return sorted({grant.principal for grant in airlock_grants(config)
                    if grant.principal_kind == "vm" and grant.container == INGRESS_CONTAINER})
+
+
+# Where a reading VM keeps its read-only copy of the ingress container (blueprints/analytics/ingress_copy.py).
+INGRESS_FOLDER = "/srv/ingress"
+
+
+def ingress_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """What an analytics VM's settings say of ingress: which VMs read it, the container, the folder, the tag."""
+    return {"readers": ingress_readers(config), "container": INGRESS_CONTAINER, "folder": INGRESS_FOLDER,
+            "account_tag": AIRLOCK_ACCOUNT_TAG}
 
 
 def airlock_account_name(config: dict[str, Any], subscription_id: str) -> str:

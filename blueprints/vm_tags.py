@@ -12,20 +12,26 @@ from __future__ import annotations
 
 from typing import Any
 
+from blueprints.airlock_settings import AIRLOCK_ACCOUNT_TAG, airlock_account_name, airlock_settings
 from blueprints.git_server.backup_target import STORAGE_ACCOUNT_TAG, storage_account_name, uses_blob
 from blueprints.roles import role
 from blueprints.secrets import VAULT_NAME_TAG, vault_name
 from blueprints.topology import Machine
 
-__all__ = ["STORAGE_ACCOUNT_TAG", "VAULT_NAME_TAG", "platform_tags"]
+__all__ = ["AIRLOCK_ACCOUNT_TAG", "STORAGE_ACCOUNT_TAG", "VAULT_NAME_TAG", "platform_tags"]
 
 
 def platform_tags(config: dict[str, Any], machine: Machine, subscription_id: str) -> dict[str, str]:
     """Every machine gets the vault's name (it fetches its secrets at boot); a machine whose role reaches
-    Azure Storage gets the environment's storage account too, when the stack creates one.
+    Azure Storage gets the environment's storage account too, when the stack creates one, and an
+    analytics VM the airlock's account when the stack has an airlock.
 
     ValueError when ``subscription_id`` is not a GUID."""
     tags = {VAULT_NAME_TAG: vault_name(config, subscription_id)}
     if uses_blob(config) and role(machine.role).reaches_storage(config):
         tags[STORAGE_ACCOUNT_TAG] = storage_account_name(config, subscription_id)
+    # Every analytics VM, not only the readers: a day-two edit of airlock.readers then changes user data
+    # and grants alone (the account's name is no secret; the grant decides who reads).
+    if airlock_settings(config) and machine.role == "analytics":
+        tags[AIRLOCK_ACCOUNT_TAG] = airlock_account_name(config, subscription_id)
     return tags

@@ -28,9 +28,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+from blueprints.airlock_settings import airlock_grants, airlock_settings
 from blueprints.cloud_init import RenderError, render_user_data
 from blueprints.vm_settings import settings_document
-from lab import egress_trust, firewall, lifecycle, machines, network, platform_services, seeds, trust_network
+from lab import (
+    egress_trust,
+    firewall,
+    lifecycle,
+    machines,
+    network,
+    platform_services,
+    seeds,
+    storage_service,
+    trust_network,
+)
 from lab import secrets as lab_secrets
 from lab.address_plan import address_plan
 from lab.layout import write_record
@@ -118,6 +129,14 @@ def apply(stack_file: str, progress: Progress, replace: bool = False) -> dict[st
     # A data source declared since `lab up` already exists on the trust's network.
     for address in trust_network.update(config):
         progress.note(f"trust network: {address} (a newly declared data source's server)")
+
+    # The airlock's role assignments, as `pulumi up` changes them with airlock.readers. An airlock added
+    # since `lab up` has no stand-in yet (its account and endpoint are new resources): `lab down` and up.
+    if storage_service.update_grants(storage_service.storage_dir(layout.platform_dir), record["stack"],
+                                     airlock_grants(config)):
+        progress.note("airlock: grants as the stack now names them")
+    elif airlock_settings(config):
+        progress.note("airlock: added since `lab up`: the lab has no storage stand-in for it until the next `lab up`")
 
     state = platform_services.load_state(layout.platform_dir)
     results: dict[str, Any] = {}

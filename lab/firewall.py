@@ -81,6 +81,11 @@ def key_vault_endpoint(config: dict[str, Any]) -> str:
     return endpoint_addresses(config)["key-vault"]
 
 
+def airlock_endpoint(config: dict[str, Any]) -> str | None:
+    """The airlock's private endpoint address, where the lab's storage stand-in listens (None without one)."""
+    return endpoint_addresses(config).get("airlock")
+
+
 def chain_name(subnet: str, direction: str) -> str:
     return f"{'in' if direction == 'Inbound' else 'out'}_{subnet}"
 
@@ -114,6 +119,14 @@ def compile_ruleset(config: dict[str, Any]) -> tuple[str, list[SkippedRule]]:
 
     space = plan.address_space
     vault = key_vault_endpoint(config)
+    lab_subnets = _set([str(net) for net in plan.subnets.values()])
+    # Endpoints the host answers for: (address, who may come from, what it is). Data providers reach the
+    # airlock from the trust's private client ranges (the lab's trust network holds an address in each).
+    served = [(vault, lab_subnets, "the environment's Key Vault")]
+    airlock = airlock_endpoint(config)
+    if airlock:
+        providers = [str(net) for net in plan.subnets.values()] + list(config["network"]["private_client_ranges"])
+        served.append((airlock, _set(providers), "the airlock's storage account"))
     dns_servers = _set(list(plan.subnet_gateways.values()))
     forward = [
         "ct state established,related accept",
@@ -128,7 +141,6 @@ def compile_ruleset(config: dict[str, Any]) -> tuple[str, list[SkippedRule]]:
         + "drop comment \"from the Internet only through the gateway's public address\"",
     ]
     forward += [f"ip saddr {net} jump {chain_name(s, 'Outbound')}" for s, net in plan.subnets.items()]
-    lab_subnets = _set([str(net) for net in plan.subnets.values()])
     forward.append(f"ip saddr {space} ip saddr != {lab_subnets} drop comment \"address space without a lab subnet\"")
     forward += [f"ip daddr {net} jump {chain_name(s, 'Inbound')}" for s, net in plan.subnets.items()]
     forward.append(f"ip daddr {space} ip daddr != {lab_subnets} drop comment \"address space without a lab subnet\"")
@@ -160,13 +172,14 @@ def compile_ruleset(config: dict[str, Any]) -> tuple[str, list[SkippedRule]]:
         "comment \"the resolver, as Azure's platform DNS\"",
         f"    ip saddr {lab_subnets} ip daddr {IMDS_ADDRESS} tcp dport 80 accept "
         "comment \"the instance metadata service: every VM reaches its own host's\"",
-        # The vault's private endpoint is a host address in the services subnet: traffic to it is the
-        # host's input, and passes the same NSG chains as traffic to a VM there.
-        *(f"    ip saddr {net} ip daddr {vault} jump {chain_name(subnet, 'Outbound')}"
-          for subnet, net in plan.subnets.items()),
-        f"    ip daddr {vault} jump {chain_name(ENDPOINT_SUBNET, 'Inbound')}",
-        f"    ip saddr {lab_subnets} ip daddr {vault} tcp dport 443 accept "
-        "comment \"the environment's Key Vault, at its private endpoint, where the NSG rules allow it\"",
+        # The vault's and the airlock's private endpoints are host addresses in the services subnet:
+        # traffic to them is the host's input, and passes the same NSG chains as traffic to a VM there.
+        *(line for endpoint, sources, what in served for line in (
+            *(f"    ip saddr {net} ip daddr {endpoint} jump {chain_name(subnet, 'Outbound')}"
+              for subnet, net in plan.subnets.items()),
+            f"    ip daddr {endpoint} jump {chain_name(ENDPOINT_SUBNET, 'Inbound')}",
+            f"    ip saddr {sources} ip daddr {endpoint} tcp dport 443 accept "
+            f"comment \"{what}, at its private endpoint, where the NSG rules allow it\"")),
         "    drop",
         "  }",
         "  chain prerouting {",

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from blueprints.airlock_settings import airlock_account_name, airlock_grants, airlock_settings
 from blueprints.cloud_init import RenderError
 from blueprints.dns_allowlist import allowed_names
 from blueprints.git_server.backup_target import storage_account_name
@@ -38,6 +39,7 @@ from lab import (
     role_layers,
     secrets,
     seeds,
+    storage_service,
     trust_network,
 )
 from lab.address_plan import AddressPlan, address_plan, host_route_conflicts
@@ -159,8 +161,12 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
             vault = vault_name(config, platform_services.LAB_SUBSCRIPTION_ID)
             record["key_vault"] = vault
             record["key_vault_address"] = firewall.key_vault_endpoint(config)
-            dns.start(plan, record["zone"], layout.dns_dir,
-                      {f"{vault}.{platform_services.VAULT_DOMAIN}": record["key_vault_address"]},
+            platform_names = {f"{vault}.{platform_services.VAULT_DOMAIN}": record["key_vault_address"]}
+            if airlock_settings(config):
+                record["airlock_account"] = airlock_account_name(config, platform_services.LAB_SUBSCRIPTION_ID)
+                record["airlock_address"] = firewall.airlock_endpoint(config)
+                platform_names[f"{record['airlock_account']}.{storage_service.BLOB_DOMAIN}"] = record["airlock_address"]
+            dns.start(plan, record["zone"], layout.dns_dir, platform_names,
                       allowed=allowed_names(config, vault,
                                             storage_account_name(config, platform_services.LAB_SUBSCRIPTION_ID)))
         for rule in skipped:
@@ -176,7 +182,9 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
                                                  f"{config['environment']}")
             ca.ensure()
             platform_ca = _start_platform(config, stack, plan, ca, layout, record["key_vault"],
-                                          record["key_vault_address"])
+                                          record["key_vault_address"], record.get("airlock_address"))
+            if record.get("airlock_account"):
+                _start_storage(config, stack, layout, record["airlock_account"], record["airlock_address"])
             if plan.identity_provider_ip:
                 _start_identity_provider(config, plan, ca, layout)
             for machine in plan.machines:
@@ -319,7 +327,7 @@ def _lab_mounts() -> list[Path]:
 
 
 def _start_platform(config: dict[str, Any], stack: str, plan: AddressPlan, ca: secrets.LabCertificateAuthority,
-                    layout: LabLayout, vault: str, vault_address: str) -> bytes:
+                    layout: LabLayout, vault: str, vault_address: str, airlock_address: str | None = None) -> bytes:
     """The instance metadata service and Key Vault, loaded with what the Pulumi program would create
     and grant; returns the platform CA's certificate, which every machine trusts."""
     try:
@@ -334,11 +342,28 @@ def _start_platform(config: dict[str, Any], stack: str, plan: AddressPlan, ca: s
         platform_ca = secrets.LabCertificateAuthority(layout.platform_dir / "ca", "Azure platform stand-in")
         platform_ca.ensure()
         cert, key = platform_ca.issue([f"{vault}.{platform_services.VAULT_DOMAIN}"], layout.platform_dir)
-        network.create_platform_link((platform_services.IMDS_ADDRESS, vault_address))
+        network.create_platform_link((platform_services.IMDS_ADDRESS, vault_address)
+                                     + ((airlock_address,) if airlock_address else ()))
         platform_services.start_process(layout.platform_dir, cert, key, vault_address)
         return platform_ca.cert.read_bytes()
     except (OSError, network.NetworkError, secrets.SecretError, platform_services.PlatformError) as error:
         raise LabUpError(f"metadata and Key Vault stand-ins: {error}") from error
+
+
+def _start_storage(config: dict[str, Any], stack: str, layout: LabLayout, account: str, address: str) -> None:
+    """The airlock's storage account: Azurite on loopback behind the authorising front at the private
+    endpoint's address, with a platform-CA certificate for ``<account>.blob.core.windows.net``."""
+    directory = storage_service.storage_dir(layout.platform_dir)
+    try:
+        storage_service.write_state(directory, stack=stack, account=account, grants=airlock_grants(config),
+                                    azurite_port=storage_service.free_port(),
+                                    providers_group=config["airlock"]["data_providers_group"])
+        storage_service.start_azurite(directory)
+        platform_ca = secrets.LabCertificateAuthority(layout.platform_dir / "ca", "Azure platform stand-in")
+        cert, key = platform_ca.issue([f"{account}.{storage_service.BLOB_DOMAIN}"], directory)
+        storage_service.start_front(directory, layout.platform_dir, address, cert, key)
+    except (OSError, secrets.SecretError, storage_service.StorageError) as error:
+        raise LabUpError(f"the airlock's storage stand-in: {error}") from error
 
 
 def _tenant_id(config: dict[str, Any]) -> str:
@@ -403,6 +428,7 @@ def _down(progress: Progress, purge: bool = False, quiet: bool = False) -> list[
                         removed.append(f"{name}:{directory} (kept on the host for the next lab)")
         if dns.stop(layout.dns_dir):
             removed.append("dnsmasq")
+        removed += storage_service.stop_processes(storage_service.storage_dir(layout.platform_dir))
         if platform_services.stop_process(layout.platform_dir):
             removed.append("metadata and Key Vault stand-ins")
     removed += network.remove_all()

@@ -7,6 +7,10 @@ its own from the host; the host routes each server's address there. Traffic from
 through the host's forward path like any other, so the compiled NSG rules (lab/firewall.py) decide
 exactly as on Azure: the declared port passes, any other port is dropped by the final deny. What
 listens inside the namespace is up to the test (a TCP listener standing in for SQL Server).
+
+With an airlock, the namespace also holds a data provider's machine: the first address of each of
+``network.private_client_ranges``, from which a person of the data providers group uploads to the
+airlock's private endpoint (``provider_addresses``; bind to it, e.g. ``curl --interface``).
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import ipaddress
 import subprocess
 from typing import Any
 
+from blueprints.airlock_settings import airlock_settings
 from blueprints.data_sources import data_source_server, declared_data_sources
 from lab.layout import PREFIX
 from lab.network import NetworkError
@@ -50,6 +55,23 @@ def server_addresses(config: dict[str, Any]) -> list[str]:
     return addresses
 
 
+def provider_addresses(config: dict[str, Any]) -> list[str]:
+    """A data provider's machine in each of the trust's private client ranges (none without an airlock)."""
+    if not airlock_settings(config):
+        return []
+    addresses = []
+    for prefix in config["network"].get("private_client_ranges") or []:
+        network = ipaddress.ip_network(prefix)
+        addresses.append(str(next(network.hosts(), network.network_address)))
+    return addresses
+
+
+def namespace_addresses(config: dict[str, Any]) -> list[str]:
+    """Every address the trust network holds in the lab: data sources' servers, then data providers."""
+    addresses = server_addresses(config)
+    return addresses + [address for address in provider_addresses(config) if address not in addresses]
+
+
 def _run(*argv: str) -> None:
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
     if result.returncode != 0:
@@ -57,10 +79,11 @@ def _run(*argv: str) -> None:
 
 
 def create(config: dict[str, Any]) -> str | None:
-    """Wire the namespace with every data source's address; its name, or None without data sources.
+    """Wire the namespace with every data source's and data provider's address; its name, or None
+    without either.
 
     ``lab down`` removes it with the lab's other namespaces and links (found by the lab's prefix)."""
-    addresses = server_addresses(config)
+    addresses = namespace_addresses(config)
     if not addresses:
         return None
     _run("ip", "netns", "add", TRUST_NETNS)
@@ -88,7 +111,7 @@ def update(config: dict[str, Any]) -> list[str]:
     """After a day-two edit (`lab apply`): give the namespace the address of each data source declared
     since `lab up`, as the trust's network already has it; returns the addresses added. Addresses of
     sources no longer declared stay: the NSG rules, not the trust's network, stop the traffic."""
-    addresses = server_addresses(config)
+    addresses = namespace_addresses(config)
     if not addresses:
         return []
     if not _present():
