@@ -87,6 +87,7 @@ checkov: $(STAMP) $(CHECKOV_STAMP)
 	$(BIN)/python -m validation.checkov_gate --checkov $(CHECKOV_VENV)/bin/checkov --out out/checkov stacks/*.yaml
 
 ## lab-test: (root) the lab on $(STACK): lab up, the lab and acceptance suites, then lab down (always)
+# Azurite is the airlock's storage account in the lab (lab/storage_service.py), so the lab needs it too.
 # Faults come after the suites (they stop services, re-run cloud-init and reboot every machine), then
 # day two (every in-place edit applied with `lab apply`); the acceptance suites then run again on the
 # machines that went through both, against the edited stack.
@@ -94,7 +95,7 @@ checkov: $(STAMP) $(CHECKOV_STAMP)
 # Stage timings: under `make test` they join its table (printed by it); run alone, lab-test prints its own.
 LAB_TIMINGS_START := $(if $(filter 0,$(MAKELEVEL)),$(BIN)/python benchmarks/stage_timings.py start $(TIMINGS),true)
 LAB_TIMINGS_REPORT := $(if $(filter 0,$(MAKELEVEL)),$(BIN)/python benchmarks/stage_timings.py report $(TIMINGS),true)
-lab-test: $(STAMP) host-deps
+lab-test: $(STAMP) host-deps azurite
 	@if [ "$$(id -u)" != 0 ]; then echo "make lab-test runs the lab: run it as root" >&2; exit 2; fi
 	@$(LAB_TIMINGS_START); \
 	$(STAGE) "lab up" -- $(BIN)/blueprints lab up $(STACK); status=$$?; \

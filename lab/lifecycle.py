@@ -122,6 +122,9 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
     conflicts = host_route_conflicts(plan)
     if conflicts:
         raise UsageError("the stack's addresses clash with this host's routes: " + "; ".join(conflicts))
+    if airlock_settings(config) and not storage_service.AZURITE_BLOB.exists():
+        raise UsageError(f"the stack has an airlock, whose storage account the lab runs in Azurite, which is not "
+                         f"installed ({storage_service.AZURITE_BLOB}): `make azurite` installs it")
     try:
         seed_files = {m.name: seeds.seed_files(config, stack, m) for m in plan.machines}
     except RenderError as error:
