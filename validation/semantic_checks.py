@@ -35,6 +35,7 @@ from blueprints.settings_fields import APPROVED_VM_SIZES_ALLOWED, approved_vm_si
 from blueprints.sign_in_names import mapping_problems
 from blueprints.topology import FIRST_USABLE_HOST, plan_machines
 from modules.naming import NAME_RULES, Naming, name_problems
+from validation.analyst_checks import analyst_access_problems
 from validation.custom_data_secrets import CUSTOM_DATA_SECRET_PATTERNS
 from validation.problems import MISSING, Problem
 
@@ -370,26 +371,6 @@ def _roles(config: dict[str, Any]) -> list[Problem]:
     return problems
 
 
-def _bastion_access(config: dict[str, Any]) -> list[Problem]:
-    """What a stack promises people that Azure Bastion cannot give them.
-
-    With Bastion there is no jump host and no single sign-on: the analytics VMs' JupyterHub
-    accepts sign-in only from the self-hosted gateway, and no VM creates the jump-host accounts,
-    so the administrator (admin.username) is the only account that signs in anywhere.
-    """
-    gateway = config["roles"].get("gateway")
-    if not gateway or gateway["kind"] != "bastion" or not gateway.get("ssh_users"):
-        return []
-    names = [user["name"] for user in gateway["ssh_users"]]
-    return [Problem("roles.gateway.ssh_users", names,
-                    "lists analysts' SSH accounts, but with roles.gateway.kind: bastion there is no jump host "
-                    "to hold them and no VM creates them, so these people could not sign in anywhere",
-                    "for analysts' own accounts (SSH with key and code, JupyterHub behind single sign-on) use "
-                    "roles.gateway.kind: self-hosted with hostname and identity; with bastion remove "
-                    "ssh_users: only admin.username signs in to the VMs, through Bastion "
-                    "(bastion_sku: Standard for native-client tunnels)")]
-
-
 def _git_server(config: dict[str, Any]) -> list[Problem]:
     """Names unique, keys sound, and every team and user an access list names exists."""
     git = config["roles"].get("git_server")
@@ -658,8 +639,8 @@ def _airlock(config: dict[str, Any]) -> list[Problem]:
 def semantic_problems(config: dict[str, Any]) -> list[Problem]:
     """Every cross-field problem of a schema-valid config."""
     address = _address_plan(config)
-    problems = (address + _admin(config) + _roles(config) + _bastion_access(config) + _git_server(config)
-                + _backup_directory(config)
+    problems = (address + _admin(config) + _roles(config) + _git_server(config)
+                + _backup_directory(config) + analyst_access_problems(config)
                 + _analytics_admins(config) + _data_sources(config)
                 + _allowlists(config) + _vm_sizes(config) + secret_like_text(config))
     if not address:

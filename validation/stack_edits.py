@@ -197,9 +197,11 @@ ORDINARY_EDITS: tuple[StackEdit, ...] = (
         name="add-gateway-user",
         description="Add jbloggs (with an SSH key) to roles.gateway.ssh_users",
         edit=_add_gateway_user,
-        analyst_notices="jbloggs can use the SSH jump host after enrolling a TOTP code",
+        analyst_notices="jbloggs can use the SSH jump host after enrolling a TOTP code, and reaches a shell "
+                        "of their own on each analytics VM with the same key",
         vm_does="the gateway's apply program creates the account (no shell) and installs its key; "
-                "other users' TOTP enrolments are kept",
+                "other users' TOTP enrolments are kept; each analytics VM creates the account (no sudo) "
+                "and lets it in with that key from the gateway only",
         takes="seconds after the VM reads its new settings",
     ),
     StackEdit(

@@ -35,7 +35,8 @@ AFFECTED_ROLES = {
     # The gateway publishes the new VM and lets the jump host forward to it.
     "analytics-count-2-to-3": {"gateway"},
     "add-admin-ssh-key": {"analytics", "gateway", "git_server", "package_mirror"},
-    "add-gateway-user": {"gateway"},
+    # The jump host holds the account, and each analytics VM an account of the same name.
+    "add-gateway-user": {"gateway", "analytics"},
     # The gateway applies the account map; each hub checks sign-ins against its accounts.
     "add-sign-in-account": {"gateway", "analytics"},
 }
