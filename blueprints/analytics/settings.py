@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from blueprints.airlock_settings import ingress_settings
+from blueprints.analyst_access import analyst_settings, analysts
 from blueprints.analytics.image import IMAGE_SCHEMA
 from blueprints.data_sources import DATA_SOURCES_SCHEMA, LINKS, client_files
 from blueprints.role import stack_settings
@@ -42,7 +43,8 @@ SETTINGS_SCHEMA: dict[str, Any] = {
 
 def template_settings(config: dict[str, Any], name: str) -> dict[str, Any]:
     """The role's stack settings, plus the data sources' client files (its VM settings carry them),
-    the links from where the clients read to those files (its cloud-init makes them, once), and who
-    reads the airlock's ingress (blueprints/airlock_settings.py; its VM settings carry it)."""
+    the links from where the clients read to those files (its cloud-init makes them, once), and the
+    analysts' SSH accounts and keys (blueprints/analyst_access.py; its VM settings carry them)."""
     return {**stack_settings(config, name), "data_source_files": client_files(config),
-            "data_source_links": dict(LINKS), "ingress": ingress_settings(config)}
+            "data_source_links": dict(LINKS), "analyst_access": analyst_settings(config),
+            "analyst_keys": analysts(config), "ingress": ingress_settings(config)}

@@ -63,6 +63,8 @@ HOOKS: dict[str, list[str]] = {
     "jupyterhub": ["systemctl", "try-restart", "jupyterhub.service"],
     # Starts or stops an analytics VM's copy of the airlock's ingress (blueprints/analytics/ingress_copy.py).
     "analytics-ingress": ["/usr/local/sbin/analytics-ingress", "apply", "/etc/trust-blueprints/ingress.json"],
+    # Analysts' accounts and sshd's rule for them (blueprints/analytics/analyst_accounts.py).
+    "analytics-analysts": ["/usr/local/sbin/analytics-analysts", "/etc/trust-blueprints/analysts.json"],
     "gateway-jump-users": ["/bin/sh", "-c", "set -eu; while read -r name; do /usr/local/sbin/gateway-jump-user "
                            "\"$name\"; done < /etc/trust-blueprints/gateway/jump-users"],
     "gateway-sshd": ["/bin/sh", "-c", "/usr/sbin/sshd -t && systemctl try-reload-or-restart ssh.service"],
