@@ -348,8 +348,9 @@ def test_key_and_code_reach_an_internal_machine_through_the_jump_host(lab, publi
     result = _ssh(lab, public_host, jump_user, JUMP_USER, jump_user["totp"].next_code(),
                   "-o", "PreferredAuthentications=publickey", jump=f"{JUMP_USER}@{target.name}.{zone}",
                   command=("true",))
-    # The jump worked when the internal machine's own sshd answered (it then has no key for this
-    # probe account, which is its business, not the gateway's).
+    # The jump worked when the internal machine's own sshd answered. The probe is a jump-host
+    # account made on the gateway alone, not an analyst of the stack, so the machine refuses it;
+    # an analyst of roles.gateway.ssh_users gets a shell of their own (test_analyst_ssh.py).
     assert f"Permanently added '{target.name}.{zone}'" in result.stderr, result.stderr
     assert f"{JUMP_USER}@{target.name}.{zone}: Permission denied" in result.stderr
 

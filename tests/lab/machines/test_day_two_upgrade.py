@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from lab.machines import run
-from validation.stack_edits import NEW_ADMIN_KEY, ORDINARY_EDITS
+from validation.stack_edits import NEW_ADMIN_KEY, NEW_GATEWAY_USER_KEY, ORDINARY_EDITS
 
 pytestmark = [
     pytest.mark.lab,
@@ -122,6 +122,11 @@ def test_every_in_place_edit_reaches_its_machines_and_nothing_is_lost(lab: Any, 
     gateway = next((m.name for m in lab.machines if m.role == "gateway"), None)
     if gateway:
         assert run(None, gateway, ["id", "jbloggs"]).returncode == 0
+        # Each analytics VM: an account of the same name, with the key the stack gives it.
+        for machine in (m for m in lab.machines if m.role == "analytics"):
+            assert run(None, machine.name, ["id", "jbloggs"]).returncode == 0, machine.name
+            key = run(None, machine.name, ["cat", "/etc/ssh/trust-blueprints-keys/jbloggs"], check=True).stdout
+            assert key.split()[:2] == NEW_GATEWAY_USER_KEY.split()[:2], machine.name
     # The mirror serves the newly allowed package.
     analytics = next(m.name for m in lab.machines if m.role == "analytics")
     index_url = run(None, analytics, ["python3", "-c", "import configparser; c = configparser.ConfigParser(); "
