@@ -9,6 +9,8 @@ Endpoints are written as:
   ``private-clients``   private ranges of the trust's own network joined by peering, VPN or
                         ExpressRoute (existing analyst machines; present only when listed)
   ``internet``          anything outside the virtual network
+  ``hub-bastion``       a landing zone hub's AzureBastionSubnet (network.landing_zone.hub_bastion_range;
+                        present only when given)
   ``subnet:NAME``       every address of a subnet
   ``role:ROLE``         the fixed addresses of the machines of one role (``role:*``: every VM)
   ``endpoint:NAME``     a platform service's private endpoint in the ``services`` subnet
@@ -94,6 +96,11 @@ FLOWS: tuple[Flow, ...] = (
          "Azure Bastion SSH sessions", gateway_kinds=BASTION),
     Flow("ssh-bastion-to-services", "subnet:bastion", "subnet:services", (22,),
          "Azure Bastion SSH sessions for administrators", gateway_kinds=BASTION),
+    # A landing zone's spoke has no gateway of its own: SSH comes from the hub's Azure Bastion.
+    Flow("ssh-hub-bastion-to-analytics", "hub-bastion", "role:analytics", (22,),
+         "SSH sessions through the landing zone hub's Azure Bastion"),
+    Flow("ssh-hub-bastion-to-services", "hub-bastion", "subnet:services", (22,),
+         "administrators' SSH sessions through the landing zone hub's Azure Bastion"),
     # Everything installs through the mirror; code lives on the Git server.
     Flow("packages-analytics-to-mirror", "role:analytics", "role:package_mirror", (443, 3142),
          "pip, npm, R and apt through the trust's mirror"),
@@ -254,7 +261,7 @@ def data_source_flows(config: dict[str, Any]) -> list[Flow]:
 
 
 def _band(flow: Flow) -> Priority:
-    if flow.source in ("clients", "private-clients") or flow.source.startswith("tag:"):
+    if flow.source in ("clients", "private-clients", "hub-bastion") or flow.source.startswith("tag:"):
         return Priority.FROM_CLIENTS
     if flow.destination.startswith("data-source:"):
         return Priority.TO_TRUST_DATA_SOURCES
@@ -272,6 +279,8 @@ class _Resolver:
         self.subnets = {name: str(net) for name, net in subnet_plan(config).items()}
         self.clients = tuple(config["network"]["allowed_client_ranges"])
         self.private_clients = tuple(config["network"]["private_client_ranges"])
+        hub_bastion = (config["network"].get("landing_zone") or {}).get("hub_bastion_range")
+        self.hub_bastion = (hub_bastion,) if hub_bastion else ()
         self.role_ips: dict[str, list[str]] = {}
         self.role_subnets: dict[str, list[str]] = {}
         for machine in plan_machines(config):
@@ -286,6 +295,8 @@ class _Resolver:
         kind, _, value = endpoint.partition(":")
         if endpoint == "private-clients":
             return bool(self.private_clients)
+        if endpoint == "hub-bastion":
+            return bool(self.hub_bastion)
         if kind == "subnet":
             return value == "*" or value in self.subnets
         if kind == "role":
@@ -302,6 +313,8 @@ class _Resolver:
             return self.clients
         if endpoint == "private-clients":
             return self.private_clients
+        if endpoint == "hub-bastion":
+            return self.hub_bastion
         if endpoint == "internet":
             return ("Internet",)
         if kind == "tag":
@@ -425,6 +438,8 @@ def endpoint_text(endpoint: str, config: dict[str, Any]) -> str:
         return "trust client ranges (" + ", ".join(config["network"]["allowed_client_ranges"]) + ")"
     if endpoint == "private-clients":
         return "trust network (" + ", ".join(config["network"]["private_client_ranges"]) + ")"
+    if endpoint == "hub-bastion":
+        return f"the hub's Azure Bastion ({config['network']['landing_zone']['hub_bastion_range']})"
     if endpoint == "internet":
         return "Internet"
     if kind == "tag":

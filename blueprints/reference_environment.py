@@ -20,7 +20,7 @@ from blueprints.deployment import EnvironmentParts, deploy_function
 from blueprints.dns_allowlist import allowed_names
 from blueprints.environment_secrets import EnvironmentSecrets, EnvironmentSecretsArgs
 from blueprints.git_server.backup_target import storage_account_name
-from blueprints.landing_zone import landing_zone, parse_id
+from blueprints.landing_zone import existing_spoke_id, landing_zone, parse_id
 from blueprints.network_flows import ENDPOINT_SUBNET, endpoint_addresses, nsg_rules
 from blueprints.regions import availability_zones
 from blueprints.role_host import RoleHostArgs
@@ -32,6 +32,7 @@ from blueprints.vm_tags import platform_tags
 from modules.backup import Backup, BackupArgs
 from modules.dns_security_policy import DnsSecurityPolicy, DnsSecurityPolicyArgs
 from modules.existing_hub import ExistingHub, ExistingHubArgs
+from modules.hub_peering import HubPeering, HubPeeringArgs
 from modules.key_vault import KeyVault, KeyVaultArgs
 from modules.monitor_private_link import MonitorPrivateLink, MonitorPrivateLinkArgs
 from modules.monitoring import Monitoring, MonitoringArgs
@@ -104,16 +105,17 @@ class ReferenceEnvironment(pulumi.ComponentResource):
         # The region's zones from its facts (blueprints/regions.yaml): none in UK West.
         zones = availability_zones(config["location"])
         spoke = landing_zone(config)
-        if spoke and parse_id(spoke["spoke_virtual_network_id"]).subscription_id.lower() != \
-                client.subscription_id.lower():
+        given_spoke = existing_spoke_id(config)
+        if given_spoke and parse_id(given_spoke).subscription_id.lower() != client.subscription_id.lower():
             raise ValueError(f"network.landing_zone.spoke_virtual_network_id is in subscription "
-                             f"{parse_id(spoke['spoke_virtual_network_id']).subscription_id}, but the program runs "
+                             f"{parse_id(given_spoke).subscription_id}, but the program runs "
                              f"in {client.subscription_id}: deploy the stack in the spoke's subscription, where its "
                              "subnets are created")
-        # In a landing zone the hub's firewall carries the mirror's egress, and the spoke, the hub's
-        # zones and the central workspace are looked up, never created (modules/existing_hub.py).
+        # In a landing zone the hub's firewall carries the mirror's egress, and the hub's zones, the central
+        # workspace and a given spoke are looked up, never created (modules/existing_hub.py).
         hub = ExistingHub(f"{name}-hub", ExistingHubArgs(
-            spoke["spoke_virtual_network_id"], spoke["private_dns_zone_ids"], spoke["log_analytics_workspace_id"],
+            given_spoke, spoke["private_dns_zone_ids"], spoke["log_analytics_workspace_id"],
+            hub_vnet_id=None if given_spoke else spoke["hub_virtual_network_id"],
         ), child) if spoke else None
         nat = (NatEgress(f"{name}-egress", NatEgressArgs(placement, zones=zones), child)
                if egress_subnets and not spoke else None)
@@ -128,11 +130,17 @@ class ReferenceEnvironment(pulumi.ComponentResource):
                 rules=nsg_rules(config),
                 nat_gateway_id=nat.nat_gateway_id if nat else None,
                 egress_subnets=egress_subnets,
-                existing=ExistingNetwork(hub.vnet_id, hub.vnet_name, hub.vnet_resource_group_name) if hub else None,
+                existing=(ExistingNetwork(hub.vnet_id, hub.vnet_name, hub.vnet_resource_group_name)
+                          if hub and hub.vnet_id is not None and hub.vnet_name is not None
+                          and hub.vnet_resource_group_name is not None else None),
                 route_table_id=route.route_table_id if route else None,
             ),
             child,
         )
+        if spoke and not given_spoke:
+            # A spoke of our own: its half of the peering is ours, the hub's half is the hub team's.
+            HubPeering(f"{name}-hub-peering", HubPeeringArgs(
+                placement, net.vnet_name, spoke["hub_virtual_network_id"], spoke["use_hub_gateways"]), child)
         if ENDPOINT_SUBNET not in net.subnet_ids:  # validation refuses such a stack first
             raise ValueError(f"the platform services' private endpoints need the {ENDPOINT_SUBNET} subnet")
         # Key Vault, Blob storage and Azure Monitor only through private endpoints (blueprints/network_flows.py).

@@ -24,6 +24,7 @@ NAME_RULES: dict[str, tuple[int, str]] = {
     "rg": (90, r"^[A-Za-z0-9._()-]+[^.]$"),
     "vnet": (64, r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9_]$"),
     "snet": (80, r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9_]$"),
+    "peer": (80, r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9_]$"),
     "nsg": (80, r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9_]$"),
     "ng": (80, r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9_]$"),
     "pip": (80, r"^[A-Za-z0-9][A-Za-z0-9._-]*[A-Za-z0-9_]$"),

@@ -207,6 +207,7 @@ class _Pricer:
             _VM: self._virtual_machine,
             "azure-native:network:PublicIPAddress": self._public_ip,
             "azure-native:network:NatGateway": self._nat_gateway,
+            "azure-native:network:VirtualNetworkPeering": self._peering,
             "azure-native:network:BastionHost": self._bastion,
             "azure-native:keyvault:Vault": self._key_vault,
             "azure-native:operationalinsights:Workspace": self._workspace,
@@ -270,6 +271,13 @@ class _Pricer:
         gb = _dec(self.prices.assumption("nat_gb_per_month"))
         return [LineItem("NAT gateway", f"{self.prices.hours} h x {_rate_text(hourly)}/h", self.prices.hours * hourly),
                 LineItem("data processed", f"{gb} GB (assumed) x {_rate_text(per_gb)}/GB", gb * per_gb)]
+
+    def _peering(self, resource: PlannedResource) -> list[LineItem]:
+        # The peering itself is free; the data crossing it is billed at each end, this one here.
+        per_gb = self.prices.rate("vnet_peering_per_gb")
+        gb = _dec(self.prices.assumption("peering_gb_per_month"))
+        return [LineItem("data through the peering (this end)", f"{gb} GB (assumed) x {_rate_text(per_gb)}/GB",
+                         gb * per_gb)]
 
     def _bastion(self, resource: PlannedResource) -> list[LineItem] | str:
         sku = resource.inputs.get("sku", {}).get("name", "Basic")
@@ -388,11 +396,13 @@ class _Pricer:
 _SELF_HOSTED_GIVES = ("HTTPS single sign-on (Entra ID) to JupyterHub and the Git web view, and an SSH jump host "
                       "(key and TOTP code) for git and terminals; patched by unattended-upgrades like every VM")
 _BASTION_GIVES = {
-    "Basic": ("SSH in the Azure portal's browser window only: no native SSH client, so no git over SSH and no "
-              "JupyterHub in a browser from an analyst's machine; managed and patched by Microsoft"),
-    "Standard": ("Basic plus native-client tunnelling (az network bastion ssh/tunnel), so git over SSH works and "
-                 "the administrator can forward a JupyterLab started in their own session; JupyterHub's sign-in "
-                 "needs the self-hosted gateway; managed by Microsoft"),
+    "Basic": ("SSH in the Azure portal's browser window only: no native SSH client, so no git over SSH, no "
+              "JupyterLab forwarding and no analysts' own SSH accounts (validate refuses ssh_users with Basic); "
+              "managed and patched by Microsoft"),
+    "Standard": ("Basic plus native-client tunnelling (az network bastion ssh/tunnel): each analyst in "
+                 "roles.gateway.ssh_users signs in to an account of their own on the analytics VMs with their key, "
+                 "uses git over SSH and forwards a JupyterLab started in their own session; no JupyterHub in a "
+                 "browser (its sign-in needs the self-hosted gateway); managed by Microsoft"),
 }
 _FIREWALL_GIVES = {
     "none": ("the deployed design: only the mirror has Internet egress (NSG rule plus NAT gateway) and its "
@@ -477,8 +487,10 @@ def estimate(plan: Plan, prices: PriceTable | None = None) -> Estimate:
         notes.append(f"{len(missing)} resource(s) are not priced, so the total is too low by their cost")
     spoke = bool(plan.config["network"].get("landing_zone"))
     if spoke:  # the hub's remote access and firewall are the trust's already: no options to weigh here
+        created = plan.of_type("azure-native:network:VirtualNetworkPeering")  # a spoke of our own: its end is priced
+        peering = "the hub's end of the peering's traffic" if created else "the peering's traffic"
         notes.append("a landing zone's spoke: the hub firewall's processing, the hub's Bastion, the central "
-                     "workspace's log ingestion and the peering's traffic are billed where the hub is, not here")
+                     f"workspace's log ingestion and {peering} are billed where the hub is, not here")
     return Estimate(
         stack=plan.stack, source=plan.source, region=prices["region"], currency=prices["currency"],
         compiled=str(prices["compiled"]), price_source=" ".join(str(prices["source"]).split()),

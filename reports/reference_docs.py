@@ -89,6 +89,8 @@ class _Drawing:
             return ["clients"]
         if endpoint == "private-clients":
             return ["private_clients"]
+        if endpoint == "hub-bastion":
+            return ["hub_bastion"]
         if endpoint == "internet":
             return ["internet"]
         if kind == "tag":
@@ -151,7 +153,7 @@ def render_dot(plan: Plan, rankdir: str = "LR") -> str:
     title = (f"Stack {plan.stack}: {config['trust']['name']} ({config['environment']}, {config['location']}), "
              "drawn from the offline plan")
     spoke = config["network"].get("landing_zone")
-    if spoke:  # the landing zone's network, looked up: no VirtualNetwork of the plan's own
+    if spoke and spoke.get("spoke_virtual_network_id"):  # looked up: no VirtualNetwork of the plan's own
         vnet_label = (f"spoke virtual network {spoke['spoke_virtual_network_id'].rsplit('/', 1)[-1]} "
                       f"{config['network']['address_space']} (the landing zone's)")
     else:
@@ -172,6 +174,10 @@ def render_dot(plan: Plan, rankdir: str = "LR") -> str:
     if "private-clients" in endpoints:
         lines.append("  private_clients [label=" + _quote("Trust network (peering or VPN)\n"
                                                          + "\n".join(config["network"]["private_client_ranges"]))
+                     + ", shape=oval, fillcolor=\"#e6f4ea\"];")
+    if "hub-bastion" in endpoints:
+        lines.append("  hub_bastion [label=" + _quote("The hub's Azure Bastion (peering)\n"
+                                                     + config["network"]["landing_zone"]["hub_bastion_range"])
                      + ", shape=oval, fillcolor=\"#e6f4ea\"];")
     for source in declared_data_sources(config):
         if f"data-source:{source['name']}" in endpoints:

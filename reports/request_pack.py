@@ -25,7 +25,7 @@ from markupsafe import Markup
 
 from blueprints.cloud_init import render_user_data
 from blueprints.data_sources import DATA_SOURCE_KINDS, declared_data_sources
-from blueprints.landing_zone import firewall_rules, hub_requests
+from blueprints.landing_zone import creates_spoke, firewall_rules, hub_requests
 from blueprints.network_flows import active_flows, endpoint_text
 from blueprints.topology import plan_machines, private_dns_zone
 from reports.costing import Estimate, estimate
@@ -679,6 +679,7 @@ def build_context(plan: Plan) -> dict[str, Any]:
         # A landing zone's spoke: what the hub team changes, and the firewall rules the mirror needs.
         "hub": hub_requests(plan.config, private_dns_zone(plan.config)),
         "firewall_rules": firewall_rules(plan.config) if plan.config["network"].get("landing_zone") else [],
+        "spoke_created": creates_spoke(plan.config),
     }
 
 

@@ -221,7 +221,7 @@ def record_plan(stack_file: str | Path, subscription_id: str = MOCK_SUBSCRIPTION
     config = load_stack(path)
     stack = _STACK_NAME.sub("-", path.stem)
     spoke = config["network"].get("landing_zone")
-    if spoke and subscription_id == MOCK_SUBSCRIPTION:
+    if spoke and spoke.get("spoke_virtual_network_id") and subscription_id == MOCK_SUBSCRIPTION:
         # A spoke's subnets are created in the spoke's subscription, so a deployment runs there: the plan too.
         subscription_id = spoke["spoke_virtual_network_id"].split("/")[2]
     resources, outputs = record_program(lambda: define_environment(config), stack, subscription_id)

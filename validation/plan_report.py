@@ -60,6 +60,11 @@ _DETAILS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "azure-native:network:Subnet": lambda i: [
         f"{i['addressPrefix']}, NSG attached, "
         f"{_subnet_egress(i)}"],
+    "azure-native:network:VirtualNetworkPeering": lambda i: [
+        f"to {i['remoteVirtualNetwork']['id'].rsplit('/', 1)[-1]}, forwarded traffic "
+        f"{'allowed' if i.get('allowForwardedTraffic') else 'refused'}, the hub's gateways "
+        f"{'used' if i.get('useRemoteGateways') else 'not used'}, gateway transit "
+        f"{'offered' if i.get('allowGatewayTransit') else 'not offered'}"],
     "azure-native:network:RouteTable": lambda i: [
         f"{r['addressPrefix']} -> {r['nextHopType']} {r.get('nextHopIpAddress', '')}".rstrip()
         for r in i.get("routes", [])],
@@ -136,5 +141,10 @@ def render_summary(plan: Plan) -> str:
     if state_only:
         made = Counter(_short_type(resource) for resource in state_only)
         summary += (f"\n{len(state_only)} made by the program, kept only in Pulumi's state and stored in Key Vault: "
+                    + ", ".join(f"{count} {name}" for name, count in sorted(made.items())))
+    directory = plan.directory_resources()
+    if directory:
+        made = Counter(_short_type(resource) for resource in directory)
+        summary += (f"\n{len(directory)} in Entra ID (the gateway's app registration; no charge): "
                     + ", ".join(f"{count} {name}" for name, count in sorted(made.items())))
     return summary

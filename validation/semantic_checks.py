@@ -362,6 +362,9 @@ def _roles(config: dict[str, Any]) -> list[Problem]:
         if declared.name not in roles:
             continue
         for other, why in declared.requires:
+            # A landing zone's remote access is the hub's Bastion (validation/landing_zone_checks.py).
+            if other == "gateway" and config["network"].get("landing_zone"):
+                continue
             if other not in roles:
                 problems.append(Problem(f"roles.{other}", None, f"is required by roles.{declared.name}", why))
     mirror = roles.get("package_mirror")

@@ -51,6 +51,17 @@ CASES = [
      (("hub_firewall_address: 10.88.0.4", "hub_firewall_address: 20.50.1.4"),)),
     ("firewall-inside-the-spoke", FIELD + "hub_firewall_address", "lies inside the spoke's network.address_space",
      (("hub_firewall_address: 10.88.0.4", "hub_firewall_address: 10.88.4.100"),)),
+    ("bastion-range-not-a-range", FIELD + "hub_bastion_range", "a private IPv4 range outside network.address_space",
+     (("hub_bastion_range: 10.88.0.64/26", "hub_bastion_range: bastion-subnet"),)),
+    ("bastion-range-host-bits", FIELD + "hub_bastion_range", "no host bits set",
+     (("hub_bastion_range: 10.88.0.64/26", "hub_bastion_range: 10.88.0.65/26"),)),
+    ("bastion-range-public", FIELD + "hub_bastion_range", "the hub's private AzureBastionSubnet range",
+     (("hub_bastion_range: 10.88.0.64/26", "hub_bastion_range: 20.50.1.0/26"),)),
+    ("bastion-range-inside-the-spoke", FIELD + "hub_bastion_range", "overlaps the spoke's network.address_space",
+     (("hub_bastion_range: 10.88.0.64/26", "hub_bastion_range: 10.88.4.192/26"),)),
+    ("hub-gateways-for-an-existing-spoke", FIELD + "use_hub_gateways",
+     "applies only to a spoke this program creates, and here the spoke is the existing network",
+     (("    hub_firewall_address:", "    use_hub_gateways: true\n    hub_firewall_address:"),)),
     ("gateway-needs-a-public-ip", "roles.gateway.kind", "no gateway kind is allowed",
      (("roles:\n", "roles:\n  gateway:\n    kind: bastion\n"),
       ("    services: 10.88.4.0/27", "    services: 10.88.4.0/27\n    bastion: 10.88.4.64/26"),
@@ -98,10 +109,52 @@ def test_every_bad_id_is_reported_at_once(tmp_path, capsys):
         assert f"{FIELD}{field}:" in err, err
 
 
-def test_analytics_vms_are_refused_in_a_landing_zone_until_they_can_be_reached_without_a_gateway(tmp_path, capsys):
-    edits = (("roles:\n", "roles:\n  analytics:\n    count: 1\n    vm_size: Standard_D4s_v5\n    data_disk_gb: 64\n"
-              "    auto_shutdown: {time: \"19:00\", timezone: GMT Standard Time}\n"),
+ANALYTICS = (("roles:\n", "roles:\n  analytics:\n    count: 1\n    vm_size: Standard_D4s_v5\n    data_disk_gb: 64\n"
+                          "    auto_shutdown: {time: \"19:00\", timezone: GMT Standard Time}\n"),
              ("  subnets:\n", "  subnets:\n    workloads: 10.88.4.128/27\n"))
-    code, _, err = _validate(tmp_path, capsys, "analytics", edits)
+
+
+def test_analytics_vms_in_a_landing_zone_need_the_hubs_bastion_range_and_no_gateway(tmp_path, capsys):
+    code, out, err = _validate(tmp_path, capsys, "analytics", ANALYTICS)
+    assert code == 0, err
+    assert "analytics-1" in out
+    without = (("    hub_bastion_range: 10.88.0.64/26", "    # no Bastion range"), *ANALYTICS)
+    code, _, err = _validate(tmp_path, capsys, "analytics-no-bastion", without)
     assert code == 2
-    assert "roles.analytics" in err and "published only by the gateway" in err, err
+    assert f"{FIELD}hub_bastion_range: is required by roles.analytics in a landing zone" in err, err
+    assert "roles.gateway" not in err, err
+
+
+def test_a_gateway_is_refused_with_the_hubs_bastion_named_instead(tmp_path, capsys):
+    case = next(c for c in CASES if c[0] == "gateway-needs-a-public-ip")
+    code, _, err = _validate(tmp_path, capsys, "gateway", case[3])
+    assert code == 2
+    assert "use the hub's own Azure Bastion instead" in err and f"{FIELD}hub_bastion_range" in err, err
+
+
+CREATED = REPO / "stacks" / "landing-zone-spoke.yaml"
+
+
+def test_the_created_spoke_stack_is_valid(capsys):
+    assert main(["validate", str(CREATED)]) == 0
+    assert "analytics-2" in capsys.readouterr().out
+
+
+def test_a_created_spoke_names_the_missing_hub_id_and_that_both_forms_need_it(tmp_path, capsys):
+    text = CREATED.read_text()
+    line = f"    hub_virtual_network_id: {HUB}\n"
+    assert line in text
+    path = tmp_path / "no-hub.yaml"
+    path.write_text(text.replace(line, ""))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{FIELD}hub_virtual_network_id: is required: a virtual network's resource id" in err, err
+    assert "both forms need it" in err, err
+
+
+def test_use_hub_gateways_must_be_true_or_false(tmp_path, capsys):
+    path = tmp_path / "gateways.yaml"
+    path.write_text(CREATED.read_text().replace("use_hub_gateways: false", "use_hub_gateways: sometimes"))
+    assert main(["validate", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert f"{FIELD}use_hub_gateways:" in err and "sometimes" in err, err
