@@ -11,6 +11,7 @@ from typing import Any
 
 # Type tokens of the resources Azure holds.
 AZURE = "azure-native:"
+ENTRA_ID = "azuread:"  # pulumi-azuread: Microsoft Graph, not Azure Resource Manager
 
 
 @dataclass
@@ -47,7 +48,13 @@ class Plan:
     def state_only_resources(self) -> list[PlannedResource]:
         """What the program makes that lives only in Pulumi's state: keys, certificates, tokens
         (which it then stores in Key Vault as secrets)."""
-        return [resource for resource in self.resources if resource.custom and not resource.type.startswith(AZURE)]
+        return [resource for resource in self.resources if resource.custom
+                and not resource.type.startswith((AZURE, ENTRA_ID))]
+
+    def directory_resources(self) -> list[PlannedResource]:
+        """What the program makes in Entra ID (the gateway's app registration, when a stack asks for
+        it): directory objects, not Azure resources, and free of charge."""
+        return [resource for resource in self.resources if resource.custom and resource.type.startswith(ENTRA_ID)]
 
     def of_type(self, type_token: str) -> list[PlannedResource]:
         return [resource for resource in self.resources if resource.type == type_token]
