@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from blueprints.airlock_settings import airlock_settings
 from blueprints.data_sources import declared_data_sources
 from blueprints.git_server.backup_target import uses_blob
 from blueprints.topology import private_dns_zone
@@ -64,12 +65,15 @@ def domain_of(url: str) -> str | None:
     return None  # an address needs no name
 
 
-def allowed_names(config: dict[str, Any], key_vault: str, storage_account: str) -> list[AllowedName]:
+def allowed_names(config: dict[str, Any], key_vault: str, storage_account: str,
+                  airlock_account: str | None = None) -> list[AllowedName]:
     """Every name a VM of this stack needs, each once, in a stable order.
 
     ``key_vault`` and ``storage_account`` are Azure names that depend on the subscription, so the
     caller knows them (blueprints.vm_tags.platform_tags gives both; the account is listed only if the
-    stack creates it)."""
+    stack creates it). ``airlock_account`` likewise (``airlock_account_name``), listed only with an airlock:
+    a VM asks for ``<account>.blob.core.windows.net``, which is not under the privatelink zone's name
+    that answers it."""
     names = [
         AllowedName(private_dns_zone(config), "the environment's internal names (mirror, git, analytics-N, gateway)",
                     private=True),
@@ -82,6 +86,11 @@ def allowed_names(config: dict[str, Any], key_vault: str, storage_account: str) 
     if uses_blob(config):
         names.append(AllowedName(f"{storage_account}.{BLOB_DOMAIN}",
                                  "the Git server's nightly backups"))
+    if airlock_settings(config):
+        if not airlock_account:
+            raise ValueError("the stack has an airlock: allowed_names needs its account's name (airlock_account)")
+        names.append(AllowedName(f"{airlock_account}.{BLOB_DOMAIN}",
+                                 "reading analytics VMs copy the airlock's ingress container"))
     gateway = config["roles"].get("gateway")
     if gateway and gateway["kind"] == "self-hosted":
         names.append(AllowedName(ENTRA_SIGN_IN, "the gateway's OpenID Connect sign-in with Entra ID"))

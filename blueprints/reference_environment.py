@@ -226,7 +226,8 @@ class ReferenceEnvironment(pulumi.ComponentResource):
         if not spoke:
             DnsSecurityPolicy(f"{name}-dns-policy", DnsSecurityPolicyArgs(
                 placement, net.vnet_id, [entry.name for entry in allowed_names(
-                    config, naming.name("kv"), storage_account_name(config, client.subscription_id))]), child)
+                    config, naming.name("kv"), storage_account_name(config, client.subscription_id),
+                    airlock_account_name(config, client.subscription_id))]), child)
         self.resource_group_name = group.name
         self.internal_names = {m.name: f"{m.name}.{zone}" for m in machines}
         self.register_outputs({

@@ -171,7 +171,8 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
                 platform_names[f"{record['airlock_account']}.{storage_service.BLOB_DOMAIN}"] = record["airlock_address"]
             dns.start(plan, record["zone"], layout.dns_dir, platform_names,
                       allowed=allowed_names(config, vault,
-                                            storage_account_name(config, platform_services.LAB_SUBSCRIPTION_ID)))
+                                            storage_account_name(config, platform_services.LAB_SUBSCRIPTION_ID),
+                                            airlock_account_name(config, platform_services.LAB_SUBSCRIPTION_ID)))
         for rule in skipped:
             progress.note(f"NSG rule {rule.rule} ({rule.subnet}) not in the lab: {rule.reason}")
         if layers and machines.memory_for_tmpfs():

@@ -131,3 +131,10 @@ def test_the_airlock_has_its_own_cost_lines(plan):
     (endpoint,) = [r for r in plan.of_type(ENDPOINT) if "airlock" in r.azure_name]
     assert "100 GB (assumed)" in priced[endpoint.azure_name].items[1].basis
     assert all(line.monthly > 0 for line in lines + priced[endpoint.azure_name].items)
+
+
+def test_the_networks_dns_policy_lets_vms_resolve_the_airlocks_account(plan):
+    account = _airlock_account(plan)
+    domains = [domain for resource in plan.of_type("azure-native:dnsresolver:DnsResolverDomainList")
+               for domain in resource.inputs["domains"]]
+    assert f"{account.azure_name}.blob.core.windows.net." in domains
