@@ -48,7 +48,9 @@ NOT_BUILT = {"airlock": lambda: "airlock" not in {role.name for role in all_role
 NOT_FLOWS = {"up-to-date", "end-to-end", "day-to-day", "point-to-site", "site-to-site", "peer-to-peer",
              "face-to-face", "one-to-one", "many-to-many", "back-to-back"}
 # Ports a guide may name that no flow opens: they are on a machine's loopback only.
-LOOPBACK_PORTS = {8089: "the mirror README's stand-in upstream for CRAN in a test, on 127.0.0.1"}
+LOOPBACK_PORTS = {8089: "the mirror README's stand-in upstream for CRAN in a test, on 127.0.0.1",
+                  50022: "an analyst's own end of an Azure Bastion tunnel, on their machine's loopback",
+                  8888: "an analyst's own JupyterLab on an analytics VM's loopback, forwarded over their SSH"}
 
 FENCE = re.compile(r"^[ ]*```[^\n]*\n.*?^[ ]*```[ ]*$", re.M | re.S)
 SPAN = re.compile(r"`([^`\n]+)`")
