@@ -31,6 +31,8 @@ vm_program = _vm_program()
 ECOSYSTEMS: tuple[str, ...] = tuple(vm_program.ECOSYSTEMS)
 ALLOWLIST_MAX_ENTRIES: int = vm_program.MAX_ENTRIES
 URL_PATTERN: str = vm_program.UPSTREAM_PATTERN.pattern
+# A year: a longer hold would keep out every fix for longer than any trust would accept.
+MAX_RELEASE_AGE_DAYS = 365
 PYPI_NAME_PATTERN = r"^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$"
 # A PyPI allowlist entry: a project name, optionally with version specifiers ("pandas>=2,<3"),
 # as the program reads them.
@@ -56,6 +58,12 @@ SETTINGS_SCHEMA: dict[str, Any] = {
     "cache_disk_gb": disk_field("Cache disk size in GB", 256),
     "mode": {"type": "string", "allowed": ["curated", "open"], "default": "curated",
              "meta": {"doc": "curated: only allowlisted packages; open: anything upstream"}},
+    "minimum_release_age_days": {
+        "type": "integer", "min": 0, "max": MAX_RELEASE_AGE_DAYS, "default": 0,
+        "meta": {"doc": "Serve a PyPI file or npm tarball only once its upstream has held it this many days "
+                        "(0: off). Holds back a brand-new malicious release until it is found and pulled, "
+                        "but holds back a fresh security fix just as long",
+                 "allowed": f"a whole number of days from 0 (off) to {MAX_RELEASE_AGE_DAYS}"}},
     "allowlists": {
         "type": "dict", "default": {}, "meta": {"doc": "Per-ecosystem allowlists"},
         "schema": {

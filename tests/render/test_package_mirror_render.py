@@ -168,6 +168,31 @@ def test_the_pypi_file_checker_runs_on_loopback_as_a_user_of_its_own(example_con
     assert "systemctl enable --now devpi.service mirror-file-check.service" in commands
 
 
+def test_the_minimum_release_age_reaches_the_file_checker_in_place(example_config):
+    unit = _files(_mirror_document(example_config))["/etc/systemd/system/mirror-file-check.service"]["content"]
+    assert "--age-file /etc/trust-blueprints/mirror/minimum-release-age" in unit
+    assert "--settings /etc/trust-blueprints/mirror/settings.json" in unit
+    site = (FILES / "nginx-site.conf").read_text()
+    assert site.count("auth_request /mirror-file-check;") == 2  # PyPI files and npm tarballs
+    machine = next(m for m in plan_machines(example_config) if m.role == "package_mirror")
+    path = "/etc/trust-blueprints/mirror/minimum-release-age"
+    assert document_files(settings_document(example_config, machine))[path].splitlines()[-1] == "0"
+    config = copy.deepcopy(example_config)
+    config["roles"]["package_mirror"]["minimum_release_age_days"] = 7
+    written = document_files(settings_document(config, machine))[path]
+    checker = _file_check_program()
+    assert checker.age_days(written) == 7  # read by the checker's own rule
+
+
+def _file_check_program():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("mirror_file_check_render", FILES / "mirror-file-check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def test_services_restart_on_failure_as_their_own_users(example_config):
     files = _files(_mirror_document(example_config))
     for unit, user in (("devpi", "devpi"), ("verdaccio", "verdaccio")):

@@ -235,7 +235,14 @@ def test_when_the_upload_time_cannot_be_learnt_the_file_is_refused(tmp_path, doc
         checker.check(f"/pypi/root/pypi/+f/{SIX}")
 
 
-@pytest.mark.parametrize("text", ["seven", "-1", ""])
+def test_the_age_file_as_the_vm_settings_write_it_is_read_past_its_comment(tmp_path):
+    checker, _ = _aged_checker(tmp_path, "# roles.package_mirror.minimum_release_age_days (0: off)\n7\n",
+                               SIX_UPLOADED + timedelta(days=2))
+    with pytest.raises(program.FileRefusedError, match="at least 7 days old"):
+        checker.check(f"/pypi/root/pypi/+f/{SIX}")
+
+
+@pytest.mark.parametrize("text", ["seven", "-1", "", "7\n8\n"])
 def test_an_age_file_that_is_not_a_day_count_refuses_everything(tmp_path, text):
     checker, _ = _aged_checker(tmp_path, text, datetime(2026, 12, 2, tzinfo=UTC))
     if text == "":  # an empty file is no age, as the settings program writes "0" for none

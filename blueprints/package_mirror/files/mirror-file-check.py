@@ -173,6 +173,15 @@ def npm_publish_times(document: object) -> dict[str, datetime]:
     return times
 
 
+def age_days(text: str) -> int:
+    """The age file's number of days: one whole number, with comment lines (#) around it; empty is 0."""
+    words = [line.split("#", 1)[0].strip() for line in text.splitlines()]
+    words = [word for word in words if word]
+    if len(words) > 1:
+        raise ValueError(f"more than one value: {words}")
+    return int(words[0]) if words else 0
+
+
 class ReleaseAge:
     """The minimum age and the upstreams, read from their files when these change."""
 
@@ -196,7 +205,7 @@ class ReleaseAge:
         if self.age_file is None:
             return 0
         try:
-            days = self._read(self.age_file, lambda text: int(text.split("#", 1)[0].strip() or "0"))
+            days = self._read(self.age_file, age_days)
         except (OSError, ValueError) as error:
             raise FileRefusedError(f"the minimum release age cannot be read from {self.age_file} ({error}), "
                                    "so no file is served") from None
