@@ -19,6 +19,8 @@ from blueprints.cloud_init import render_user_data
 from blueprints.deployment import EnvironmentParts, deploy_function
 from blueprints.dns_allowlist import allowed_names
 from blueprints.environment_secrets import EnvironmentSecrets, EnvironmentSecretsArgs
+from blueprints.gateway.app_registration import GatewayRegistration, GatewayRegistrationArgs
+from blueprints.gateway.registration import registration
 from blueprints.git_server.backup_target import storage_account_name
 from blueprints.landing_zone import existing_spoke_id, landing_zone, parse_id
 from blueprints.network_flows import ENDPOINT_SUBNET, endpoint_addresses, nsg_rules
@@ -154,6 +156,10 @@ class ReferenceEnvironment(pulumi.ComponentResource):
         monitor_link = MonitorPrivateLink(f"{name}-monitor-link", MonitorPrivateLinkArgs(
             placement, monitoring.workspace_id), child)
         vault = KeyVault(f"{name}-secrets", KeyVaultArgs(placement, client.tenant_id, endpoints), child)
+        # The gateway's Entra ID app registration, when the stack has the program make it.
+        entra = (GatewayRegistration(f"{name}-gateway-registration",
+                                     GatewayRegistrationArgs(config, vault, placement.tags_for("gateway")), child)
+                 if registration(config) else None)
         needs_backup = any(declared.backed_up for declared in deployed)
         backup = Backup(f"{name}-backup", BackupArgs(placement), child) if needs_backup else None
 
@@ -164,7 +170,8 @@ class ReferenceEnvironment(pulumi.ComponentResource):
                 subnet_id=net.subnet_ids[machine.subnet],
                 admin_username=config["admin"]["username"],
                 ssh_public_keys=bootstrap_ssh_keys(config),
-                user_data=render_user_data(config, machine),
+                user_data=(entra.user_data(config, machine) if entra and machine.role == "gateway"
+                           else render_user_data(config, machine)),
                 settings_data=settings_document(config, machine),
                 data_collection_rule_id=monitoring.data_collection_rule_id,
                 data_collection_endpoint_id=monitor_link.data_collection_endpoint_id,
@@ -179,6 +186,8 @@ class ReferenceEnvironment(pulumi.ComponentResource):
                                  subnet_ids=net.subnet_ids, backup=backup,
                                  subscription_id=client.subscription_id, host=host, endpoints=endpoints)
         secrets = EnvironmentSecrets(f"{name}-vault-secrets", EnvironmentSecretsArgs(config, machines, vault), child)
+        if entra:  # the gateway's grant to read the client secret waits for it
+            secrets.created[entra.stored_secret_name] = entra.stored_secret
         self.gateway_public_ip = None
         identities: list[pulumi.Output[str]] = []
         by_machine: dict[str, pulumi.Output[str]] = {}

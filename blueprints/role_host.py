@@ -19,7 +19,7 @@ class RoleHostArgs:
     subnet_id: pulumi.Input[str]
     admin_username: str
     ssh_public_keys: Sequence[str]
-    user_data: bytes
+    user_data: bytes | pulumi.Output[bytes]  # an output when it waits for another resource's value
     data_collection_rule_id: pulumi.Input[str]
     data_collection_endpoint_id: pulumi.Input[str] | None = None
     # Facts the VM reads from its own tags through the instance metadata service at boot (the Key

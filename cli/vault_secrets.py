@@ -14,6 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 
+from blueprints.gateway.registration import secret_supplied_by_person
 from blueprints.secrets import VAULT_NAME_TAG, key_vault_name, role_secrets, secret_files, vault_name
 from blueprints.topology import plan_machines
 from validation.usage import DEFAULT_STACK, EXIT_FAILED, EXIT_OK, UsageError
@@ -31,7 +32,9 @@ def vault_secrets(config: dict) -> list[VaultSecret]:
     readers: dict[str, list[str]] = {}
     supplied: dict[str, str | None] = {}
     for machine in plan_machines(config):
-        manual = {key_vault_name(spec.name): spec.supplied_by for spec in role_secrets(machine.role)}
+        # A client secret is the program's own when it makes the gateway's registration (registration.py).
+        manual = {key_vault_name(spec.name): spec.supplied_by for spec in role_secrets(machine.role)
+                  if secret_supplied_by_person(config, key_vault_name(spec.name))}
         for _file, secret in secret_files(machine):
             readers.setdefault(secret, []).append(machine.name)
             supplied.setdefault(secret, manual.get(secret))

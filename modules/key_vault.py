@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 import pulumi
 from pulumi_azure_native import authorization, keyvault
@@ -16,6 +17,13 @@ from modules.private_endpoint import EndpointSubnet, PrivateEndpoint, PrivateEnd
 from modules.role_assignment import assignment_name
 
 KEY_VAULT_SECRETS_USER = "4633458b-17de-408a-b874-0445c86b69e6"
+# The tag carrying a secret's expiry (RFC 3339) where it has one.
+EXPIRES_TAG = "expires"
+
+
+def _epoch_seconds(moment: str) -> int:
+    """Key Vault's ``expires`` attribute: whole seconds since 1970, UTC."""
+    return int(datetime.fromisoformat(moment.replace("Z", "+00:00")).timestamp())
 
 
 @dataclass
@@ -66,16 +74,25 @@ class KeyVault(pulumi.ComponentResource):
         self.register_outputs({"vault_id": self.vault_id, "vault_uri": self.vault_uri})
 
     def add_secret(self, name: str, secret: str, value: pulumi.Input[str],
-                   parent: pulumi.Resource) -> keyvault.Secret:
+                   parent: pulumi.Resource, expires: pulumi.Input[str] | None = None) -> keyvault.Secret:
         """Store a value the program made as a secret (through Azure Resource Manager, so the vault's
-        firewall does not stand in the way); Pulumi keeps the value encrypted in its state."""
+        firewall does not stand in the way); Pulumi keeps the value encrypted in its state.
+
+        ``expires`` (RFC 3339) marks a value that stops working then, such as a client secret Entra
+        ID issued: Key Vault shows it and raises an event before it. It is also the secret's
+        ``expires`` tag, which a plan can read (the properties holding the value are secret)."""
+        properties: dict[str, object] = {"value": pulumi.Output.secret(value), "content_type": "text/plain"}
+        tags: dict[str, pulumi.Input[str]] = dict(self._tags)
+        if expires is not None:
+            properties["attributes"] = {"expires": pulumi.Output.from_input(expires).apply(_epoch_seconds)}
+            tags[EXPIRES_TAG] = expires
         return keyvault.Secret(
             name,
             secret_name=secret,
             vault_name=self.vault_name,
             resource_group_name=self._resource_group_name,
-            properties={"value": pulumi.Output.secret(value), "content_type": "text/plain"},
-            tags=self._tags,
+            properties=properties,
+            tags=tags,
             opts=pulumi.ResourceOptions(parent=parent),
         )
 

@@ -37,7 +37,9 @@ class LinuxVmArgs:
     private_ip: str
     admin_username: str
     ssh_public_keys: Sequence[str]
-    user_data: bytes  # rendered cloud-init, Azure's custom data; never holds a secret
+    # Rendered cloud-init, Azure's custom data; never holds a secret. An output when it holds a value
+    # another resource makes (the gateway's client id, from a registration the program creates).
+    user_data: bytes | pulumi.Output[bytes]
     data_collection_rule_id: pulumi.Input[str]
     # The data collection endpoint the agent reaches through the Private Link Scope (None: public endpoints).
     data_collection_endpoint_id: pulumi.Input[str] | None = None
@@ -152,7 +154,9 @@ class LinuxVm(pulumi.ComponentResource):
             os_profile={
                 "computer_name": args.host_name,
                 "admin_username": args.admin_username,
-                "custom_data": base64.b64encode(args.user_data).decode("ascii"),
+                "custom_data": pulumi.Output.from_input(args.user_data).apply(
+                    lambda data: base64.b64encode(data).decode("ascii"))
+                if isinstance(args.user_data, pulumi.Output) else base64.b64encode(args.user_data).decode("ascii"),
                 "allow_extension_operations": True,
                 "linux_configuration": {
                     "disable_password_authentication": True,

@@ -7,7 +7,9 @@ type, logical name, Azure name, inputs as Azure would receive them, parent and d
 from __future__ import annotations
 
 import re
+import uuid
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ from pulumi.runtime import settings as pulumi_settings
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
+from blueprints.gateway.registration import PLANNED_CLIENT_ID
 from validation.plan_model import Plan, PlannedResource
 from validation.stack_config import load_stack
 
@@ -40,6 +43,7 @@ _NAME_KEYS = {
     "BlobContainer": "containerName",
     "PrivateLinkScope": "scopeName",
     "PrivateLinkScopedResource": "name",
+    "Application": "displayName",  # an Entra ID app registration (pulumi-azuread)
 }
 
 
@@ -109,6 +113,32 @@ def _mock_id(type_token: str, azure_name: str, inputs: dict[str, Any], subscript
     return f"{head}/providers/{namespace}/{kinds.rsplit('/', 1)[-1]}/{azure_name}"
 
 
+# Entra ID's answers offline. The client id is the one the gateway's cloud-init is rendered with
+# before Entra ID assigns one, so the plan's custom data is what the lab boots; a client secret's
+# end date counts from a fixed day, so plans of one stack file stay identical.
+PLAN_CLOCK = datetime(2026, 1, 1, tzinfo=UTC)
+_DURATION = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+
+
+_ENTRA_APPLICATION = "azuread:index/application:Application"
+_ENTRA_PASSWORD = "azuread:index/applicationPassword:ApplicationPassword"  # noqa: S105 (a type token)
+
+
+def _entra_answer(type_token: str, name: str, state: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    object_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"{PROJECT}/{type_token}/{name}"))
+    if type_token == _ENTRA_APPLICATION:
+        return f"/applications/{object_id}", {**state, "clientId": PLANNED_CLIENT_ID, "objectId": object_id}
+    if type_token == _ENTRA_PASSWORD:
+        hours, minutes, seconds = (int(part or 0) for part in _DURATION.fullmatch(
+            state.get("endDateRelative") or "").groups())
+        end = state.get("endDate") or (PLAN_CLOCK + timedelta(hours=hours, minutes=minutes, seconds=seconds)
+                                       ).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return f"{state.get('applicationId')}/password/{object_id}", {
+            **state, "keyId": object_id, "endDate": end, "startDate": PLAN_CLOCK.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "value": "[issued by Entra ID at deploy]"}
+    return f"/servicePrincipals/{object_id}", {**state, "objectId": object_id}
+
+
 class _RecordingMocks(pulumi.runtime.Mocks):
     """Answers every resource and invoke with plausible outputs; the monitor records."""
 
@@ -131,6 +161,8 @@ class _RecordingMocks(pulumi.runtime.Mocks):
                                  "tenantId": MOCK_TENANT}
         if args.typ == "azure-native:network:PublicIPAddress":
             state["ipAddress"] = "[assigned at deploy]"
+        if args.typ.startswith("azuread:"):
+            return _entra_answer(args.typ, args.name, state)
         if args.typ == "azure-native:keyvault:Vault":
             properties = dict(state.get("properties") or {})
             properties["vaultUri"] = f"https://{azure_name}.vault.azure.net/"

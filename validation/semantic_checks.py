@@ -19,6 +19,7 @@ from packaging.version import InvalidVersion, Version
 from blueprints.accounts import reserved_account, reserved_account_hint
 from blueprints.airlock_settings import airlock_problems
 from blueprints.data_sources import data_source_problems
+from blueprints.gateway.registration import registration_problems
 from blueprints.git_server.settings import (
     BACKUP_ROOTS,
     GIT_RESERVED_ACCOUNTS,
@@ -374,6 +375,11 @@ def _roles(config: dict[str, Any]) -> list[Problem]:
     return problems
 
 
+def _gateway_registration(config: dict[str, Any]) -> list[Problem]:
+    """roles.gateway.identity: a client id, or a registration the program makes, never both."""
+    return [Problem(*problem) for problem in registration_problems(config)]
+
+
 def _git_server(config: dict[str, Any]) -> list[Problem]:
     """Names unique, keys sound, and every team and user an access list names exists."""
     git = config["roles"].get("git_server")
@@ -642,7 +648,7 @@ def _airlock(config: dict[str, Any]) -> list[Problem]:
 def semantic_problems(config: dict[str, Any]) -> list[Problem]:
     """Every cross-field problem of a schema-valid config."""
     address = _address_plan(config)
-    problems = (address + _admin(config) + _roles(config) + _git_server(config)
+    problems = (address + _admin(config) + _roles(config) + _gateway_registration(config) + _git_server(config)
                 + _backup_directory(config) + analyst_access_problems(config)
                 + _analytics_admins(config) + _data_sources(config)
                 + _allowlists(config) + _vm_sizes(config) + secret_like_text(config))

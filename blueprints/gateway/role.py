@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from blueprints.gateway.registration import CLIENT_SECRET, client_id
 from blueprints.gateway.settings import SETTINGS_SCHEMA
 from blueprints.role import DataDiskLayout, Role, SecretSpec, never, stack_settings
 
@@ -18,7 +19,10 @@ def _settings(config: dict[str, Any], name: str) -> dict[str, Any]:
     """The stack's gateway settings plus the trust's allowed client ranges: the web sign-in jail
     never bans them (one VPN egress address can be the whole trust), and a stack edit reaches
     the running gateway through its user data."""
-    return {**stack_settings(config, name),
+    settings = stack_settings(config, name)
+    if "identity" in settings:  # a registration the program makes has its client id only once created
+        settings = {**settings, "identity": {**settings["identity"], "client_id": client_id(config)}}
+    return {**settings,
             "trusted_client_ranges": list(config["network"]["allowed_client_ranges"]),
             "web_jail": WEB_JAIL, "web_jail_ignore_file": WEB_JAIL_IGNORE_FILE}
 
@@ -45,8 +49,9 @@ ROLE = Role(
     internet_egress=False,
     public_entry=True,
     secrets=(
-        # Issued by Entra ID for the app registration (the lab's stand-in accepts any value).
-        SecretSpec("gateway-oidc-client-secret", "token",
+        # Issued by Entra ID for the app registration (the lab's stand-in accepts any value); the
+        # program stores it itself when it makes the registration (registration.py).
+        SecretSpec(CLIENT_SECRET, "token",
                    supplied_by="the trust's Entra ID administrator: a client secret of the gateway's app "
                                "registration (Certificates & secrets)"),
         # Encrypts mod_auth_openidc's session cookies and state.

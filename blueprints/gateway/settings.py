@@ -19,6 +19,11 @@ from blueprints.settings_fields import (
 )
 from blueprints.sign_in_names import MAPPED_ACCOUNT_ALLOWED, MAPPED_ACCOUNT_PATTERN, UPN_ALLOWED, UPN_PATTERN
 
+# The client secret a registration made by the program gets: six months by default, as short as a
+# week for a trial, and never beyond the two years Entra ID itself allows.
+REGISTRATION_SECRET_DAYS = (7, 730)
+REGISTRATION_SECRET_DAYS_DEFAULT = 180
+
 SETTINGS_SCHEMA: dict[str, Any] = {
     "kind": {"type": "string", "required": True, "allowed": ["self-hosted", "bastion"],
              "meta": {"doc": "self-hosted: SSO proxy + SSH jump host; bastion: Azure Bastion"}},
@@ -55,8 +60,26 @@ SETTINGS_SCHEMA: dict[str, Any] = {
         "schema": {
             "tenant_id": {"type": "string", "regex": GUID_PATTERN, "required": True,
                           "meta": {"doc": "Entra tenant id", "allowed": "a GUID"}},
-            "client_id": {"type": "string", "regex": GUID_PATTERN, "required": True,
-                          "meta": {"doc": "App registration (client) id", "allowed": "a GUID"}},
+            # Required unless registration is given (validation/semantic_checks.py): then Entra ID
+            # chooses the id when the program creates the registration.
+            "client_id": {"type": "string", "regex": GUID_PATTERN, "required": False,
+                          "meta": {"doc": "App registration (client) id (required unless registration is given)",
+                                   "allowed": "a GUID"}},
+            "registration": {
+                "type": "dict", "required": False,
+                "meta": {"doc": "Present: the program creates the Entra ID app registration, its redirect URI, "
+                                "groups claim and client secret (into Key Vault); leave it out where another "
+                                "team manages the directory (blueprints/gateway/README.md)"},
+                "schema": {
+                    "client_secret_days": {
+                        "type": "integer", "min": REGISTRATION_SECRET_DAYS[0], "max": REGISTRATION_SECRET_DAYS[1],
+                        "default": REGISTRATION_SECRET_DAYS_DEFAULT,
+                        "meta": {"doc": "Days until the client secret the program creates expires (a new "
+                                        "one is made when this changes)",
+                                 "allowed": f"a whole number of days, {REGISTRATION_SECRET_DAYS[0]} to "
+                                            f"{REGISTRATION_SECRET_DAYS[1]}"}},
+                },
+            },
             "allowed_group": {"type": "string", "regex": GUID_PATTERN, "required": True,
                               "meta": {"doc": "Object id of the group allowed to sign in",
                                        "allowed": "a GUID"}},

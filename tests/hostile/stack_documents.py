@@ -103,6 +103,14 @@ def _with_gallery_image(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def _with_registration(document: dict[str, Any]) -> dict[str, Any]:
+    # The program registers the gateway: Entra ID then chooses the client id, so the stack has none.
+    identity = document["roles"]["gateway"]["identity"]
+    identity.pop("client_id", None)
+    identity.setdefault("registration", {"client_secret_days": 180})
+    return document
+
+
 def _with_data_source_server(document: dict[str, Any]) -> dict[str, Any]:
     document["roles"]["analytics"]["data_sources"][0].setdefault("server", "10.20.1.10")
     return document
@@ -121,6 +129,7 @@ SECTION_SAMPLES: dict[Path, Callable[[dict[str, Any]], dict[str, Any]]] = {
     ("roles", "git_server", "repositories", 0, "readers"): _with_repository_people,
     ("roles", "analytics", "image"): _with_gallery_image,
     ("roles", "analytics", "data_sources", 0, "server"): _with_data_source_server,
+    ("roles", "gateway", "identity", "registration"): _with_registration,
 }
 
 

@@ -21,7 +21,7 @@ from pulumi_azure_native import storage
 from modules.blob_storage import STORAGE_BLOB_DATA_CONTRIBUTOR as BLOB_WRITER
 from tests.conftest import EXAMPLE, REPO, planned
 from validation.plan_recorder import Plan, PlannedResource, record_program
-from validation.policies.data_rules import BLOB_CONTAINER, PRIVATE_ENDPOINT, STORAGE_ACCOUNT
+from validation.policies.data_rules import BLOB_CONTAINER, ENTRA_APPLICATION_PASSWORD, PRIVATE_ENDPOINT, STORAGE_ACCOUNT
 from validation.policies.governance_rules import BROAD_ROLES
 from validation.policies.network_rules import NIC, NSG, PUBLIC_IP, ROUTE_TABLE, SUBNET
 from validation.policies.vm_rules import DCR_ASSOCIATION, EXTENSION, PROTECTED_ITEM, SHUTDOWN_SCHEDULE, VM
@@ -46,6 +46,10 @@ def _recorded(base: str) -> Plan:
         from validation.plan_recorder import record_plan as record  # the airlock is recorded from its own stack
 
         return record(_airlock_stack())
+    if base == "registration":  # the gateway alone, its Entra ID registration made by the program
+        from validation.plan_recorder import record_plan as record
+
+        return record(_registration_stack())
     if base == "storage":
         resources, _ = record_program(_safe_storage_program, "storage")
         return Plan(stack="storage", source="(fixture program)", config={}, resources=resources)
@@ -58,6 +62,18 @@ def build(rule_id: str, kind: str) -> Plan:
     plan = copy.deepcopy(_recorded(fixtures.base))
     getattr(fixtures, kind)(plan)
     return plan
+
+
+def _registration_stack() -> Path:
+    """The example's gateway alone, with roles.gateway.identity.registration instead of a client id."""
+    document = yaml.safe_load(EXAMPLE.read_text())
+    document["roles"] = {"gateway": document["roles"]["gateway"]}
+    document.pop("airlock", None)
+    del document["roles"]["gateway"]["identity"]["client_id"]
+    document["roles"]["gateway"]["identity"]["registration"] = {}
+    path = Path(tempfile.mkdtemp(prefix="registration-")) / "registration.yaml"
+    path.write_text(yaml.safe_dump(document), encoding="utf-8")
+    return path
 
 
 def _airlock_stack() -> Path:
@@ -186,6 +202,9 @@ FIXTURES: dict[str, RuleFixtures] = {
                                      "ImageDefault")),
     "TB-VM-011": RuleFixtures(lambda p: vm(p, "git").pop("identity")),
     "TB-VM-012": RuleFixtures(setter(VM, "mirror", "diagnosticsProfile.bootDiagnostics.enabled", False)),
+    # The Entra ID client secret made without an expiry.
+    "TB-KV-004": RuleFixtures(lambda p: p.of_type(ENTRA_APPLICATION_PASSWORD)[0].inputs.pop("endDateRelative"),
+                              base="registration"),
     "TB-KV-001": RuleFixtures(lambda p: kv_properties(p).pop("enablePurgeProtection")),
     "TB-KV-002": RuleFixtures(lambda p: kv_properties(p).update(
         enableRbacAuthorization=False, accessPolicies=[{"objectId": "x", "permissions": {"secrets": ["get"]}}])),

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 from blueprints.airlock_settings import AIRLOCK_COMPONENT
+from blueprints.gateway.settings import REGISTRATION_SECRET_DAYS
 from modules.blob_storage import STORAGE_BLOB_DATA_CONTRIBUTOR, STORAGE_BLOB_DATA_READER
+from modules.key_vault import EXPIRES_TAG
 from validation.plan_recorder import Plan, PlannedResource
-from validation.policies.rule import Rule, Violation, dig, is_number, refers_to, violation
+from validation.policies.rule import Rule, Violation, dig, is_known, is_number, refers_to, violation
 
 KEY_VAULT = "azure-native:keyvault:Vault"
+KEY_VAULT_SECRET = "azure-native:keyvault:Secret"  # noqa: S105 (type tokens, not values)
+ENTRA_APPLICATION_PASSWORD = "azuread:index/applicationPassword:ApplicationPassword"  # noqa: S105
 STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
 BLOB_CONTAINER = "azure-native:storage:BlobContainer"
 BACKUP_VAULT = "azure-native:recoveryservices:Vault"
@@ -21,6 +27,7 @@ VM = "azure-native:compute:VirtualMachine"
 ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
 
 MIN_LOG_RETENTION_DAYS = 30
+MAX_ENTRA_SECRET_DAYS = REGISTRATION_SECRET_DAYS[1]
 MIN_DAILY_BACKUPS = 7
 STRONG_TLS = ("TLS1_2", "TLS1_3")
 
@@ -46,6 +53,43 @@ def _vault_rbac(resource: PlannedResource, plan: Plan) -> list[Violation]:
         found.append(violation(resource, "properties.accessPolicies",
                                "is set; grants go through role assignments on single secrets"))
     return found
+
+
+def _entra_secret_expires(resource: PlannedResource, plan: Plan) -> list[Violation]:
+    """A client secret the program makes in Entra ID expires, and is kept in Key Vault with its expiry."""
+    found = []
+    relative = resource.inputs.get("endDateRelative")
+    if not resource.inputs.get("endDate") and not relative:
+        found.append(violation(resource, "endDate", "is not set; a client secret must expire (endDate or "
+                                                    f"endDateRelative, at most {MAX_ENTRA_SECRET_DAYS} days)"))
+    elif isinstance(relative, str) and is_known(relative):
+        hours = _relative_hours(relative)
+        if hours is None or hours > MAX_ENTRA_SECRET_DAYS * 24:
+            found.append(violation(resource, "endDateRelative", f"is {relative!r}; allowed: hours such as "
+                                   f"'4320h', at most {MAX_ENTRA_SECRET_DAYS * 24}h ({MAX_ENTRA_SECRET_DAYS} days)"))
+    stored = [secret for secret in plan.of_type(KEY_VAULT_SECRET) if resource.urn in secret.dependencies]
+    if not stored:
+        found.append(violation(resource, "value", "is stored in no Key Vault secret; the gateway reads its client "
+                                                  "secret from the environment's Key Vault"))
+    for secret in stored:
+        tags = secret.inputs.get("tags") if isinstance(secret.inputs.get("tags"), dict) else {}
+        if not tags.get(EXPIRES_TAG):
+            found.append(violation(secret, f"tags.{EXPIRES_TAG}", "is missing; the Key Vault copy of a client "
+                                   "secret carries its expiry (and properties.attributes.expires)"))
+        properties = secret.inputs.get("properties")
+        if isinstance(properties, dict) and dig(properties, "attributes.expires") is None:
+            found.append(violation(secret, "properties.attributes.expires", "is not set; Key Vault must know "
+                                   "when the client secret stops working"))
+    return found
+
+
+def _relative_hours(text: str) -> float | None:
+    """Hours in a Go duration such as '4320h' or '2400h30m' (what endDateRelative takes)."""
+    match = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", text)
+    if not match or not any(match.groups()):
+        return None
+    hours, minutes, seconds = (int(part or 0) for part in match.groups())
+    return hours + minutes / 60 + seconds / 3600
 
 
 def _private_endpoint_to(resource: PlannedResource, plan: Plan, group: str) -> bool:
@@ -96,7 +140,9 @@ def _airlock_grant(resource: PlannedResource, plan: Plan) -> list[Violation]:
     if role not in (STORAGE_BLOB_DATA_READER, STORAGE_BLOB_DATA_CONTRIBUTOR):
         return [violation(resource, "roleDefinitionId", f"is {role}; the airlock grants only Storage Blob Data "
                                                         "Reader (VMs) or Contributor (the data providers' group)")]
-    if resource.inputs.get("principalType") != "Group" and role != STORAGE_BLOB_DATA_READER:
+    # The egress container takes the Git server's writes (publication); TB-ST-007 keeps every other VM off it.
+    on_egress = any(refers_to(scope, resource, c) for c in containers if c.inputs.get("containerName") == "egress")
+    if resource.inputs.get("principalType") != "Group" and role != STORAGE_BLOB_DATA_READER and not on_egress:
         return [violation(resource, "roleDefinitionId", "lets a VM identity write the airlock's ingress; analytics "
                                                         "VMs may only read it (Storage Blob Data Reader)")]
     return []
@@ -217,6 +263,18 @@ RULES: tuple[Rule, ...] = (
                   "(external interface protection)",
         resource_types=(KEY_VAULT,),
         check=_vault_network,
+        cross_resource=True,
+    ),
+    Rule(
+        id="TB-KV-004",
+        title="A client secret the program makes in Entra ID expires and is kept in Key Vault",
+        severity="mandatory",
+        reason="A secret that never expires outlives the people who know about it; the gateway reads its "
+               "client secret from Key Vault, whose copy carries the expiry so renewal can be planned.",
+        reference="MCSB IM-3 (manage application identities securely and automatically); NCSC Cloud Security "
+                  "Principle 10 (identity and authentication)",
+        resource_types=(ENTRA_APPLICATION_PASSWORD,),
+        check=_entra_secret_expires,
         cross_resource=True,
     ),
     Rule(
