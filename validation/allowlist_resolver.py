@@ -13,6 +13,10 @@
 - CRAN: the repository's ``src/contrib/PACKAGES`` index, following Depends, Imports and LinkingTo,
   leaving out R itself and the base and recommended packages (Debian's r-base ships those).
 
+With the stack's ``minimum_release_age_days`` set, PyPI and npm versions are chosen among those
+their upstream has held that long (pip's ``--uploaded-prior-to`` and npm's ``--before`` at the same
+cut-off), as the mirror will serve them; CRAN's index has no upload times, so the age does not apply.
+
 Every client runs with its own configuration files switched off, so the machine's pip or npm
 settings (extra indexes, local wheels, constraints) cannot change the answer.
 """
@@ -31,7 +35,8 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -164,8 +169,21 @@ def _pip_environment() -> dict[str, str]:
     return env
 
 
+def release_cutoff(days: int, now: datetime | None = None) -> str | None:
+    """The moment a release must predate to be served under a minimum age of ``days`` (None: no age),
+    as an ISO 8601 UTC time both pip and npm read."""
+    if days <= 0:
+        return None
+    moment = (now or datetime.now(UTC)) - timedelta(days=days)
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _aged(assumed: str, cutoff: str | None) -> str:
+    return f"{assumed}; only versions published before {cutoff} (minimum release age)" if cutoff else assumed
+
+
 def _pip_report(requirements: list[str], constraints: list[str], index_url: str, target: PythonTarget,
-                workdir: Path) -> tuple[dict[str, Any] | None, str]:
+                workdir: Path, cutoff: str | None = None) -> tuple[dict[str, Any] | None, str]:
     report = workdir / "report.json"
     report.unlink(missing_ok=True)
     argv = [sys.executable, "-m", "pip", "--python", target.interpreter, "install", "--dry-run",
@@ -174,6 +192,8 @@ def _pip_report(requirements: list[str], constraints: list[str], index_url: str,
             "--implementation", "cp", "--abi", f"cp{TARGET_PYTHON[0]}{TARGET_PYTHON[1]}"]
     for platform in MANYLINUX_PLATFORMS:
         argv += ["--platform", platform]
+    if cutoff:
+        argv += ["--uploaded-prior-to", cutoff]
     if constraints:
         constraints_file = workdir / "constraints.txt"
         constraints_file.write_text("\n".join(constraints) + "\n", encoding="utf-8")
@@ -226,16 +246,16 @@ def pypi_needs(report: dict[str, Any], roots: dict[str, str]) -> dict[str, tuple
 
 
 def resolve_pypi(entries: list[str], index_url: str, target: PythonTarget,
-                 progress: Progress | None = None) -> EcosystemClosure:
+                 progress: Progress | None = None, cutoff: str | None = None) -> EcosystemClosure:
     check_reachable("the PyPI index", index_url.rstrip("/") + "/")
     roots = {canonical_pypi(split_pypi_entry(entry)[0]): entry for entry in entries}
     constraints = [entry for entry in entries if split_pypi_entry(entry)[1]]
     with tempfile.TemporaryDirectory(prefix="allowlist-pypi-") as folder:
         workdir = Path(folder)
         _say(progress, f"pypi: pip resolving {counted(len(entries), 'entry')} together against {index_url}")
-        report, errors = _pip_report(list(entries), [], index_url, target, workdir)
+        report, errors = _pip_report(list(entries), [], index_url, target, workdir, cutoff)
         if report is not None:
-            return EcosystemClosure("pypi", target.describe(), pypi_needs(report, roots))
+            return EcosystemClosure("pypi", _aged(target.describe(), cutoff), pypi_needs(report, roots))
         if "ResolutionImpossible" not in errors and "conflict" not in errors.lower():
             raise ResolutionError(f"pip could not resolve the PyPI allowlist for {target.describe()}:\n    "
                                   + _last_lines(errors))
@@ -244,13 +264,13 @@ def resolve_pypi(entries: list[str], index_url: str, target: PythonTarget,
         for number, entry in enumerate(entries, 1):
             _say(progress, f"pypi: [{number}/{len(entries)}] {entry}")
             others = [constraint for constraint in constraints if constraint != entry]
-            report, errors = _pip_report([entry], others, index_url, target, workdir)
+            report, errors = _pip_report([entry], others, index_url, target, workdir, cutoff)
             if report is None:
                 raise ResolutionError(f"pip could not resolve the PyPI entry {entry!r} for "
                                       f"{target.describe()}:\n    " + _last_lines(errors))
             root = canonical_pypi(split_pypi_entry(entry)[0])
             needs.update(pypi_needs(report, {root: entry}))
-    return EcosystemClosure("pypi", target.describe(), needs)
+    return EcosystemClosure("pypi", _aged(target.describe(), cutoff), needs)
 
 
 # --- npm -------------------------------------------------------------------------------------------
@@ -312,7 +332,8 @@ def npm_needs(lock: dict[str, Any], entries: list[str]) -> dict[str, tuple[Packa
     return needs
 
 
-def resolve_npm(entries: list[str], registry: str, progress: Progress | None = None) -> EcosystemClosure:
+def resolve_npm(entries: list[str], registry: str, progress: Progress | None = None,
+                cutoff: str | None = None) -> EcosystemClosure:
     npm = shutil.which("npm")
     if npm is None:
         raise UsageError("resolving the npm allowlist needs the npm client on PATH (Debian package npm)")
@@ -331,14 +352,15 @@ def resolve_npm(entries: list[str], registry: str, progress: Progress | None = N
         _say(progress, f"npm: npm resolving {counted(len(entries), 'entry')} against {registry}")
         result = _run([npm, "install", "--package-lock-only", "--ignore-scripts", "--no-audit", "--no-fund",
                        "--update-notifier=false", "--userconfig", str(workdir / "user.npmrc"),
-                       "--globalconfig", str(workdir / "global.npmrc"), "--registry", registry], env, cwd=workdir)
+                       "--globalconfig", str(workdir / "global.npmrc"), "--registry", registry,
+                       *(["--before", cutoff] if cutoff else [])], env, cwd=workdir)
         lockfile = workdir / "package-lock.json"
         if result.returncode != 0 or not lockfile.is_file():
             raise ResolutionError("npm could not resolve the npm allowlist:\n    "
                                   + _last_lines(result.stderr + result.stdout))
         lock = json.loads(lockfile.read_text(encoding="utf-8"))
-    return EcosystemClosure("npm", "npm's own resolution on Linux x64 (glibc); install scripts not run",
-                            npm_needs(lock, entries))
+    return EcosystemClosure("npm", _aged("npm's own resolution on Linux x64 (glibc); install scripts not run",
+                                         cutoff), npm_needs(lock, entries))
 
 
 # --- CRAN ------------------------------------------------------------------------------------------
@@ -469,20 +491,25 @@ def resolve_stack(stack_file: Path, ecosystems: Iterable[str] | None = None, pyt
     upstreams = mirror["upstreams"]
     # Chosen before any work, so a --python that does not run is refused at once.
     target = python_target(python) if "pypi" in chosen else None
+    cutoff = release_cutoff(int(mirror.get("minimum_release_age_days") or 0))
     for ecosystem in chosen:
         started = time.monotonic()
         entries = allowlists[ecosystem]
         try:
             if ecosystem == "pypi":
-                closure = resolve_pypi(entries, upstreams["pypi"], target or python_target(python), progress)
+                closure = resolve_pypi(entries, upstreams["pypi"], target or python_target(python), progress,
+                                       cutoff)
             elif ecosystem == "npm":
-                closure = resolve_npm(entries, upstreams["npm"], progress)
+                closure = resolve_npm(entries, upstreams["npm"], progress, cutoff)
             else:
                 closure = resolve_cran(entries, upstreams["cran"], progress)
         except (RegistryUnreachableError, ResolutionError) as error:
             resolution.failures[ecosystem] = str(error)
             _say(progress, f"{ecosystem}: not resolved")
             continue
+        if ecosystem == "cran" and cutoff:
+            closure = replace(closure, notes=(*closure.notes, "cran: the minimum release age is not applied: CRAN's "
+                                              "index gives no upload times, and the mirror does not hold CRAN back"))
         resolution.seconds[ecosystem] = time.monotonic() - started
         resolution.closures[ecosystem] = closure
         _say(progress, f"{ecosystem}: {counted(len(closure.packages()), 'package')} in the closure "

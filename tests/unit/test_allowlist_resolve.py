@@ -21,6 +21,7 @@ import urllib.parse
 import urllib.request
 import zipfile
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -71,6 +72,17 @@ NPM_PACKAGES: dict[str, dict[str, dict[str, Any]]] = {
     "lefty-win": {"1.0.0": {"os": ["win32"]}},
     "lefty-linux": {"1.0.0": {"os": ["linux"], "cpu": ["x64"]}},
 }
+# Upload times for the minimum release age: every release is years old but these, out yesterday.
+OLD_RELEASE = "2020-01-01T00:00:00.000Z"
+FRESH_RELEASES = {("beta", "2.0"), ("righty", "1.2.0")}
+
+
+def _published(name: str, version: str) -> str:
+    if (name, version) in FRESH_RELEASES:
+        return (datetime.now(UTC) - timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return OLD_RELEASE
+
+
 CRAN_INDEX = """\
 Package: tidyish
 Version: 2.0.0
@@ -157,6 +169,46 @@ def pypi_index(tmp_path_factory) -> Iterator[str]:
 
 
 @pytest.fixture(scope="module")
+def pypi_json_index(tmp_path_factory) -> Iterator[str]:
+    """A PEP 691 JSON simple index of the same wheels, with PEP 700 upload times (what PyPI serves)."""
+    root = tmp_path_factory.mktemp("pypi-json")
+    pages: dict[str, bytes] = {}
+    for name, versions in WHEELS.items():
+        files = []
+        for version, requires in versions.items():
+            filename = f"{name}-{version}-py3-none-any.whl"
+            data = _wheel(name, version, requires)
+            (root / filename).write_bytes(data)
+            files.append({"filename": filename, "url": f"../../files/{filename}",
+                          "hashes": {"sha256": hashlib.sha256(data).hexdigest()},
+                          "upload-time": _published(name, version)})
+        pages[f"/simple/{name}/"] = json.dumps({"meta": {"api-version": "1.1"}, "name": name, "files": files,
+                                               "versions": list(versions)}).encode()
+
+    class Handler(_Quiet):
+        def do_GET(self) -> None:
+            if self.path in pages:
+                body, kind = pages[self.path], "application/vnd.pypi.simple.v1+json"
+            elif self.path.startswith("/files/") and (root / self.path[len("/files/"):]).is_file():
+                body, kind = (root / self.path[len("/files/"):]).read_bytes(), "application/octet-stream"
+            else:
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("Content-Type", kind)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def do_HEAD(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+    with _serve(Handler) as url:
+        yield f"{url}/simple"
+
+
+@pytest.fixture(scope="module")
 def npm_registry() -> Iterator[str]:
     """A registry answering package documents (all npm --package-lock-only reads) from NPM_PACKAGES."""
 
@@ -173,7 +225,9 @@ def npm_registry() -> Iterator[str]:
                                   "dist": {"tarball": f"{base}/{name}/-/{name.split('/')[-1]}-{version}.tgz",
                                            "integrity": "sha512-" + hashlib.sha512(name.encode()).digest().hex()}}
                         for version, fields in NPM_PACKAGES[name].items()}
-            body = json.dumps({"name": name, "dist-tags": {"latest": max(versions)}, "versions": versions}).encode()
+            times = {version: _published(name, version) for version in versions}
+            body = json.dumps({"name": name, "dist-tags": {"latest": max(versions)}, "versions": versions,
+                               "time": {"created": OLD_RELEASE, **times}}).encode()
             self.send_response(200)
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
@@ -262,6 +316,28 @@ def test_the_allowlists_version_specifiers_are_honoured(tmp_path, registries, ca
     out = capsys.readouterr().out
     assert "pypi: complete: 2 entries, 1 dependency, all listed" in out  # beta 1.0 needs no gamma
     assert not record_path(stack).exists()
+
+
+def test_with_a_minimum_release_age_only_versions_old_enough_are_chosen(tmp_path, registries, pypi_json_index,
+                                                                        capsys):
+    upstreams = {**registries, "pypi": pypi_json_index}
+    stack = _stack(tmp_path, ["alpha"], ["lefty"], ["tidyish"], upstreams)
+    assert main(["allowlist", "resolve", str(stack), "--no-record"]) == 0
+    fresh = capsys.readouterr().out
+    assert "  + beta 2.0  (for alpha)" in fresh and "  + righty 1.2.0  (for lefty)" in fresh  # out yesterday
+    stack.write_text(stack.read_text().replace("    # the trust's curated lists\n",
+                                               "    minimum_release_age_days: 7\n    # the trust's curated lists\n"))
+    assert main(["allowlist", "resolve", str(stack)]) == 0
+    out = capsys.readouterr().out
+    assert "  + beta 1.0  (for alpha)" in out and "gamma" not in out  # beta 1.0 needs no gamma
+    assert "  + righty 1.0.0  (for lefty)" in out
+    cutoff = re.search(r"only versions published before (\S+) \(minimum release age\)", out).group(1)
+    published = datetime.fromisoformat(cutoff.replace("Z", "+00:00"))
+    assert abs((datetime.now(UTC) - published) - timedelta(days=7)) < timedelta(minutes=10)
+    assert "note: cran: the minimum release age is not applied" in out
+    record = read_record(record_path(stack))
+    assert _needs(record, "pypi", "alpha") == ["beta 1.0"]
+    assert "minimum release age" in record["npm"].assumed
 
 
 def test_entries_that_conflict_together_are_resolved_one_by_one(registries):
