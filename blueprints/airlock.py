@@ -9,6 +9,8 @@ shared keys and no public network traffic, and keeps deleted blobs and container
 (modules/blob_storage.py). Policies check each of these on the plan (validation/policies/data_rules.py).
 
 The grants come from one table (``airlock_grants``), which the lab's storage stand-in enforces too.
+With ``airlock.egress`` the account also holds the ``egress`` container: the Git server writes it,
+the readers' group reads it, and no analytics identity has any grant on it.
 Reading VMs copy the container with Debian's rclone and their identity (blueprints/analytics).
 """
 
@@ -51,6 +53,13 @@ class AirlockArgs:
     soft_delete_days: int = 14
 
 
+def _other_containers(store: BlobStorage, name: str, grants: list[StorageGrant]) -> dict[str, pulumi.Output[str]]:
+    """The account's containers besides ingress, one for each the grants name (egress, when
+    airlock.egress is set: blueprints/airlock_egress.py)."""
+    wanted = sorted({grant.container for grant in grants} - {INGRESS_CONTAINER})
+    return {container: store.add_container(f"{name}-{container}-container", container) for container in wanted}
+
+
 class Airlock(pulumi.ComponentResource):
     account_id: pulumi.Output[str]
     container_id: pulumi.Output[str]
@@ -61,13 +70,13 @@ class Airlock(pulumi.ComponentResource):
             args.placement, args.account_name, INGRESS_CONTAINER, AIRLOCK_COMPONENT, args.endpoints,
             soft_delete_days=args.soft_delete_days,
         ), pulumi.ResourceOptions(parent=self))
+        containers = {INGRESS_CONTAINER: store.container_id} | _other_containers(store, name, args.grants)
         for grant in args.grants:
-            # The account holds the ingress container alone, so every grant is scoped to it.
-            if grant.container != INGRESS_CONTAINER:
-                raise ValueError(f"airlock grant {grant.name}: no container {grant.container!r} in {name}")
+            # Every grant is scoped to one container, never the account.
             principal = args.identities[grant.principal] if grant.principal_kind == "vm" else grant.principal
             store.grant(f"{name}-{grant.name}", principal, args.subscription_id, self,
-                        ROLE_DEFINITIONS[grant.role], PRINCIPAL_TYPES[grant.principal_kind], grant.description)
+                        ROLE_DEFINITIONS[grant.role], PRINCIPAL_TYPES[grant.principal_kind], grant.description,
+                        container_id=containers[grant.container])
         self.account_id = store.account_id
         self.container_id = store.container_id
         self.register_outputs({"account_id": self.account_id, "container_id": self.container_id})

@@ -79,7 +79,10 @@ def airlock_grants(config: dict[str, Any]) -> list[StorageGrant]:
                            INGRESS_CONTAINER, "data providers upload to the ingress container")]
     grants += [StorageGrant(f"{machine}-read", "vm", machine, BLOB_READER, INGRESS_CONTAINER,
                             f"{machine} reads the ingress container") for machine in sorted(airlock["readers"])]
-    return grants
+    # The egress container's (with airlock.egress); imported here because that file builds on this one.
+    from blueprints.airlock_egress import egress_grants
+
+    return grants + egress_grants(config)
 
 
 def ingress_readers(config: dict[str, Any]) -> list[str]:

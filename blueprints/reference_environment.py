@@ -14,7 +14,7 @@ import pulumi
 from pulumi_azure_native import authorization, resources
 
 from blueprints.airlock import Airlock, AirlockArgs
-from blueprints.airlock_settings import airlock_account_name, airlock_grants, airlock_settings, ingress_readers
+from blueprints.airlock_settings import airlock_account_name, airlock_grants, airlock_settings
 from blueprints.cloud_init import render_user_data
 from blueprints.deployment import EnvironmentParts, deploy_function
 from blueprints.dns_allowlist import allowed_names
@@ -211,7 +211,8 @@ class ReferenceEnvironment(pulumi.ComponentResource):
             Airlock(f"{name}-airlock", AirlockArgs(
                 placement, airlock_account_name(config, client.subscription_id),
                 EndpointSubnet(endpoints.subnet_id, endpoints.zone_ids, {"blob": fixed["airlock"]}),
-                airlock_grants(config), {reader: by_machine[reader] for reader in ingress_readers(config)},
+                airlock_grants(config), {grant.principal: by_machine[grant.principal]
+                                         for grant in airlock_grants(config) if grant.principal_kind == "vm"},
                 client.subscription_id, airlock["soft_delete_days"],
             ), child)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from blueprints.airlock_egress import egress_settings
 from blueprints.airlock_settings import AIRLOCK_ACCOUNT_TAG, airlock_account_name, airlock_settings
 from blueprints.git_server.backup_target import STORAGE_ACCOUNT_TAG, storage_account_name, uses_blob
 from blueprints.roles import role
@@ -24,7 +25,7 @@ __all__ = ["AIRLOCK_ACCOUNT_TAG", "STORAGE_ACCOUNT_TAG", "VAULT_NAME_TAG", "plat
 def platform_tags(config: dict[str, Any], machine: Machine, subscription_id: str) -> dict[str, str]:
     """Every machine gets the vault's name (it fetches its secrets at boot); a machine whose role reaches
     Azure Storage gets the environment's storage account too, when the stack creates one, and an
-    analytics VM the airlock's account when the stack has an airlock.
+    analytics VM the airlock's account when the stack has an airlock (the Git server too, with egress).
 
     ValueError when ``subscription_id`` is not a GUID."""
     tags = {VAULT_NAME_TAG: vault_name(config, subscription_id)}
@@ -33,5 +34,8 @@ def platform_tags(config: dict[str, Any], machine: Machine, subscription_id: str
     # Every analytics VM, not only the readers: a day-two edit of airlock.readers then changes user data
     # and grants alone (the account's name is no secret; the grant decides who reads).
     if airlock_settings(config) and machine.role == "analytics":
+        tags[AIRLOCK_ACCOUNT_TAG] = airlock_account_name(config, subscription_id)
+    # The Git server publishes approved outputs to the airlock's egress container (airlock.egress).
+    if egress_settings(config) and machine.role == "git_server":
         tags[AIRLOCK_ACCOUNT_TAG] = airlock_account_name(config, subscription_id)
     return tags

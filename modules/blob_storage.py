@@ -90,8 +90,21 @@ class BlobStorage(pulumi.ComponentResource):
             opts=child,
         )
         self.account_id = account.id
+        self.account_name = account.name
         self.container_id = container.id
+        self._resource_group_name = placement.resource_group_name
         self.register_outputs({"account_id": self.account_id, "container_id": self.container_id})
+
+    def add_container(self, name: str, container_name: str) -> pulumi.Output[str]:
+        """Another private container in the same account (its grants go through ``grant(..., container_id=)``)."""
+        return storage.BlobContainer(
+            name,
+            account_name=self.account_name,
+            resource_group_name=self._resource_group_name,
+            container_name=container_name,
+            public_access="None",
+            opts=pulumi.ResourceOptions(parent=self),
+        ).id
 
     def grant_blob_write(self, name: str, principal_id: pulumi.Input[str], subscription_id: pulumi.Input[str],
                          parent: pulumi.Resource) -> authorization.RoleAssignment:
@@ -101,16 +114,18 @@ class BlobStorage(pulumi.ComponentResource):
 
     def grant(self, name: str, principal_id: pulumi.Input[str], subscription_id: pulumi.Input[str],
               parent: pulumi.Resource, role_definition: str, principal_type: str,
-              description: str) -> authorization.RoleAssignment:
-        """One built-in role for one principal (a VM identity or an Entra group), on the container alone."""
+              description: str, container_id: pulumi.Input[str] | None = None) -> authorization.RoleAssignment:
+        """One built-in role for one principal (a VM identity or an Entra group), on one container alone
+        (the first unless ``container_id`` names another)."""
+        scope = container_id if container_id is not None else self.container_id
         role = pulumi.Output.concat(
             "/subscriptions/", subscription_id,
             "/providers/Microsoft.Authorization/roleDefinitions/", role_definition,
         )
         return authorization.RoleAssignment(
             name,
-            role_assignment_name=assignment_name(self.container_id, principal_id, role),
-            scope=self.container_id,
+            role_assignment_name=assignment_name(scope, principal_id, role),
+            scope=scope,
             principal_id=principal_id,
             principal_type=principal_type,
             role_definition_id=role,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from blueprints.airlock_egress import EGRESS_SCHEMA
 from blueprints.airlock_settings import AIRLOCK_SCHEMA
 from blueprints.git_server.settings import (
     GIT_ACCOUNT_PATTERN,
@@ -141,7 +142,8 @@ _BASE_SCHEMA: dict[str, Any] = {
                                 "meta": {"doc": "OpenSSH public keys (ed25519, ECDSA or RSA 3072+)"}},
         },
     },
-    "airlock": AIRLOCK_SCHEMA,
+    # The airlock's egress side is kept in its own file (blueprints/airlock_egress.py).
+    "airlock": {**AIRLOCK_SCHEMA, "schema": {**AIRLOCK_SCHEMA["schema"], "egress": EGRESS_SCHEMA}},
     "roles": {
         "type": "dict", "required": True, "meta": {"doc": "Which roles to deploy, and their settings"},
         "schema": {},  # filled from the registered roles by stack_schema()

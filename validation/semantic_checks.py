@@ -17,6 +17,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from blueprints.accounts import reserved_account, reserved_account_hint
+from blueprints.airlock_egress import egress_problems
 from blueprints.airlock_settings import airlock_problems
 from blueprints.data_sources import data_source_problems
 from blueprints.gateway.registration import registration_problems
@@ -642,7 +643,8 @@ def _airlock(config: dict[str, Any]) -> list[Problem]:
     settings = config["roles"].get("analytics")
     analytics = next(r for r in all_roles() if r.name == "analytics").machine_names(settings) if settings else []
     return [Problem(path, value, allowed, hint)
-            for path, value, allowed, hint in airlock_problems(config, analytics, ENDPOINT_SUBNET)]
+            for path, value, allowed, hint in airlock_problems(config, analytics, ENDPOINT_SUBNET)
+            + egress_problems(config)]
 
 
 def semantic_problems(config: dict[str, Any]) -> list[Problem]:

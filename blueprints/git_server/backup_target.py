@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from blueprints.airlock_egress import git_egress_settings
 from blueprints.git_server.server_commands import STORAGE_ACCOUNT_TAG
 from modules.naming import Naming
 
@@ -46,4 +47,7 @@ def vm_settings(config: dict[str, Any]) -> dict[str, Any]:
     settings = dict(config["roles"]["git_server"])
     if uses_blob(config):
         settings["backup"] = {**settings["backup"], "azure_blob": {"container": BACKUP_CONTAINER}}
+    egress = git_egress_settings(config)
+    if egress:  # the outputs repository, its limits and the egress container (airlock.egress)
+        settings["egress"] = egress
     return settings

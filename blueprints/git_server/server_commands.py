@@ -1038,8 +1038,9 @@ EGRESS_AUDIT = EGRESS_STATE / "audit.jsonl"
 EGRESS_SETTINGS = Path("/etc/trust-blueprints/git-server-egress.json")
 EGRESS_RCLONE_CONFIG = Path("/etc/trust-blueprints/git-server-egress-rclone.conf")
 EGRESS_REMOTE = "egress"
-# The airlock's account is globally unique like the backup's: its name reaches the VM as this tag.
-EGRESS_ACCOUNT_TAG = "trust-blueprints-egress-account"
+# The airlock's account is globally unique like the backup's: its name reaches the VM as this tag
+# (the analytics VMs that read ingress carry the same tag, blueprints/vm_tags.py).
+EGRESS_ACCOUNT_TAG = "trust-blueprints-airlock-account"
 PUBLISH_UNITS = Path("/etc/systemd/system")
 JOURNAL_TAG = "git-server-egress"
 OUTPUTS_README = """# Outputs for release

@@ -71,6 +71,12 @@ def _with_airlock(document: dict[str, Any]) -> dict[str, Any]:
     return document
 
 
+def _with_egress(document: dict[str, Any]) -> dict[str, Any]:
+    document = _with_airlock(document)
+    document["airlock"]["egress"] = {"checkers": ["@platform"], "readers_group": "00000000-0000-4000-8000-000000000005"}
+    return document
+
+
 def _with_client_ranges(document: dict[str, Any]) -> dict[str, Any]:
     document["network"]["private_client_ranges"] = ["10.20.32.0/22"]
     return document
@@ -121,6 +127,7 @@ def _with_data_source_server(document: dict[str, Any]) -> dict[str, Any]:
 # refused (a payload in airlock.readers must not be refused for the airlock's missing group).
 SECTION_SAMPLES: dict[Path, Callable[[dict[str, Any]], dict[str, Any]]] = {
     ("airlock",): _with_airlock,
+    ("airlock", "egress"): _with_egress,
     ("network", "private_client_ranges"): _with_client_ranges,
     ("network", "landing_zone"): _landing_zone,
     ("network", "subnets", "bastion"): _bastion,

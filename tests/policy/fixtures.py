@@ -80,10 +80,21 @@ def _airlock_stack() -> Path:
     """The example with an airlock whose data providers reach it from the trust's network."""
     document = yaml.safe_load(EXAMPLE.read_text())
     document["network"]["private_client_ranges"] = ["10.20.16.0/22"]
-    document["airlock"] = {"data_providers_group": "00000000-0000-4000-8000-000000000004", "readers": ["analytics-1"]}
+    document["airlock"] = {"data_providers_group": "00000000-0000-4000-8000-000000000004", "readers": ["analytics-1"],
+                           # Egress too: its container, the Git server's write and the readers' read.
+                           "egress": {"checkers": ["@platform"],
+                                      "readers_group": "00000000-0000-4000-8000-000000000005"}}
     path = Path(tempfile.mkdtemp(prefix="airlock-fixture-")) / "airlock.yaml"
     path.write_text(yaml.safe_dump(document))
     return path
+
+
+def _analytics_writes_egress(plan: Plan) -> None:
+    grant = next(r for r in plan.of_type("azure-native:authorization:RoleAssignment")
+                 if r.name.endswith("-analytics-1-read"))
+    egress = next(r for r in plan.of_type(BLOB_CONTAINER) if r.inputs.get("containerName") == "egress")
+    grant.inputs.update(scope=egress.id, roleDefinitionId=f"/subscriptions/s/providers/Microsoft.Authorization/"
+                                                          f"roleDefinitions/{BLOB_WRITER}")
 
 
 def _safe_storage_program() -> None:
@@ -221,6 +232,8 @@ FIXTURES: dict[str, RuleFixtures] = {
                                              if r.name.endswith("-analytics-1-read")).inputs.update(
         roleDefinitionId=f"/subscriptions/s/providers/Microsoft.Authorization/roleDefinitions/{BLOB_WRITER}"),
         base="airlock"),
+    # analytics-1's read grant on ingress moved to the egress container as a write grant.
+    "TB-ST-007": RuleFixtures(lambda p: _analytics_writes_egress(p), base="airlock"),
     "TB-ST-001": RuleFixtures(setter(STORAGE_ACCOUNT, "", "enableHttpsTrafficOnly", False), base="storage"),
     "TB-ST-002": RuleFixtures(setter(STORAGE_ACCOUNT, "", "minimumTlsVersion", "TLS1_0"), base="storage"),
     "TB-ST-003": RuleFixtures(setter(BLOB_CONTAINER, "", "publicAccess", "Blob"), base="storage"),

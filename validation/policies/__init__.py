@@ -7,13 +7,14 @@ policy-pack/ wraps the same rules for Pulumi.
 from __future__ import annotations
 
 from validation.plan_recorder import Plan
-from validation.policies import data_rules, governance_rules, network_rules, vm_rules
+from validation.policies import data_rules, egress_rules, governance_rules, network_rules, vm_rules
 from validation.policies.rule import Rule, RuleResult, Severity, Violation, evaluate_rules
 
 RULES: tuple[Rule, ...] = (
     *network_rules.RULES,
     *vm_rules.RULES,
     *data_rules.RULES,
+    *egress_rules.RULES,
     *governance_rules.RULES,
 )
 
