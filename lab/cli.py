@@ -85,6 +85,9 @@ def _cmd_status(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     print(f"lab of {record['stack_file']}, started in {record.get('started_from', '?')} (state in {layout.root})")
     print(lifecycle.format_table(rows))
+    if record.get("airlock_account"):
+        print(f"airlock: storage account {record['airlock_account']}.blob.core.windows.net at "
+              f"{record['airlock_address']} (Azurite behind the lab's authorising front)")
     for rule in record.get("skipped_rules", []):
         print(f"not enforced in the lab: {rule['rule']} ({rule['subnet']}): {rule['reason']}")
     return EXIT_OK
@@ -185,6 +188,14 @@ def _cmd_reboot(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_storage_token(args: argparse.Namespace) -> int:
+    from lab.storage_service import provider_token
+
+    _require_root()
+    print(provider_token(args.upn))
+    return EXIT_OK
+
+
 def _cmd_down(args: argparse.Namespace) -> int:
     from lab import lifecycle
     from lab.progress import Progress
@@ -263,6 +274,14 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     reboot.add_argument("--timeout", type=float, default=300, metavar="SECONDS",
                         help="give up waiting after this long (default: 300)")
     reboot.set_defaults(handler=_reporting_failures(_cmd_reboot))
+
+    storage_token = group.add_parser(
+        "storage-token", help="a storage token for a person of the airlock's data providers group",
+        description="Print an access token for https://storage.azure.com carrying the airlock's data providers "
+                    "group, as Entra ID gives a member of it: the lab's directory stands in for Entra ID. Upload "
+                    "with it from the trust network (sudo ip netns exec tb-trust ...).")
+    storage_token.add_argument("upn", help="the person's sign-in name, such as data.provider@example.nhs.uk")
+    storage_token.set_defaults(handler=_reporting_failures(_cmd_storage_token))
 
     down = group.add_parser("down", help="stop the machines and remove everything the lab created",
                             description="Stop every machine; remove namespaces, bridges, the nftables table, "

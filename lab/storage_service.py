@@ -18,7 +18,7 @@ stands where the private endpoint is (``blueprints.network_flows.endpoint_addres
 The grants are ``blueprints.airlock_settings.airlock_grants``, the table the Pulumi program turns
 into role assignments. A VM's identity is its token's ``oid`` (from the metadata stand-in,
 lab/platform_services.py); a data provider's is the group in its token's ``groups`` claim, from a
-user token this module issues for the lab's directory (``token``, below). An allowed request goes
+user token this module issues for the lab's directory (``blueprints lab storage-token UPN``). An allowed request goes
 to Azurite with an account SAS of Azurite's own key, which never leaves the host.
 """
 
@@ -31,6 +31,7 @@ import hmac
 import http.client
 import json
 import os
+import re
 import socket
 import ssl
 import subprocess
@@ -59,6 +60,7 @@ ROLE_OPERATIONS = {BLOB_READER: {"read"}, BLOB_CONTRIBUTOR: {"read", "write"}}
 # The version of the account SAS the front signs for Azurite (a string-to-sign without an encryption scope).
 SAS_VERSION = "2019-12-12"
 CHUNK = 1 << 20
+UPN_PATTERN = re.compile(r"^[A-Za-z0-9._%+'-]{1,64}@[A-Za-z0-9.-]{1,190}\.[A-Za-z]{2,}$")
 HOP_HEADERS = {"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer",
                "host", "authorization", "content-length"}
 
@@ -439,7 +441,8 @@ def _endpoint(text: str) -> tuple[str, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m lab.storage_service",
                                      description="The lab's airlock storage account: an authorising front for "
-                                                 "Azurite, and user tokens for the lab's data providers.")
+                                                 "Azurite (`lab up` starts it; `blueprints lab storage-token` "
+                                                 "gives a data provider a token).")
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run the front until killed")
     serve.add_argument("--state-dir", type=Path, required=True)
@@ -447,12 +450,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--listen", required=True, help="ADDRESS:PORT")
     serve.add_argument("--cert", type=Path, required=True)
     serve.add_argument("--key", type=Path, required=True)
-    token = commands.add_parser("token", help="print a storage token for a person of the data providers group")
-    token.add_argument("upn", help="the person's sign-in name, such as provider@example.nhs.uk")
-    token.add_argument("--state-dir", type=Path, help="the storage stand-in's folder (default: the running lab's)")
     args = parser.parse_args(argv)
-    if args.command == "token":
-        return _print_token(args.upn, args.state_dir)
     for path in (args.state_dir / STATE_FILE, args.platform_dir / platform_services.STATE_FILE):
         if not path.is_file():
             print(f"lab storage: {path} does not exist", file=sys.stderr)
@@ -463,25 +461,25 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _print_token(upn: str, state_dir: Path | None) -> int:
-    if "@" not in upn or any(c.isspace() for c in upn):
-        print(f"lab storage: upn {upn!r}: must be a sign-in name such as provider@example.nhs.uk", file=sys.stderr)
-        return 2
+def provider_token(upn: str, state_dir: Path | None = None) -> str:
+    """A storage token for ``upn`` as a member of the running lab's data providers group.
+
+    UsageError (exit 2) for a malformed name, no running lab, or a lab without an airlock."""
+    from validation.usage import UsageError
+
+    if not UPN_PATTERN.match(upn):
+        raise UsageError(f"upn {upn!r}: must be a sign-in name such as data.provider@example.nhs.uk")
     if state_dir is None:
         from lab.layout import LabLayout, running_labs
 
         labs: list[LabLayout] = running_labs()
         if not labs:
-            print("lab storage: no lab is running (`sudo blueprints lab up` first)", file=sys.stderr)
-            return 2
+            raise UsageError("no lab is running: `sudo blueprints lab up` first")
         state_dir = storage_dir(labs[0].platform_dir)
     if not (state_dir / STATE_FILE).is_file():
-        print(f"lab storage: the running lab has no airlock ({state_dir / STATE_FILE} does not exist); "
-              "add `airlock:` to the stack", file=sys.stderr)
-        return 2
+        raise UsageError("the running lab's stack has no airlock (add `airlock:` to the stack and `lab up` again)")
     storage = load_state(state_dir)
-    print(issue_user_token(platform_services.load_state(state_dir.parent), upn, [storage["providers_group"]]))
-    return 0
+    return issue_user_token(platform_services.load_state(state_dir.parent), upn, [storage["providers_group"]])
 
 
 def storage_dir(platform_dir: Path) -> Path:

@@ -3,7 +3,7 @@ a file; the analytics VMs the stack names have it read-only; nothing else can re
 
 The lab's storage stand-in (lab/storage_service.py) is Azurite behind a front at the airlock's
 private endpoint address that checks tokens and grants as Azure does. The provider's token comes
-from the lab's directory (``python -m lab.storage_service token``), as a person of the data
+from the lab's directory (``blueprints lab storage-token``), as a person of the data
 providers group gets one from Entra ID; each VM's comes from the metadata stand-in, which any
 process on the VM (an analyst's notebook too) may ask. So the read-only promise is tested against
 the VM's own token, not only through the copy's file permissions.
@@ -64,8 +64,8 @@ def airlock(lab: Any) -> dict[str, Any]:
 
 
 def _provider_token() -> str:
-    result = subprocess.run([sys.executable, "-m", "lab.storage_service", "token", PROVIDER], cwd=REPO,
-                            capture_output=True, text=True, check=False)
+    result = subprocess.run([str(Path(sys.executable).parent / "blueprints"), "lab", "storage-token", PROVIDER],
+                            cwd=REPO, capture_output=True, text=True, check=False)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 

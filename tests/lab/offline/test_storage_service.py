@@ -249,3 +249,24 @@ def test_a_container_the_stack_grants_nothing_on_is_closed_even_to_the_providers
     provider = _provider_token(front.platform_dir)
     assert front.request("PUT", "/other/x.txt", provider, b"x", {"x-ms-blob-type": "BlockBlob"})[0] == 403
     assert front.request("GET", "/?comp=list", provider)[0] == 403
+
+
+def test_the_labs_directory_gives_a_provider_a_token_that_writes_ingress(states):
+    token = storage.provider_token("data.provider@example.nhs.uk", states[1])
+    assert _decide(states, "PUT", token=token).status == 0
+    assert _decide(states, "GET", "/", token=token, query={"comp": "list"}).status == 403
+
+
+@pytest.mark.parametrize("upn", ["data provider@example.nhs.uk", "no-at-sign", "x@y"])
+def test_a_malformed_sign_in_name_gets_no_token(states, upn):
+    from validation.usage import UsageError
+
+    with pytest.raises(UsageError, match="must be a sign-in name"):
+        storage.provider_token(upn, states[1])
+
+
+def test_a_lab_without_an_airlock_gives_no_token(tmp_path):
+    from validation.usage import UsageError
+
+    with pytest.raises(UsageError, match="no airlock"):
+        storage.provider_token("data.provider@example.nhs.uk", tmp_path / "platform" / "storage")
