@@ -22,6 +22,7 @@ from typing import Any
 import jinja2
 import yaml
 
+from blueprints.analytics.origins import own_origins
 from blueprints.data_disk import DATA_DISK_SCRIPT, data_disk_settings
 from blueprints.package_mirror.client_settings import template_values as mirror_client_values
 from blueprints.package_mirror.settings import PACKAGE_NAME_PATTERNS
@@ -129,6 +130,9 @@ def template_context(config: dict[str, Any], machine: Machine) -> dict[str, Any]
         "package_name_patterns": dict(PACKAGE_NAME_PATTERNS),
         # What the self-hosted gateway publishes behind its sign-in: each role's Publication, with its machines.
         "publications": _publications(machines),
+        # The gateway host under which each analyst's server has a host of its own, or None
+        # (blueprints/analytics/origins.py): the hubs and the gateway's sites both follow it.
+        "own_origins": own_origins(config),
         # Who signs in as which account (blueprints/sign_in_names.py): the gateway applies the map,
         # the analytics VMs' hubs check each account against it.
         "sign_in_header_lines": gateway_header_lines(account_map(config)),
@@ -157,6 +161,7 @@ def _publications(machines: list[Machine]) -> list[dict[str, Any]]:
         if declared.publication and published:
             publications.append({
                 "template": f"{declared.name}/{declared.publication.location}",
+                "site": f"{declared.name}/{declared.publication.site}" if declared.publication.site else None,
                 "machines": published,
                 "path": declared.publication.path,
                 "link": declared.publication.link,

@@ -83,12 +83,15 @@ class Publication:
                  per machine with ``vm`` (the machine), ``dns_zone`` and ``public_host``.
     path:        the public path; ``{machine}`` stands for the machine's name.
     link:        the landing page's link text, and ``description`` what follows it (``{machine}`` too).
+    site:        optional: a template in the role's folder for Apache virtual hosts of the machine's
+                 own (outside the gateway's host), rendered like ``location`` with ``own_origins`` too.
     """
 
     location: str
     path: str
     link: str
     description: str
+    site: str | None = None
 
 
 def always(settings: dict[str, Any]) -> bool:

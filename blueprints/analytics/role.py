@@ -33,8 +33,10 @@ ROLE = Role(
         ("package_mirror", "analytics VMs have no Internet access; they install through the mirror"),
         ("gateway", "analysts reach their VMs only through the gateway or Azure Bastion"),
     ),
+    # The hub on the gateway's host; each analyst's own server on a host of its own (origins.py).
     publication=Publication(location="gateway-location.conf.j2", path="/{machine}/",
-                            link="JupyterHub on {machine}", description="JupyterLab with Python and R"),
+                            link="JupyterHub on {machine}", description="JupyterLab with Python and R",
+                            site="gateway-site.conf.j2"),
     template_settings=template_settings,
     reaches_storage=never,
     deploy="blueprints.analytics.component:deploy",

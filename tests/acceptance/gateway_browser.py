@@ -7,12 +7,15 @@ the system store), in a throwaway profile directory.
 
     python gateway_browser.py --url https://analytics.example.nhs.uk/ --user analyst \
         --ca-cert /path/ca.crt --screenshot landing.png [--resolve HOST=IP]... \
-        [--notebook analytics-1 --cell python3='print(1)' --cell ir='cat(1)'] [--hub analytics-1]
+        [--notebook analytics-1 --cell python3='print(1)' --cell ir='cat(1)'] [--hub analytics-1] \
+        [--visit URL]
 
 With ``--notebook MACHINE`` the signed-in browser then opens that analytics VM's JupyterHub through
 the gateway, waits for the analyst's server, and runs each cell in a new kernel from the page,
 with the page's own cookies, over the same REST and WebSocket calls JupyterLab makes. With
 ``--hub MACHINE`` it only asks that VM's JupyterHub to sign the person in, and reports the answer.
+With ``--visit URL`` it finally follows a link, as the signed-in person would, and reports the text
+the page writes into its ``#result`` element.
 """
 
 from __future__ import annotations
@@ -104,7 +107,9 @@ def hosts_file_entries(path: Path = Path("/etc/hosts")) -> list[str]:
     for line in path.read_text().splitlines():
         fields = line.split("#", 1)[0].split()
         if len(fields) >= 2 and not fields[0].startswith("127."):
-            entries += [f"{name}={fields[0]}" for name in fields[1:]]
+            # Names under a host too, as a wildcard DNS record gives them (analysts' own hosts
+            # under the gateway's name), which a hosts file cannot hold.
+            entries += [f"{prefix}{name}={fields[0]}" for name in fields[1:] for prefix in ("", "*.")]
     return entries
 
 
@@ -122,7 +127,8 @@ def run_notebook_cells(page, origin: str, machine: str, cells: list[tuple[str, s
 
 def sign_in(url: str, user: str, ca_cert: Path, screenshot: Path | None,
             resolve: list[str], git_path: str = "/git/", notebook: str | None = None,
-            cells: list[tuple[str, str]] | None = None, hub: str | None = None) -> dict[str, object]:
+            cells: list[tuple[str, str]] | None = None, hub: str | None = None,
+            visit: str | None = None) -> dict[str, object]:
     from playwright.sync_api import sync_playwright
 
     flags = list(CHROMIUM_FLAGS)
@@ -166,6 +172,11 @@ def sign_in(url: str, user: str, ca_cert: Path, screenshot: Path | None,
                 result["hub_text"] = page.inner_text("body")[:2000]
             if notebook and result["landing_status"] == 200:
                 result["notebook"] = run_notebook_cells(page, origin, notebook, cells or [])
+            if visit:
+                page.goto(visit)
+                page.wait_for_function("(document.getElementById('result') || {}).textContent",
+                                       timeout=120_000)
+                result["visit"] = {"url": page.url, "result": page.inner_text("#result")}
             browser.close()
     return result
 
@@ -180,6 +191,7 @@ def main() -> int:
     parser.add_argument("--notebook", metavar="MACHINE", help="then run cells on this analytics VM's JupyterHub")
     parser.add_argument("--cell", action="append", default=[], metavar="KERNEL=CODE", help="a cell for --notebook")
     parser.add_argument("--hub", metavar="MACHINE", help="then sign in to this analytics VM's JupyterHub")
+    parser.add_argument("--visit", metavar="URL", help="then follow this link and report its #result text")
     args = parser.parse_args()
     cells = []
     for cell in args.cell:
@@ -189,7 +201,7 @@ def main() -> int:
         cells.append((kernel, code))
     resolve = args.resolve or hosts_file_entries()
     print(json.dumps(sign_in(args.url, args.user, args.ca_cert, args.screenshot, resolve,
-                             notebook=args.notebook, cells=cells, hub=args.hub)))
+                             notebook=args.notebook, cells=cells, hub=args.hub, visit=args.visit)))
     return 0
 
 

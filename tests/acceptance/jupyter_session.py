@@ -15,6 +15,7 @@ import json
 import ssl
 import sys
 import uuid
+from urllib.parse import urlsplit
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from tornado.websocket import websocket_connect
@@ -22,8 +23,10 @@ from tornado.websocket import websocket_connect
 TIMEOUT = 180.0
 
 
-async def call(url: str, token: str, method: str = "GET", body: dict | None = None) -> dict:
-    request = HTTPRequest(url, method=method, headers={"Authorization": f"token {token}"},
+async def call(url: str, token: str, method: str = "GET", body: dict | None = None,
+               host: str | None = None) -> dict:
+    headers = {"Authorization": f"token {token}", **({"Host": host} if host else {})}
+    request = HTTPRequest(url, method=method, headers=headers,
                           body=None if body is None else json.dumps(body),
                           allow_nonstandard_methods=True, request_timeout=60,
                           ssl_options=ssl.create_default_context())
@@ -33,7 +36,17 @@ async def call(url: str, token: str, method: str = "GET", body: dict | None = No
     return json.loads(response.body) if response.body else {}
 
 
-async def start_server(hub: str, user: str, token: str) -> None:
+def server_base(hub: str, server_url: str) -> tuple[str, str | None]:
+    """Where requests for the user's server go, and the Host header they name.
+
+    With a host of its own per analyst (the hub's ``url`` for the server is then absolute), the
+    hub's proxy routes by the Host header: requests go to the hub's address naming that host."""
+    server = urlsplit(server_url)
+    hub_parts = urlsplit(hub)
+    return f"{hub_parts.scheme}://{hub_parts.netloc}{server.path.rstrip('/')}", server.netloc or None
+
+
+async def start_server(hub: str, user: str, token: str) -> tuple[str, str | None]:
     await call(f"{hub}/hub/api/users/{user}/server", token, "POST", {})
     loop = asyncio.get_running_loop()
     deadline = loop.time() + TIMEOUT
@@ -41,7 +54,7 @@ async def start_server(hub: str, user: str, token: str) -> None:
         model = await call(f"{hub}/hub/api/users/{user}", token)
         server = model.get("servers", {}).get("", {})
         if server.get("ready"):
-            return
+            return server_base(hub, server["url"])
         await asyncio.sleep(2)
     raise SystemExit(f"the server of {user} was not ready within {TIMEOUT:.0f} s")
 
@@ -67,12 +80,13 @@ async def wait_for_output_channel(socket, send) -> None:
     raise SystemExit(f"the kernel's output channel was not ready within {TIMEOUT:.0f} s")
 
 
-async def run_cell(hub: str, user: str, token: str, kernel_name: str, code: str) -> str:
-    base = f"{hub}/user/{user}/api/kernels"
-    kernel = await call(base, token, "POST", {"name": kernel_name})
+async def run_cell(server: tuple[str, str | None], user: str, token: str, kernel_name: str, code: str) -> str:
+    server_url, host = server
+    base = f"{server_url}/api/kernels"
+    kernel = await call(base, token, "POST", {"name": kernel_name}, host)
     session = uuid.uuid4().hex
     request = HTTPRequest(f"{base}/{kernel['id']}/channels?session_id={session}".replace("https://", "wss://"),
-                          headers={"Authorization": f"token {token}"},
+                          headers={"Authorization": f"token {token}", **({"Host": host} if host else {})},
                           ssl_options=ssl.create_default_context(), request_timeout=60)
     socket = await websocket_connect(request)
 
@@ -112,16 +126,16 @@ async def run_cell(hub: str, user: str, token: str, kernel_name: str, code: str)
                 idle = True
     finally:
         socket.close()
-        await call(f"{base}/{kernel['id']}", token, "DELETE")
+        await call(f"{base}/{kernel['id']}", token, "DELETE", host=host)
     return "".join(output).strip()
 
 
 async def main(hub: str, user: str, token: str, cells: list[str]) -> None:
-    await start_server(hub, user, token)
+    server = await start_server(hub, user, token)
     results = {}
     for cell in cells:
         kernel_name, _, code = cell.partition("=")
-        results[kernel_name] = await run_cell(hub, user, token, kernel_name, code)
+        results[kernel_name] = await run_cell(server, user, token, kernel_name, code)
     print(json.dumps(results))
 
 
