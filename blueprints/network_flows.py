@@ -355,6 +355,15 @@ class _Resolver:
         return ()
 
 
+def _egress_flows(config: dict[str, Any]) -> list[Flow]:
+    """Only with airlock.egress: the Git server publishes approved outputs to the airlock's egress container."""
+    if not (config.get("airlock") or {}).get("egress"):
+        return []
+    return [Flow("egress-git-to-airlock-endpoint", "role:git_server", "endpoint:airlock", (443,),
+                 "the Git server publishes outputs a checker approved to the egress container (its identity; "
+                 "write to that container alone)")]
+
+
 def active_flows(config: dict[str, Any]) -> list[Flow]:
     """The flows this stack needs: both ends deployed and the gateway kind matching."""
     resolver = _Resolver(config)
@@ -365,7 +374,7 @@ def active_flows(config: dict[str, Any]) -> list[Flow]:
     git_backup_target = git.get("backup", {}).get("target", "auto") if git else None
     return [
         flow
-        for flow in (*FLOWS, *data_source_flows(config))
+        for flow in (*FLOWS, *data_source_flows(config), *_egress_flows(config))
         if (flow.gateway_kinds is None or kind in flow.gateway_kinds)
         and (flow.certificates is None or certificate in flow.certificates)
         and (flow.git_backup_targets is None or git_backup_target in flow.git_backup_targets)

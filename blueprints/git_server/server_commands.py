@@ -1323,14 +1323,23 @@ def rclone_egress_config(account: str) -> str:
 
 
 def _egress_account() -> str:
+    """The airlock's account from this VM's tags, with a few tries (the metadata service can lag at boot)."""
+    import time
     import urllib.request
 
-    request = urllib.request.Request(IMDS_TAGS, headers={"Metadata": "true"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (a fixed http URL)
-            tags = json.load(response)
-    except (OSError, ValueError) as error:
-        raise RuntimeError(f"cannot read this VM's tags from the instance metadata service ({error!r})") from None
+    tags: Any = None
+    failure: Exception | None = None
+    for delay in (0, 2, 4, 8):
+        time.sleep(delay)
+        try:
+            request = urllib.request.Request(IMDS_TAGS, headers={"Metadata": "true"})
+            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (a fixed http URL)
+                tags = json.load(response)
+            break
+        except (OSError, ValueError) as error:
+            failure = error
+    else:
+        raise RuntimeError(f"cannot read this VM's tags from the instance metadata service ({failure!r})")
     names = [tag.get("value") for tag in tags if isinstance(tag, dict) and tag.get("name") == EGRESS_ACCOUNT_TAG] \
         if isinstance(tags, list) else []
     if not names or not STORAGE_ACCOUNT.match(str(names[0])):
@@ -1401,10 +1410,10 @@ def _update_egress(settings: dict[str, Any]) -> None:
     EGRESS_STATE.mkdir(parents=True, exist_ok=True)
     shutil.chown(EGRESS_STATE, GIT_USER, GIT_USER)
     EGRESS_STATE.chmod(0o750)
-    remote = None
-    if _on_azure():
-        write_if_changed(EGRESS_RCLONE_CONFIG, rclone_egress_config(_egress_account()))
-        remote = f"{EGRESS_REMOTE}:{egress['container']}"
+    # The account's name from this VM's tag, on Azure and in the lab alike (the lab's storage stand-in
+    # answers at the private endpoint's address with the same grants).
+    write_if_changed(EGRESS_RCLONE_CONFIG, rclone_egress_config(_egress_account()))
+    remote = f"{EGRESS_REMOTE}:{egress['container']}"
     write_if_changed(EGRESS_SETTINGS, json.dumps({**egress_rules(egress), "remote": remote,
                                                  "rclone_config": str(EGRESS_RCLONE_CONFIG)}) + "\n")
     changed = write_if_changed(PUBLISH_UNITS / "git-server-publish.service", PUBLISH_SERVICE)
@@ -1422,10 +1431,6 @@ def publish() -> int:
     except OSError:
         raise SettingsError(f"{EGRESS_SETTINGS} is missing: egress is not set, or git-server-apply has not run") \
             from None
-    if not egress.get("remote"):
-        # Not on Azure and no storage configured: approvals stay on main until a target exists.
-        print("git-server-publish: no egress container configured on this machine; nothing published")
-        return 0
     done = publish_approved(REPOSITORIES / f"{OUTPUTS}.git", egress, egress["remote"],
                             Path(egress["rclone_config"]), EGRESS_STATE / "published")
     for item in done:

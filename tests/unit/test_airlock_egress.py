@@ -12,6 +12,8 @@ import yaml
 from blueprints.airlock_egress import EGRESS_CONTAINER, egress_grants
 from blueprints.git_server import server_commands
 from blueprints.git_server.backup_target import vm_settings
+from blueprints.network_flows import active_flows, endpoint_addresses, nsg_rules
+from blueprints.topology import plan_machines
 from modules.blob_storage import STORAGE_BLOB_DATA_CONTRIBUTOR, STORAGE_BLOB_DATA_READER
 from tests.conftest import EXAMPLE
 from validation.plan_recorder import record_plan
@@ -95,8 +97,20 @@ def test_the_git_servers_settings_carry_the_outputs_rules_its_program_accepts(ex
     assert "egress" not in vm_settings(example_config)
 
 
-def test_no_egress_no_grants(example_config):
+def test_no_egress_no_grants_and_no_flow(example_config):
     assert egress_grants(example_config) == []
+    assert "egress-git-to-airlock-endpoint" not in {flow.name for flow in active_flows(example_config)}
+
+
+def test_the_git_server_reaches_the_airlocks_endpoint_only_with_egress():
+    config, _ = _config(_egress(_document()))
+    (flow,) = [flow for flow in active_flows(config) if flow.name == "egress-git-to-airlock-endpoint"]
+    assert (flow.source, flow.destination, flow.ports) == ("role:git_server", "endpoint:airlock", (443,))
+    address = f"{endpoint_addresses(config)['airlock']}/32"
+    git = next(m.private_ip for m in plan_machines(config) if m.role == "git_server")
+    inbound = [r for r in nsg_rules(config)["services"]
+               if r.direction == "Inbound" and address in r.destination_prefixes]
+    assert any(f"{git}/32" in r.source_prefixes for r in inbound), inbound
 
 
 @pytest.mark.parametrize(("egress", "field", "words"), [
