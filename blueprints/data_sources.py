@@ -18,6 +18,7 @@ import ipaddress
 from dataclasses import dataclass
 from typing import Any
 
+from blueprints.address_ranges import is_ipv4_address, is_private, parse_range
 from blueprints.settings_fields import FQDN_PATTERN, SINGLE_LINE_ALLOWED, SINGLE_LINE_PATTERN
 
 __all__ = [
@@ -46,7 +47,6 @@ DATABASE_PATTERN = r"^[A-Za-z_][A-Za-z0-9_.-]{0,127}$"
 DATA_SOURCES_FIELD = "roles.analytics.data_sources"
 # A range wider than this is most of a trust's network, not a data source.
 WIDEST_SOURCE_PREFIX = 16
-RFC1918 = tuple(ipaddress.IPv4Network(r) for r in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
 
 
 @dataclass(frozen=True)
@@ -155,21 +155,6 @@ def client_files(config: dict[str, Any]) -> dict[str, str]:
     return {ODBC_INI: "".join(odbc), PG_SERVICE_CONF: "".join(pg)}
 
 
-def _parse(value: str) -> ipaddress.IPv4Network | str:
-    try:
-        return ipaddress.IPv4Network(value, strict=True)
-    except ValueError as error:
-        try:
-            loose = ipaddress.IPv4Network(value, strict=False)
-        except ValueError:
-            return f"is not a valid IPv4 range: {error}"
-        return f"has host bits set; did you mean {loose}?"
-
-
-def _private(network: ipaddress.IPv4Network) -> bool:
-    return any(network.subnet_of(block) for block in RFC1918)
-
-
 def data_source_problems(config: dict[str, Any]) -> list[tuple[str, Any, str, str]]:
     """(field, value, what is wrong, hint) for every data source and trust range a schema cannot judge.
 
@@ -182,11 +167,11 @@ def data_source_problems(config: dict[str, Any]) -> list[tuple[str, Any, str, st
     declared: list[ipaddress.IPv4Network] = []
     for index, value in enumerate(config["network"].get("trust_ranges", [])):
         field = f"network.trust_ranges[{index}]"
-        parsed = _parse(value)
+        parsed = parse_range(value)
         if isinstance(parsed, str):
             problems.append((field, value, parsed, ""))
             continue
-        if not _private(parsed):
+        if not is_private(parsed):
             problems.append((field, value, "must be a private range (10/8, 172.16/12, 192.168/16)",
                              "the trust's network is reached over peering, VPN or ExpressRoute, never the Internet"))
             continue
@@ -196,7 +181,7 @@ def data_source_problems(config: dict[str, Any]) -> list[tuple[str, Any, str, st
             continue
         declared.append(parsed)
     for value in config["network"].get("private_client_ranges", []):
-        parsed = _parse(value)
+        parsed = parse_range(value)
         if not isinstance(parsed, str):
             declared.append(parsed)
 
@@ -208,7 +193,7 @@ def data_source_problems(config: dict[str, Any]) -> list[tuple[str, Any, str, st
                              f"is already the name of {DATA_SOURCES_FIELD}[{seen[source['name']]}]",
                              "each data source needs its own name (it is the ODBC or libpq name)"))
         seen.setdefault(source["name"], index)
-        parsed = _parse(source["range"])
+        parsed = parse_range(source["range"])
         if isinstance(parsed, str):
             problems.append((f"{base}.range", source["range"], parsed, ""))
             continue
@@ -217,7 +202,7 @@ def data_source_problems(config: dict[str, Any]) -> list[tuple[str, Any, str, st
                              f"overlaps the environment's own address space {space}",
                              "a data source is on the trust's network, outside the environment"))
             continue
-        if not _private(parsed):
+        if not is_private(parsed):
             problems.append((f"{base}.range", source["range"],
                              "must be a private range of the trust's network (10/8, 172.16/12, 192.168/16), "
                              "never the Internet", "data sources are reached over peering, VPN or ExpressRoute"))
@@ -235,7 +220,7 @@ def data_source_problems(config: dict[str, Any]) -> list[tuple[str, Any, str, st
             continue
         server = source.get("server")
         kind = DATA_SOURCE_KINDS[source["kind"]]
-        if server and _is_address(server) and ipaddress.IPv4Address(server) not in parsed:
+        if server and is_ipv4_address(server) and ipaddress.IPv4Address(server) not in parsed:
             problems.append((f"{base}.server", server, f"must be an address inside the range {parsed}",
                              "the NSG opens only the range; a server outside it is unreachable"))
         elif not server and kind.needs_server and parsed.num_addresses > 1:
@@ -244,11 +229,3 @@ def data_source_problems(config: dict[str, Any]) -> list[tuple[str, Any, str, st
                              "client configuration names one server",
                              "give the server's address inside the range, or make the range a /32"))
     return problems
-
-
-def _is_address(value: str) -> bool:
-    try:
-        ipaddress.IPv4Address(value)
-    except ValueError:
-        return False
-    return True

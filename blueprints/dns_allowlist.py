@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
+from blueprints.address_ranges import is_ipv4_address
 from blueprints.airlock_settings import airlock_settings
 from blueprints.data_sources import declared_data_sources
 from blueprints.git_server.backup_target import uses_blob
@@ -100,7 +101,7 @@ def allowed_names(config: dict[str, Any], key_vault: str, storage_account: str,
     # (a forwarding rule or resolver for its zone), as Azure's resolver knows no trust-internal name.
     for source in declared_data_sources(config):
         server = source.get("server")
-        if server and not _is_address(server):
+        if server and not is_ipv4_address(server):
             names.append(AllowedName(server, f"analytics VMs reach the trust's data source {source['name']}"))
     mirror = config["roles"].get("package_mirror")
     if mirror:
@@ -115,11 +116,3 @@ def allowed_names(config: dict[str, Any], key_vault: str, storage_account: str,
     for entry in names:
         unique.setdefault(entry.name, entry)
     return list(unique.values())
-
-
-def _is_address(value: str) -> bool:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True

@@ -17,6 +17,7 @@ from packaging.specifiers import InvalidSpecifier, SpecifierSet
 from packaging.version import InvalidVersion, Version
 
 from blueprints.accounts import reserved_account, reserved_account_hint
+from blueprints.address_ranges import is_private, parse_range
 from blueprints.airlock_egress import egress_problems
 from blueprints.airlock_settings import airlock_problems
 from blueprints.data_sources import data_source_problems
@@ -54,27 +55,6 @@ AZURE_RESERVED_ADDRESSES = 5  # the first four and the last address of every sub
 WIDEST_CLIENT_PREFIX = 8  # a client range wider than /8 is "the Internet" in practice
 __all__ = ["GIT_RESERVED_ACCOUNTS", "GIT_RESERVED_REPOSITORIES", "PACKAGE_REQUESTS_REPOSITORY", "allowlist_problems",
            "semantic_problems"]
-# RFC 1918. Python's is_private also counts loopback, link-local and documentation ranges,
-# which no virtual network or trust LAN can use.
-PRIVATE_RANGES = tuple(ipaddress.IPv4Network(r) for r in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"))
-
-
-def _network(value: str) -> ipaddress.IPv4Network | str:
-    """A parsed network, or why it does not parse."""
-    try:
-        return ipaddress.IPv4Network(value, strict=True)
-    except ValueError as error:
-        try:
-            loose = ipaddress.IPv4Network(value, strict=False)
-        except ValueError:
-            return str(error)
-        return f"has host bits set; did you mean {loose}?"
-
-
-def _is_private(network: ipaddress.IPv4Network) -> bool:
-    return any(network.subnet_of(private) for private in PRIVATE_RANGES)
-
-
 def _opens_ssh_to_clients(config: dict[str, Any]) -> bool:
     gateway = config["roles"].get("gateway")
     return bool(gateway) and gateway.get("kind") == "self-hosted"
@@ -82,14 +62,14 @@ def _opens_ssh_to_clients(config: dict[str, Any]) -> bool:
 
 def _parsed_subnets(config: dict[str, Any]) -> dict[str, ipaddress.IPv4Network]:
     """The subnets whose ranges parse (the others are reported by _address_plan)."""
-    parsed = {name: _network(value) for name, value in config["network"]["subnets"].items() if value is not None}
+    parsed = {name: parse_range(value) for name, value in config["network"]["subnets"].items() if value is not None}
     return {name: network for name, network in parsed.items() if isinstance(network, ipaddress.IPv4Network)}
 
 
 def free_range(config: dict[str, Any], prefix: int, replacing: str | None = None) -> str:
     """A hint naming the first /prefix of the stack's address space that no other subnet of the stack
     uses (``replacing``: the subnet the range would replace, whose own range counts as free)."""
-    space = _network(config["network"]["address_space"])
+    space = parse_range(config["network"]["address_space"])
     if isinstance(space, str):
         return "first give network.address_space a valid private range"
     if prefix < space.prefixlen:
@@ -112,20 +92,20 @@ def _smallest_prefix(hosts: int) -> int:
 def _address_plan(config: dict[str, Any]) -> list[Problem]:
     problems: list[Problem] = []
     network = config["network"]
-    space = _network(network["address_space"])
+    space = parse_range(network["address_space"])
     if isinstance(space, str):
         problems.append(Problem("network.address_space", network["address_space"],
-                                f"is not a valid IPv4 range: {space}"))
-    elif not _is_private(space):
+                                space))
+    elif not is_private(space):
         problems.append(Problem("network.address_space", network["address_space"],
                                 "must be a private range (10/8, 172.16/12, 192.168/16)"))
     subnets: dict[str, ipaddress.IPv4Network] = {}
     for name, value in network["subnets"].items():
         if value is None:
             continue
-        parsed = _network(value)
+        parsed = parse_range(value)
         if isinstance(parsed, str):
-            problems.append(Problem(f"network.subnets.{name}", value, f"is not a valid IPv4 range: {parsed}"))
+            problems.append(Problem(f"network.subnets.{name}", value, parsed))
             continue
         if parsed.prefixlen > 29:
             problems.append(Problem(f"network.subnets.{name}", value,
@@ -148,9 +128,9 @@ def _address_plan(config: dict[str, Any]) -> list[Problem]:
                                         + free_range(config, subnets[second].prefixlen, replacing=second)))
     for index, value in enumerate(network["allowed_client_ranges"]):
         path = f"network.allowed_client_ranges[{index}]"
-        parsed = _network(value)
+        parsed = parse_range(value)
         if isinstance(parsed, str):
-            problems.append(Problem(path, value, f"is not a valid IPv4 range: {parsed}"))
+            problems.append(Problem(path, value, parsed))
             continue
         if parsed.prefixlen < WIDEST_CLIENT_PREFIX:
             if not network["allow_clients_from_anywhere"]:
@@ -158,7 +138,7 @@ def _address_plan(config: dict[str, Any]) -> list[Problem]:
                                         f"is wider than /{WIDEST_CLIENT_PREFIX}, close to the whole Internet",
                                         "name the trust's VPN or office ranges; if you really mean it, "
                                         "set network.allow_clients_from_anywhere: true"))
-            elif _opens_ssh_to_clients(config) and not _is_private(parsed):
+            elif _opens_ssh_to_clients(config) and not is_private(parsed):
                 # The self-hosted gateway's jump host listens on SSH for the client ranges, and mandatory
                 # policy TB-NET-001 refuses a management port open to the Internet, asked for or not.
                 problems.append(Problem(path, value,
@@ -173,11 +153,11 @@ def _address_plan(config: dict[str, Any]) -> list[Problem]:
                                     "client ranges are where analysts connect from, outside Azure"))
     for index, value in enumerate(network["private_client_ranges"]):
         path = f"network.private_client_ranges[{index}]"
-        parsed = _network(value)
+        parsed = parse_range(value)
         if isinstance(parsed, str):
-            problems.append(Problem(path, value, f"is not a valid IPv4 range: {parsed}"))
+            problems.append(Problem(path, value, parsed))
             continue
-        if not _is_private(parsed):
+        if not is_private(parsed):
             problems.append(Problem(path, value, "must be a private range (10/8, 172.16/12, 192.168/16)",
                                     "public ranges belong in network.allowed_client_ranges, for the gateway"))
         elif parsed.prefixlen < WIDEST_CLIENT_PREFIX:
