@@ -97,10 +97,19 @@ def apply_analysts(settings_path):
     allowed, refused = accepted_analysts(settings)
     for why in refused:
         analyst_log(f"REFUSED: {why}")
+    made = []
     for name in allowed:
-        if _local_uid(name) is None:
-            subprocess.run([*ADD_ANALYST, name], check=True)
+        if _local_uid(name) is not None:
+            made.append(name)
+            continue
+        # One account that cannot be made must not keep the others out (nor stop a first boot).
+        added = subprocess.run([*ADD_ANALYST, name], capture_output=True, text=True, check=False)
+        if added.returncode == 0:
+            made.append(name)
             analyst_log(f"created account {name} (no password, no sudo)")
+        else:
+            analyst_log(f"ERROR: adduser {name} failed (exit {added.returncode}): {added.stderr.strip()}")
+    allowed = made
     # Checked again once every account exists: adduser must not have given anyone a privileged group.
     allowed, refused_now = accepted_analysts({**settings, "analysts": allowed})
     for why in refused_now:

@@ -11,6 +11,7 @@ import gzip
 import json
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -152,3 +153,75 @@ def test_the_rendered_program_runs_on_its_own():
                             check=False, cwd="/")
     assert result.returncode == 2
     assert "usage (as root): analytics-analysts" in result.stderr
+
+
+class _FakeVm:
+    """The commands analytics-analysts runs, answered as a VM would: adduser makes an account (or
+    fails for the names given), sshd -t passes or fails."""
+
+    def __init__(self, failing_adduser: set[str] = frozenset(), sshd_ok: bool = True) -> None:
+        self.accounts: dict[str, int] = {}
+        self.failing_adduser = set(failing_adduser)
+        self.sshd_ok = sshd_ok
+        self.commands: list[list[str]] = []
+
+    def run(self, argv, **_kwargs):
+        self.commands.append(list(argv))
+        code = 0
+        if argv[0] == "adduser":
+            name = argv[-1]
+            if name in self.failing_adduser:
+                code = 1
+            else:
+                self.accounts[name] = 1001 + len(self.accounts)
+        elif argv[0] == "/usr/sbin/sshd":
+            code = 0 if self.sshd_ok else 255
+        return subprocess.CompletedProcess(argv, code, "", "" if code == 0 else "refused")
+
+
+@pytest.fixture
+def vm(monkeypatch, tmp_path):
+    fake = _FakeVm()
+    monkeypatch.setattr(analyst_accounts, "ANALYSTS_SSHD_FILE", str(tmp_path / "30-trust-blueprints-analysts.conf"))
+    monkeypatch.setattr(analyst_accounts.subprocess, "run", fake.run)
+    monkeypatch.setattr(analyst_accounts, "_local_uid", fake.accounts.get)
+    monkeypatch.setattr(analyst_accounts, "_local_groups", lambda name: [(name, fake.accounts[name])]
+                        if name in fake.accounts else [])
+    settings = tmp_path / "analysts.json"
+    return fake, settings, Path(analyst_accounts.ANALYSTS_SSHD_FILE)
+
+
+def test_the_program_makes_accounts_writes_the_rule_and_reloads_sshd_once(vm):
+    fake, settings, rule = vm
+    settings.write_text(json.dumps(_settings("analyst", "jbloggs")))
+    assert analyst_accounts.apply_analysts(str(settings)) == 0
+    assert set(fake.accounts) == {"analyst", "jbloggs"}
+    assert "AllowUsers trustadmin analyst@10.0.0.4 jbloggs@10.0.0.4" in rule.read_text()
+    assert ["systemctl", "try-reload-or-restart", "ssh.service"] in fake.commands
+    fake.commands.clear()
+    assert analyst_accounts.apply_analysts(str(settings)) == 0
+    assert fake.commands == [], "nothing changed, so nothing is made or reloaded"
+    settings.write_text(json.dumps(_settings("analyst")))
+    assert analyst_accounts.apply_analysts(str(settings)) == 0
+    assert "jbloggs" not in rule.read_text()
+
+
+def test_an_account_adduser_cannot_make_is_left_out_and_the_others_get_in(vm):
+    fake, settings, rule = vm
+    fake.failing_adduser = {"jbloggs"}
+    settings.write_text(json.dumps(_settings("analyst", "jbloggs")))
+    assert analyst_accounts.apply_analysts(str(settings)) == 0
+    assert "AllowUsers trustadmin analyst@10.0.0.4\n" in rule.read_text()
+
+
+def test_a_rule_sshd_refuses_is_taken_back(vm):
+    fake, settings, rule = vm
+    settings.write_text(json.dumps(_settings("analyst")))
+    assert analyst_accounts.apply_analysts(str(settings)) == 0
+    kept = rule.read_text()
+    fake.sshd_ok = False
+    fake.commands.clear()
+    settings.write_text(json.dumps(_settings("analyst", "jbloggs")))
+    assert analyst_accounts.apply_analysts(str(settings)) == 1
+    assert rule.read_text() == kept
+    assert ["systemctl", "try-reload-or-restart", "ssh.service"] not in fake.commands
