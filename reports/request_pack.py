@@ -23,6 +23,7 @@ import jinja2
 import yaml
 from markupsafe import Markup
 
+from blueprints.airlock_egress import egress_settings
 from blueprints.cloud_init import render_user_data
 from blueprints.data_sources import DATA_SOURCE_KINDS, declared_data_sources
 from blueprints.landing_zone import creates_spoke, firewall_rules, hub_requests
@@ -501,7 +502,13 @@ def _risks(plan: Plan, machines: list[MachineFacts], est: Estimate, facts: dict[
                       1, "IT security"))
     egress = sorted({f.source.partition(":")[2] for f in flows if f.destination == "internet"})
     leaving = f"Only these may reach the Internet: {', '.join(egress) or 'nothing'}."
-    if facts["analytics"]:
+    if facts["analytics"] and egress_settings(config):
+        leaving += (" Analytics VMs have no Internet flow and no public IP. Results leave through review: an "
+                    "output checker who is not the author approves each proposal in the Git server's outputs "
+                    "repository, and only then are exactly its files published to the airlock's egress container, "
+                    "which only the readers' group reads (TB-ST-007; docs/outputs.md). An authorised analyst can "
+                    "still copy text through the browser.")
+    elif facts["analytics"]:
         leaving += (" Analytics VMs have no Internet flow and no public IP. An authorised analyst can still "
                     "download results or copy text through the browser: no airlock checks outputs.")
     risks.append(Risk("Data leaving the environment", 3, 5, leaving,

@@ -148,3 +148,10 @@ def test_the_schema_refuses_bad_values_naming_the_field(egress, field):
     document = _egress(_document(), **egress)
     _, problems = validate_document(document)
     assert field in {problem.path for problem in problems}, [p.path for p in problems]
+
+
+def test_the_request_pack_says_how_results_leave(plan):
+    from reports.request_pack import build_context
+
+    (risk,) = [r for r in build_context(plan)["risks"] if r.risk == "Data leaving the environment"]
+    assert "Results leave through review" in risk.controls and "no airlock checks outputs" not in risk.controls
