@@ -12,11 +12,12 @@ names which), 2 a bad stack file or command line.
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import time
 from pathlib import Path
 
-from blueprints.package_mirror.settings import ECOSYSTEMS
+from blueprints.package_mirror.settings import ECOSYSTEMS, URL_PATTERN
 from validation.allowlist_resolver import (
     RegistryUnreachableError,
     ResolutionError,
@@ -68,7 +69,10 @@ def _cmd_resolve(args: argparse.Namespace) -> int:
     def progress(message: str) -> None:
         print(f"[{time.monotonic() - started:6.1f} s] {message}", file=sys.stderr, flush=True)
 
-    resolution = resolve_stack(args.stack_file_path, args.ecosystem, args.python, progress)
+    upstreams = dict(args.upstream or [])
+    for ecosystem, url in upstreams.items():
+        print(f"{ecosystem}: resolving against {url}, not the stack's upstream", file=sys.stderr)
+    resolution = resolve_stack(args.stack_file_path, args.ecosystem, args.python, progress, upstreams)
     print(render_resolution(resolution))
     # The allowlists first, so that checking the written stack does not warn of what is being added.
     if resolution.additions():
@@ -93,6 +97,23 @@ def _run_resolve(args: argparse.Namespace) -> int:
         return EXIT_FAILED
 
 
+UPSTREAM_PATTERN = re.compile(URL_PATTERN)
+
+
+def upstream_argument(text: str) -> tuple[str, str]:
+    """``--upstream ECOSYSTEM=URL``: an http(s) URL, or for CRAN a file: URL of a CRAN-layout folder."""
+    ecosystem, separator, url = text.partition("=")
+    if not separator or ecosystem not in ECOSYSTEMS:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be ECOSYSTEM=URL with ECOSYSTEM one of "
+                                         f"{', '.join(ECOSYSTEMS)}, such as cran=https://cran.example.nhs.uk")
+    if UPSTREAM_PATTERN.fullmatch(url):
+        return ecosystem, url
+    if ecosystem == "cran" and re.fullmatch(r"file:///[^\s]*", url):
+        return ecosystem, url
+    allowed = "an http(s) URL" + (", or file:///PATH of a CRAN-layout folder" if ecosystem == "cran" else "")
+    raise argparse.ArgumentTypeError(f"{text!r}: the {ecosystem} URL {url!r} must be {allowed}")
+
+
 def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     group = commands.add_parser("allowlist", help="the package mirror's allowlists and their dependencies",
                                 description="Work on the package mirror's allowlists.")
@@ -113,6 +134,9 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
     resolve.add_argument("--python", metavar="INTERPRETER",
                          help="a CPython 3.13 for pip to evaluate environment markers with "
                               "(default: python3.13 on PATH when it runs, else this Python)")
+    resolve.add_argument("--upstream", action="append", type=upstream_argument, metavar="ECOSYSTEM=URL",
+                         help="resolve this ecosystem against URL instead of the stack's upstream (repeat for "
+                              "more): a closer mirror, or for CRAN a CRAN-layout stand-in, file:///PATH allowed")
     resolve.add_argument("--no-record", action="store_true",
                          help="do not write closures/<stack>.yaml")
     resolve.set_defaults(handler=_run_resolve)

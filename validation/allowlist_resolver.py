@@ -33,6 +33,7 @@ import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
@@ -397,6 +398,13 @@ def _fetch_index(repository: str) -> str:
     base = repository.rstrip("/") + "/src/contrib/"
     last: Exception | None = None
     for name in ("PACKAGES.gz", "PACKAGES"):
+        if base.startswith("file:"):  # a CRAN-layout folder on this machine
+            path = Path(urllib.request.url2pathname(urllib.parse.urlsplit(base + name).path))
+            if not path.is_file():
+                last = FileNotFoundError(f"no {path}")
+                continue
+            data = path.read_bytes()
+            return (gzip.decompress(data) if name.endswith(".gz") else data).decode("utf-8", "replace")
         try:
             with urllib.request.urlopen(base + name, timeout=REGISTRY_TIMEOUT_SECONDS) as response:  # noqa: S310
                 data = response.read()
@@ -443,7 +451,7 @@ def resolve_cran(entries: list[str], repository: str, progress: Progress | None 
     index = parse_packages_index(_fetch_index(repository))
     _say(progress, f"cran: {len(index)} packages in the index; following Depends, Imports and LinkingTo")
     needs, notes = cran_needs(index, entries)
-    return EcosystemClosure("cran", "the repository's PACKAGES index (Depends, Imports, LinkingTo); "
+    return EcosystemClosure("cran", f"the PACKAGES index of {repository} (Depends, Imports, LinkingTo); "
                             "R's base and recommended packages come with Debian's r-base", needs, notes)
 
 
@@ -483,12 +491,13 @@ def stack_allowlists(stack_file: Path) -> tuple[dict[str, Any], dict[str, list[s
 
 
 def resolve_stack(stack_file: Path, ecosystems: Iterable[str] | None = None, python: str | None = None,
-                  progress: Progress | None = None) -> StackResolution:
-    """Resolve each chosen ecosystem's allowlist; an unreachable or failing one is kept in ``failures``."""
+                  progress: Progress | None = None, upstreams: dict[str, str] | None = None) -> StackResolution:
+    """Resolve each chosen ecosystem's allowlist; an unreachable or failing one is kept in ``failures``.
+    ``upstreams`` replaces the stack's upstreams by ecosystem (a closer mirror, a CRAN-layout stand-in)."""
     mirror, allowlists = stack_allowlists(stack_file)
     resolution = StackResolution(stack_file, allowlists, mirror.get("allowlists_file"))
     chosen = [ecosystem for ecosystem in (ecosystems or ("pypi", "npm", "cran")) if allowlists.get(ecosystem)]
-    upstreams = mirror["upstreams"]
+    upstreams = {**mirror["upstreams"], **(upstreams or {})}
     # Chosen before any work, so a --python that does not run is refused at once.
     target = python_target(python) if "pypi" in chosen else None
     cutoff = release_cutoff(int(mirror.get("minimum_release_age_days") or 0))

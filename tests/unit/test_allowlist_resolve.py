@@ -545,3 +545,60 @@ def test_a_compressed_packages_index_is_read_first(tmp_path):
         with pytest.raises(ResolutionError, match="the CRAN index has no package 'Tidyish'"):
             resolve_cran(["Tidyish"], url)
     assert [str(package) for package in closure.needs["dplyrish"]] == ["rlangish 1.1.0"]
+
+
+# --- CRAN against a recorded index in CRAN's format ------------------------------------------------
+
+# A CRAN-layout folder whose src/contrib/PACKAGES holds 98 real records in the form CRAN's index has
+# (tools::write_PACKAGES fields, continuation lines as written): the DESCRIPTION files of Debian 12's
+# r-cran packages for shared-services' CRAN entries and everything their Depends, Imports and
+# LinkingTo reach. Debian has no odbc package, so odbc is not in it; CRAN's own versions are newer.
+RECORDED_CRAN = Path(__file__).resolve().parent / "recorded" / "cran"
+RECORDED_INDEX = parse_packages_index((RECORDED_CRAN / "src" / "contrib" / "PACKAGES").read_text())
+
+
+def test_the_recorded_index_gives_tidyverse_its_imports_and_what_they_reach_but_not_r_itself():
+    needs, notes = cran_needs(RECORDED_INDEX, ["tidyverse", "readr", "dplyr"])
+    assert notes == ()
+    tidyverse = {package.name for package in needs["tidyverse"]}
+    assert {"dplyr", "ggplot2", "readr", "tibble", "rlang", "vctrs", "cli"} <= tidyverse  # Imports and beyond
+    assert "vroom" in tidyverse  # readr imports it: a dependency of a dependency
+    assert not tidyverse & {"MASS", "mgcv", "methods", "utils", "R"}  # ggplot2 imports MASS and mgcv
+    # readr's LinkingTo (cpp11, tzdb) is followed; its Suggests (testthat, waldo) are not.
+    readr = {package.name for package in needs["readr"]}
+    assert {"cpp11", "tzdb"} <= readr and not readr & {"testthat", "waldo", "covr"}
+    assert "lifecycle 1.0.3" in [str(package) for package in needs["readr"]]  # "lifecycle (>=\n 0.2.0)"
+    assert [str(package) for package in needs["dplyr"]][:3] == ["R6 2.5.1", "cli 3.6.0", "fansi 1.0.4"]
+
+
+def test_resolve_against_a_cran_layout_folder_given_on_the_command_line(tmp_path, registries, capsys):
+    stack = _stack(tmp_path, ["alpha"], ["lefty"], ["tidyverse", "DBI"], registries)
+    argv = ["allowlist", "resolve", str(stack), "--ecosystem", "cran", "--upstream", f"cran={RECORDED_CRAN.as_uri()}"]
+    assert main(argv) == 0
+    captured = capsys.readouterr()
+    assert f"cran: resolving against {RECORDED_CRAN.as_uri()}, not the stack's upstream" in captured.err
+    assert "cran: 2 entries need 97 dependencies; 96 not listed, to add:" in captured.out  # DBI is listed
+    assert "  + ggplot2 3.4.1  (for tidyverse)" in captured.out
+    record = read_record(record_path(stack))
+    assert record["cran"].needs["DBI"] == ()
+    assert "pypi" not in record and len(record["cran"].needs["tidyverse"]) == 97
+
+
+def test_an_entry_the_cran_index_lacks_is_named_with_exit_1(tmp_path, registries, capsys):
+    stack = _stack(tmp_path, ["alpha"], ["lefty"], ["tidyverse", "odbc"], registries)
+    assert main(["allowlist", "resolve", str(stack), "--ecosystem", "cran",
+                 "--upstream", f"cran={RECORDED_CRAN.as_uri()}"]) == 1
+    assert "cran: NOT RESOLVED: the CRAN index has no package 'odbc'" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("cran", "must be ECOSYSTEM=URL with ECOSYSTEM one of pypi, npm, cran"),
+    ("conda=https://x.example", "must be ECOSYSTEM=URL"),
+    ("cran=ftp://x.example", "the cran URL 'ftp://x.example' must be an http(s) URL, or file:///PATH"),
+    ("pypi=file:///srv/pypi", "the pypi URL 'file:///srv/pypi' must be an http(s) URL"),
+])
+def test_a_bad_upstream_argument_exits_2_naming_it(value, expected, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        main(["allowlist", "resolve", str(SHARED), "--upstream", value])
+    assert stopped.value.code == 2
+    assert expected in capsys.readouterr().err
