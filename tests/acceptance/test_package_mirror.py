@@ -500,3 +500,44 @@ def test_curated_installs_still_pass_for_an_analyst(analytics_host, analyst, tes
     npm = as_analyst(analytics_host, analyst, f"mkdir -p ~/tbnpm && cd ~/tbnpm && npm install --no-audit --no-fund "
                                               f"{NPM_ALLOWED}")
     assert npm.rc == 0 and "added 1 package" in npm.stdout, npm.stdout + npm.stderr
+
+
+# --- A minimum release age ------------------------------------------------------------------------
+
+AGE_FILE = "/etc/trust-blueprints/mirror/minimum-release-age"
+
+
+@pytest.fixture
+def release_age(mirror_host) -> Iterator[Any]:
+    """Sets the mirror's minimum release age as its user data would (the checker reads the file
+    again when it changes); the stack's own value is put back afterwards."""
+    saved = mirror_host.file(AGE_FILE).content_string if mirror_host.file(AGE_FILE).exists else "0\n"
+
+    def set_days(days: int) -> None:
+        write(mirror_host, AGE_FILE, f"# set by the acceptance suite\n{days}\n")
+        time.sleep(1.1)  # a new modification time the checker can tell apart
+
+    yield set_days
+    write(mirror_host, AGE_FILE, saved)
+
+
+def test_the_minimum_release_age_refuses_young_releases_by_their_upstream_times(
+        analytics_host, mirror_host, analyst, test_allowlists, release_age):
+    apt_install(analytics_host, "npm", "python3-venv")
+    venv = f"~/venv-{uuid.uuid4().hex[:6]}"
+    pip = (f"python3 -m venv {venv} && {venv}/bin/pip install --no-cache-dir --disable-pip-version-check "
+           f"--force-reinstall {PYPI_ALLOWED}")
+    # six 1.17.0 came out in December 2024 and left-pad 1.3.0 in 2018: a month's hold serves them.
+    release_age(30)
+    allowed = as_analyst(analytics_host, analyst, pip)
+    assert allowed.rc == 0, allowed.stdout + allowed.stderr
+    # A hold of a century refuses every release, whatever the nginx cache holds.
+    release_age(36500)
+    refused = as_analyst(analytics_host, analyst, pip)
+    assert refused.rc != 0 and "403" in refused.stdout + refused.stderr, refused.stdout + refused.stderr
+    npm = as_analyst(analytics_host, analyst, f"mkdir -p ~/tbaged && cd ~/tbaged && npm install --no-audit "
+                                              f"--no-fund --prefer-online --cache ~/tbaged-cache {NPM_ALLOWED}")
+    assert npm.rc != 0, npm.stdout
+    assert "was published" in npm.stderr and "minimum_release_age_days" in npm.stderr, npm.stderr
+    log = mirror_host.file("/var/log/nginx/mirror-refused.log").content_string
+    assert "refused pypi-file:" in log and "days old" in log and "refused npm-file:" in log
