@@ -38,10 +38,12 @@ def render_resolution(resolution: StackResolution) -> str:
         entries = resolution.allowlists.get(ecosystem, [])
         if not entries:
             continue
+        closure = resolution.closures.get(ecosystem)
         if ecosystem in resolution.failures:
             lines.append(f"{ecosystem}: NOT RESOLVED: {resolution.failures[ecosystem]}")
-            continue
-        closure = resolution.closures.get(ecosystem)
+            if closure is None:
+                continue
+            entries = list(closure.needs)  # what follows is for the entries that were resolved
         if closure is None:
             lines.append(f"{ecosystem}: not asked for ({counted(len(entries), 'entry')})")
             continue

@@ -77,7 +77,12 @@ class RegistryUnreachableError(Exception):
 
 
 class ResolutionError(Exception):
-    """The registry answered but the allowlist cannot be resolved: the message says which entry (exit 1)."""
+    """The registry answered but the allowlist cannot be resolved: the message says which entry (exit 1).
+    ``partial`` is what the other entries need, when they could be resolved without it."""
+
+    def __init__(self, message: str, partial: EcosystemClosure | None = None) -> None:
+        super().__init__(message)
+        self.partial = partial
 
 
 def counted(number: int, noun: str) -> str:
@@ -450,9 +455,17 @@ def resolve_cran(entries: list[str], repository: str, progress: Progress | None 
     _say(progress, f"cran: reading the PACKAGES index of {repository}")
     index = parse_packages_index(_fetch_index(repository))
     _say(progress, f"cran: {len(index)} packages in the index; following Depends, Imports and LinkingTo")
-    needs, notes = cran_needs(index, entries)
-    return EcosystemClosure("cran", f"the PACKAGES index of {repository} (Depends, Imports, LinkingTo); "
-                            "R's base and recommended packages come with Debian's r-base", needs, notes)
+    assumed = (f"the PACKAGES index of {repository} (Depends, Imports, LinkingTo); "
+               "R's base and recommended packages come with Debian's r-base")
+    unknown = [entry for entry in entries if entry not in index]
+    needs, notes = cran_needs(index, [entry for entry in entries if entry in index])
+    closure = EcosystemClosure("cran", assumed, needs, notes)
+    if unknown:
+        # The others are still worth recording: one unknown name should not hide what they need.
+        raise ResolutionError(f"the CRAN index has no package {', '.join(map(repr, unknown))} "
+                              "(CRAN names are case-sensitive); the other entries were resolved",
+                              closure if needs else None)
+    return closure
 
 
 # --- A stack ---------------------------------------------------------------------------------------
@@ -514,8 +527,11 @@ def resolve_stack(stack_file: Path, ecosystems: Iterable[str] | None = None, pyt
                 closure = resolve_cran(entries, upstreams["cran"], progress)
         except (RegistryUnreachableError, ResolutionError) as error:
             resolution.failures[ecosystem] = str(error)
-            _say(progress, f"{ecosystem}: not resolved")
-            continue
+            partial = getattr(error, "partial", None)
+            _say(progress, f"{ecosystem}: not resolved" + (", but for the entries it knows" if partial else ""))
+            if partial is None:
+                continue
+            closure = partial
         if ecosystem == "cran" and cutoff:
             closure = replace(closure, notes=(*closure.notes, "cran: the minimum release age is not applied: CRAN's "
                                               "index gives no upload times, and the mirror does not hold CRAN back"))

@@ -503,6 +503,8 @@ def test_shared_services_lists_everything_its_entries_need():
     for entry in ("pandas", "seaborn", "statsmodels"):
         assert entry in record["pypi"].needs, f"{entry} has no record: run blueprints allowlist resolve"
         assert record["pypi"].needs[entry], entry
+    # tidyverse's needs come from the recorded CRAN-format index (CRAN does not answer here).
+    assert "dplyr" in {package.name for package in record["cran"].needs["tidyverse"]}
     assert closure_warnings(load_stack(SHARED), SHARED) == []
 
 
@@ -588,7 +590,11 @@ def test_an_entry_the_cran_index_lacks_is_named_with_exit_1(tmp_path, registries
     stack = _stack(tmp_path, ["alpha"], ["lefty"], ["tidyverse", "odbc"], registries)
     assert main(["allowlist", "resolve", str(stack), "--ecosystem", "cran",
                  "--upstream", f"cran={RECORDED_CRAN.as_uri()}"]) == 1
-    assert "cran: NOT RESOLVED: the CRAN index has no package 'odbc'" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "cran: NOT RESOLVED: the CRAN index has no package 'odbc'" in out
+    # The entry it knows is still shown and recorded: one unknown name does not hide tidyverse's needs.
+    assert "cran: 1 entry need 97 dependencies; 97 not listed, to add:" in out
+    assert set(read_record(record_path(stack))["cran"].needs) == {"tidyverse"}
 
 
 @pytest.mark.parametrize(("value", "expected"), [
