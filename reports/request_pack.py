@@ -24,6 +24,7 @@ import yaml
 from markupsafe import Markup
 
 from blueprints.airlock_egress import egress_settings
+from blueprints.analytics.origins import own_origins
 from blueprints.cloud_init import render_user_data
 from blueprints.data_sources import DATA_SOURCE_KINDS, declared_data_sources
 from blueprints.landing_zone import creates_spoke, firewall_rules, hub_requests
@@ -569,6 +570,18 @@ def _risks(plan: Plan, machines: list[MachineFacts], est: Estimate, facts: dict[
         + "SSH and Git access are per person in the stack file, removed by the next deployment.",
         "stack file; tests/acceptance/test_gateway.py::test_user_outside_the_group_is_refused"
         if facts["self_hosted_gateway"] else "stack file", 2, "Service owner"))
+    if facts["self_hosted_gateway"] and facts["analytics"]:
+        separate = own_origins(plan.config) is not None
+        risks.append(Risk(
+            "One analyst acting as another through the browser", 3, 4,
+            ("Each analyst's Jupyter server is on a web origin of its own; " if separate else
+             "Analysts' Jupyter servers share the gateway's web origin (a Let's Encrypt certificate has no "
+             "wildcard names); ")
+            + "the gateway's session cookie is host-only and never reaches a tool, and each hub checks its "
+              "cookie against the person the gateway names.",
+            "docs/architecture.md, One origin per analyst; tests/acceptance/test_own_origins.py"
+            if separate else "docs/architecture.md, One origin per analyst", 1 if separate else 3,
+            "Service owner"))
     count = len(est.shutdown)
     shutdown = f"analytics VMs shut down nightly ({count} schedule{'s' if count != 1 else ''}); " if count else ""
     risks.append(Risk(

@@ -209,3 +209,11 @@ def test_request_pack_writes_the_pdf_and_refuses_a_file_as_its_directory(tmp_pat
     assert main(["request-pack", str(REPO / "stacks" / "example.yaml"), "-o", str(existing)]) == 2
     err = capsys.readouterr().err
     assert "directory" in err and "Traceback" not in err
+
+
+def test_the_risk_register_names_one_analyst_acting_as_another(example_plan):
+    risk = next(r for r in build_context(example_plan)["risks"] if r.risk.startswith("One analyst acting"))
+    # The example's gateway has a Key Vault certificate: each analyst's server has an origin of its own.
+    assert "web origin of its own" in risk.controls and "host-only" in risk.controls
+    assert risk.evidence.endswith("tests/acceptance/test_own_origins.py")
+    assert risk.residual_likelihood == 1
