@@ -60,6 +60,9 @@ class Needs:
     quotas: tuple[QuotaNeed, ...]  # one per size family, then the regional total
     unknown_sizes: tuple[str, ...]  # sizes the facts do not describe: their quota is not counted
     unmapped_types: tuple[str, ...]  # resource types with no known Azure resource type
+    # Entra ID objects the program makes (the gateway's app registration): the tenant, not the
+    # subscription, must let the deploying identity create them.
+    directory_objects: tuple[str, ...] = ()
 
 
 def _property(inputs: dict[str, Any], dotted: str) -> Any:
@@ -120,7 +123,8 @@ def stack_needs(plan: Plan) -> Needs:
         quotas.append(QuotaNeed(TOTAL_CORES, sum(quota.vcpus for quota in quotas), ()))
     sizes = tuple(sorted({str(_property(vm.inputs, "hardwareProfile.vmSize")) for vm in machines}))
     return Needs(location, region(location), len(machines), features, tuple(providers), sizes, tuple(quotas),
-                 tuple(unknown), tuple(sorted(unmapped)))
+                 tuple(unknown), tuple(sorted(unmapped)),
+                 tuple(sorted({r.type.rsplit(":", 1)[-1] for r in plan.directory_resources()})))
 
 
 def feature_commands(feature: Feature) -> list[str]:
@@ -181,6 +185,12 @@ def render_needs(stack_file: str, needs: Needs) -> str:
                 lines.append(f"  {size}: {'offered' if known.offered else 'not offered'}{note}")
         lines.append(f"  Not restricted for this subscription: az vm list-skus --location {needs.location} "
                      f"--size SIZE --output table (Restrictions: None)")
+    if needs.directory_objects:
+        made = ", ".join(needs.directory_objects)
+        lines += ["", f"Entra ID (the tenant, not the subscription): the program creates {made}"
+                  " for the gateway's sign-in (roles.gateway.identity.registration); the identity running "
+                  "`pulumi up` needs the Application Administrator role, or Application.ReadWrite.OwnedBy "
+                  "for a service principal (az ad signed-in-user show, then its role assignments in Entra ID)."]
     return "\n".join(lines)
 
 

@@ -181,3 +181,13 @@ def test_the_expiry_policy_names_each_fault_it_finds(registered):
     assert any("properties.attributes.expires is not set" in m for m in _kv004(visible))
     _stored(visible).inputs["properties"]["attributes"] = {"expires": 1782777600}
     assert _kv004(visible) == []
+
+
+def test_preflight_names_the_directory_role_only_when_the_program_registers(registered, example_document, tmp_path):
+    from cli.preflight import render_needs, stack_needs
+
+    text = render_needs("gateway.yaml", stack_needs(registered))
+    assert "Entra ID (the tenant, not the subscription): the program creates Application, ApplicationPassword, " \
+           "ServicePrincipal" in text and "Application Administrator" in text
+    by_hand = render_needs("gateway.yaml", stack_needs(_plan(tmp_path, gateway_only(example_document, None))))
+    assert "Entra ID" not in by_hand
