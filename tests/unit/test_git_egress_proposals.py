@@ -240,3 +240,16 @@ def test_publication_refuses_a_main_that_breaks_the_rules_and_sends_nothing(serv
         publish_approved(server.bare(OUTPUTS), stricter, remote, config, tmp_path / "published")
     assert not (tmp_path / "egress-container").exists()
     assert events(rules, "publication-refused")
+
+
+def test_a_proposal_branched_before_another_was_approved_is_checked_against_its_own_folder(server, people, rules,
+                                                                                           tmp_path):
+    # Both branch from the same main; the second is approved after the first moved main on.
+    accepted(propose(people["tom.evans"], "waiting-times", TABLE))
+    accepted(propose(people["amara.okafor"], "clinic-counts", {"outputs/clinic-counts/by-clinic.csv": "c,n\n"}))
+    accepted(merge(people["sam.patel"], "request/tom.evans/waiting-times"))
+    accepted(merge(people["priya.shah"], "request/amara.okafor/clinic-counts"))
+    remote, config = _local_remote(tmp_path)
+    done = publish_approved(server.bare(OUTPUTS), rules, remote, config, tmp_path / "published")
+    assert [(item.proposal, item.files) for item in done] == [("waiting-times", 2), ("clinic-counts", 2)]
+    assert [entry["approver"] for entry in events(rules, "published")] == ["sam.patel", "priya.shah"]
