@@ -42,14 +42,10 @@ def _recorded(base: str) -> Plan:
         return planned(EXAMPLE)
     if base == "landing-zone":
         return planned(REPO / "stacks" / "landing-zone.yaml")
-    if base == "airlock":
-        from validation.plan_recorder import record_plan as record  # the airlock is recorded from its own stack
-
-        return record(_airlock_stack())
+    if base == "airlock":  # recorded from its own stack, once for the run (planned() shares it)
+        return planned(_airlock_stack())
     if base == "registration":  # the gateway alone, its Entra ID registration made by the program
-        from validation.plan_recorder import record_plan as record
-
-        return record(_registration_stack())
+        return planned(_registration_stack())
     if base == "storage":
         resources, _ = record_program(_safe_storage_program, "storage")
         return Plan(stack="storage", source="(fixture program)", config={}, resources=resources)

@@ -75,7 +75,7 @@ def test_a_skip_without_a_justification_or_resource_type_is_refused(tmp_path, en
         load_skips(path)
 
 
-def test_a_missing_scanner_is_a_clear_usage_error(tmp_path, capsys):
+def test_a_missing_scanner_is_a_clear_usage_error(tmp_path, capsys, plan_cache):
     assert main([str(EXAMPLE), "--checkov", str(tmp_path / "nowhere"), "--out", str(tmp_path)]) == 2
     assert "not found; `make checkov` installs it" in capsys.readouterr().err
 

@@ -11,7 +11,7 @@ from validation import plan_recorder
 from validation.policies import RULES
 
 
-def test_plan_prints_a_row_per_rule_and_exits_0_when_mandatory_rules_pass(capsys):
+def test_plan_prints_a_row_per_rule_and_exits_0_when_mandatory_rules_pass(capsys, plan_cache):
     assert main(["plan", str(EXAMPLE)]) == 0
     out = capsys.readouterr().out
     for rule in RULES:

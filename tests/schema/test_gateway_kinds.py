@@ -81,7 +81,7 @@ def test_a_self_hosted_ssh_user_outside_the_identity_map_is_refused_naming_both_
     assert code == 0, err
 
 
-def test_the_shipped_bastion_stack_gives_its_analyst_an_account_and_a_tunnel(capsys):
+def test_the_shipped_bastion_stack_gives_its_analyst_an_account_and_a_tunnel(capsys, plan_cache):
     assert main(["validate", str(BASTION_STACK)]) == 0, capsys.readouterr().err
     document = yaml.safe_load(BASTION_STACK.read_text())
     gateway = document["roles"]["gateway"]

@@ -270,5 +270,5 @@ def test_the_allowlists_file_is_held_to_the_same_rules(tmp_path, capsys):
 # ---------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("stack", STACK_FILES, ids=lambda path: path.name)
-def test_every_shipped_stack_still_validates(stack, capsys):
+def test_every_shipped_stack_still_validates(stack, capsys, plan_cache):
     assert main(["validate", str(stack)]) == 0, capsys.readouterr().err

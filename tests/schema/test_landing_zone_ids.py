@@ -83,7 +83,7 @@ def _validate(tmp_path, capsys, name: str, edits) -> tuple[int, str, str]:
     return code, out, err
 
 
-def test_the_worked_landing_zone_stack_is_valid(capsys):
+def test_the_worked_landing_zone_stack_is_valid(capsys, plan_cache):
     assert main(["validate", str(STACK)]) == 0
     assert "valid" in capsys.readouterr().out
 
