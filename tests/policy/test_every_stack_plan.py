@@ -25,7 +25,7 @@ WHOLE_INTERNET = {"*", "Internet", "0.0.0.0/0", "Any"}
 REQUIRED_TAGS = {"trust", "environment", "owner", "cost-centre", "data-classification", "blueprint", "managed-by"}
 UNTAGGABLE = {"Subnet", "DataCollectionRuleAssociation", "PrivateRecordSet", "RoleAssignment",
               "ProtectedItem", "ProtectionPolicy", "BlobServiceProperties", "BlobContainer",
-              "PrivateLinkScopedResource", "PrivateDnsZoneGroup"}
+              "PrivateLinkScopedResource", "PrivateDnsZoneGroup", "VirtualNetworkPeering"}
 
 
 @pytest.fixture(scope="module", params=STACK_FILES, ids=lambda path: path.stem)
