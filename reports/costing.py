@@ -470,7 +470,9 @@ def estimate(plan: Plan, prices: PriceTable | None = None) -> Estimate:
     priced: list[PricedResource] = []
     free: list[NotPriced] = []
     missing: list[NotPriced] = []
-    for resource in sorted(plan.custom_resources(), key=lambda r: (r.type, r.azure_name, r.name)):
+    # The gateway's Entra ID registration, when the program makes it, is listed as free (the price table says why).
+    resources = plan.custom_resources() + plan.directory_resources()
+    for resource in sorted(resources, key=lambda r: (r.type, r.azure_name, r.name)):
         if resource.type in prices["no_charge"]:
             free.append(NotPriced(resource.azure_name, resource.type, prices["no_charge"][resource.type]))
             continue

@@ -191,3 +191,13 @@ def test_preflight_names_the_directory_role_only_when_the_program_registers(regi
            "ServicePrincipal" in text and "Application Administrator" in text
     by_hand = render_needs("gateway.yaml", stack_needs(_plan(tmp_path, gateway_only(example_document, None))))
     assert "Entra ID" not in by_hand
+
+
+def test_the_cost_report_lists_the_registration_as_free(registered):
+    from reports.costing import estimate
+
+    est = estimate(registered)
+    free = {item.type: item for item in est.free}
+    assert {APPLICATION, PASSWORD, PRINCIPAL} <= set(free)
+    assert "free" in free[APPLICATION].reason
+    assert not [item for item in est.resources + est.not_priced if item.type.startswith("azuread:")]
