@@ -510,6 +510,8 @@ def _gbp(value: Decimal) -> str:
 
 
 def _short(type_token: str) -> str:
+    if type_token.startswith("azuread:"):  # azuread:index/application:Application
+        return "Entra ID " + type_token.rsplit(":", 1)[-1]
     return type_token.split(":", 1)[1].replace(":", ".")
 
 
