@@ -1150,7 +1150,8 @@ def proposal_in(repository: Path, rules: dict[str, Any], base: str | None, tip: 
     """The proposal ``tip`` makes over ``base`` (None: the empty tree), or PushRefusedError saying why.
 
     ``main`` (default ``base``) is the main the new folder must not already be on."""
-    empty_tree = _git_out(repository, "hash-object", "-t", "tree", "--stdin").strip() if base is None else None
+    # The empty tree's id in this repository's hash (an empty file hashed as a tree), for a first proposal.
+    empty_tree = _git_out(repository, "hash-object", "-t", "tree", "/dev/null").strip() if base is None else None
     raw = _git_out(repository, "diff", "--raw", "-z", "--no-renames", "--no-abbrev", base or empty_tree or "", tip)
     fields = raw.split("\0")
     changes: list[tuple[str, str, str, str]] = []  # (status, new mode, blob, path)

@@ -253,3 +253,20 @@ def test_a_proposal_branched_before_another_was_approved_is_checked_against_its_
     done = publish_approved(server.bare(OUTPUTS), rules, remote, config, tmp_path / "published")
     assert [(item.proposal, item.files) for item in done] == [("waiting-times", 2), ("clinic-counts", 2)]
     assert [entry["approver"] for entry in events(rules, "published")] == ["sam.patel", "priya.shah"]
+
+
+def test_a_first_proposal_before_any_main_is_read_against_the_empty_tree(tmp_path, rules):
+    work = tmp_path / "first"
+    env = {**os.environ, "GIT_CONFIG_GLOBAL": "/dev/null", "GIT_AUTHOR_NAME": "a", "GIT_AUTHOR_EMAIL": "a@b",
+           "GIT_COMMITTER_NAME": "a", "GIT_COMMITTER_EMAIL": "a@b"}
+    subprocess.run(["git", "init", "-q", str(work)], check=True, env=env)
+    (work / "outputs" / "first").mkdir(parents=True)
+    (work / "outputs" / "first" / "STATEMENT.md").write_text(STATEMENT)
+    (work / "outputs" / "first" / "table.csv").write_text("a,b\n")
+    for step in (["add", "outputs"], ["commit", "-qm", "First"]):
+        subprocess.run(["git", "-C", str(work), *step], check=True, env=env, stdin=subprocess.DEVNULL)
+    tip = subprocess.run(["git", "-C", str(work), "rev-parse", "HEAD"], check=True, capture_output=True,
+                         text=True).stdout.strip()
+    proposal = server_commands.proposal_in(work / ".git", rules, None, tip)
+    assert (proposal.name, [item.path for item in proposal.files]) == (
+        "first", ["outputs/first/STATEMENT.md", "outputs/first/table.csv"])
