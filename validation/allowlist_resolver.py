@@ -451,11 +451,20 @@ def cran_needs(index: dict[str, dict[str, str]], entries: list[str]
     return needs, tuple(sorted(notes))
 
 
+def _shown_repository(repository: str) -> str:
+    """The repository as a closure record names it: a folder inside the working directory by its relative
+    path, so a committed record does not carry one machine's checkout path."""
+    if not repository.startswith("file://"):
+        return repository
+    folder = Path(urllib.parse.urlsplit(repository).path).resolve()
+    return str(folder.relative_to(Path.cwd().resolve())) if folder.is_relative_to(Path.cwd().resolve()) else repository
+
+
 def resolve_cran(entries: list[str], repository: str, progress: Progress | None = None) -> EcosystemClosure:
     _say(progress, f"cran: reading the PACKAGES index of {repository}")
     index = parse_packages_index(_fetch_index(repository))
     _say(progress, f"cran: {len(index)} packages in the index; following Depends, Imports and LinkingTo")
-    assumed = (f"the PACKAGES index of {repository} (Depends, Imports, LinkingTo); "
+    assumed = (f"the PACKAGES index of {_shown_repository(repository)} (Depends, Imports, LinkingTo); "
                "R's base and recommended packages come with Debian's r-base")
     unknown = [entry for entry in entries if entry not in index]
     needs, notes = cran_needs(index, [entry for entry in entries if entry in index])
