@@ -222,8 +222,8 @@ def hub_requests(config: dict[str, Any], internal_zone: str) -> list[HubRequest]
     bastion = zone.get("hub_bastion_range")
     # The spoke has no public IP: SSH comes only from the hub's Bastion, whose range the NSGs allow.
     remote_access = (
-        f"the hub's Azure Bastion: its subnet {bastion} may reach port 22 of every VM (Standard SKU for native-"
-        "client tunnels, through which an analyst forwards JupyterLab); the spoke has no public IP"
+        f"the hub's Azure Bastion: its subnet {bastion} may reach port 22 of every VM (the Standard SKU's "
+        "native-client tunnels carry JupyterLab forwarded over SSH); the spoke has no public IP"
         if bastion else
         "none yet: nothing from the hub may reach port 22 until network.landing_zone.hub_bastion_range names the "
         "hub's AzureBastionSubnet; the spoke has no public IP")
