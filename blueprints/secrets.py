@@ -18,7 +18,7 @@ from typing import Any
 from blueprints.analytics.origins import wildcard_names
 from blueprints.role import SECRET_KINDS, SecretSpec
 from blueprints.roles import role
-from blueprints.topology import Machine, plan_machines, private_dns_zone
+from blueprints.topology import Machine, private_dns_zone
 from modules.naming import Naming
 
 __all__ = ["MACHINE_FILES", "SECRET_KINDS", "SHARED_FILES", "VAULT_NAME_TAG", "SecretSpec", "certificate_names",
@@ -53,15 +53,15 @@ def role_secrets(role_name: str) -> tuple[SecretSpec, ...]:
 
 def certificate_names(config: dict[str, Any], machine: Machine) -> list[str]:
     """The DNS names a machine's TLS certificate covers: its internal name; the public host name and
-    every analytics VM's analysts' hosts on the machine with a public entry (the gateway); and its
-    own analysts' hosts on an analytics VM, which the gateway names when it forwards to them
-    (blueprints/analytics/origins.py)."""
+    the analysts' hosts on the machine with a public entry (the gateway); and the analysts' hosts on
+    an analytics VM, which the gateway names when it forwards to them (blueprints/analytics/origins.py).
+    None of them depends on how many VMs or analysts there are."""
     names = [f"{machine.name}.{private_dns_zone(config)}"]
     if machine.public_entry:
         names.append(config["roles"]["gateway"]["hostname"])
-        names += wildcard_names(config, [m.name for m in plan_machines(config) if m.role == "analytics"])
+        names += wildcard_names(config)
     elif machine.role == "analytics":
-        names += wildcard_names(config, [machine.name])
+        names += wildcard_names(config)
     return names
 
 

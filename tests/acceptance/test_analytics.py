@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from blueprints.analytics.origins import own_origins, user_domain
+from blueprints.analytics.origins import own_origins, user_host
 from blueprints.data_disk import data_disk_layout
 from blueprints.topology import private_dns_zone
 from tests.acceptance.machine_commands import CRAN_ALLOWED, CRAN_REFUSED, data_disk_problems
@@ -309,7 +309,7 @@ def test_browser_from_home_reaches_jupyterlab_through_the_gateway(browser_sessio
     machine = _analytics_machine(lab).name
     host = own_origins(lab.config)
     # With hosts of their own, the analyst's JupyterLab is on theirs (test_own_origins.py).
-    expected = f"https://analyst.{user_domain(machine, host)}/" if host else \
+    expected = f"https://{user_host('analyst', machine, host)}/" if host else \
         f"https://{lab.config['roles']['gateway']['hostname']}/"
     assert notebook["lab_url"].startswith(expected)
 

@@ -21,7 +21,7 @@ from urllib.parse import quote, urlsplit
 
 import pytest
 
-from blueprints.analytics.origins import own_origins, user_domain
+from blueprints.analytics.origins import own_origins, user_host
 from blueprints.topology import private_dns_zone
 
 pytestmark = pytest.mark.lab
@@ -96,7 +96,8 @@ def origins(lab: Any) -> dict[str, str]:
                     "with a Key Vault certificate)")
     machine = next(m for m in lab.machines if m.role == "analytics").name
     hub_base = f"https://{machine}.{private_dns_zone(lab.config)}:{HUB_PORT}/{machine}"
-    return {"gateway": host, "machine": machine, "hub": hub_base, "users": user_domain(machine, host)}
+    return {"gateway": host, "machine": machine, "hub": hub_base,
+            "victim": user_host(VICTIM, machine, host), "attacker": user_host(_attacker(lab), machine, host)}
 
 
 def _hub_api(analytics_host: Any, origins: dict[str, str], user: str, method: str, path: str,
@@ -147,8 +148,8 @@ def attack_url(lab: Any, origins: dict[str, str], analytics_host: Any, gateway_h
             server_url = server["url"]
             break
         analytics_host.run("sleep 2")
-    assert server_url.startswith(f"https://{attacker}.{origins['users']}/"), server_url
-    victim_server = f"https://{VICTIM}.{origins['users']}/{origins['machine']}/user/{VICTIM}/"
+    assert server_url.startswith(f"https://{origins['attacker']}/"), server_url
+    victim_server = f"https://{origins['victim']}/{origins['machine']}/user/{VICTIM}/"
     hub = f"https://{origins['gateway']}/{origins['machine']}/"
     query = "&".join(f"{key}={quote(value, safe='')}" for key, value in
                      (("target", victim_server), ("hub", hub), ("gateway", f"https://{origins['gateway']}/"),
@@ -173,14 +174,14 @@ def _found(victim_visit: dict[str, Any]) -> dict[str, Any]:
 
 def test_the_hub_sends_the_victim_to_a_host_of_their_own(victim_visit, origins):
     lab_url = urlsplit(victim_visit["notebook"]["lab_url"])
-    assert lab_url.netloc == f"{VICTIM}.{origins['users']}"
+    assert lab_url.netloc == origins["victim"]
     assert lab_url.path.startswith(f"/{origins['machine']}/user/{VICTIM}/")
 
 
 def test_the_attackers_page_runs_on_the_attackers_origin(victim_visit, origins):
     origin = _found(victim_visit)["origin"]
-    assert origin.endswith("." + origins["users"])
-    assert origin not in (f"https://{VICTIM}.{origins['users']}", f"https://{origins['gateway']}")
+    assert origin == f"https://{origins['attacker']}"
+    assert origin not in (f"https://{origins['victim']}", f"https://{origins['gateway']}")
 
 
 def test_the_attackers_page_finds_no_gateway_or_hub_cookie(victim_visit):
@@ -205,14 +206,14 @@ def test_the_victims_server_is_unchanged(victim_visit, analytics_host, origins):
     planted = analytics_host.run(f"ls /home/{VICTIM}/{MARKER}.txt /home/{VICTIM}/{MARKER}.ipynb")
     assert planted.rc != 0, planted.stdout
     sessions = _hub_api(analytics_host, origins, VICTIM, "GET", f"/user/{VICTIM}/api/sessions",
-                        host=f"{VICTIM}.{origins['users']}")
+                        host=origins["victim"])
     body, _, status = sessions.stdout.rpartition("\n")
     assert status == "200", sessions.stdout
     assert MARKER not in body
 
 
 def test_the_hubs_pages_are_not_served_on_an_analysts_host(lab, origins):
-    host = f"{_attacker(lab)}.{origins['users']}"
+    host = origins["attacker"]
     result = lab.client(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", str(lab.ca_cert),
                          "--connect-to", f"{host}:443:{origins['gateway']}:443",
                          f"https://{host}/{origins['machine']}/hub/api/user"])

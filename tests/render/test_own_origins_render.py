@@ -4,13 +4,14 @@ and the gateway's session cookie stays on the gateway's host."""
 from __future__ import annotations
 
 import copy
+import fnmatch
 import re
 from typing import Any
 
 import pytest
 import yaml
 
-from blueprints.analytics.origins import own_origins
+from blueprints.analytics.origins import own_origins, user_host
 from blueprints.cloud_init import render_user_data
 from blueprints.secrets import certificate_names
 from blueprints.topology import plan_machines
@@ -54,12 +55,13 @@ def test_the_example_gives_each_analyst_a_host_under_the_gateways_name(example_c
 
 
 @pytest.mark.parametrize("name", ["analytics-1", "analytics-2"])
-def test_each_hub_stays_on_the_gateways_host_and_puts_servers_on_its_own_domain(example_config, name):
+def test_each_hub_stays_on_the_gateways_host_and_puts_servers_on_hosts_naming_it(example_config, name):
     config = _hub_config(example_config, name)
     assert f'c.JupyterHub.public_url = "https://{GATEWAY_HOST}/{name}/"' in config
-    assert f'USER_DOMAIN = "{name}.{GATEWAY_HOST}"' in config
-    assert 'c.JupyterHub.subdomain_host = "https://" + USER_DOMAIN' in config
+    assert f'USERS_DOMAIN = "users.{GATEWAY_HOST}"' in config and f'MACHINE = "{name}"' in config
+    assert 'c.JupyterHub.subdomain_host = "https://" + USERS_DOMAIN' in config
     assert "c.JupyterHub.subdomain_hook = own_host" in config
+    assert 'return f"{label}--{MACHINE}.{USERS_DOMAIN}"' in config
     compile(config, "jupyterhub_config.py", "exec")
 
 
@@ -112,9 +114,9 @@ def test_the_gateway_includes_the_sites_outside_its_own_virtual_host(example_con
 @pytest.mark.parametrize("name", ["analytics-1", "analytics-2"])
 def test_each_analytics_vm_has_a_site_for_its_analysts_servers_only(example_config, name):
     sites = _gateway_files(example_config)[SITES]
-    start = sites.index(f"    ServerName {name}.{GATEWAY_HOST}\n")
+    start = sites.index(f"    ServerName {name}.users.{GATEWAY_HOST}\n")
     site = sites[start:sites.index("</VirtualHost>", start)]
-    assert f"ServerAlias *.{name}.{GATEWAY_HOST}\n" in site
+    assert f"ServerAlias *--{name}.users.{GATEWAY_HOST}\n" in site
     assert "ProxyPreserveHost On" in site
     proxied = re.findall(r"^\s*ProxyPass (\S+) (\S+)", site, re.MULTILINE)
     assert proxied == [(f"/{name}/user/", f"https://{name}.exnhs-dev.internal:8000/{name}/user/")]
@@ -137,10 +139,27 @@ def test_gateway_and_hub_cookies_are_removed_before_an_analysts_server(example_c
     assert drop.sub("", "xjupyterhub-session-id=1; b=2") == "xjupyterhub-session-id=1; b=2"
 
 
-def test_certificates_cover_the_analysts_hosts(example_config):
+def test_certificates_cover_the_analysts_hosts_with_one_name_whatever_the_count(example_config):
     gateway = certificate_names(example_config, _machine(example_config, "gateway"))
-    assert gateway[1:] == [GATEWAY_HOST, f"*.analytics-1.{GATEWAY_HOST}", f"*.analytics-2.{GATEWAY_HOST}"]
-    # The gateway forwards with the analyst's host name, so each VM's certificate covers its own.
+    assert gateway[1:] == [GATEWAY_HOST, f"*.users.{GATEWAY_HOST}"]
+    # The gateway forwards with the analyst's host name, so the VMs' certificates cover it too.
     assert certificate_names(example_config, _machine(example_config, "analytics-2")) == [
-        "analytics-2.exnhs-dev.internal", f"*.analytics-2.{GATEWAY_HOST}"]
+        "analytics-2.exnhs-dev.internal", f"*.users.{GATEWAY_HOST}"]
     assert certificate_names(example_config, _machine(example_config, "git")) == ["git.exnhs-dev.internal"]
+    # Adding an analytics VM changes no existing certificate (no certificate is reissued).
+    more = copy.deepcopy(example_config)
+    more["roles"]["analytics"]["count"] = 3
+    for name in ("gateway", "analytics-1"):
+        assert certificate_names(more, _machine(more, name)) == certificate_names(
+            example_config, _machine(example_config, name))
+
+
+def test_an_analysts_host_names_the_machine_in_one_label(example_config):
+    host = user_host("u-ab--2e7336d", "analytics-12", GATEWAY_HOST)
+    assert host == f"u-ab--2e7336d--analytics-12.users.{GATEWAY_HOST}"
+    sites = _gateway_files(example_config)[SITES]
+    aliases = re.findall(r"ServerAlias (\S+)", sites)
+    # Apache's wildcard: the host is matched by exactly one VM's site (analytics-1 is not analytics-12).
+    assert [a for a in aliases if fnmatch.fnmatchcase(host.replace("analytics-12", "analytics-1"), a)] == [
+        f"*--analytics-1.users.{GATEWAY_HOST}"]
+    assert not [a for a in aliases if fnmatch.fnmatchcase(host, a)]
