@@ -130,7 +130,7 @@ CASES = [
          (("    - 198.51.100.16/28", "    - 10.40.9.0/24"),)),
     Case("public-private-client-range", "network.private_client_ranges[0]", "must be a private range",
          "(got '203.0.113.64/26')",
-         ((PRIVATE_RANGES, PRIVATE_RANGES + "  private_client_ranges: [203.0.113.64/26]\n"),)),
+         (("    - 10.20.16.0/22\n", "    - 203.0.113.64/26\n"),)),
     Case("gateway-without-client-ranges", "network.allowed_client_ranges",
          "needs at least one range when roles.gateway is set", "(got [])",
          (("  allowed_client_ranges:\n    - 203.0.113.0/24\n    - 198.51.100.16/28\n", ""),)),

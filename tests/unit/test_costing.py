@@ -59,7 +59,8 @@ def test_vm_compute_and_disks_follow_the_price_table(example_estimate):
 def test_each_private_endpoint_costs_its_hours_and_the_data_it_carries(example_estimate):
     prices = PriceTable.load()
     endpoints = [r for r in example_estimate.resources if r.type == "azure-native:network:PrivateEndpoint"]
-    assert sorted(r.name for r in endpoints) == ["pep-exnhs-dev-uks-blob-git-server-backups",
+    assert sorted(r.name for r in endpoints) == ["pep-exnhs-dev-uks-blob-airlock",
+                                                 "pep-exnhs-dev-uks-blob-git-server-backups",
                                                  "pep-exnhs-dev-uks-kv", "pep-exnhs-dev-uks-monitor"]
     hourly = Decimal(str(prices["private_endpoint_hourly"])) * 730
     for endpoint in endpoints:

@@ -21,6 +21,10 @@ WAREHOUSE = "10.20.1.10/32"
 def _with_sources(config, *sources, trust_ranges=("10.20.0.0/16",)):
     edited = copy.deepcopy(config)
     edited["network"]["trust_ranges"] = list(trust_ranges)
+    if not trust_ranges:
+        # No trust network at all: nor its private client ranges (nor the airlock, which needs them).
+        edited["network"]["private_client_ranges"] = []
+        edited["airlock"] = None
     edited["roles"]["analytics"]["data_sources"] = [dict(source) for source in sources]
     return edited
 
@@ -51,7 +55,12 @@ def test_nothing_else_in_the_trust_network_is_opened(example_config):
     opened = [rule.name for rules in nsg_rules(example_config).values() for rule in rules
               for prefix in (*rule.source_prefixes, *rule.destination_prefixes)
               if "/" in prefix and ipaddress.ip_network(prefix).overlaps(trust)]
-    assert opened == ["allow-data-analytics-to-warehouse"]
+    # Besides the data source, only the flows from the trust's private client ranges (the example's data
+    # providers' subnet, which uses the mirror and Git directly and uploads to the airlock), and from nowhere else.
+    private = [rule for rules in nsg_rules(example_config).values() for rule in rules
+               if rule.name.startswith("allow-") and "private-clients" in rule.name]
+    assert {rule.source_prefixes for rule in private} == {tuple(example_config["network"]["private_client_ranges"])}
+    assert sorted(set(opened)) == sorted({"allow-data-analytics-to-warehouse", *(rule.name for rule in private)})
 
 
 def test_without_data_sources_there_is_no_data_flow(example_config):
@@ -180,6 +189,6 @@ def test_a_source_named_by_dns_name_is_on_the_dns_allow_list_and_an_address_is_n
     from blueprints.dns_allowlist import allowed_names
 
     named = _with_sources(example_config, _source(range="10.20.1.0/28", server="dwh.trust.example.nhs.uk"))
-    assert "dwh.trust.example.nhs.uk" in {entry.name for entry in allowed_names(named, "kv", "st")}
-    by_address = {entry.name for entry in allowed_names(example_config, "kv", "st")}
+    assert "dwh.trust.example.nhs.uk" in {entry.name for entry in allowed_names(named, "kv", "st", "stairlock")}
+    by_address = {entry.name for entry in allowed_names(example_config, "kv", "st", "stairlock")}
     assert not [name for name in by_address if name.startswith("10.20.")]

@@ -86,6 +86,7 @@ def test_bastion_kind_swaps_gateway_flows_for_bastion_flows(example_config):
 
 def test_private_client_ranges_get_what_analytics_vms_get_and_nothing_more(example_config):
     config = copy.deepcopy(example_config)
+    config["network"]["private_client_ranges"], config["airlock"] = [], None
     assert "packages-private-clients-to-mirror" not in {flow.name for flow in active_flows(config)}
     config["network"]["private_client_ranges"] = ["10.20.16.0/22"]
     rules = nsg_rules(config)

@@ -27,7 +27,7 @@ from lab.address_plan import address_plan
 from lab.dns import dnsmasq_config, forwarded_names
 
 # Azure names that depend on the subscription: the caller gives them.
-VAULT, STORAGE = "kv-exnhsdevuksabcdefghij", "stexnhsdevuksgitabcdefg"
+VAULT, STORAGE, AIRLOCK = "kv-exnhsdevuksabcdefghij", "stexnhsdevuksgitabcdefg", "stexnhsdevuksairlockabc"
 REFUSED, NXDOMAIN, NOERROR = 5, 3, 0
 # What a notebook would send to carry data out: bytes encoded into a label under a domain its author runs.
 EXFILTRATION = base64.b32encode(b"patient-id 943 476 5919, diagnosis").decode().rstrip("=").lower()[:63]
@@ -35,7 +35,7 @@ ATTACKER_NAME = f"{EXFILTRATION}.t.exfil-example.net"
 
 
 def _allowed(config: dict) -> list[AllowedName]:
-    return allowed_names(config, VAULT, STORAGE)
+    return allowed_names(config, VAULT, STORAGE, AIRLOCK)
 
 
 # ---------------------------------------------------------------------------- the allow-list

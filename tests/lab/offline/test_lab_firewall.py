@@ -78,14 +78,26 @@ def test_masquerade_only_leaves_the_lab_and_dnat_only_reaches_the_gateway(compil
     assert "tcp dport { 443, 22 } dnat ip to 10.40.1.4" in dnat[0]
 
 
-def test_host_accepts_only_dns_metadata_and_key_vault_from_the_lab(compiled):
+def test_host_accepts_only_dns_metadata_key_vault_and_the_airlock(compiled):
     rules = _chains(compiled[0])["lab_input"]
     assert rules[-1] == "drop"
     accepts = [r for r in rules if " accept" in r and not r.startswith("ct state")]
-    assert len(accepts) == 3
+    assert len(accepts) == 4
     assert "th dport 53" in accepts[0]
     assert "ip daddr 169.254.169.254 tcp dport 80 accept" in accepts[1]
     assert "ip daddr 10.40.2.254 tcp dport 443 accept" in accepts[2]
+    # The airlock's endpoint: from the lab's subnets and the trust's private client ranges (its data providers),
+    # after the NSG chains, as the vault's.
+    assert ("ip saddr { 10.40.1.0/24, 10.40.2.0/24, 10.40.3.0/24, 10.20.16.0/22 } ip daddr 10.40.2.252 tcp dport 443 "
+            "accept") in accepts[3]
+    assert "ip daddr 10.40.2.252 jump in_services" in rules
+
+
+def test_without_an_airlock_the_host_answers_on_no_storage_address(example_config):
+    config = copy.deepcopy(example_config)
+    config["airlock"] = None
+    rules = _chains(compile_ruleset(config)[0])["lab_input"]
+    assert not [r for r in rules if "10.40.2.252" in r]
 
 
 def test_the_vault_at_its_private_endpoint_passes_the_nsg_chains_of_both_ends(compiled):
