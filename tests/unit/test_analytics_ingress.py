@@ -129,7 +129,6 @@ def test_sync_copies_the_container_read_only_and_drops_what_the_source_dropped(t
     copy_root = tmp_path / "srv/ingress"
     copy_root.mkdir(parents=True)
     (copy_root / "withdrawn.csv").write_text("gone at the source\n")
-    os.chmod(copy_root / "withdrawn.csv", 0o666)
     assert program.sync(settings, root=tmp_path) == f"copied {INGRESS_CONTAINER} into {copy_root}"
     assert (copy_root / "2026-12" / "extract.csv").read_text() == "id,value\n1,2\n"
     assert not (copy_root / "withdrawn.csv").exists()
