@@ -90,13 +90,21 @@ def test_plan_format_arm_writes_the_template(tmp_path, template):
     assert keyed(json.loads(target.read_text())["resources"]) == keyed(template["resources"])
 
 
+def _backup_account(template):
+    """The Git server's backup account (the example's airlock has an account of its own)."""
+    [account] = [r for r in by_type(template, "Microsoft.Storage/storageAccounts")
+                 if (r.get("tags") or {}).get("component") != "airlock"]
+    return account
+
+
 def test_storage_settings_carry_their_arm_names_and_containers_their_full_path(template):
-    [account] = by_type(template, "Microsoft.Storage/storageAccounts")
+    account = _backup_account(template)
     properties = account["properties"]
     assert properties["supportsHttpsTrafficOnly"] is True and "enableHttpsTrafficOnly" not in properties
     assert properties["networkAcls"]["defaultAction"] == "Deny" and "networkRuleSet" not in properties
     assert properties["allowSharedKeyAccess"] is False and properties["minimumTlsVersion"] == "TLS1_2"
-    [container] = by_type(template, "Microsoft.Storage/storageAccounts/blobServices/containers")
+    [container] = [r for r in by_type(template, "Microsoft.Storage/storageAccounts/blobServices/containers")
+                   if r["name"].startswith(f"{account['name']}/")]
     assert container["name"] == f"{account['name']}/default/git-server-backups"
     assert container["properties"]["publicAccess"] == "None"
 
@@ -132,9 +140,9 @@ def test_a_workspace_sku_is_one_of_its_properties(template):
 
 
 def test_a_storage_accounts_network_rules_keep_arms_name(template):
-    [account] = by_type(template, "Microsoft.Storage/storageAccounts")
-    assert account["properties"]["networkAcls"] == {"defaultAction": "Deny", "bypass": "AzureServices"}
-    assert account["properties"]["publicNetworkAccess"] == "Disabled"
+    for account in by_type(template, "Microsoft.Storage/storageAccounts"):
+        assert account["properties"]["networkAcls"] == {"defaultAction": "Deny", "bypass": "AzureServices"}
+        assert account["properties"]["publicNetworkAccess"] == "Disabled"
 
 
 def test_a_private_endpoints_connection_and_address_are_sub_resources(template):

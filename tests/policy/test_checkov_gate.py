@@ -114,7 +114,8 @@ def _ssh_from_anywhere(plan: Plan) -> PlannedResource:
 
 
 def _open_storage(plan: Plan) -> PlannedResource:
-    [account] = plan.of_type(STORAGE_ACCOUNT)
+    # The Git server's backup account (the example's airlock has an account of its own).
+    [account] = [a for a in plan.of_type(STORAGE_ACCOUNT) if (a.inputs.get("tags") or {}).get("component") != "airlock"]
     account.inputs.update(OPEN_STORAGE)
     account.inputs["networkRuleSet"] = {**account.inputs["networkRuleSet"], "defaultAction": "Allow"}
     return account
