@@ -100,7 +100,12 @@ def shared_plan_cache(tmp_path_factory) -> Path:
 def _plans_shared_by_the_run(shared_plan_cache) -> Iterator[None]:
     """planned() keeps its plans in the run's plan cache (set up before any test asks for a plan)."""
     _SHARED_PLANS.append(shared_plan_cache)
+    # The run plans a few dozen edits of the example, each an entry named like it: keep them all,
+    # or the example's own entry would be pruned and planned again.
+    keep = plan_cache_module.KEEP
+    plan_cache_module.KEEP = 1000
     yield
+    plan_cache_module.KEEP = keep
     _SHARED_PLANS.clear()
 
 

@@ -12,7 +12,7 @@ from tests.conftest import EXAMPLE, REPO
 pytestmark = pytest.mark.usefixtures("plan_cache")
 
 
-def test_validate_reports_a_valid_file(capsys):
+def test_validate_reports_a_valid_file(capsys, plan_cache):
     assert main(["validate", str(EXAMPLE)]) == 0
     assert "valid" in capsys.readouterr().out
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import base64
 import copy
 import json
-from pathlib import Path
 
 import pytest
 import yaml
 
 from cli.main import main
 from reports import change_matrix
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, planned
 from validation.plan_diff import (
     CREATE,
     DELETE,
@@ -26,7 +25,6 @@ from validation.plan_diff import (
     resource_key,
 )
 from validation.plan_model import Plan, PlannedResource
-from validation.plan_recorder import record_plan
 from validation.stack_edits import DESTRUCTIVE_EDITS, ORDINARY_EDITS, by_name
 
 VM = "azure-native:compute:VirtualMachine"
@@ -154,16 +152,14 @@ def test_a_renamed_resource_is_replaced() -> None:
 
 @pytest.fixture(scope="module")
 def base_plan() -> Plan:
-    return record_plan(EXAMPLE)
+    return planned(EXAMPLE)
 
 
 @pytest.fixture(scope="module")
 def edit_diffs(base_plan) -> dict[str, PlanDiff]:
-    # The example is recorded once: the matrix's planner hands back this plan for it.
-    def planner(stack_file: Path) -> Plan:
-        return base_plan if Path(stack_file) == EXAMPLE else record_plan(stack_file)
-
-    return {edit.name: diff for edit, diff in change_matrix.diffs(planner, EXAMPLE)}
+    # Each plan once for the run (planned()): the edited files are the ones `blueprints docs` plans
+    # for the matrix, so the docs tests read these plans from the run's plan cache, and back.
+    return {edit.name: diff for edit, diff in change_matrix.diffs(planned, EXAMPLE)}
 
 
 @pytest.mark.parametrize("edit", ORDINARY_EDITS, ids=lambda edit: edit.name)
@@ -211,11 +207,6 @@ def test_the_matrix_shows_a_replacement_in_bold_with_its_property(edit_diffs) ->
 @pytest.fixture(scope="module")
 def example_document() -> dict:
     return yaml.safe_load(EXAMPLE.read_text())
-
-
-@pytest.fixture
-def plan_cache(tmp_path, monkeypatch) -> None:
-    monkeypatch.setenv("BLUEPRINTS_PLAN_CACHE", str(tmp_path / "cache"))
 
 
 def test_the_command_exits_3_on_a_destructive_edit_and_0_on_none(example_document, tmp_path, plan_cache,

@@ -78,7 +78,7 @@ def test_the_needs_of_the_example(example_plan):
     assert quotas == {"standardBSFamily": 6, "standardDSv5Family": 8, TOTAL_CORES: 14}
 
 
-def test_without_az_it_prints_the_checks_and_runs_none(az_on_path, capsys):
+def test_without_az_it_prints_the_checks_and_runs_none(az_on_path, capsys, plan_cache):
     assert main(["preflight", str(EXAMPLE)]) == 0
     out = capsys.readouterr().out
     assert out.startswith(f"Preflight for {EXAMPLE}: uksouth (UK South), 5 VMs\n")
@@ -94,7 +94,7 @@ def test_without_az_it_prints_the_checks_and_runs_none(az_on_path, capsys):
     assert out.rstrip().endswith("The Azure CLI (az) is not on PATH: printed the checks above, ran none.")
 
 
-def test_a_missing_feature_fails_and_nothing_is_registered(az_on_path, example_plan, capsys):
+def test_a_missing_feature_fails_and_nothing_is_registered(az_on_path, example_plan, capsys, plan_cache):
     log = fake_az(az_on_path, feature={"properties": {"state": "NotRegistered"}})
     assert main(["preflight", str(EXAMPLE)]) == 1
     captured = capsys.readouterr()
@@ -111,7 +111,7 @@ def test_a_missing_feature_fails_and_nothing_is_registered(az_on_path, example_p
     assert not any("register" in call for call in calls)
 
 
-def test_everything_present_passes(az_on_path, example_plan, capsys):
+def test_everything_present_passes(az_on_path, example_plan, capsys, plan_cache):
     fake_az(az_on_path)
     assert main(["preflight", str(EXAMPLE)]) == 0
     out = capsys.readouterr().out
