@@ -488,7 +488,9 @@ def generate_all(stacks: list[Path], reference_dir: Path) -> list[Path]:
 
 
 def stack_files(stacks_dir: Path = STACKS_DIR) -> list[Path]:
-    return sorted(stacks_dir.glob("*.yaml"))
+    # By stack name, as every page lists stacks ("landing-zone" before "landing-zone-spoke", which a
+    # sort by file name would turn round: '-' sorts before '.').
+    return sorted(stacks_dir.glob("*.yaml"), key=lambda path: path.stem)
 
 
 def drift(stacks: list[Path], reference_dir: Path, scratch: Path) -> list[str]:

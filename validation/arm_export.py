@@ -33,6 +33,7 @@ SUB_RESOURCE_READ_ONLY = frozenset({"etag", "type", "provisioningState"})
 # Inputs that name the request path of a resource, in the order they build its ARM name.
 PATH_NAMES: dict[str, tuple[str, ...]] = {
     "azure-native:network:Subnet": ("virtualNetworkName", "subnetName"),
+    "azure-native:network:VirtualNetworkPeering": ("virtualNetworkName", "virtualNetworkPeeringName"),
     "azure-native:compute:VirtualMachineExtension": ("vmName", "vmExtensionName"),
     "azure-native:keyvault:Secret": ("vaultName", "secretName"),
     "azure-native:recoveryservices:ProtectionPolicy": ("vaultName", "policyName"),
@@ -116,6 +117,7 @@ SHAPES: dict[str, Shape] = {
     "azure-native:network:VirtualNetwork": resource(subnets=sub_resource(**SUBNET_FIELDS),
                                                     virtualNetworkPeerings=sub_resource(remoteVirtualNetwork=REFERENCE)),
     "azure-native:network:Subnet": resource(**SUBNET_FIELDS),
+    "azure-native:network:VirtualNetworkPeering": resource(remoteVirtualNetwork=REFERENCE),
     "azure-native:network:NetworkSecurityGroup": resource(securityRules=SECURITY_RULE),
     "azure-native:network:NatGateway": RESOURCE,
     "azure-native:network:RouteTable": resource(routes=sub_resource()),

@@ -61,6 +61,7 @@ MODELS: dict[str, Model] = {
     "azure-native:network:PublicIPAddress": Model(network.PublicIPAddress, "2024-05-01"),
     "azure-native:network:NetworkInterface": Model(network.NetworkInterface, "2024-05-01"),
     "azure-native:network:BastionHost": Model(network.BastionHost, "2024-05-01"),
+    "azure-native:network:VirtualNetworkPeering": Model(network.VirtualNetworkPeering, "2024-05-01"),
     "azure-native:compute:VirtualMachine": Model(compute.VirtualMachine, "2024-11-01"),
     "azure-native:compute:VirtualMachineExtension": Model(compute.VirtualMachineExtension, "2024-11-01"),
     "azure-native:keyvault:Vault": Model(keyvault.VaultCreateOrUpdateParameters, "2024-11-01"),
