@@ -91,8 +91,11 @@ def _from_trust_network(airlock: dict[str, Any], lab: Any, method: str, path: st
 
 
 def _as_the_vm(host: Any, method: str, url: str, body: str | None = None) -> dict[str, Any]:
+    """A request with the VM's own token. Only root gets one: the VM's firewall refuses the metadata
+    service to every other account (templates/base.yaml.j2), which test_an_analyst_gets_no_token_at_all
+    shows. Root's token is the most an analyst who broke out could use, so the grant must hold it."""
     argv = ["python3", "-c", AS_THE_VM, method, url, API_VERSION, *([body] if body is not None else [])]
-    result = host.run("runuser -u nobody -- " + " ".join(shlex.quote(a) for a in argv))
+    result = host.run(" ".join(shlex.quote(a) for a in argv))
     assert result.rc == 0, result.stderr
     return json.loads(result.stdout)
 
@@ -147,7 +150,14 @@ def test_a_reader_vm_has_the_upload_read_only_in_its_copy(lab, uploaded):
     assert host.file(path).content_string == uploaded["content"]
 
 
-def test_with_the_vms_own_token_an_analyst_reads_but_cannot_write_or_delete(lab, uploaded):
+def test_an_analyst_gets_no_token_at_all(lab, uploaded):
+    host = lab.host(_reader(lab))
+    argv = ["python3", "-c", AS_THE_VM, "GET", uploaded["url"], API_VERSION]
+    attempt = host.run("runuser -u nobody -- " + " ".join(shlex.quote(a) for a in argv))
+    assert attempt.rc != 0 and "Connection refused" in attempt.stderr, attempt.stdout + attempt.stderr
+
+
+def test_with_the_vms_own_token_the_upload_reads_but_cannot_be_written_or_deleted(lab, uploaded):
     host = lab.host(_reader(lab))
     read = _as_the_vm(host, "GET", uploaded["url"])
     assert (read["status"], read["body"]) == (200, uploaded["content"])
