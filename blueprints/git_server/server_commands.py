@@ -749,8 +749,9 @@ def _write_bundles(repositories: dict[str, Path], partial: Path, stamp: str) -> 
     return manifest
 
 
-def write_generation(settings: BackupSettings, repositories: dict[str, Path], now: datetime | None = None) -> str:
-    """One generation in the directory, then off the VM; each keeps the newest N."""
+def write_generation(settings: BackupSettings, repositories: dict[str, Path], now: datetime | None = None,
+                     send: bool = True) -> str:
+    """One generation in the directory, then (``send``) off the VM; each keeps the newest N."""
     target = settings.directory
     stamp = (now or datetime.now(UTC)).strftime("%Y%m%dT%H%M%SZ")
     partial = target / f".partial-{stamp}"
@@ -764,21 +765,36 @@ def write_generation(settings: BackupSettings, repositories: dict[str, Path], no
         shutil.rmtree(target / old)
     local = local[-settings.generations:]
     summary = f"generation {stamp}: {len(manifest['repositories'])} repositories in {target}; {len(local)} kept"
-    if settings.remote is None:
+    if settings.remote is None or not send:
         return summary
-    # Also any kept generation an earlier night failed to send.
-    present = set(settings.remote.names())
+    return f"{summary}; {send_generations(settings)}"
+
+
+def send_generations(settings: BackupSettings) -> str:
+    """Every kept generation the remote lacks (also any an earlier night failed to send), then its pruning."""
+    remote = settings.remote
+    if remote is None:
+        return "no target off the VM"
+    local = _local_generations(settings.directory)[-settings.generations:]
+    present = set(remote.names())
     sent = [name for name in local if name not in present]
     for name in sent:
-        settings.remote.upload(target / name)
-    removed = settings.remote.prune(settings.generations)
-    return f"{summary}; {len(sent)} sent to {settings.remote} and checked, {len(removed)} old deleted there"
+        remote.upload(settings.directory / name)
+    removed = remote.prune(settings.generations)
+    return f"{len(sent)} sent to {remote} and checked, {len(removed)} old deleted there"
 
 
-def backup() -> int:
-    if os.geteuid() == 0:  # bundles are written by the repositories' owner
-        return subprocess.run(["runuser", "-u", GIT_USER, "--", sys.argv[0]], check=False).returncode
-    print(f"git-server-backup: {write_generation(_backup_settings(), _repositories())}")
+def backup(arguments: list[str]) -> int:
+    settings = _backup_settings()
+    if os.geteuid() == 0:
+        # The bundles are written by the repositories' owner. The copy off the VM signs in as the VM,
+        # which only root may do: the VM's firewall keeps the metadata service from every other account.
+        made = subprocess.run(["runuser", "-u", GIT_USER, "--", sys.argv[0], "--local"], check=False)
+        if made.returncode != 0 or settings.remote is None:
+            return made.returncode
+        print(f"git-server-backup: {send_generations(settings)}")
+        return 0
+    print(f"git-server-backup: {write_generation(settings, _repositories(), send='--local' not in arguments)}")
     return 0
 
 
@@ -1372,7 +1388,6 @@ Description=Publish outputs approved on main of the outputs repository to the eg
 
 [Service]
 Type=oneshot
-User=git
 ExecStart=/usr/local/sbin/git-server-publish
 """
 # A push to main touches the ref (or packed-refs); the timer catches anything the path unit missed.
@@ -1432,8 +1447,20 @@ def publish() -> int:
     except OSError:
         raise SettingsError(f"{EGRESS_SETTINGS} is missing: egress is not set, or git-server-apply has not run") \
             from None
-    done = publish_approved(REPOSITORIES / f"{OUTPUTS}.git", egress, egress["remote"],
-                            Path(egress["rclone_config"]), EGRESS_STATE / "published")
+    repository = REPOSITORIES / f"{OUTPUTS}.git"
+    if os.geteuid() == 0:
+        # Root, because the copy to the egress container signs in as the VM, which only root may do (the
+        # VM's firewall keeps the metadata service from every other account). Root reads the git user's
+        # repository (git refuses another owner's unless told it is safe) and appends to its audit log,
+        # which stays the git user's so that the review check can write it too.
+        os.environ.update({"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory",
+                           "GIT_CONFIG_VALUE_0": str(repository)})
+        audit = Path(egress["audit"])
+        if not audit.exists():
+            audit.touch(mode=0o640)
+            shutil.chown(audit, GIT_USER, GIT_USER)
+    done = publish_approved(repository, egress, egress["remote"], Path(egress["rclone_config"]),
+                            EGRESS_STATE / "published")
     for item in done:
         print(f"git-server-publish: {item.proposal} ({item.files} files, {item.size} bytes) from merge "
               f"{item.commit[:12]} published to {egress['remote']}/{item.proposal}/")
@@ -1450,7 +1477,7 @@ def main() -> int:
                 raise SettingsError("usage: git-server-apply SETTINGS_FILE, e.g. /etc/trust-blueprints/git-server.yaml")
             return apply(Path(sys.argv[1]))
         if command == "git-server-backup":
-            return backup()
+            return backup(sys.argv[1:])
         if command == "git-server-restore":
             return restore(sys.argv[1:])
         if command == "git-server-publish":
