@@ -212,6 +212,7 @@ def test_the_command_prints_the_script_and_the_steps(capsys):
 def test_the_command_refuses_a_stack_without_analytics_with_exit_2(tmp_path, capsys):
     document = _document()
     del document["roles"]["analytics"]
+    del document["airlock"]  # its readers are analytics VMs
     stack = tmp_path / "no-analytics.yaml"
     stack.write_text(yaml.safe_dump(document, sort_keys=False))
     assert main(["image-recipe", str(stack)]) == 2
