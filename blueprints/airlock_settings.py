@@ -115,17 +115,21 @@ def airlock_problems(config: dict[str, Any], analytics_machines: list[str],
         return []
     problems: list[tuple[str, Any, str, str]] = []
     if endpoint_subnet not in {name for name, value in config["network"]["subnets"].items() if value}:
-        problems.append(("airlock", "airlock", f"needs network.subnets.{endpoint_subnet}, where its private "
-                         "endpoint goes", f"add a {endpoint_subnet} subnet"))
+        problems.append((f"network.subnets.{endpoint_subnet}", None, "is required by airlock: the storage "
+                         "account's private endpoint goes there", f"add a {endpoint_subnet} subnet"))
     if not config["network"].get("private_client_ranges"):
         problems.append(("network.private_client_ranges", [], "needs at least one range when airlock is set: data "
                          "providers upload from the trust's own network, never the Internet",
                          "name the private ranges the data providers' machines are on"))
+    if not analytics_machines:
+        problems.append(("roles.analytics", None, "is required by airlock.readers: the VMs that read the ingress "
+                         "container are analytics VMs", "add roles.analytics, or leave the airlock out"))
+        return problems
     seen: set[str] = set()
     for index, reader in enumerate(airlock["readers"]):
         if reader not in analytics_machines:
             problems.append((f"airlock.readers[{index}]", reader, "must name an analytics VM of this stack ("
-                             + (", ".join(analytics_machines) or "none: roles.analytics is not set") + ")", ""))
+                             + ", ".join(analytics_machines) + ")", ""))
         elif reader in seen:
             problems.append((f"airlock.readers[{index}]", reader, "is named twice", ""))
         seen.add(reader)
