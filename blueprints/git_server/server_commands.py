@@ -570,9 +570,9 @@ def account_in_tags(tags: Any) -> str:
     return str(names[0])
 
 
-def _storage_account() -> str:
-    """The backup account's name from this VM's tags. The metadata service can lag a VM's first
-    seconds, so a few tries over about half a minute before giving up."""
+def _vm_tags() -> Any:
+    """This VM's tags from the instance metadata service. It can lag a VM's first seconds, so a few
+    tries over about half a minute before giving up."""
     import time
     import urllib.request
 
@@ -582,10 +582,15 @@ def _storage_account() -> str:
         try:
             request = urllib.request.Request(IMDS_TAGS, headers={"Metadata": "true"})
             with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (a fixed http URL)
-                return account_in_tags(json.load(response))
+                return json.load(response)
         except (OSError, ValueError) as error:
             failure = error
     raise RuntimeError(f"cannot read this VM's tags from the instance metadata service ({failure!r})")
+
+
+def _storage_account() -> str:
+    """The backup account's name from this VM's tags."""
+    return account_in_tags(_vm_tags())
 
 
 def rclone_azure_blob_config(account: str) -> str:
@@ -1340,23 +1345,8 @@ def rclone_egress_config(account: str) -> str:
 
 
 def _egress_account() -> str:
-    """The airlock's account from this VM's tags, with a few tries (the metadata service can lag at boot)."""
-    import time
-    import urllib.request
-
-    tags: Any = None
-    failure: Exception | None = None
-    for delay in (0, 2, 4, 8):
-        time.sleep(delay)
-        try:
-            request = urllib.request.Request(IMDS_TAGS, headers={"Metadata": "true"})
-            with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 (a fixed http URL)
-                tags = json.load(response)
-            break
-        except (OSError, ValueError) as error:
-            failure = error
-    else:
-        raise RuntimeError(f"cannot read this VM's tags from the instance metadata service ({failure!r})")
+    """The airlock's account from this VM's tags."""
+    tags = _vm_tags()
     names = [tag.get("value") for tag in tags if isinstance(tag, dict) and tag.get("name") == EGRESS_ACCOUNT_TAG] \
         if isinstance(tags, list) else []
     if not names or not STORAGE_ACCOUNT.match(str(names[0])):
