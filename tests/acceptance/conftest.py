@@ -184,6 +184,9 @@ def analytics_host(lab: RunningLab) -> Any:
 
 # --- Test packages the mirror is given (used by the mirror and analytics suites) ---------------
 
+PULL_TIMER = "mirror-allowlist-pull.timer"
+
+
 @pytest.fixture(scope="module")
 def test_allowlists(mirror_host) -> Iterator[dict[str, list[str]]]:
     """The stack's allowlists plus the packages these tests install; restored afterwards."""
@@ -195,13 +198,30 @@ def test_allowlists(mirror_host) -> Iterator[dict[str, list[str]]]:
             wanted[key].append(name)
     for key, name in (("pypi", PYPI_REFUSED), ("npm", NPM_REFUSED), ("cran", CRAN_REFUSED)):
         assert name not in wanted[key], f"{name} must not be on the {key} allowlist for these tests"
+    # The mirror's own pull (a timer, 5 minutes after boot and every 15 after) would put main's
+    # list of package-requests back in the middle of these tests: it is held until they end.
+    pulls = mirror_host.run(f"systemctl cat {PULL_TIMER}").rc == 0
+    if pulls:
+        check(mirror_host, f"systemctl stop {PULL_TIMER}")
+        _wait_until_inactive(mirror_host, PULL_TIMER.replace(".timer", ".service"))
     write(mirror_host, "/root/tb-test-allowlist.yaml", yaml.safe_dump(wanted))
     report = check(mirror_host, "mirror-allowlist apply /root/tb-test-allowlist.yaml")
     assert "applied" in report
-    yield wanted
-    write(mirror_host, "/root/tb-saved-allowlist.yaml", saved)
-    mirror_host.run("mirror-allowlist apply /root/tb-saved-allowlist.yaml")
-    mirror_host.run("rm -f /root/tb-test-allowlist.yaml /root/tb-saved-allowlist.yaml")
+    try:
+        yield wanted
+    finally:
+        write(mirror_host, "/root/tb-saved-allowlist.yaml", saved)
+        mirror_host.run("mirror-allowlist apply /root/tb-saved-allowlist.yaml")
+        mirror_host.run("rm -f /root/tb-test-allowlist.yaml /root/tb-saved-allowlist.yaml")
+        if pulls:
+            check(mirror_host, f"systemctl start {PULL_TIMER}")
+
+
+def _wait_until_inactive(host: Any, unit: str, seconds: int = 300) -> None:
+    """Wait for a running one-shot service to finish (a pull already under way when the timer stopped)."""
+    check(host, f"for i in $(seq {seconds}); do state=$(systemctl show -P ActiveState {unit}); "
+                f'case "$state" in activating|deactivating|reloading) sleep 1;; *) exit 0;; esac; done; '
+                f'echo "{unit} still $state after {seconds} s" >&2; exit 1')
 
 
 @pytest.fixture(scope="module")

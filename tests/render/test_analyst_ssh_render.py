@@ -11,6 +11,7 @@ import gzip
 import json
 import subprocess
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -173,10 +174,20 @@ class _FakeVm:
             if name in self.failing_adduser:
                 code = 1
             else:
-                self.accounts[name] = 1001 + len(self.accounts)
+                self.accounts[name] = int(argv[argv.index("--uid") + 1])
         elif argv[0] == "/usr/sbin/sshd":
             code = 0 if self.sshd_ok else 255
         return subprocess.CompletedProcess(argv, code, "", "" if code == 0 else "refused")
+
+
+@dataclass
+class _Account:
+    pw_name: str
+    pw_uid: int
+
+    @property
+    def pw_gid(self) -> int:
+        return self.pw_uid
 
 
 @pytest.fixture
@@ -185,6 +196,10 @@ def vm(monkeypatch, tmp_path):
     monkeypatch.setattr(analyst_accounts, "ANALYSTS_SSHD_FILE", str(tmp_path / "30-trust-blueprints-analysts.conf"))
     monkeypatch.setattr(analyst_accounts.subprocess, "run", fake.run)
     monkeypatch.setattr(analyst_accounts, "_local_uid", fake.accounts.get)
+    monkeypatch.setattr(analyst_accounts, "HOME_ROOT", str(tmp_path / "home"))
+    monkeypatch.setattr(analyst_accounts.pwd, "getpwall", lambda: [
+        _Account(name, uid) for name, uid in fake.accounts.items()])
+    monkeypatch.setattr(analyst_accounts.pwd, "getpwnam", lambda name: _Account(name, fake.accounts[name]))
     monkeypatch.setattr(analyst_accounts, "_local_groups", lambda name: [(name, fake.accounts[name])]
                         if name in fake.accounts else [])
     settings = tmp_path / "analysts.json"
@@ -225,3 +240,53 @@ def test_a_rule_sshd_refuses_is_taken_back(vm):
     assert analyst_accounts.apply_analysts(str(settings)) == 1
     assert rule.read_text() == kept
     assert ["systemctl", "try-reload-or-restart", "ssh.service"] not in fake.commands
+
+
+# --- Accounts on a rebuilt VM: /home is kept on the data disk, the accounts are made again -------
+
+def test_an_account_made_again_takes_back_its_kept_homes_number() -> None:
+    homes = {"jbloggs": (1004, 1004), "asmith": (1002, 1002)}
+    assert analyst_accounts.number_for("jbloggs", homes, taken={1000}) == 1004
+
+
+def test_a_new_account_never_gets_a_number_a_kept_home_has() -> None:
+    # asmith has not signed in again since the rebuild: her home is still 1001's. A new analyst
+    # given 1001 would own her files.
+    homes = {"asmith": (1001, 1001)}
+    assert analyst_accounts.number_for("newcomer", homes, taken={1000}) == 1002
+
+
+def test_a_kept_home_with_a_system_or_taken_number_is_not_adopted() -> None:
+    assert analyst_accounts.number_for("jbloggs", {"jbloggs": (0, 0)}, taken={1000}) == 1001
+    assert analyst_accounts.number_for("jbloggs", {"jbloggs": (1000, 1000)}, taken={1000}) == 1001
+
+
+def test_adding_an_account_whose_kept_number_is_taken_gives_it_the_files_by_name(vm, monkeypatch) -> None:
+    fake, _settings_file, _rule = vm
+    fake.accounts.update({"trustadmin": 1000, "other": 1003})
+    monkeypatch.setattr(analyst_accounts, "kept_homes", lambda _root: {"jbloggs": (1003, 1003)})
+    assert analyst_accounts.add_analyst("jbloggs") == 0
+    assert fake.accounts["jbloggs"] == 1001
+    home = f"{analyst_accounts.HOME_ROOT}/jbloggs"
+    assert ["chown", "-R", "-h", "--from=1003", "1001", home] in fake.commands
+    assert ["chown", "-R", "-h", "--from=:1003", ":1001", home] in fake.commands
+
+
+def test_adding_an_account_with_its_kept_number_free_changes_no_files(vm, monkeypatch) -> None:
+    fake, _settings_file, _rule = vm
+    fake.accounts.update({"trustadmin": 1000})
+    monkeypatch.setattr(analyst_accounts, "kept_homes", lambda _root: {"jbloggs": (1003, 1003)})
+    assert analyst_accounts.add_analyst("jbloggs") == 0
+    assert fake.accounts["jbloggs"] == 1003
+    assert [command for command in fake.commands if command[0] == "chown"] == []
+
+
+def test_the_hub_makes_accounts_with_the_same_program() -> None:
+    config = (REPO / "blueprints/analytics/jupyterhub_config.py.j2").read_text()
+    assert 'add_user_cmd = ["/usr/local/sbin/analytics-analysts", "--add"]' in config
+
+
+def test_a_name_adduser_would_refuse_is_not_added(vm) -> None:
+    fake, _settings_file, _rule = vm
+    assert analyst_accounts.add_analyst("Root;id") == 2
+    assert fake.commands == []
