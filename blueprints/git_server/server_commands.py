@@ -1380,13 +1380,16 @@ Description=Publish outputs approved on main of the outputs repository to the eg
 Type=oneshot
 ExecStart=/usr/local/sbin/git-server-publish
 """
-# A push to main touches the ref (or packed-refs); the timer catches anything the path unit missed.
+# Git moves a ref by renaming a lock file over it, which a watch on the ref's own file never sees
+# (measured in the lab: no start after a push). The directories holding main and packed-refs see
+# every update; pushes to other branches start a publication that finds nothing new, which is cheap.
+# The timer catches anything the path unit missed.
 PUBLISH_PATH = """[Unit]
-Description=Publish approved outputs when main of the outputs repository moves
+Description=Publish approved outputs when a branch of the outputs repository moves
 
 [Path]
-PathChanged={refs}/refs/heads/main
-PathChanged={refs}/packed-refs
+PathChanged={refs}/refs/heads
+PathChanged={refs}
 Unit=git-server-publish.service
 
 [Install]
