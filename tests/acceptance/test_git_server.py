@@ -21,6 +21,7 @@ import pytest
 import yaml
 
 from blueprints.data_disk import data_disk_layout
+from blueprints.git_server.backup_target import vm_settings
 from blueprints.git_server.server_commands import Access
 from blueprints.topology import private_dns_zone
 from tests.acceptance.machine_commands import ALLOWLIST, check, data_disk_problems
@@ -102,7 +103,8 @@ def test_web_view_listens_on_tls_only(git_host):
 
 
 def test_gitolite_rules_match_the_stack(lab, git_host):
-    settings = copy.deepcopy(lab.config["roles"]["git_server"])
+    # What the VM is given: the stack's Git settings, plus the outputs repository with airlock.egress.
+    settings = copy.deepcopy(vm_settings(lab.config))
     mirror_reader = git_host.file(MIRROR_KEY).exists
     expected = Access(settings, mirror_reader=mirror_reader).gitolite_conf()
     deployed = check(git_host, f"{GIT} -C /srv/git/repositories/gitolite-admin.git show master:conf/gitolite.conf")

@@ -44,8 +44,10 @@ def test_rendered_cloud_config_installs_the_role(example_config):
 def test_rendered_settings_are_the_stack_settings(example_config):
     settings = yaml.safe_load(_settings_file(example_config, "/etc/trust-blueprints/git-server.yaml"))
     assert settings == vm_settings(example_config)
-    assert {key: value for key, value in settings.items() if key != "backup"} == \
+    # backup: the stack's plus the container's names; egress: from the stack's airlock section.
+    assert {key: value for key, value in settings.items() if key not in ("backup", "egress")} == \
         {key: value for key, value in example_config["roles"]["git_server"].items() if key != "backup"}
+    assert settings["egress"]["checkers"] == example_config["airlock"]["egress"]["checkers"]
 
 
 def test_web_view_admits_only_the_gateway(example_config):
@@ -70,10 +72,12 @@ def test_quotes_in_descriptions_stay_inside_the_settings_document(example_config
     assert settings["repositories"][1]["description"] == "Trust's \"A&E\" waits: {{ x }}"
 
 
-def test_rclone_is_installed_only_when_backups_may_leave_the_vm(example_config):
+def test_rclone_is_installed_only_when_backups_or_outputs_may_leave_the_vm(example_config):
     assert "rclone" in _git_user_data(example_config)["packages"]
     config = copy.deepcopy(example_config)
     config["roles"]["git_server"]["backup"]["target"] = "directory"
+    assert "rclone" in _git_user_data(config)["packages"], "the example publishes outputs (airlock.egress)"
+    config["airlock"].pop("egress")
     assert "rclone" not in _git_user_data(config)["packages"]
 
 

@@ -94,12 +94,37 @@ def test_the_git_servers_settings_carry_the_outputs_rules_its_program_accepts(ex
     rules = [" ".join(line.split()) for line in block.splitlines()]
     assert rules[0] == "- VREF/git-server-review = @all"
     assert "RW refs/heads/main$ = @platform" in rules and "RW+ refs/heads/request/USER/ = @platform @all" in rules
-    assert "egress" not in vm_settings(example_config)
+    assert "egress" not in vm_settings(_without_egress())
 
 
-def test_no_egress_no_grants_and_no_flow(example_config):
-    assert egress_grants(example_config) == []
-    assert "egress-git-to-airlock-endpoint" not in {flow.name for flow in active_flows(example_config)}
+def _without_egress():
+    document = _document()
+    document["airlock"].pop("egress")
+    config, problems = _config(document)
+    assert problems == {}
+    return config
+
+
+def test_no_egress_no_grants_and_no_flow():
+    config = _without_egress()
+    assert egress_grants(config) == []
+    assert "egress-git-to-airlock-endpoint" not in {flow.name for flow in active_flows(config)}
+
+
+@pytest.mark.parametrize("edit", ["users[0].teams[0]", "teams[0].name"])
+def test_a_user_in_an_unknown_team_is_named_not_a_traceback(edit):
+    # Counting the checkers needs each team's members: a user in a team the stack does not have
+    # (or a renamed team) is reported once, by the Git server's checks, and egress counts nothing.
+    document = _egress(_document())
+    git = document["roles"]["git_server"]
+    if edit == "users[0].teams[0]":
+        git["users"][0]["teams"][0] = "finance"
+        expected = "roles.git_server.users[0].teams[0]"
+    else:
+        git["teams"][0]["name"] = "estates"
+        expected = "roles.git_server.users[0].teams[0]"
+    _, problems = _config(document)
+    assert expected in problems, problems
 
 
 def test_the_git_server_reaches_the_airlocks_endpoint_only_with_egress():

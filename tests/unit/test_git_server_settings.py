@@ -42,6 +42,7 @@ def test_example_stack_is_valid_with_its_git_settings():
 
 def test_stack_without_git_settings_gets_empty_defaults():
     document = _document()
+    document["airlock"].pop("egress")  # its checkers are a team of these settings
     git = _git_document(document)
     for key in ("teams", "users", "repositories", "backup"):
         git.pop(key)
@@ -156,11 +157,12 @@ def test_teams_without_members_grant_nothing(example_config):
 
 def test_web_view_lists_only_readable_repositories(example_config):
     access = Access(_settings(example_config), mirror_reader=False)
-    assert [r["name"] for r in access.readable("priya.shah")] == ["package-requests", "waiting-times"]
-    assert [r["name"] for r in access.readable("tom.evans")] == ["package-requests", "waiting-times"]
+    # outputs: the airlock's egress repository (every user proposes, @platform checks).
+    assert [r["name"] for r in access.readable("priya.shah")] == ["outputs", "package-requests", "waiting-times"]
+    assert [r["name"] for r in access.readable("tom.evans")] == ["outputs", "package-requests", "waiting-times"]
     settings = _settings(example_config)
     settings["repositories"][1]["readers"] = []
-    assert [r["name"] for r in Access(settings, False).readable("priya.shah")] == ["package-requests"]
+    assert [r["name"] for r in Access(settings, False).readable("priya.shah")] == ["outputs", "package-requests"]
 
 
 def test_settings_checks_on_the_vm_match_the_stack_checks(example_config):
@@ -200,6 +202,7 @@ def test_settings_command_refuses_a_stack_without_a_git_server(tmp_path, capsys)
 
     document = _document()
     del document["roles"]["git_server"]
+    document["airlock"].pop("egress")  # egress needs the Git server, and says so first
     stack = tmp_path / "no-git.yaml"
     stack.write_text(yaml.safe_dump(document))
     assert main(["git-server", "settings", str(stack)]) == 2

@@ -59,7 +59,8 @@ def _paths(document):
 
 def test_package_requests_is_protected_and_its_maintainers_review(example_config):
     rules = Access(vm_settings(example_config), mirror_reader=True).review_rules()
-    assert rules == {"protected": {"package-requests": REVIEWERS}}
+    # outputs: the airlock's egress repository, whose checkers (@platform) review.
+    assert rules["protected"] == {"package-requests": REVIEWERS, "outputs": REVIEWERS}
 
 
 def test_a_repository_marked_protected_gets_the_rule(example_config):
@@ -67,7 +68,8 @@ def test_a_repository_marked_protected_gets_the_rule(example_config):
     settings["repositories"][1].update(protected=True, maintainers=["amara.okafor", "tom.evans"])
     assert server_commands._problems(settings) == []
     rules = Access(settings, mirror_reader=False).review_rules()["protected"]
-    assert rules == {"package-requests": REVIEWERS, "waiting-times": ["amara.okafor", "tom.evans"]}
+    assert rules == {"package-requests": REVIEWERS, "waiting-times": ["amara.okafor", "tom.evans"],
+                     "outputs": REVIEWERS}
 
 
 def test_a_protected_repository_with_one_reviewer_is_refused_naming_the_field():
