@@ -7,23 +7,26 @@ long curated list out of the stack file (or share one list between stacks).
 
 from __future__ import annotations
 
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from blueprints.package_mirror.settings import SETTINGS_SCHEMA as MIRROR_SETTINGS
 from validation.problems import Problem, StackFileError
 from validation.semantic_checks import allowlist_problems
-from validation.stack_validator import StackValidator
+from validation.stack_validator import CheckedSchema, StackValidator, checked_schema
 from validation.yaml_source import read_stack_source
 
 FIELD = "roles.package_mirror.allowlists_file"
 FILE_HINT = "the file holds keys pypi, npm and cran, each a list of package names"
 
 
-def _allowlists_schema() -> dict[str, Any]:
+@cache
+def _allowlists_schema() -> CheckedSchema:
+    """Checked by cerberus once per process: it depends only on the mirror's settings schema."""
     mirror = MIRROR_SETTINGS
-    return {"roles": {"type": "dict", "schema": {"package_mirror": {"type": "dict", "schema": {
-        "allowlists": mirror["allowlists"]}}}}}
+    return checked_schema({"roles": {"type": "dict", "schema": {"package_mirror": {"type": "dict", "schema": {
+        "allowlists": mirror["allowlists"]}}}}})
 
 
 def merge_allowlists_file(config: dict[str, Any], stack_dir: Path,

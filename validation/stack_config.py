@@ -12,22 +12,38 @@ from typing import Any
 
 from cerberus import errors
 
+from blueprints.role import Role
+from blueprints.roles import all_roles
 from validation.allowlist_closure import warn_of_missing_needs
 from validation.landing_zone_checks import landing_zone_problems
 from validation.mirror_allowlists_file import merge_allowlists_file
 from validation.problems import MISSING, Problem, StackFileError
 from validation.schema import stack_schema
 from validation.semantic_checks import semantic_problems
-from validation.stack_validator import StackValidator
+from validation.stack_validator import CheckedSchema, StackValidator, checked_schema
 from validation.yaml_source import read_stack_source
 
 _TYPE_WORDS = {"dict": "a mapping", "list": "a list", "string": "text", "integer": "a whole number",
                "boolean": "true or false"}
 
+# The schema as cerberus checked it, and the roles it was made for: made again only when the
+# registered roles change (blueprints.roles.registered), as stack_schema() follows them.
+_checked: tuple[tuple[Role, ...], CheckedSchema] | None = None
+
+
+def _checked_schema() -> CheckedSchema:
+    global _checked
+    roles = all_roles()
+    cached = _checked
+    if cached is None or cached[0] is not roles:
+        cached = (roles, checked_schema(stack_schema()))
+        _checked = cached
+    return cached[1]
+
 
 def _field_schema(path: tuple[Any, ...]) -> dict[str, Any]:
     """The schema entry for a document path (list indices step into the item schema)."""
-    node: dict[str, Any] = {"type": "dict", "schema": stack_schema()}
+    node: dict[str, Any] = {"type": "dict", "schema": _checked_schema().schema}
     for part in path:
         inner = node.get("schema", {})
         node = inner if isinstance(part, int) else inner.get(part, {})
@@ -114,7 +130,7 @@ def _flatten(errs: list[errors.ValidationError]) -> list[errors.ValidationError]
 
 def validate_document(document: dict[str, Any]) -> tuple[dict[str, Any], list[Problem]]:
     """Normalise a parsed document and list its problems (schema, then semantic)."""
-    validator = StackValidator(stack_schema())
+    validator = StackValidator(_checked_schema())
     if not validator.validate(document):
         problems = [_describe(error) for error in _flatten(list(validator._errors))]
         return document, sorted(problems, key=lambda problem: problem.path)

@@ -13,9 +13,11 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from typing import Any
 
 from cerberus import TypeDefinition, Validator, errors
+from cerberus.schema import DefinitionSchema
 
 from blueprints.settings_fields import VALUE_CHECKS
 
@@ -33,3 +35,21 @@ class StackValidator(Validator):
         kind = self.schema.get(field, {}).get("meta", {}).get("kind")
         if kind is not None and VALUE_CHECKS[kind](value) is not None:
             self._error(field, errors.REGEX_MISMATCH)
+
+
+class CheckedSchema(DefinitionSchema):
+    """A schema cerberus has expanded and checked once, for any number of StackValidators.
+
+    Given a plain mapping, cerberus checks the schema (hashing all of it) each time a validator is
+    made, and again in the copy it takes at the start of each validation: most of the time a stack
+    file's validation took. This one is checked when made, and its copies are plain mappings, as
+    cerberus takes of every nested schema. Nothing may edit it (nor the mapping it was made from).
+    """
+
+    def copy(self) -> dict[str, Any]:
+        return dict(self.schema)
+
+
+def checked_schema(schema: Mapping[str, Any]) -> CheckedSchema:
+    """``schema`` checked once by cerberus, to be passed to StackValidator as often as needed."""
+    return CheckedSchema(StackValidator(), schema)
