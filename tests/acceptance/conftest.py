@@ -23,6 +23,7 @@ which turns the skip into a failure (CI and `blueprints lab test` set it).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -190,6 +191,13 @@ PULL_TIMER = "mirror-allowlist-pull.timer"
 @pytest.fixture(scope="module")
 def test_allowlists(mirror_host) -> Iterator[dict[str, list[str]]]:
     """The stack's allowlists plus the packages these tests install; restored afterwards."""
+    with listing_test_packages(mirror_host) as wanted:
+        yield wanted
+
+
+@contextlib.contextmanager
+def listing_test_packages(mirror_host) -> Iterator[dict[str, list[str]]]:
+    """The mirror's allowlists with the test packages added, its own pull held; both restored after."""
     saved = mirror_host.file(ALLOWLIST).content_string
     current = yaml.safe_load(saved)
     wanted = {key: list(current.get(key) or []) for key in ("pypi", "npm", "cran")}

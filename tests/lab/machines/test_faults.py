@@ -23,6 +23,7 @@ import difflib
 import os
 import time
 from collections import Counter
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -30,6 +31,7 @@ import yaml
 
 from blueprints.topology import private_dns_zone
 from lab.machines import cloud_init_status, reboot, run
+from tests.acceptance.conftest import listing_test_packages
 from tests.acceptance.machine_commands import NPM_ALLOWED, PYPI_ALLOWED, check
 
 pytestmark = [
@@ -48,6 +50,14 @@ RECOVERY_LIMIT = 180
 BOOT_LIMIT = 600.0
 # Machines whose cloud-init is run again (analytics VMs take minutes; these show the same).
 RERUN_ROLES = ["package_mirror", "gateway"]
+
+
+@pytest.fixture
+def test_allowlists(mirror_host: Any) -> Iterator[dict[str, list[str]]]:
+    """The test packages listed for one test only: it holds the mirror's allowlist pull, whose timer
+    the re-run tests below compare before and after cloud-init runs again."""
+    with listing_test_packages(mirror_host) as wanted:
+        yield wanted
 
 
 def _machine(lab: Any, role: str) -> Any:
