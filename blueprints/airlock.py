@@ -6,7 +6,10 @@ own network (``network.private_client_ranges``) through the account's private en
 grant is scoped to the container, never the account: Storage Blob Data Contributor for the group,
 Storage Blob Data Reader for each reading VM, nothing for any other identity. The account takes no
 shared keys and no public network traffic, and keeps deleted blobs and containers for a while
-(modules/blob_storage.py). Policies check each of these on the plan (validation/policies/data_rules.py).
+(modules/blob_storage.py). Every read, write and delete of its blobs (an upload to ingress, a
+download of published outputs from egress) is recorded with who and when in the environment's
+Log Analytics workspace (StorageBlobLogs; docs/outputs.md). Policies check each of these on the
+plan (validation/policies/data_rules.py and egress_rules.py).
 
 The grants come from one table (``airlock_grants``), which the lab's storage stand-in enforces too.
 With ``airlock.egress`` the account also holds the ``egress`` container: the Git server writes it,
@@ -50,6 +53,7 @@ class AirlockArgs:
     grants: list[StorageGrant]  # blueprints.airlock_settings.airlock_grants: the lab's stand-in allows the same
     identities: dict[str, pulumi.Input[str]]  # VM name -> its managed identity's principal id
     subscription_id: pulumi.Input[str]
+    workspace_id: pulumi.Input[str]  # the environment's Log Analytics workspace (or the landing zone's)
     soft_delete_days: int = 14
 
 
@@ -68,7 +72,7 @@ class Airlock(pulumi.ComponentResource):
         super().__init__("trust-blueprints:blueprints:Airlock", name, None, opts)
         store = BlobStorage(f"{name}-ingress", BlobStorageArgs(
             args.placement, args.account_name, INGRESS_CONTAINER, AIRLOCK_COMPONENT, args.endpoints,
-            soft_delete_days=args.soft_delete_days,
+            soft_delete_days=args.soft_delete_days, log_workspace_id=args.workspace_id,
         ), pulumi.ResourceOptions(parent=self))
         containers = {INGRESS_CONTAINER: store.container_id} | _other_containers(store, name, args.grants)
         for grant in args.grants:

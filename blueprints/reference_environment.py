@@ -213,7 +213,7 @@ class ReferenceEnvironment(pulumi.ComponentResource):
                 EndpointSubnet(endpoints.subnet_id, endpoints.zone_ids, {"blob": fixed["airlock"]}),
                 airlock_grants(config), {grant.principal: by_machine[grant.principal]
                                          for grant in airlock_grants(config) if grant.principal_kind == "vm"},
-                client.subscription_id, airlock["soft_delete_days"],
+                client.subscription_id, monitoring.workspace_id, airlock["soft_delete_days"],
             ), child)
 
         # Azure gives the scope's endpoint about ten addresses of its choosing, the lowest free ones:

@@ -1,7 +1,8 @@
 """A storage account holding one private Blob container, reached only through a private endpoint in
 the environment's network and only with Entra ID identities: HTTPS and TLS 1.2 only, no public
 blobs, no shared keys, geo-redundant, deleted blobs and containers kept for a while. Writers are
-granted on the container alone.
+granted on the container alone. Given a Log Analytics workspace, every read, write and delete of a
+blob is recorded there with the caller's identity (Azure's StorageBlobLogs table).
 """
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pulumi
-from pulumi_azure_native import authorization, storage
+from pulumi_azure_native import authorization, monitor, storage
 
 from modules.placement import Placement
 from modules.private_endpoint import EndpointSubnet, PrivateEndpoint, PrivateEndpointArgs
@@ -18,6 +19,11 @@ from modules.role_assignment import assignment_name
 # Built-in role definition ids (learn.microsoft.com/azure/role-based-access-control/built-in-roles/storage).
 STORAGE_BLOB_DATA_CONTRIBUTOR = "ba92f5b4-2d11-453d-a403-e96b0029c9fe"
 STORAGE_BLOB_DATA_READER = "2a2b9908-6ea1-4ae2-8e65-a410df84e7d1"
+# The blob service's resource-log categories (learn.microsoft.com/azure/azure-monitor/reference/
+# supported-logs/microsoft-storage-storageaccounts-blobservices-logs), named one by one: each
+# request's operation, time and caller (Entra object id, UPN, IP address) goes to StorageBlobLogs.
+BLOB_LOG_CATEGORIES = ("StorageRead", "StorageWrite", "StorageDelete")
+BLOB_ACCESS_LOG = "blob-access-to-log-analytics"  # the diagnostic setting's name
 
 
 @dataclass
@@ -31,6 +37,8 @@ class BlobStorageArgs:
     soft_delete_days: int = 14
     # Geo-redundant: a second copy in the paired UK region (UK South <-> UK West).
     sku: str = "Standard_GRS"
+    # The Log Analytics workspace that records every blob access; None: no access log.
+    log_workspace_id: pulumi.Input[str] | None = None
 
 
 class BlobStorage(pulumi.ComponentResource):
@@ -67,7 +75,7 @@ class BlobStorage(pulumi.ComponentResource):
             tags=placement.tags_for(args.component),
             opts=child,
         )
-        storage.BlobServiceProperties(
+        blob_service = storage.BlobServiceProperties(
             f"{name}-blob-service",
             account_name=account.name,
             resource_group_name=placement.resource_group_name,
@@ -76,6 +84,15 @@ class BlobStorage(pulumi.ComponentResource):
             container_delete_retention_policy={"enabled": True, "days": args.soft_delete_days},
             opts=child,
         )
+        if args.log_workspace_id is not None:
+            monitor.DiagnosticSetting(
+                f"{name}-blob-access-log",
+                name=BLOB_ACCESS_LOG,
+                resource_uri=pulumi.Output.concat(account.id, "/blobServices/default"),
+                workspace_id=args.log_workspace_id,
+                logs=[{"category": category, "enabled": True} for category in BLOB_LOG_CATEGORIES],
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[blob_service]),
+            )
         PrivateEndpoint(f"{name}-endpoint", PrivateEndpointArgs(
             placement, f"blob-{args.component}", args.component, args.endpoints.subnet_id, account.id, "blob",
             args.endpoints.zone_ids,

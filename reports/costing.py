@@ -297,8 +297,16 @@ class _Pricer:
         per_vm = _dec(self.prices.assumption("log_gb_per_vm_per_month"))
         gb = per_vm * self.vm_count
         rate = self.prices.rate("log_analytics_per_gb")
-        return [LineItem("log ingestion", f"{gb.normalize():f} GB ({self.vm_count} VMs x {per_vm} GB, assumed) "
-                                          f"x {_rate_text(rate)}/GB", gb * rate)]
+        items = [LineItem("log ingestion", f"{gb.normalize():f} GB ({self.vm_count} VMs x {per_vm} GB, assumed) "
+                                           f"x {_rate_text(rate)}/GB", gb * rate)]
+        if self.plan.of_type("azure-native:monitor:DiagnosticSetting"):
+            # The airlock's access log: one StorageBlobLogs row for each of its blob operations.
+            operations = _dec(self.prices.assumption("airlock_operations_per_month"))
+            per_operation = _dec(self.prices.assumption("airlock_log_kb_per_operation"))
+            logged = operations * per_operation / 1_000_000
+            items.append(LineItem("airlock access log", f"{logged.normalize():f} GB ({operations.normalize():f} "
+                                  f"operations x {per_operation} KB, assumed) x {_rate_text(rate)}/GB", logged * rate))
+        return items
 
     def _private_zone(self, resource: PlannedResource) -> list[LineItem]:
         zone = self.prices.rate("private_dns_zone_monthly")

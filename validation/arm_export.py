@@ -54,6 +54,7 @@ PATH_NAMES: dict[str, tuple[str, ...]] = {
 SCOPE_INPUT = {
     "azure-native:monitor:DataCollectionRuleAssociation": "resourceUri",
     "azure-native:authorization:RoleAssignment": "scope",
+    "azure-native:monitor:DiagnosticSetting": "resourceUri",
 }
 PATH_ONLY = {"resourceGroupName", "recordType"}
 # How the offline plan writes an input whose value Pulumi keeps secret (validation/plan_recorder.py).
@@ -159,6 +160,7 @@ SHAPES: dict[str, Shape] = {
     "azure-native:monitor:PrivateLinkScope": RESOURCE,
     "azure-native:monitor:PrivateLinkScopedResource": RESOURCE,
     "azure-native:monitor:DataCollectionEndpoint": RESOURCE,
+    "azure-native:monitor:DiagnosticSetting": RESOURCE,
     "azure-native:compute:Disk": RESOURCE,
     "azure-native:dnsresolver:DnsResolverPolicy": RESOURCE,
     "azure-native:dnsresolver:DnsResolverDomainList": RESOURCE,

@@ -43,6 +43,7 @@ _NAME_KEYS = {
     "BlobContainer": "containerName",
     "PrivateLinkScope": "scopeName",
     "PrivateLinkScopedResource": "name",
+    "DiagnosticSetting": "name",
     "Application": "displayName",  # an Entra ID app registration (pulumi-azuread)
 }
 
@@ -93,6 +94,7 @@ ARM_TYPES = {
     "azure-native:monitor:PrivateLinkScope": "Microsoft.Insights/privateLinkScopes",
     "azure-native:monitor:PrivateLinkScopedResource": "Microsoft.Insights/privateLinkScopes/scopedResources",
     "azure-native:monitor:DataCollectionEndpoint": "Microsoft.Insights/dataCollectionEndpoints",
+    "azure-native:monitor:DiagnosticSetting": "Microsoft.Insights/diagnosticSettings",
     "azure-native:compute:Disk": "Microsoft.Compute/disks",
     "azure-native:dnsresolver:DnsResolverPolicy": "Microsoft.Network/dnsResolverPolicies",
     "azure-native:dnsresolver:DnsResolverDomainList": "Microsoft.Network/dnsResolverDomainLists",

@@ -90,6 +90,10 @@ _DETAILS: dict[str, Callable[[dict[str, Any]], list[str]]] = {
     "azure-native:privatedns:PrivateRecordSet": lambda i: [
         f"{i['relativeRecordSetName']} A {i['aRecords'][0]['ipv4Address']}"],
     "azure-native:authorization:RoleAssignment": lambda i: [i.get("description", "")],
+    "azure-native:monitor:DiagnosticSetting": lambda i: [
+        f"logs {', '.join(log['category'] for log in i.get('logs', []) if log.get('enabled'))} of "
+        f"{str(i.get('resourceUri', '')).split('/blobServices/')[0].rsplit('/', 1)[-1]} with who and when, to "
+        f"{'Log Analytics' if i.get('workspaceId') else 'NO workspace'}"],
 }
 
 

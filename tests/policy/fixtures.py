@@ -22,6 +22,7 @@ from modules.blob_storage import STORAGE_BLOB_DATA_CONTRIBUTOR as BLOB_WRITER
 from tests.conftest import EXAMPLE, REPO, planned
 from validation.plan_recorder import Plan, PlannedResource, record_program
 from validation.policies.data_rules import BLOB_CONTAINER, ENTRA_APPLICATION_PASSWORD, PRIVATE_ENDPOINT, STORAGE_ACCOUNT
+from validation.policies.egress_rules import DIAGNOSTIC_SETTING
 from validation.policies.governance_rules import BROAD_ROLES
 from validation.policies.network_rules import NIC, NSG, PUBLIC_IP, ROUTE_TABLE, SUBNET
 from validation.policies.vm_rules import DCR_ASSOCIATION, EXTENSION, PROTECTED_ITEM, SHUTDOWN_SCHEDULE, VM
@@ -230,6 +231,10 @@ FIXTURES: dict[str, RuleFixtures] = {
         base="airlock"),
     # analytics-1's read grant on ingress moved to the egress container as a write grant.
     "TB-ST-007": RuleFixtures(lambda p: _analytics_writes_egress(p), base="airlock"),
+    # The airlock's blob service logs writes and deletes, but no longer reads (downloads).
+    "TB-ST-008": RuleFixtures(lambda p: p.of_type(DIAGNOSTIC_SETTING)[0].inputs.update(logs=[
+        {"category": "StorageWrite", "enabled": True}, {"category": "StorageDelete", "enabled": True},
+        {"category": "StorageRead", "enabled": False}]), base="airlock"),
     "TB-ST-001": RuleFixtures(setter(STORAGE_ACCOUNT, "", "enableHttpsTrafficOnly", False), base="storage"),
     "TB-ST-002": RuleFixtures(setter(STORAGE_ACCOUNT, "", "minimumTlsVersion", "TLS1_0"), base="storage"),
     "TB-ST-003": RuleFixtures(setter(BLOB_CONTAINER, "", "publicAccess", "Blob"), base="storage"),

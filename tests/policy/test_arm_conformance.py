@@ -29,6 +29,7 @@ from azure.mgmt.devtestlabs import models as devtestlabs
 from azure.mgmt.dnsresolver import models as dnsresolver
 from azure.mgmt.keyvault import models as keyvault
 from azure.mgmt.loganalytics import models as loganalytics
+from azure.mgmt.monitor.v2021_05_01_preview import models as monitor_diagnostics
 from azure.mgmt.monitor.v2021_07_01_preview import models as monitor_scopes
 from azure.mgmt.monitor.v2022_06_01 import models as monitor
 from azure.mgmt.network import models as network
@@ -84,6 +85,8 @@ MODELS: dict[str, Model] = {
     "azure-native:network:PrivateEndpoint": Model(network.PrivateEndpoint, "2024-05-01"),
     "azure-native:network:PrivateDnsZoneGroup": Model(network.PrivateDnsZoneGroup, "2024-05-01"),
     "azure-native:monitor:DataCollectionEndpoint": Model(monitor.DataCollectionEndpointResource, "2022-06-01"),
+    "azure-native:monitor:DiagnosticSetting":
+        Model(monitor_diagnostics.DiagnosticSettingsResource, "2021-05-01-preview"),
     "azure-native:monitor:PrivateLinkScope": Model(monitor_scopes.AzureMonitorPrivateLinkScope, "2021-07-01-preview"),
     "azure-native:monitor:PrivateLinkScopedResource": Model(monitor_scopes.ScopedResource, "2021-07-01-preview"),
     "azure-native:compute:Disk": Model(compute.Disk, "2023-10-02"),

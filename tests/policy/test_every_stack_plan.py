@@ -26,7 +26,8 @@ WHOLE_INTERNET = {"*", "Internet", "0.0.0.0/0", "Any"}
 REQUIRED_TAGS = {"trust", "environment", "owner", "cost-centre", "data-classification", "blueprint", "managed-by"}
 UNTAGGABLE = {"Subnet", "DataCollectionRuleAssociation", "PrivateRecordSet", "RoleAssignment",
               "ProtectedItem", "ProtectionPolicy", "BlobServiceProperties", "BlobContainer",
-              "PrivateLinkScopedResource", "PrivateDnsZoneGroup", "VirtualNetworkPeering"}
+              "PrivateLinkScopedResource", "PrivateDnsZoneGroup", "VirtualNetworkPeering",
+              "DiagnosticSetting"}  # an extension resource of the blob service: ARM gives it no tags
 
 
 @pytest.fixture(scope="module", params=STACK_FILES, ids=lambda path: path.stem)

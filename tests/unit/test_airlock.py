@@ -11,7 +11,7 @@ import yaml
 from blueprints.airlock_settings import INGRESS_CONTAINER
 from blueprints.network_flows import active_flows, endpoint_addresses, nsg_rules
 from modules.blob_storage import STORAGE_BLOB_DATA_CONTRIBUTOR, STORAGE_BLOB_DATA_READER
-from tests.conftest import EXAMPLE
+from tests.conftest import EXAMPLE, REPO
 from validation.plan_recorder import record_plan
 from validation.policies import evaluate, mandatory_failures
 from validation.semantic_checks import semantic_problems
@@ -140,3 +140,16 @@ def test_the_networks_dns_policy_lets_vms_resolve_the_airlocks_account(plan):
     domains = [domain for resource in plan.of_type("azure-native:dnsresolver:DnsResolverDomainList")
                for domain in resource.inputs["domains"]]
     assert f"{account.azure_name}.blob.core.windows.net." in domains
+
+
+def test_in_a_landing_zone_the_airlocks_access_log_goes_to_the_central_workspace(tmp_path):
+    stack = REPO / "stacks" / "landing-zone-spoke.yaml"
+    document = yaml.safe_load(stack.read_text())
+    document["airlock"] = {"data_providers_group": PROVIDERS, "readers": ["analytics-1"]}
+    path = tmp_path / "spoke-airlock.yaml"
+    path.write_text(yaml.safe_dump(document))
+    plan = record_plan(path)
+    (setting,) = plan.of_type("azure-native:monitor:DiagnosticSetting")
+    assert setting.inputs["workspaceId"] == document["network"]["landing_zone"]["log_analytics_workspace_id"]
+    assert setting.inputs["resourceUri"] == f"{_airlock_account(plan).id}/blobServices/default"
+    assert mandatory_failures(evaluate(plan)) == []

@@ -18,6 +18,7 @@ from modules.blob_storage import STORAGE_BLOB_DATA_CONTRIBUTOR, STORAGE_BLOB_DAT
 from tests.conftest import EXAMPLE
 from validation.plan_recorder import record_plan
 from validation.policies import evaluate, mandatory_failures
+from validation.policies.egress_rules import DIAGNOSTIC_SETTING
 from validation.semantic_checks import semantic_problems
 from validation.stack_config import validate_document
 
@@ -72,6 +73,25 @@ def test_the_git_server_writes_egress_and_the_readers_group_reads_it_and_nobody_
 
 def test_the_plan_passes_every_mandatory_policy(plan):
     assert mandatory_failures(evaluate(plan)) == []
+
+
+def test_every_download_from_the_airlock_is_recorded_in_the_workspace(plan):
+    (account,) = [r for r in plan.of_type("azure-native:storage:StorageAccount")
+                  if r.inputs["tags"]["component"] == "airlock"]
+    (setting,) = plan.of_type(DIAGNOSTIC_SETTING)
+    (workspace,) = plan.of_type("azure-native:operationalinsights:Workspace")
+    assert setting.inputs["resourceUri"] == f"{account.id}/blobServices/default"
+    assert setting.inputs["workspaceId"] == workspace.id
+    assert {log["category"] for log in setting.inputs["logs"] if log["enabled"]} == {
+        "StorageRead", "StorageWrite", "StorageDelete"}
+
+
+def test_a_plan_without_the_airlocks_access_log_fails(plan):
+    edited = copy.deepcopy(plan)
+    edited.resources = [r for r in edited.resources if r.type != DIAGNOSTIC_SETTING]
+    failed = mandatory_failures(evaluate(edited))
+    assert [result.rule.id for result in failed] == ["TB-ST-008"]
+    assert "StorageRead, StorageWrite, StorageDelete" in failed[0].violations[0].message
 
 
 def test_the_git_server_vm_is_told_the_airlocks_account(plan):

@@ -2,7 +2,9 @@
 
 Analytics identities never hold a grant on it: one that could write there could publish results
 that no checker saw. The Git server (git-server-publish, after a checker's merge) is the only
-identity that writes it, and the trust's readers' group the only one that reads it.
+identity that writes it, and the trust's readers' group the only one that reads it. Azure records
+every read of the airlock's blobs (a download of published outputs among them) with who and when:
+the account's blob service sends its access logs to a Log Analytics workspace.
 """
 
 from __future__ import annotations
@@ -12,12 +14,15 @@ from blueprints.airlock_settings import AIRLOCK_COMPONENT
 from blueprints.roles import role
 from modules.blob_storage import STORAGE_BLOB_DATA_CONTRIBUTOR, STORAGE_BLOB_DATA_READER
 from validation.plan_recorder import Plan, PlannedResource
-from validation.policies.rule import Rule, Violation, refers_to, violation
+from validation.policies.rule import UNKNOWN, Rule, Violation, refers_to, violation
 
 STORAGE_ACCOUNT = "azure-native:storage:StorageAccount"
 BLOB_CONTAINER = "azure-native:storage:BlobContainer"
 VM = "azure-native:compute:VirtualMachine"
 ROLE_ASSIGNMENT = "azure-native:authorization:RoleAssignment"
+DIAGNOSTIC_SETTING = "azure-native:monitor:DiagnosticSetting"
+# The blob service's log categories a setting must send (or all of them, category group allLogs).
+BLOB_ACCESS_CATEGORIES = ("StorageRead", "StorageWrite", "StorageDelete")
 # Built-in roles that can write blobs, or give themselves the means to (learn.microsoft.com/azure/
 # role-based-access-control/built-in-roles): Owner, Contributor, Storage Account Contributor,
 # Storage Blob Data Owner and Contributor.
@@ -69,6 +74,37 @@ def _egress_grant(resource: PlannedResource, plan: Plan) -> list[Violation]:
     return found
 
 
+def _unlogged(setting: PlannedResource) -> set[str]:
+    """The blob access categories the setting does not send to a workspace (all of them without one)."""
+    if not setting.inputs.get("workspaceId"):
+        return set(BLOB_ACCESS_CATEGORIES)
+    logs = [log for log in setting.inputs.get("logs") or [] if isinstance(log, dict) and log.get("enabled")]
+    if any(log.get("categoryGroup") == "allLogs" for log in logs):
+        return set()
+    return set(BLOB_ACCESS_CATEGORIES) - {log.get("category") for log in logs}
+
+
+def _on_blob_service(setting: PlannedResource, account: PlannedResource) -> bool:
+    uri = setting.inputs.get("resourceUri")
+    if not isinstance(uri, str) or uri == UNKNOWN:  # known only at deploy: the program's dependency says
+        return account.urn in setting.dependencies
+    return uri.lower().rstrip("/").endswith(
+        f"/storageaccounts/{account.azure_name}/blobservices/default".lower())
+
+
+def _airlock_access_logged(resource: PlannedResource, plan: Plan) -> list[Violation]:
+    if (resource.inputs.get("tags") or {}).get("component") != AIRLOCK_COMPONENT:
+        return []
+    settings = [setting for setting in plan.of_type(DIAGNOSTIC_SETTING) if _on_blob_service(setting, resource)]
+    missing = min((_unlogged(setting) for setting in settings), key=len, default=set(BLOB_ACCESS_CATEGORIES))
+    if not missing:
+        return []
+    named = ", ".join(category for category in BLOB_ACCESS_CATEGORIES if category in missing)
+    return [violation(resource, "blobServices/default", f"sends no {named} logs to a Log Analytics workspace "
+                      "(a diagnostic setting on the blob service): downloads of published outputs, publications "
+                      "and uploads to ingress would go unrecorded")]
+
+
 RULES: tuple[Rule, ...] = (
     Rule(
         id="TB-ST-007",
@@ -80,6 +116,19 @@ RULES: tuple[Rule, ...] = (
                   "MCSB PA-7 (just enough administration)",
         resource_types=(ROLE_ASSIGNMENT,),
         check=_egress_grant,
+        cross_resource=True,
+    ),
+    Rule(
+        id="TB-ST-008",
+        title="The airlock's blob reads, writes and deletes are logged to Log Analytics",
+        severity="mandatory",
+        reason="Every step of egress is recorded with who and when: proposal, approval and publication in the "
+               "Git server's audit log, each download from the egress container (and each upload to or read of "
+               "ingress) in the workspace's StorageBlobLogs.",
+        reference="SATRE 2.2.14 (record which datasets are accessed, when and by who); MCSB LT-3 (logging for "
+                  "security investigation)",
+        resource_types=(STORAGE_ACCOUNT,),
+        check=_airlock_access_logged,
         cross_resource=True,
     ),
 )
