@@ -106,8 +106,9 @@ def egress_problems(config: dict[str, Any]) -> list[tuple[str, Any, str, str]]:
         for index, member in enumerate(egress[field]):
             known = teams | {"all"} if member.startswith("@") else users
             if member.lstrip("@") not in known:
-                problems.append((f"airlock.egress.{field}[{index}]", member, "must name a user or @team of "
-                                 "roles.git_server", ""))
+                # Named as the lists they point into, so a stack that lost one says which.
+                problems.append((f"airlock.egress.{field}[{index}]", member, "must name a user in "
+                                 "roles.git_server.users or a @team in roles.git_server.teams", ""))
     # Who the checkers are depends on the teams' members: with a user in an unknown team (reported by
     # the Git server's own checks) there is nothing sound to count.
     memberships_known = all(team in teams for user in git.get("users", []) for team in user.get("teams", []))
@@ -115,7 +116,8 @@ def egress_problems(config: dict[str, Any]) -> list[tuple[str, Any, str, str]]:
         checkers = vm_program.egress_checkers({**git, "egress": git_egress_settings(config)})
         if len(checkers) < 2:
             named = ", ".join(sorted(checkers)) or "nobody"
-            problems.append(("airlock.egress.checkers", egress["checkers"], "must be at least two people, so "
+            problems.append(("airlock.egress.checkers", egress["checkers"], "must be at least two people in "
+                             "roles.git_server.users, so "
                              f"that nobody approves their own outputs; they are {named}",
                              "name a second checker, e.g. [first.person, second.person]"))
     if egress["max_file_mb"] > egress["max_proposal_mb"]:

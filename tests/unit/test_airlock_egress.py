@@ -160,8 +160,8 @@ def test_the_git_server_reaches_the_airlocks_endpoint_only_with_egress():
 
 @pytest.mark.parametrize(("egress", "field", "words"), [
     ({"checkers": ["priya.shah"]}, "airlock.egress.checkers", "at least two people"),
-    ({"checkers": ["@platform", "nobody.here"]}, "airlock.egress.checkers[1]", "must name a user or @team"),
-    ({"proposers": ["@ghosts"]}, "airlock.egress.proposers[0]", "must name a user or @team"),
+    ({"checkers": ["@platform", "nobody.here"]}, "airlock.egress.checkers[1]", "must name a user in"),
+    ({"proposers": ["@ghosts"]}, "airlock.egress.proposers[0]", "or a @team in roles.git_server.teams"),
     ({"max_file_mb": 50, "max_proposal_mb": 10}, "airlock.egress.max_file_mb", "must not exceed"),
 ], ids=["one-checker", "unknown-checker", "unknown-team", "file-over-proposal"])
 def test_bad_egress_settings_are_refused_naming_the_field(egress, field, words):
