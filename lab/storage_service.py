@@ -36,6 +36,7 @@ import socket
 import ssl
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -207,6 +208,47 @@ def decide(platform: dict[str, Any], storage: dict[str, Any], method: str, host:
     return Decision(0, who=who)
 
 
+# Azure records each request to the airlock's account in StorageBlobLogs (its diagnostic setting,
+# modules/blob_storage.py); the front keeps the same facts, one JSON line per request, allowed or
+# refused, so the lab shows who read or wrote what and when, as an auditor would query it.
+ACCESS_LOG = "blob-access.jsonl"
+_ACCESS_LOG_LOCK = threading.Lock()
+
+
+def operation_name(method: str, query: dict[str, str]) -> tuple[str, str]:
+    """(StorageBlobLogs' OperationName, its Category) for a request."""
+    if method == "GET":
+        return ("ListBlobs" if query.get("comp") == "list" else "GetBlob"), "StorageRead"
+    if method == "HEAD":
+        return "GetBlobProperties", "StorageRead"
+    if method == "DELETE":
+        return "DeleteBlob", "StorageDelete"
+    if method == "PUT":
+        return {"block": "PutBlock", "blocklist": "PutBlockList"}.get(query.get("comp", ""), "PutBlob"), "StorageWrite"
+    return method.title(), "StorageWrite"
+
+
+def access_entry(method: str, path: str, query: dict[str, str], status: int, who: str, caller: str,
+                 when: datetime | None = None) -> dict[str, Any]:
+    name, category = operation_name(method, query)
+    return {"TimeGenerated": (when or datetime.now(UTC)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "Category": category, "OperationName": name, "ObjectKey": path, "StatusCode": status,
+            "Requester": who, "CallerIpAddress": caller}
+
+
+def record_access(directory: Path, entry: dict[str, Any]) -> None:
+    with _ACCESS_LOG_LOCK, (directory / ACCESS_LOG).open("a", encoding="utf-8") as log:
+        log.write(json.dumps(entry, sort_keys=True) + "\n")
+
+
+def read_access_log(directory: Path) -> list[dict[str, Any]]:
+    try:
+        lines = (directory / ACCESS_LOG).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    return [json.loads(line) for line in lines if line.strip()]
+
+
 def error_body(decision: Decision, request_id: str) -> bytes:
     when = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f0Z")
     detail = (f"<AuthenticationErrorDetail>{_xml(decision.detail)}</AuthenticationErrorDetail>"
@@ -249,14 +291,22 @@ class FrontHandler(BaseHTTPRequestHandler):
         query = dict(parse_qsl(url.query, keep_blank_values=True))
         decision = decide(platform, storage, self.command, self.headers.get("Host", ""), url.path, query,
                           dict(self.headers.items()))
+        caller = self.client_address[0]
         if decision.status:
             self.log_message("refused %s %s: %s %s", self.command, url.path, decision.status, decision.code)
+            record_access(self.directory, access_entry(self.command, url.path, query, decision.status,
+                                                       decision.who, caller))
             return self._refuse(decision, request_id)
         if self.headers.get("Transfer-Encoding", "").lower() == "chunked":
+            record_access(self.directory, access_entry(self.command, url.path, query, 411, decision.who, caller))
             return self._refuse(Decision(411, "MissingContentLengthHeader",
                                          "Content-Length HTTP header is required."), request_id)
         self.log_message("allowed %s %s for %s", self.command, url.path, decision.who)
-        self._forward(storage, url.path, query)
+        status = 500
+        try:
+            status = self._forward(storage, url.path, query)
+        finally:
+            record_access(self.directory, access_entry(self.command, url.path, query, status, decision.who, caller))
 
     def do_GET(self) -> None:
         self._handle()
@@ -289,7 +339,8 @@ class FrontHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _forward(self, storage: dict[str, Any], path: str, query: dict[str, str]) -> None:
+    def _forward(self, storage: dict[str, Any], path: str, query: dict[str, str]) -> int:
+        """Send the request on to Azurite and its answer back; Azurite's status."""
         target = f"/{storage['account']}{path}?" + urlencode({**query, **account_sas(storage['account'],
                                                                                    storage["azurite_key"])})
         length = int(self.headers.get("Content-Length") or 0)
@@ -320,12 +371,13 @@ class FrontHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", declared if declared is not None else str(len(body or b"")))
             self.end_headers()
             if self.command == "HEAD":
-                return
+                return response.status
             if body is not None:
                 self.wfile.write(body)
-                return
+                return response.status
             while chunk := response.read(CHUNK):
                 self.wfile.write(chunk)
+            return response.status
         finally:
             connection.close()
 

@@ -15,6 +15,7 @@ import json
 import secrets
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -150,15 +151,31 @@ def test_the_trusts_readers_read_it_from_the_trust_network(lab, airlock, egress,
     # As a person of the readers' group signs in to Entra ID: a token from the lab's directory.
     token = issue_user_token(platform_services.load_state(Path(lab.state_dir) / "platform"), READER,
                              [egress["readers_group"]])
-    status, error = _from_trust_network(airlock, lab, "GET",
-                                        f"/{EGRESS_CONTAINER}/{published['proposal']}/STATEMENT.md", token=token)
+    read_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    path = f"/{EGRESS_CONTAINER}/{published['proposal']}/STATEMENT.md"
+    status, error = _from_trust_network(airlock, lab, "GET", path, token=token)
     assert status == 200, error
+    # The download is on record with who and when (on Azure: StorageBlobLogs, through the airlock
+    # account's diagnostic setting; in the lab: the storage front's log of the same facts).
+    from lab.storage_service import read_access_log
+
+    downloads = [(entry["OperationName"], entry["StatusCode"]) for entry in read_access_log(airlock["storage_dir"])
+                 if entry["ObjectKey"] == path and entry["Requester"] == READER and entry["TimeGenerated"] >= read_at]
+    assert downloads == [("GetBlob", 200)], downloads
 
 
 def test_an_analyst_cannot_write_egress_with_the_vms_own_token(airlock, analytics_host, published):
     url = f"https://{airlock['host']}/{EGRESS_CONTAINER}/{published['proposal']}/smuggled.csv"
+    tried_at = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     answer = _as_the_vm(analytics_host, "PUT", url, "id,secret\n1,2\n")
     assert answer["status"] == 403, answer
+    # The refused attempt is on record too, under the VM's identity.
+    from lab.storage_service import read_access_log
+
+    path = f"/{EGRESS_CONTAINER}/{published['proposal']}/smuggled.csv"
+    attempts = [(entry["OperationName"], entry["StatusCode"]) for entry in read_access_log(airlock["storage_dir"])
+                if entry["ObjectKey"] == path and entry["TimeGenerated"] >= tried_at]
+    assert attempts == [("PutBlob", 403)], attempts
     assert _as_the_vm(analytics_host, "GET", url.replace("smuggled.csv", "table.csv"))["status"] == 403
 
 

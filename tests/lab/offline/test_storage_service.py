@@ -8,14 +8,17 @@ bytes back, and every refused request leaves the blob as it was.
 
 from __future__ import annotations
 
+import base64
 import copy
 import http.client
+import json
 import os
 import shutil
 import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -270,3 +273,27 @@ def test_a_lab_without_an_airlock_gives_no_token(tmp_path):
 
     with pytest.raises(UsageError, match="no airlock"):
         storage.provider_token("data.provider@example.nhs.uk", tmp_path / "platform" / "storage")
+
+
+def _claims(token: str) -> dict:
+    payload = token.split(".")[1]
+    return json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+
+
+def test_through_the_front_every_request_is_recorded_with_who_what_and_when(front):
+    # What Azure's StorageBlobLogs would hold (the airlock's diagnostic setting): allowed and refused
+    # requests alike, each with the operation, the object, the status and the requester.
+    provider, reader = _provider_token(front.platform_dir), _vm_token(front.platform_dir, "analytics-1")
+    before = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    assert front.request("PUT", BLOB, provider, b"id\n1\n", {"x-ms-blob-type": "BlockBlob"})[0] == 201
+    assert front.request("GET", BLOB, reader)[0] == 200
+    assert front.request("DELETE", BLOB, reader)[0] == 403
+    assert front.request("GET", BLOB)[0] == 401
+    entries = storage.read_access_log(front.storage_dir)
+    assert [(e["OperationName"], e["Category"], e["ObjectKey"], e["StatusCode"], e["Requester"]) for e in entries] == [
+        ("PutBlob", "StorageWrite", BLOB, 201, "provider@example.nhs.uk"),
+        ("GetBlob", "StorageRead", BLOB, 200, _claims(reader)["oid"]),
+        ("DeleteBlob", "StorageDelete", BLOB, 403, _claims(reader)["oid"]),
+        ("GetBlob", "StorageRead", BLOB, 401, ""),
+    ]
+    assert all(e["TimeGenerated"] >= before and e["CallerIpAddress"] == "127.0.0.1" for e in entries)
