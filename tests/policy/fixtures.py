@@ -44,9 +44,9 @@ def _recorded(base: str) -> Plan:
     if base == "landing-zone":
         return planned(REPO / "stacks" / "landing-zone.yaml")
     if base == "airlock":  # recorded from its own stack, once for the run (planned() shares it)
-        return planned(_airlock_stack())
+        return _planned_document(_airlock_stack(), "airlock.yaml")
     if base == "registration":  # the gateway alone, its Entra ID registration made by the program
-        return planned(_registration_stack())
+        return _planned_document(_registration_stack(), "registration.yaml")
     if base == "storage":
         resources, _ = record_program(_safe_storage_program, "storage")
         return Plan(stack="storage", source="(fixture program)", config={}, resources=resources)
@@ -61,19 +61,25 @@ def build(rule_id: str, kind: str) -> Plan:
     return plan
 
 
-def _registration_stack() -> Path:
+def _planned_document(document: dict, file_name: str) -> Plan:
+    """The plan of a stack document, from a file that lives only while it is planned."""
+    with tempfile.TemporaryDirectory(prefix="policy-fixture-") as work:
+        path = Path(work) / file_name
+        path.write_text(yaml.safe_dump(document), encoding="utf-8")
+        return planned(path)
+
+
+def _registration_stack() -> dict:
     """The example's gateway alone, with roles.gateway.identity.registration instead of a client id."""
     document = yaml.safe_load(EXAMPLE.read_text())
     document["roles"] = {"gateway": document["roles"]["gateway"]}
     document.pop("airlock", None)
     del document["roles"]["gateway"]["identity"]["client_id"]
     document["roles"]["gateway"]["identity"]["registration"] = {}
-    path = Path(tempfile.mkdtemp(prefix="registration-")) / "registration.yaml"
-    path.write_text(yaml.safe_dump(document), encoding="utf-8")
-    return path
+    return document
 
 
-def _airlock_stack() -> Path:
+def _airlock_stack() -> dict:
     """The example with an airlock whose data providers reach it from the trust's network."""
     document = yaml.safe_load(EXAMPLE.read_text())
     document["network"]["private_client_ranges"] = ["10.20.16.0/22"]
@@ -81,9 +87,7 @@ def _airlock_stack() -> Path:
                            # Egress too: its container, the Git server's write and the readers' read.
                            "egress": {"checkers": ["@platform"],
                                       "readers_group": "00000000-0000-4000-8000-000000000005"}}
-    path = Path(tempfile.mkdtemp(prefix="airlock-fixture-")) / "airlock.yaml"
-    path.write_text(yaml.safe_dump(document))
-    return path
+    return document
 
 
 def _analytics_writes_egress(plan: Plan) -> None:
