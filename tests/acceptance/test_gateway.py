@@ -419,6 +419,39 @@ def test_fail2ban_counts_a_refused_ssh_attempt(gateway_host, jump_user, lab, pub
     assert total_failed >= 1
 
 
+@pytest.mark.usefixtures("clean_sshd_jail")
+def test_ssh_failures_from_the_trusts_own_range_still_ban_it(gateway_host, jump_user, lab, public_host):
+    """The web jail spares the trust's allowed client ranges; the SSH jail spares no one: wrong codes
+    from the client, inside the first allowed range as a trust's VPN address is, ban it. Earlier
+    cases leave sshd turning the client away (OpenSSH's per-source penalties, which the jail reset
+    does not clear), so this also proves those turned-away connections count towards the ban."""
+    ranges = [ipaddress.ip_network(r) for r in lab.config["network"]["allowed_client_ranges"]]
+    maxretry = int(gateway_host.run("fail2ban-client get sshd maxretry").stdout.strip())
+    banned: list[str] = []
+    for _ in range(maxretry):  # aggressive mode may count one refusal more than once: stop at the ban
+        result = _ssh(lab, public_host, jump_user, JUMP_USER, jump_user["totp"].wrong_code(), "-W", "127.0.0.1:22")
+        assert result.returncode != 0
+        banned = _banned(gateway_host, "sshd")
+        if banned:
+            break
+    # fail2ban reads sshd's journal some time after the refusals (seconds on a loaded host): wait
+    # for the ban itself, with a generous bound.
+    deadline = time.monotonic() + 90
+    while not banned and time.monotonic() < deadline:
+        time.sleep(0.5)
+        banned = _banned(gateway_host, "sshd")
+    assert banned, "no ban after the refusals (is the sshd filter counting sshd's penalty lines?)"
+    [client] = banned
+    assert any(ipaddress.ip_address(client) in network for network in ranges), (client, ranges)
+    if lab.record.get("client_ip"):
+        assert client == lab.record["client_ip"]
+    # Banned: even the right key and code no longer reach sshd from there (no sign-in is refused:
+    # the connection is).
+    refused = _ssh(lab, public_host, jump_user, JUMP_USER, jump_user["totp"].next_code(), "-W", "127.0.0.1:22")
+    assert refused.returncode != 0
+    assert "Permission denied" not in refused.stderr, refused.stderr
+
+
 # --- third-party scanners, from home ----------------------------------------------------------
 
 SCANNERS = Path(sys.executable).parent  # ssh-audit and sslyze come with the test dependencies

@@ -10,6 +10,7 @@ from __future__ import annotations
 import configparser
 import copy
 import json
+import re
 from typing import Any
 
 import pytest
@@ -98,3 +99,30 @@ def test_a_client_range_edit_reaches_the_running_gateway_and_reloads_fail2ban(ex
     jails, _ = _jails(edited)
     assert _ignored(jails["trust-blueprints-signin"]) == ["192.0.2.32/27"]
     assert _ignored(jails["sshd"]) == []
+
+
+SSHD_FILTER_OVERLAY = "/etc/fail2ban/filter.d/sshd.local"
+# Lines OpenSSH 10's listener logs (Debian 13, seen on the lab's gateway) when PerSourcePenalties
+# turns an address away.
+PENALISED_AFTER_FAILURES = ("drop connection #0 from [203.0.113.1]:39286 on [10.40.1.4]:22 "
+                            "penalty: failed authentication")
+PENALISED_WITHOUT_AUTH = "drop connection #0 from [198.51.100.7]:40110 on [10.40.1.4]:22 penalty: noauth"
+
+
+def _overlay_regexes(config: dict[str, Any]) -> list[str]:
+    parser = _parser()
+    parser.read_string(machine_files(config, _gateway(config))[SSHD_FILTER_OVERLAY], source=SSHD_FILTER_OVERLAY)
+    return [line.strip() for line in parser.get("Definition", "failregex").splitlines() if line.strip()]
+
+
+def test_connections_sshd_turns_away_after_failed_sign_ins_count_towards_the_ban(example_config):
+    """The sshd filter keeps Debian's patterns and adds the penalty line, so an address sshd is
+    already turning away for failed sign-ins still reaches fail2ban's limit and is banned."""
+    first, *added = _overlay_regexes(example_config)
+    assert first == "%(known/failregex)s"
+    # fail2ban's <HOST> stands for the address; the rest is a plain regular expression.
+    compiled = [re.compile(regex.replace("<HOST>", r"(?P<host>[0-9a-fA-F.:]+)")) for regex in added]
+    matches = [m for m in (regex.search(PENALISED_AFTER_FAILURES) for regex in compiled) if m]
+    assert [m.group("host") for m in matches] == ["203.0.113.1"]
+    # A scanner that never tried to sign in is not counted as a failed sign-in.
+    assert not any(regex.search(PENALISED_WITHOUT_AUTH) for regex in compiled)
