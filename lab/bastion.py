@@ -154,8 +154,10 @@ def _record(log: Path, entry: dict[str, Any]) -> None:
         handle.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **entry}) + "\n")
 
 
-async def _session(state: dict[str, Any], log: Path, reader: asyncio.StreamReader,
-                   writer: asyncio.StreamWriter) -> None:
+async def _session(state_dir: Path, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    # Read for every tunnel, so `lab apply` of new client ranges or VMs' ports counts at once.
+    state = json.loads((state_dir / STATE_FILE).read_text())
+    log = state_dir / LOG_FILE
     peer = writer.get_extra_info("peername")[0]
     entry: dict[str, Any] = {"client": peer}
     try:
@@ -195,9 +197,7 @@ async def _session(state: dict[str, Any], log: Path, reader: asyncio.StreamReade
 async def serve(state_dir: Path, address: str, port: int = PORT,
                 ready: Callable[[int], None] | None = None) -> None:
     """Answer tunnels at ``address``:``port`` until cancelled; ``ready`` gets the port once it listens."""
-    state = json.loads((state_dir / STATE_FILE).read_text())
-    log = state_dir / LOG_FILE
-    server = await asyncio.start_server(lambda r, w: _session(state, log, r, w), address, port,
+    server = await asyncio.start_server(lambda r, w: _session(state_dir, r, w), address, port,
                                         limit=REQUEST_LIMIT * 4)
     if ready is not None:
         ready(server.sockets[0].getsockname()[1])
@@ -282,6 +282,14 @@ def write_state(directory: Path, config: dict[str, Any]) -> dict[str, Any]:
     state = bastion_state(config)
     (directory / STATE_FILE).write_text(json.dumps(state, indent=2) + "\n")
     return state
+
+
+def update_state(directory: Path, config: dict[str, Any]) -> bool:
+    """With `lab apply`: the running stand-in's state as the edited stack has it; True when there is one."""
+    if not (directory / STATE_FILE).exists() or not wanted(config):
+        return False
+    write_state(directory, config)
+    return True
 
 
 def start_in_namespace(netns: str, directory: Path, address: str, wait_seconds: float = 30) -> int:

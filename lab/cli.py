@@ -88,6 +88,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if record.get("airlock_account"):
         print(f"airlock: storage account {record['airlock_account']}.blob.core.windows.net at "
               f"{record['airlock_address']} (Azurite behind the lab's authorising front)")
+    if record.get("public_bastion_ip"):
+        print(lifecycle.bastion_summary(record))
     for rule in record.get("skipped_rules", []):
         print(f"not enforced in the lab: {rule['rule']} ({rule['subnet']}): {rule['reason']}")
     return EXIT_OK

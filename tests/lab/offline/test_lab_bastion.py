@@ -264,3 +264,16 @@ def test_tunnel_command_needs_root(monkeypatch, capsys):
     monkeypatch.setattr("os.geteuid", lambda: 1000)
     assert cli.main(["lab", "bastion-tunnel", "analytics-1", "--port", "50022"]) == cli.EXIT_USAGE
     assert "root" in capsys.readouterr().err
+
+
+def test_an_applied_stack_counts_from_the_next_tunnel(relay, bastion_config):
+    """`lab apply` rewrites the state (update_state); the running stand-in decides with it at once."""
+    address, target_port, peers, directory = relay
+    assert not bastion.update_state(directory / "none", bastion_config)  # no stand-in there: nothing written
+    assert bastion.update_state(directory, bastion_config)
+    written = json.loads((directory / bastion.STATE_FILE).read_text())
+    assert written == bastion.bastion_state(bastion_config)
+    # The stack's ranges do not hold 127.0.0.1: the same client is refused now.
+    with pytest.raises(bastion.BastionError, match=r"outside network\.allowed_client_ranges"):
+        bastion.open_tunnel(address, "analytics-1", target_port)
+    assert peers == []
