@@ -225,7 +225,8 @@ def _post(lab, url: str, body: dict[str, Any], method: str = "POST") -> tuple[in
 
 def test_jupyterlab_forwarded_in_the_analysts_session(bastion_lab, keys, analytics_vm, analytics_host):
     """docs/analysts.md: a tunnel to port 22, `ssh -L 8888:127.0.0.1:8888`, `jupyter lab --no-browser
-    --port 8888` in that session; the browser at home opens http://127.0.0.1:8888 with the server's token."""
+    --port 8888` in that session; the browser at home opens http://127.0.0.1:8888 with the server's token,
+    starts a kernel and runs a cell (tests/acceptance/kernel_cell.py speaks the page's kernel protocol)."""
     lab = bastion_lab
     token = secrets.token_hex(16)
     tunnel_port, forwarded = 50022, 58888
@@ -255,16 +256,15 @@ def test_jupyterlab_forwarded_in_the_analysts_session(bastion_lab, keys, analyti
             assert owner == ANALYST
             assert _get(lab, f"{base}/api/status")[0] == 403
             assert _get(lab, f"{base}/lab?token={token}")[0] == 200
-            # A kernel starts (as the analyst) and goes idle, as when the Launcher opens a notebook.
+            # A kernel starts and runs a cell as the analyst, over its WebSocket through the same forward.
             status, body = _post(lab, f"{base}/api/kernels?token={token}", {"name": "python3"})
             assert status == 201, body
             kernel = json.loads(body)["id"]
-            deadline = time.monotonic() + READY_SECONDS
-            while json.loads(_get(lab, f"{base}/api/kernels/{kernel}?token={token}")[1])["execution_state"] != "idle":
-                assert time.monotonic() < deadline, f"the kernel was not idle within {READY_SECONDS}s"
-                time.sleep(1)
-            kernels = analytics_host.run(f"pgrep -u {ANALYST} -f ipykernel_launcher").stdout.split()
-            assert kernels, "no kernel process runs as the analyst"
+            cell = lab.client([sys.executable, "-m", "tests.acceptance.kernel_cell", base, token, kernel,
+                               "import getpass; print(getpass.getuser(), 6 * 7)"], env=ENV, cwd=REPO, timeout=180)
+            assert cell.returncode == 0, cell.stderr
+            assert cell.stdout.strip() == f"{ANALYST} 42"
+            assert analytics_host.run(f"pgrep -u {ANALYST} -f ipykernel_launcher").rc == 0
             assert _post(lab, f"{base}/api/kernels/{kernel}?token={token}", {}, method="DELETE")[0] == 204
         finally:
             analytics_host.run(f"test -s {pid_file} && kill $(cat {pid_file}); rm -f {pid_file}")
