@@ -324,11 +324,17 @@ def stop_process(directory: Path) -> bool:
     return stop_recorded(directory / PID_FILE, "lab.bastion", str(directory))
 
 
-def running(directory: Path) -> bool:
+def running(directory: Path) -> bool | None:
+    """Whether this lab's stand-in runs; None when its pid file cannot be read (not root)."""
     try:
         pid = int((directory / PID_FILE).read_text())
-        return "lab.bastion" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except PermissionError:
+        return None
     except (OSError, ValueError):
+        return False
+    try:
+        return "lab.bastion" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+    except OSError:
         return False
 
 

@@ -504,7 +504,7 @@ def print_up_summary(record: dict[str, Any], stream: Any = sys.stdout) -> None:
 def bastion_summary(record: dict[str, Any]) -> str:
     """Where Azure Bastion's stand-in answers, and whether it runs (for lab up and lab status)."""
     layout = LabLayout(record["stack"])
-    state = "running" if bastion.running(bastion_dir(layout)) else "not running"
+    state = {True: "running", False: "not running", None: "unknown (needs root)"}[bastion.running(bastion_dir(layout))]
     return (f"Azure Bastion stand-in ({state}): public IP {record['public_bastion_ip']}:{bastion.PORT} from "
             f"tb-client (address {record['client_ip']}), instance {record['bastion_ip']} in the Bastion subnet; "
             f"`sudo blueprints lab bastion-tunnel MACHINE --port 50022` opens a tunnel in tb-client, "

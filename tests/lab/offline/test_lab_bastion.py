@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -277,3 +279,46 @@ def test_an_applied_stack_counts_from_the_next_tunnel(relay, bastion_config):
     with pytest.raises(bastion.BastionError, match=r"outside network\.allowed_client_ranges"):
         bastion.open_tunnel(address, "analytics-1", target_port)
     assert peers == []
+
+
+def test_running_reads_the_pid_file_and_the_command_line(tmp_path):
+    assert bastion.running(tmp_path) is False  # no pid file
+    (tmp_path / bastion.PID_FILE).write_text(f"{os.getpid()}\n")
+    assert bastion.running(tmp_path) is False  # a live pid, but not the stand-in's command line
+    stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "lab.bastion"])
+    try:
+        (tmp_path / bastion.PID_FILE).write_text(f"{stand_in.pid}\n")
+        assert bastion.running(tmp_path) is True
+    finally:
+        stand_in.kill()
+        stand_in.wait()
+
+
+def test_the_serve_command_answers_and_lab_down_stops_it(tmp_path):
+    """`python -m lab.bastion serve` as lab up runs it (without the namespace), then stop_process as lab down."""
+    (tmp_path / bastion.STATE_FILE).write_text(json.dumps(
+        {"client_ranges": ["192.0.2.32/27"], "source": "127.0.0.2", "targets": {}}))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "lab.bastion", "serve", "--state-dir", str(tmp_path),
+                                "--address", "127.0.0.1", "--port", str(port)], cwd=REPO)
+    (tmp_path / bastion.PID_FILE).write_text(f"{process.pid}\n")
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, "the stand-in exited"
+            try:
+                connection = socket.create_connection(("127.0.0.1", port), 1)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the stand-in did not listen within 30s"
+                time.sleep(0.1)
+        with connection:
+            connection.sendall(b"TUNNEL analytics-1 22\n")
+            assert _read_line(connection).startswith(b"REFUSED client 127.0.0.1 is outside")
+        assert bastion.stop_process(tmp_path)
+        assert process.wait(5) is not None
+    finally:
+        process.kill()
+        process.wait()
