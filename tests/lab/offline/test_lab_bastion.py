@@ -288,6 +288,12 @@ def test_running_reads_the_pid_file_and_the_command_line(tmp_path):
     stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "lab.bastion"])
     try:
         (tmp_path / bastion.PID_FILE).write_text(f"{stand_in.pid}\n")
+        # Until the child has exec'd, /proc shows the parent's command line.
+        cmdline = Path(f"/proc/{stand_in.pid}/cmdline")
+        deadline = time.monotonic() + 10
+        while b"time.sleep" not in cmdline.read_bytes():
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
         assert bastion.running(tmp_path) is True
     finally:
         stand_in.kill()
