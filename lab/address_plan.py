@@ -3,7 +3,7 @@
 Machines sit at exactly their Azure private addresses. The host holds each subnet's ``.1``
 (Azure's default gateway address). An "Internet" bridge carries the client namespace (an
 analyst at home, inside the stack's first allowed client range) and the stand-in for the
-gateway's public IP address.
+gateway's public IP address, or for Azure Bastion's (whose instance sits in the Bastion subnet).
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from blueprints.topology import Machine, plan_machines, subnet_plan
+from lab.bastion import BASTION_SUBNET, instance_address
+from lab.bastion import wanted as bastion_wanted
 from lab.layout import PREFIX
 
 # Shared address space (RFC 6598): never a trust's VNet, never this host's uplink.
@@ -36,11 +38,17 @@ class AddressPlan:
     client_ranges: tuple[str, ...]
     # Stand-in for Entra ID (the AzureActiveDirectory service tag); None without a self-hosted gateway.
     identity_provider_ip: str | None = None
+    # With Azure Bastion (gateway kind bastion): its public IP stand-in on the Internet bridge, and the
+    # address in the Bastion subnet its instance connects from (lab/bastion.py); None otherwise.
+    public_bastion_ip: str | None = None
+    bastion_ip: str | None = None
 
 
 def address_plan(config: dict[str, Any]) -> AddressPlan:
     machines = tuple(plan_machines(config))
-    used = {m.subnet for m in machines}
+    bastion = bastion_wanted(config)
+    # The Bastion subnet has no VM, but its instance is a host of the lab (lab/bastion.py).
+    used = {m.subnet for m in machines} | ({BASTION_SUBNET} if bastion else set())
     subnets = {name: net for name, net in subnet_plan(config).items() if name in used}
     allowed = config["network"].get("allowed_client_ranges") or []
     if allowed:
@@ -62,6 +70,8 @@ def address_plan(config: dict[str, Any]) -> AddressPlan:
         client_ip=str(client),
         client_ranges=tuple(allowed),
         identity_provider_ip=str(LAB_INTERNET.network_address + 20) if gateway else None,
+        public_bastion_ip=str(LAB_INTERNET.network_address + 11) if bastion else None,
+        bastion_ip=instance_address(config) if bastion else None,
     )
 
 

@@ -32,6 +32,7 @@ from blueprints.airlock_settings import airlock_grants, airlock_settings
 from blueprints.cloud_init import RenderError, render_user_data
 from blueprints.vm_settings import settings_document
 from lab import (
+    bastion,
     egress_trust,
     firewall,
     lifecycle,
@@ -126,6 +127,9 @@ def apply(stack_file: str, progress: Progress, replace: bool = False) -> dict[st
         ruleset, _skipped = firewall.compile_ruleset(config)
         layout.nft_file.write_text(ruleset)
         network.apply_ruleset(layout.nft_file)
+    # Azure Bastion's allowed clients and the ports open to it follow the stack, as its NSG rules do.
+    if bastion.update_state(lifecycle.bastion_dir(layout), config):
+        progress.note("Azure Bastion stand-in: client ranges and targets as the stack now names them")
     # A data source declared since `lab up` already exists on the trust's network.
     for address in trust_network.update(config):
         progress.note(f"trust network: {address} (a newly declared data source's server)")

@@ -88,6 +88,8 @@ def _cmd_status(args: argparse.Namespace) -> int:
     if record.get("airlock_account"):
         print(f"airlock: storage account {record['airlock_account']}.blob.core.windows.net at "
               f"{record['airlock_address']} (Azurite behind the lab's authorising front)")
+    if record.get("public_bastion_ip"):
+        print(lifecycle.bastion_summary(record))
     for rule in record.get("skipped_rules", []):
         print(f"not enforced in the lab: {rule['rule']} ({rule['subnet']}): {rule['reason']}")
     return EXIT_OK
@@ -196,6 +198,36 @@ def _cmd_storage_token(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_bastion_tunnel(args: argparse.Namespace) -> int:
+    from lab import bastion, machines
+    from lab.layout import CLIENT_NETNS
+
+    for option, value in (("--resource-port", args.resource_port), ("--port", args.port)):
+        if value is not None and not 0 < value < 65536:
+            raise UsageError(f"{option} {value}: must be a TCP port, 1 to 65535")
+    if os.geteuid() != 0:
+        raise UsageError("a tunnel's local port is in the lab's client namespace, which needs root: run it with sudo")
+    try:
+        _, record = machines.running_lab()
+    except machines.MachineError as error:
+        raise UsageError(str(error)) from None
+    if not record.get("public_bastion_ip"):
+        raise UsageError("the running lab's stack has no Azure Bastion (roles.gateway.kind is not bastion): "
+                         "reach its gateway from tb-client instead")
+    if args.machine not in record["machines"]:
+        raise UsageError(f"MACHINE {args.machine!r}: not a VM of this lab; machines: {', '.join(record['machines'])}")
+    # The tunnel's local port is the analyst's, at home: in the client namespace.
+    mode = ["connect"] if args.stdio else ["tunnel", "--port", str(args.port)]
+    argv = ["ip", "netns", "exec", CLIENT_NETNS, sys.executable, "-m", "lab.bastion", *mode,
+            "--bastion", f"{record['public_bastion_ip']}:{bastion.PORT}", args.machine,
+            "--resource-port", str(args.resource_port)]
+    try:
+        return subprocess.run(argv, env={**os.environ, "PYTHONPATH": str(REPO)}, check=False).returncode
+    except KeyboardInterrupt:
+        # Ctrl-C ends the tunnel (the child has it too), as it ends `az network bastion tunnel`.
+        return EXIT_OK
+
+
 def _cmd_down(args: argparse.Namespace) -> int:
     from lab import lifecycle
     from lab.progress import Progress
@@ -282,6 +314,19 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
                     "with it from the trust network (sudo ip netns exec tb-trust ...).")
     storage_token.add_argument("upn", help="the person's sign-in name, such as data.provider@example.nhs.uk")
     storage_token.set_defaults(handler=_reporting_failures(_cmd_storage_token))
+
+    tunnel = group.add_parser(
+        "bastion-tunnel", help="a tunnel through Azure Bastion's stand-in (az network bastion tunnel)",
+        description="With a stack whose gateway is Azure Bastion: open a local port in the client namespace "
+                    "(tb-client, the analyst at home) whose connections the lab's Bastion stand-in carries to "
+                    "MACHINE's port, as `az network bastion tunnel --resource-port 22 --port 50022` does; or, "
+                    "with --stdio, one tunnel on stdin and stdout for `ssh -o ProxyCommand=...` run in tb-client.")
+    tunnel.add_argument("machine", metavar="MACHINE", help="the VM to reach, such as analytics-1")
+    tunnel.add_argument("--resource-port", type=int, default=22, help="the VM's port (default: 22)")
+    where = tunnel.add_mutually_exclusive_group(required=True)
+    where.add_argument("--port", type=int, help="the local port in tb-client, on 127.0.0.1")
+    where.add_argument("--stdio", action="store_true", help="one tunnel on stdin and stdout (a ProxyCommand)")
+    tunnel.set_defaults(handler=_reporting_failures(_cmd_bastion_tunnel))
 
     down = group.add_parser("down", help="stop the machines and remove everything the lab created",
                             description="Stop every machine; remove namespaces, bridges, the nftables table, "

@@ -23,7 +23,7 @@ from typing import Any
 
 from blueprints.network_flows import ENDPOINT_SUBNET, SecurityRule, endpoint_addresses, nsg_rules
 from lab.address_plan import AddressPlan, address_plan
-from lab.layout import INTERNET_BRIDGE, NFT_TABLE, PREFIX, machine_link_name
+from lab.layout import BASTION_LINK, INTERNET_BRIDGE, NFT_TABLE, PREFIX, machine_link_name
 from lab.platform_services import IMDS_ADDRESS
 
 HTTPS, SSH = 443, 22
@@ -128,6 +128,7 @@ def compile_ruleset(config: dict[str, Any]) -> tuple[str, list[SkippedRule]]:
         providers = [str(net) for net in plan.subnets.values()] + list(config["network"]["private_client_ranges"])
         served.append((airlock, _set(providers), "the airlock's storage account"))
     dns_servers = _set(list(plan.subnet_gateways.values()))
+    public = [ip for ip in (plan.public_gateway_ip, plan.public_bastion_ip) if ip]
     forward = [
         "ct state established,related accept",
         "ct state invalid drop",
@@ -137,8 +138,8 @@ def compile_ruleset(config: dict[str, Any]) -> tuple[str, list[SkippedRule]]:
         f"iifname \"{INTERNET_BRIDGE}\" oifname \"{INTERNET_BRIDGE}\" accept "
         "comment \"Internet to Internet: not the environment's traffic\"",
         f"iifname \"{INTERNET_BRIDGE}\" "
-        + (f"ct original ip daddr != {plan.public_gateway_ip} " if plan.public_gateway_ip else "")
-        + "drop comment \"from the Internet only through the gateway's public address\"",
+        + (f"ct original ip daddr != {_set(public)} " if public else "")
+        + "drop comment \"from the Internet only through the gateway's (or Bastion's) public address\"",
     ]
     forward += [f"ip saddr {net} jump {chain_name(s, 'Outbound')}" for s, net in plan.subnets.items()]
     forward.append(f"ip saddr {space} ip saddr != {lab_subnets} drop comment \"address space without a lab subnet\"")
@@ -190,6 +191,11 @@ def compile_ruleset(config: dict[str, Any]) -> tuple[str, list[SkippedRule]]:
         out.append(f"    iifname \"{INTERNET_BRIDGE}\" ip daddr {plan.public_gateway_ip} "
                    f"tcp dport {_set([str(p) for p in PUBLIC_PORTS])} dnat ip to {gateway.private_ip} "
                    "comment \"the gateway's public IP\"")
+    if plan.public_bastion_ip and plan.bastion_ip:
+        # Azure Bastion's public IP takes 443 only; its instance in the Bastion subnet answers, behind
+        # that subnet's inbound NSG chain (443 from the allowed client ranges).
+        out.append(f"    iifname \"{INTERNET_BRIDGE}\" ip daddr {plan.public_bastion_ip} "
+                   f"tcp dport {HTTPS} dnat ip to {plan.bastion_ip} comment \"Azure Bastion's public IP\"")
     out += [
         "  }",
         "  chain postrouting {",
@@ -215,6 +221,13 @@ def compile_ruleset(config: dict[str, Any]) -> tuple[str, list[SkippedRule]]:
             f"comment \"{machine.name} sends from its own address only\"",
             f"    iifname \"{port}\" ether type arp arp saddr ip != {machine.private_ip} drop "
             f"comment \"{machine.name} claims its own address only\"",
+        ]
+    if plan.bastion_ip:
+        out += [
+            f"    iifname \"{BASTION_LINK}\" ether type ip ip saddr != {plan.bastion_ip} drop "
+            "comment \"the Bastion instance sends from its own address only\"",
+            f"    iifname \"{BASTION_LINK}\" ether type arp arp saddr ip != {plan.bastion_ip} drop "
+            "comment \"the Bastion instance claims its own address only\"",
         ]
     out += ["  }", "}"]
     return "\n".join(out) + "\n", skipped

@@ -40,6 +40,9 @@ CLIENT_LINK = f"{PREFIX}client"
 IDENTITY_NETNS = f"{PREFIX}entra"
 IDENTITY_LINK = f"{PREFIX}entra"
 INTERNET_BRIDGE = f"{PREFIX}internet"
+# Azure Bastion's instance (lab/bastion.py), cabled to the stack's Bastion subnet.
+BASTION_NETNS = f"{PREFIX}bastion"
+BASTION_LINK = f"{PREFIX}bastion"
 PLATFORM_LINK = f"{PREFIX}platform"
 
 

@@ -27,6 +27,7 @@ from blueprints.vm_settings import settings_document
 from blueprints.vm_tags import platform_tags
 from lab import (
     base_image,
+    bastion,
     data_disks,
     dns,
     egress_trust,
@@ -43,7 +44,16 @@ from lab import (
     trust_network,
 )
 from lab.address_plan import AddressPlan, address_plan, host_route_conflicts
-from lab.layout import STATE_ROOT, LabBusyError, LabLayout, host_lock, read_record, running_labs, write_record
+from lab.layout import (
+    BASTION_NETNS,
+    STATE_ROOT,
+    LabBusyError,
+    LabLayout,
+    host_lock,
+    read_record,
+    running_labs,
+    write_record,
+)
 from lab.progress import Progress
 from validation.stack_config import load_stack
 from validation.usage import UsageError
@@ -142,6 +152,7 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
         "zone": private_dns_zone(config), "client_ip": plan.client_ip,
         "public_gateway_ip": plan.public_gateway_ip, "ca_cert": str(layout.ca_cert),
         "identity_provider_ip": plan.identity_provider_ip,
+        "public_bastion_ip": plan.public_bastion_ip, "bastion_ip": plan.bastion_ip,
         "public_hostname": (config["roles"].get("gateway") or {}).get("hostname") if plan.public_gateway_ip else None,
         "started": time.time(), "started_from": os.getcwd(), "skipped_rules": [s.__dict__ for s in skipped],
         "role_layers": {name: str(path) for name, path in layers.items()},
@@ -157,6 +168,8 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
             network.create_subnet_bridges(plan)
             gateway = config["roles"].get("gateway") or {}
             network.create_client(plan, gateway.get("hostname") if plan.public_gateway_ip else None)
+            if plan.bastion_ip:
+                network.create_bastion_network(plan)
             # The declared data sources' servers, on the trust's network (none: nothing is created).
             trust_network.create(config)
             layout.nft_file.write_text(ruleset)
@@ -191,6 +204,8 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
                 _start_storage(config, stack, layout, record["airlock_account"], record["airlock_address"])
             if plan.identity_provider_ip:
                 _start_identity_provider(config, plan, ca, layout)
+            if plan.bastion_ip:
+                _start_bastion(config, plan, layout)
             for machine in plan.machines:
                 step = "mounting its overlay"
                 try:
@@ -296,6 +311,8 @@ def status_rows() -> tuple[LabLayout, dict[str, Any], list[dict[str, str]]]:
         reach = f"sudo blueprints lab ssh {name}"
         if entry["role"] == "gateway" and record.get("public_hostname"):
             reach += f"; https://{record['public_hostname']} from tb-client"
+        if record.get("public_bastion_ip"):
+            reach += f"; sudo blueprints lab bastion-tunnel {name} --port PORT"
         rows.append({
             "machine": name, "role": entry["role"], "address": entry["address"],
             "state": state,
@@ -370,6 +387,20 @@ def _start_storage(config: dict[str, Any], stack: str, layout: LabLayout, accoun
         raise LabUpError(f"the airlock's storage stand-in: {error}") from error
 
 
+def bastion_dir(layout: LabLayout) -> Path:
+    return layout.root / "bastion"
+
+
+def _start_bastion(config: dict[str, Any], plan: AddressPlan, layout: LabLayout) -> None:
+    """Azure Bastion's stand-in, in its subnet, behind its public IP stand-in (lab/bastion.py)."""
+    directory = bastion_dir(layout)
+    try:
+        bastion.write_state(directory, config)
+        bastion.start_in_namespace(BASTION_NETNS, directory, str(plan.bastion_ip))
+    except (OSError, bastion.BastionError) as error:
+        raise LabUpError(f"Azure Bastion stand-in: {error}") from error
+
+
 def _tenant_id(config: dict[str, Any]) -> str:
     identity = (config["roles"].get("gateway") or {}).get("identity") or {}
     return identity.get("tenant_id") or "00000000-0000-4000-8000-0000000000aa"
@@ -435,6 +466,8 @@ def _down(progress: Progress, purge: bool = False, quiet: bool = False) -> list[
         removed += storage_service.stop_processes(storage_service.storage_dir(layout.platform_dir))
         if platform_services.stop_process(layout.platform_dir):
             removed.append("metadata and Key Vault stand-ins")
+        if bastion.stop_process(bastion_dir(layout)):
+            removed.append("Azure Bastion stand-in")
     removed += network.remove_all()
     for mount in _lab_mounts():
         machines.unmount(mount)
@@ -463,4 +496,16 @@ def print_up_summary(record: dict[str, Any], stream: Any = sys.stdout) -> None:
         print(f"\nThe analyst at home: `sudo ip netns exec tb-client ...` (address {record['client_ip']}); "
               f"the gateway's public address stand-in is {record['public_gateway_ip']} (ports 443, 22).",
               file=stream)
+    if record.get("public_bastion_ip"):
+        print(f"\n{bastion_summary(record)}", file=stream)
     print(f"Lab CA certificate: {record['ca_cert']}", file=stream)
+
+
+def bastion_summary(record: dict[str, Any]) -> str:
+    """Where Azure Bastion's stand-in answers, and whether it runs (for lab up and lab status)."""
+    layout = LabLayout(record["stack"])
+    state = {True: "running", False: "not running", None: "unknown (needs root)"}[bastion.running(bastion_dir(layout))]
+    return (f"Azure Bastion stand-in ({state}): public IP {record['public_bastion_ip']}:{bastion.PORT} from "
+            f"tb-client (address {record['client_ip']}), instance {record['bastion_ip']} in the Bastion subnet; "
+            f"`sudo blueprints lab bastion-tunnel MACHINE --port 50022` opens a tunnel in tb-client, "
+            f"tunnels are logged in {bastion_dir(layout) / bastion.LOG_FILE}")

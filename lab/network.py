@@ -18,8 +18,11 @@ import time
 from pathlib import Path
 
 from lab.address_plan import AddressPlan
+from lab.bastion import BASTION_SUBNET
 from lab.identity_provider import ENTRA_HOST
 from lab.layout import (
+    BASTION_LINK,
+    BASTION_NETNS,
     CLIENT_LINK,
     CLIENT_NETNS,
     IDENTITY_LINK,
@@ -99,8 +102,9 @@ def create_machine_network(machine: str, subnet: str) -> str:
 def create_client(plan: AddressPlan, gateway_hostname: str | None) -> None:
     """The analyst at home: a namespace on the Internet bridge, in the first allowed client range."""
     create_bridge(INTERNET_BRIDGE, plan.internet_gateway, plan.internet.prefixlen, isolate_ports=False)
-    if plan.public_gateway_ip:
-        _run("ip", "addr", "add", f"{plan.public_gateway_ip}/32", "dev", INTERNET_BRIDGE)
+    for public_ip in (plan.public_gateway_ip, plan.public_bastion_ip):
+        if public_ip:
+            _run("ip", "addr", "add", f"{public_ip}/32", "dev", INTERNET_BRIDGE)
     _plug(CLIENT_NETNS, CLIENT_LINK, INTERNET_BRIDGE, isolated=False)
     inside = ("ip", "netns", "exec", CLIENT_NETNS)
     _run(*inside, "ip", "link", "set", "lo", "up")
@@ -138,6 +142,21 @@ def create_identity_provider_network(plan: AddressPlan) -> str:
     # (through the host, the reply would meet a connection the host never saw).
     _run(*inside, "ip", "route", "add", f"{plan.client_ip}/32", "dev", GUEST_INTERFACE)
     return IDENTITY_NETNS
+
+
+def create_bastion_network(plan: AddressPlan) -> str:
+    """Azure Bastion's instance: a namespace cabled to the Bastion subnet's bridge at its instance
+    address, routed through the host like a VM (lab/bastion.py); returns its name."""
+    if not plan.bastion_ip:
+        raise NetworkError("no Bastion instance address: the stack's gateway is not Azure Bastion")
+    subnet = BASTION_SUBNET
+    _plug(BASTION_NETNS, BASTION_LINK, bridge_name(subnet), isolated=True)
+    inside = ("ip", "netns", "exec", BASTION_NETNS)
+    _run(*inside, "ip", "link", "set", "lo", "up")
+    _run(*inside, "ip", "addr", "add", f"{plan.bastion_ip}/{plan.subnets[subnet].prefixlen}", "dev", GUEST_INTERFACE)
+    _run(*inside, "ip", "link", "set", GUEST_INTERFACE, "up")
+    _run(*inside, "ip", "route", "add", "default", "via", plan.subnet_gateways[subnet])
+    return BASTION_NETNS
 
 
 def create_platform_link(addresses: tuple[str, ...]) -> None:

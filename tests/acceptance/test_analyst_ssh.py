@@ -5,8 +5,8 @@ drops them.
 The module lists two analysts in roles.gateway.ssh_users with keys made here (both names are
 accounts of the lab stack's roles.gateway.identity.accounts), applies that stack with `blueprints
 lab apply` as `pulumi up` would, and at the end applies the lab's stack again. With Azure Bastion
-the same accounts and sshd rule are used from the Bastion subnet; the lab cannot run Bastion, so
-the path proven here (the client, the gateway's address, the analytics VM's sshd) stands for it.
+the same accounts and sshd rule are used from the Bastion subnet: tests/acceptance/test_bastion_path.py
+proves that path through the lab's Bastion stand-in, on a Bastion stack's lab.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def _lab_apply(stack_file: Path) -> subprocess.CompletedProcess[str]:
 def public_host(lab) -> str:
     gateway = lab.config["roles"].get("gateway") or {}
     if gateway.get("kind") != "self-hosted" or lab.target != "lab":
-        pytest.skip("needs the lab with a self-hosted gateway (the lab's stand-in for Bastion's path too)")
+        pytest.skip("needs the lab with a self-hosted gateway (Bastion's path: test_bastion_path.py)")
     mapped = {entry["account"] for entry in gateway["identity"].get("accounts", [])}
     if not {ANALYST_A, ANALYST_B} <= mapped:
         pytest.skip(f"the lab stack does not map {ANALYST_A} and {ANALYST_B} in roles.gateway.identity.accounts")

@@ -40,3 +40,9 @@ def flow_ports(config: dict[str, Any]) -> list[int]:
 def allowed_to_internet(config: dict[str, Any], source: Machine, port: int) -> bool:
     return any(flow.destination == "internet" and port in flow.ports and _is(flow.source, source)
                for flow in active_flows(config))
+
+
+def allowed_from_subnet(config: dict[str, Any], subnet: str, destination: Machine, port: int) -> bool:
+    """The same question for a source with no VM of the stack: Azure Bastion's instances in its subnet."""
+    return any(flow.protocol == "Tcp" and port in flow.ports and flow.source == f"subnet:{subnet}"
+               and _is(flow.destination, destination) for flow in active_flows(config))

@@ -93,3 +93,11 @@ def client_connect(lab: Any, targets: list[tuple[str, int]]) -> dict[tuple[str, 
         ["python3", "-c", _CONNECT.format(timeout=CONNECT_TIMEOUT), json.dumps(targets)], timeout=120)
     assert result.returncode == 0, f"client probe failed: {result.stderr}"
     return {(host, port): verdict for host, port, verdict in json.loads(result.stdout)}
+
+
+def namespace_connect(netns: str, targets: list[tuple[str, int]]) -> dict[tuple[str, int], str]:
+    """The same probe from a lab namespace that is not a machine (Azure Bastion's instance), with the host's python3."""
+    result = subprocess.run(["ip", "netns", "exec", netns, "python3", "-c", _CONNECT.format(timeout=CONNECT_TIMEOUT),
+                             json.dumps(targets)], capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, f"probe from {netns} failed: {result.stderr}"
+    return {(host, port): verdict for host, port, verdict in json.loads(result.stdout)}

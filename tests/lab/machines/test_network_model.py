@@ -15,10 +15,16 @@ from typing import Any
 import pytest
 
 from lab.address_plan import address_plan
-from lab.layout import NFT_TABLE
+from lab.layout import BASTION_NETNS, NFT_TABLE
 from lab.machines import run
-from tests.lab.machines.flow_oracle import allowed, allowed_to_internet, flow_ports
-from tests.lab.machines.probes import client_connect, connect_all, start_listeners, stop_listeners
+from tests.lab.machines.flow_oracle import allowed, allowed_from_subnet, allowed_to_internet, flow_ports
+from tests.lab.machines.probes import (
+    client_connect,
+    connect_all,
+    namespace_connect,
+    start_listeners,
+    stop_listeners,
+)
 
 pytestmark = pytest.mark.lab
 
@@ -128,6 +134,46 @@ def test_client_reaches_the_gateway_only_on_its_published_ports(lab: Any) -> Non
     for (address, port), verdict in verdicts.items():
         if address != public:
             assert verdict == "dropped", f"the client reached the private address {address}:{port}"
+
+
+def _bastion_plan(lab: Any) -> Any:
+    plan = address_plan(lab.config)
+    if plan.bastion_ip is None:
+        pytest.skip("this stack's gateway is not Azure Bastion")
+    return plan
+
+
+def test_client_reaches_bastion_only_on_443(lab: Any) -> None:
+    """Bastion's public IP takes 443 (its stand-in answers there, lab/bastion.py); nothing else, and no VM's
+    private address, faces the client."""
+    plan = _bastion_plan(lab)
+    public = plan.public_bastion_ip
+    verdicts = client_connect(lab, [(public, 443), (public, 22), (public, 8443), (plan.bastion_ip, 443),
+                                    *((m.private_ip, 22) for m in lab.machines)])
+    assert verdicts.pop((public, 443)) == "reached"
+    for (address, port), verdict in verdicts.items():
+        assert verdict == "dropped", f"the client reached {address}:{port}"
+
+
+def test_the_bastion_instance_reaches_what_the_flow_table_gives_its_subnet(lab: Any) -> None:
+    """From Bastion's instance address, every machine and flow port, judged against FLOWS' subnet:bastion rows."""
+    plan = _bastion_plan(lab)
+    ports = flow_ports(lab.config)
+    listeners = {machine.name: start_listeners(machine.name, ports) for machine in lab.machines}
+    try:
+        verdicts = namespace_connect(BASTION_NETNS, [(m.private_ip, p) for m in lab.machines for p in ports])
+    finally:
+        for name, pid in listeners.items():
+            stop_listeners(name, pid)
+    wrong = []
+    for machine in lab.machines:
+        for port in ports:
+            expected = "reached" if allowed_from_subnet(lab.config, "bastion", machine, port) else "dropped"
+            if verdicts[(machine.private_ip, port)] != expected:
+                wrong.append(f"{plan.bastion_ip} -> {machine.name}:{port} {verdicts[(machine.private_ip, port)]}, "
+                             f"the flow table says {expected}")
+    assert wrong == []
+    assert "reached" in verdicts.values() and "dropped" in verdicts.values()
 
 
 def test_gateway_public_name_resolves_for_the_client(lab: Any) -> None:

@@ -169,15 +169,27 @@ def test_rules_follow_priority_and_deny_drops(example_config):
     assert lines[2] == 'ip saddr 10.40.3.4/32 meta l4proto tcp th dport 22 return comment "allow-late (300)"'
 
 
-def test_bastion_stacks_have_no_public_entry_in_the_lab(example_config):
+def test_bastion_stacks_enter_only_through_bastions_public_ip_on_443(example_config):
     config = copy.deepcopy(example_config)
-    config["roles"]["gateway"] = {"kind": "bastion", "bastion_sku": "Basic", "vm_size": "Standard_B2s"}
+    config["roles"]["gateway"] = {"kind": "bastion", "bastion_sku": "Standard", "vm_size": "Standard_B2s"}
     config["network"]["subnets"]["bastion"] = "10.40.4.0/26"
     script, _ = compile_ruleset(config)
     chains = _chains(script)
-    assert chains["prerouting"][1:] == []
-    assert any(line.startswith('iifname "tb-internet" drop') for line in chains["lab_forward"])
-    assert "in_bastion" not in chains  # no machines there: Azure Bastion is a managed service
+    # Bastion's public IP stand-in goes to its instance in the Bastion subnet, on 443 only.
+    assert chains["prerouting"][1:] == [
+        'iifname "tb-internet" ip daddr 100.64.77.11 tcp dport 443 dnat ip to 10.40.4.4 '
+        'comment "Azure Bastion\'s public IP"']
+    assert any(line.startswith('iifname "tb-internet" ct original ip daddr != 100.64.77.11 drop')
+               for line in chains["lab_forward"])
+    # ... where the Bastion subnet's own NSG decides: 443 from the allowed client ranges, then deny.
+    assert chains["in_bastion"][0] == (
+        "ip saddr { 203.0.113.0/24, 198.51.100.16/28 } ip daddr 10.40.4.0/26 meta l4proto tcp th dport 443 "
+        'return comment "allow-https-clients-to-bastion (1000)"')
+    assert chains["in_bastion"][-1] == 'drop comment "deny-all-inbound (4096)"'
+    assert any("allow-ssh-bastion-to-analytics" in line for line in chains["out_bastion"])
+    assert any("allow-ssh-bastion-to-analytics" in line for line in chains["in_workloads"])
+    # The instance sends only from its own address, like a machine's cable.
+    assert 'iifname "tb-bastion" ether type ip ip saddr != 10.40.4.4 drop' in script
 
 
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("nft") is None, reason="nft --check needs root and nftables")
