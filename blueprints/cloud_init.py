@@ -34,6 +34,8 @@ from blueprints.topology import Machine, plan_machines, private_dns_zone
 SHARED_TEMPLATES = Path(__file__).parent / "templates"
 # Installed by every role (templates/settings.yaml.j2); it applies the VM's user data (vm_settings.py).
 SETTINGS_PROGRAM = SHARED_TEMPLATES / "trust-blueprints-settings.py"
+# Installed by every role (templates/hardening.yaml.j2): the host hardening they share.
+HARDENING_SCRIPT = SHARED_TEMPLATES / "hardening.sh"
 # Azure's limit on custom data applies to the bytes after base64 decoding, the file the VM gets:
 # at most 65,535 of them (Azure Compute REST API reference, OSProfile customData; checked
 # 2026-12-02). So the rendered user-data itself is what is measured.
@@ -146,6 +148,8 @@ def template_context(config: dict[str, Any], machine: Machine) -> dict[str, Any]
         "data_disk_script": DATA_DISK_SCRIPT.read_text(encoding="utf-8"),
         # The settings step (templates/settings.yaml.j2): the program that applies the user data.
         "settings_program": SETTINGS_PROGRAM.read_text(encoding="utf-8"),
+        # The shared host hardening (templates/hardening.yaml.j2).
+        "hardening_script": HARDENING_SCRIPT.read_text(encoding="utf-8"),
     }
 
 

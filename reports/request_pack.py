@@ -297,6 +297,15 @@ def _roles(config: dict[str, Any], machines: list[MachineFacts]) -> list[RoleFac
     return list(rows.values())
 
 
+def shared_packages(roles: list[RoleFacts]) -> list[Any]:
+    """The packages every role installs (the host hardening they share, among others), listed once in
+    the appendix instead of once per role; empty with fewer than two roles."""
+    if len(roles) < 2:
+        return []
+    common = set.intersection(*({p.name for p in role.packages} for role in roles))
+    return [p for p in roles[0].packages if p.name in common]
+
+
 def stack_facts(config: dict[str, Any]) -> dict[str, bool]:
     """Facts of a stack that decide which statements of the pack apply (and the cases of the SATRE mapping)."""
     roles = config["roles"]
@@ -672,6 +681,7 @@ def build_context(plan: Plan) -> dict[str, Any]:
         "resource_count": len(plan.custom_resources()),
         "machines": machines,
         "roles": _roles(plan.config, machines),
+        "shared_packages": shared_packages(_roles(plan.config, machines)),
         "missing_provenance": sorted({p.name for m in machines for p in m.packages if not p.in_table}),
         "provenance": provenance,
         "managed": managed,

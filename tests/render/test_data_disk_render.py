@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from blueprints.cloud_init import render_user_data
+from blueprints.cloud_init import render_user_data, written_files
 from blueprints.data_disk import (
     DATA_DISK_LUN,
     DATA_DISK_SCRIPT,
@@ -33,7 +33,7 @@ def _document(config: dict[str, Any], role: str) -> dict[str, Any]:
 
 
 def _files(document: dict[str, Any]) -> dict[str, str]:
-    return {entry["path"]: entry["content"] for entry in document.get("write_files", [])}
+    return written_files(document)
 
 
 def _conf(document: dict[str, Any]) -> dict[str, str]:

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 import yaml
 
-from blueprints.cloud_init import render_user_data
+from blueprints.cloud_init import render_user_data, written_files
 from blueprints.data_disk import FILESYSTEM_LABEL
 from blueprints.topology import plan_machines
 
@@ -77,7 +77,7 @@ class Machine:
 def _rendered_step(config: dict[str, Any]) -> str:
     machine = next(m for m in plan_machines(config) if m.role == "analytics")
     document = yaml.safe_load(render_user_data(config, machine))
-    return next(f["content"] for f in document["write_files"] if f["path"] == STEP)
+    return written_files(document)[STEP]
 
 
 def _mounts_under(path: Path) -> list[str]:

@@ -60,6 +60,11 @@ def test_components_list_exactly_what_the_cloud_init_installs_once_per_role(exam
     for machine in plan_machines(example_plan.config):
         names = expected.setdefault(machine.role, [])
         names += [p for p in role_packages(example_plan.config, machine) if p not in names]
+    # What every role installs is listed once, before the roles, and left out of each role's table.
+    shared = [p for p in next(iter(expected.values())) if all(p in names for names in expected.values())]
+    assert shared, "the roles share the host hardening's packages"
+    expected = {role: [p for p in names if p not in shared] for role, names in expected.items()}
+    expected = {"every role": shared, **expected}
     assert listed == {role: [(p, table[p]["version"]) for p in names] for role, names in expected.items()}
 
 
