@@ -7,7 +7,9 @@ disk before it boots, owner and all, as a reattached data disk would bring them.
 entries are checked against upstream or named by version are kept (apt-cacher-ng revalidates index
 files and serves a .deb only under its exact name and version); services' state (devpi's and
 Verdaccio's databases, users and indexes) is made afresh each run, as on a new VM. A cache taken
-from a machine of another base is not used: its accounts' ids may differ. Nothing here reaches the
+from a machine of another base or role layer is not used: its accounts' ids may differ (a package
+added to a role can take the id a service account had, and the service would then find its kept
+cache owned by someone else). Nothing here reaches the
 rendered user-data: Azure's VMs run the same configuration without it.
 """
 
@@ -17,6 +19,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 from lab.layout import CACHE_ROOT
 
@@ -43,6 +46,11 @@ def _link_copy(source: Path, target: Path) -> None:
         if result.returncode == 0:
             return
     raise OSError(f"copying {source} to {target} failed: {result.stderr.strip()}")
+
+
+def lower_key(base: str, layer: Any = None) -> str:
+    """What a machine's accounts' ids depend on: its base image and, when it has one, its role layer."""
+    return f"{base}+{layer}" if layer else base
 
 
 def restore(role: str, upper: Path, base: str, cache_root: Path = CACHE_ROOT) -> list[str]:

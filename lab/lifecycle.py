@@ -209,7 +209,8 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
             for machine in plan.machines:
                 step = "mounting its overlay"
                 try:
-                    kept = host_caches.restore(machine.role, layout.machine_dir(machine.name) / "upper", str(base))
+                    kept = host_caches.restore(machine.role, layout.machine_dir(machine.name) / "upper",
+                                               host_caches.lower_key(str(base), layers.get(machine.name)))
                     if kept:
                         progress.note(f"{machine.name}: caches kept from the last lab: {', '.join(kept)}")
                     root = machines.mount_overlay(base, layout, machine.name, layers.get(machine.name))
@@ -458,8 +459,9 @@ def _down(progress: Progress, purge: bool = False, quiet: bool = False) -> list[
             for name, entry in record["machines"].items():
                 # A cache on the machine's data disk is there; without one, in its OS disk's layer.
                 with data_disks.mounted_read_only(layout, name, entry.get("data_disk") or "") as on_disk:
+                    lower = host_caches.lower_key(record.get("base", ""), record.get("role_layers", {}).get(name))
                     for directory in host_caches.keep(entry["role"], on_disk or layout.machine_dir(name) / "upper",
-                                                      record.get("base", "")):
+                                                      lower):
                         removed.append(f"{name}:{directory} (kept on the host for the next lab)")
         if dns.stop(layout.dns_dir):
             removed.append("dnsmasq")

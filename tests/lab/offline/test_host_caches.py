@@ -26,3 +26,18 @@ def test_a_kept_cache_comes_back_in_the_next_machine_of_the_same_base(tmp_path):
 def test_nothing_is_kept_from_an_empty_cache(tmp_path):
     (tmp_path / "upper/var/cache/apt-cacher-ng").mkdir(parents=True)
     assert host_caches.keep("package_mirror", tmp_path / "upper", "base-1", tmp_path / "cache") == []
+
+
+def test_a_cache_from_another_role_layer_is_not_used(tmp_path):
+    """A package added to a role rebuilds its layer on the same base, and may shift the service's
+    account id: the kept cache would then belong to someone else."""
+    upper = tmp_path / "upper"
+    (upper / "var/cache/apt-cacher-ng").mkdir(parents=True)
+    (upper / "var/cache/apt-cacher-ng/index").write_text("kept")
+    cache_root = tmp_path / "cache"
+    before = host_caches.lower_key("base-1", "/layers/package_mirror-aaaa")
+    assert host_caches.keep("package_mirror", upper, before, cache_root) == ["/var/cache/apt-cacher-ng"]
+    after = host_caches.lower_key("base-1", "/layers/package_mirror-bbbb")
+    assert host_caches.restore("package_mirror", tmp_path / "new", after, cache_root) == []
+    assert host_caches.restore("package_mirror", tmp_path / "same", before, cache_root) == ["/var/cache/apt-cacher-ng"]
+    assert host_caches.lower_key("base-1") == "base-1"
