@@ -38,7 +38,7 @@ def test_the_address_plan_gives_bastion_a_public_ip_and_an_instance_in_its_subne
     assert plan.bastion_ip == "10.60.0.4"
     assert plan.public_bastion_ip == "100.64.77.11"
     assert plan.public_gateway_ip is None and plan.identity_provider_ip is None
-    assert plan.client_ip == "192.0.2.33"  # the first host of the allowed range 192.0.2.32/27
+    assert plan.client_ip == "198.51.100.33"  # the first host of the allowed range 198.51.100.32/27
     assert [m.name for m in plan.machines] == ["mirror", "analytics-1"]
 
 
@@ -56,18 +56,18 @@ def test_targets_are_the_stacks_vms_with_the_ports_the_flow_table_gives_the_bast
     }
     state = bastion.bastion_state(bastion_config)
     assert state["source"] == "10.60.0.4"
-    assert state["client_ranges"] == ["192.0.2.32/27"]
+    assert state["client_ranges"] == ["198.51.100.32/27"]
 
 
 @pytest.mark.parametrize(("peer", "machine", "port", "allowed", "reason"), [
-    ("192.0.2.33", "analytics-1", 22, True, "allowed"),
-    ("192.0.2.63", "mirror", 22, True, "allowed"),
-    ("192.0.2.64", "analytics-1", 22, False, "client 192.0.2.64 is outside network.allowed_client_ranges"),
-    ("203.0.113.1", "analytics-1", 22, False, "outside network.allowed_client_ranges (192.0.2.32/27)"),
-    ("192.0.2.33", "analytics-1", 8888, False, "port 8888 of analytics-1 is not open to the Bastion subnet"),
-    ("192.0.2.33", "analytics-1", 443, False, "(open: 22)"),
-    ("192.0.2.33", "git", 22, False, "machine 'git' is not a VM of this stack (VMs: analytics-1, mirror)"),
-    ("192.0.2.33", "10.60.1.68", 22, False, "is not a VM of this stack"),
+    ("198.51.100.33", "analytics-1", 22, True, "allowed"),
+    ("198.51.100.63", "mirror", 22, True, "allowed"),
+    ("198.51.100.64", "analytics-1", 22, False, "client 198.51.100.64 is outside network.allowed_client_ranges"),
+    ("203.0.113.1", "analytics-1", 22, False, "outside network.allowed_client_ranges (198.51.100.32/27)"),
+    ("198.51.100.33", "analytics-1", 8888, False, "port 8888 of analytics-1 is not open to the Bastion subnet"),
+    ("198.51.100.33", "analytics-1", 443, False, "(open: 22)"),
+    ("198.51.100.33", "git", 22, False, "machine 'git' is not a VM of this stack (VMs: analytics-1, mirror)"),
+    ("198.51.100.33", "10.60.1.68", 22, False, "is not a VM of this stack"),
 ])
 def test_decisions(bastion_config, peer, machine, port, allowed, reason):
     decision = bastion.decide(bastion.bastion_state(bastion_config), peer, machine, port)
@@ -78,7 +78,7 @@ def test_decisions(bastion_config, peer, machine, port, allowed, reason):
 
 def test_no_allowed_client_range_refuses_everyone(bastion_config):
     state = {**bastion.bastion_state(bastion_config), "client_ranges": []}
-    decision = bastion.decide(state, "192.0.2.33", "analytics-1", 22)
+    decision = bastion.decide(state, "198.51.100.33", "analytics-1", 22)
     assert not decision.allowed
     assert "(none)" in decision.reason
 
@@ -201,7 +201,7 @@ def test_refused_tunnels_never_reach_a_vm_and_are_logged(relay, machine, port, r
 def test_a_client_outside_the_allowed_ranges_is_refused(relay):
     _, target_port, peers, directory = relay
     state = json.loads((directory / bastion.STATE_FILE).read_text())
-    state["client_ranges"] = ["192.0.2.32/27"]
+    state["client_ranges"] = ["198.51.100.32/27"]
     (directory / bastion.STATE_FILE).write_text(json.dumps(state))
     # The state is read when the stand-in starts: a second one with the narrower ranges.
     with running_stand_in(directory) as narrower, pytest.raises(
@@ -303,7 +303,7 @@ def test_running_reads_the_pid_file_and_the_command_line(tmp_path):
 def test_the_serve_command_answers_and_lab_down_stops_it(tmp_path):
     """`python -m lab.bastion serve` as lab up runs it (without the namespace), then stop_process as lab down."""
     (tmp_path / bastion.STATE_FILE).write_text(json.dumps(
-        {"client_ranges": ["192.0.2.32/27"], "source": "127.0.0.2", "targets": {}}))
+        {"client_ranges": ["198.51.100.32/27"], "source": "127.0.0.2", "targets": {}}))
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
