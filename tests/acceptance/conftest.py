@@ -206,21 +206,30 @@ def listing_test_packages(mirror_host) -> Iterator[dict[str, list[str]]]:
             wanted[key].append(name)
     for key, name in (("pypi", PYPI_REFUSED), ("npm", NPM_REFUSED), ("cran", CRAN_REFUSED)):
         assert name not in wanted[key], f"{name} must not be on the {key} allowlist for these tests"
-    # The mirror's own pull (a timer, 5 minutes after boot and every 15 after) would put main's
-    # list of package-requests back in the middle of these tests: it is held until they end.
+    with mirror_pull_held(mirror_host):
+        write(mirror_host, "/root/tb-test-allowlist.yaml", yaml.safe_dump(wanted))
+        report = check(mirror_host, "mirror-allowlist apply /root/tb-test-allowlist.yaml")
+        assert "applied" in report
+        try:
+            yield wanted
+        finally:
+            write(mirror_host, "/root/tb-saved-allowlist.yaml", saved)
+            mirror_host.run("mirror-allowlist apply /root/tb-saved-allowlist.yaml")
+            mirror_host.run("rm -f /root/tb-test-allowlist.yaml /root/tb-saved-allowlist.yaml")
+
+
+@contextlib.contextmanager
+def mirror_pull_held(mirror_host) -> Iterator[None]:
+    """The mirror's own pull of package-requests held (and any pull under way finished) until the
+    block ends. Its timer fires 5 minutes after boot and every 15 after, and would put main's list
+    back in the middle of any test that gives the mirror a list of its own."""
     pulls = mirror_host.run(f"systemctl cat {PULL_TIMER}").rc == 0
     if pulls:
         check(mirror_host, f"systemctl stop {PULL_TIMER}")
         _wait_until_inactive(mirror_host, PULL_TIMER.replace(".timer", ".service"))
-    write(mirror_host, "/root/tb-test-allowlist.yaml", yaml.safe_dump(wanted))
-    report = check(mirror_host, "mirror-allowlist apply /root/tb-test-allowlist.yaml")
-    assert "applied" in report
     try:
-        yield wanted
+        yield
     finally:
-        write(mirror_host, "/root/tb-saved-allowlist.yaml", saved)
-        mirror_host.run("mirror-allowlist apply /root/tb-saved-allowlist.yaml")
-        mirror_host.run("rm -f /root/tb-test-allowlist.yaml /root/tb-saved-allowlist.yaml")
         if pulls:
             check(mirror_host, f"systemctl start {PULL_TIMER}")
 

@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from blueprints.topology import private_dns_zone
+from tests.acceptance.conftest import mirror_pull_held
 from tests.acceptance.machine_commands import ALLOWLIST, CRAN_ALLOWED, CRAN_REFUSED, apt_install, check, write
 from tests.conftest import REPO
 from validation.allowlist_closure import read_record, record_path
@@ -40,11 +41,15 @@ def shared_services_pypi(mirror_host) -> Iterator[tuple[list[str], dict[str, Any
     current = yaml.safe_load(saved) or {}
     others = {key: list(current.get(key) or []) for key in ("npm", "cran")}
     pypi = list(load_stack(SHARED)["roles"]["package_mirror"]["allowlists"]["pypi"])
-    _apply(mirror_host, pypi, others)
-    yield pypi, others
-    write(mirror_host, "/root/tb-closure-saved.yaml", saved)
-    mirror_host.run("mirror-allowlist apply /root/tb-closure-saved.yaml")
-    mirror_host.run("rm -f /root/tb-closure-allowlist.yaml /root/tb-closure-saved.yaml")
+    # The mirror's own pull would put main's list (numpy on it) back in the middle of these tests.
+    with mirror_pull_held(mirror_host):
+        _apply(mirror_host, pypi, others)
+        try:
+            yield pypi, others
+        finally:
+            write(mirror_host, "/root/tb-closure-saved.yaml", saved)
+            mirror_host.run("mirror-allowlist apply /root/tb-closure-saved.yaml")
+            mirror_host.run("rm -f /root/tb-closure-allowlist.yaml /root/tb-closure-saved.yaml")
 
 
 @pytest.fixture(scope="module")
