@@ -125,3 +125,22 @@ def test_nginx_resolves_with_the_machines_own_nameserver(tool, tmp_path):
     resolv.write_text("nameserver fd00::53\n")
     assert tool.system_nameserver(resolv) == "[fd00::53]"
     assert tool.system_nameserver(tmp_path / "missing") == "127.0.0.53"
+
+
+def test_an_apply_waits_for_a_restarted_service_to_answer(tool):
+    import http.server
+    import threading
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        # Any HTTP answer (here a 501) means it is up again.
+        tool.wait_until_answering(f"http://127.0.0.1:{server.server_port}/-/ping", "verdaccio", seconds=5)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_restarted_service_that_never_answers_is_named(tool):
+    with pytest.raises(tool.ServiceRefusedError, match=r"verdaccio did not answer at .* within 1 s"):
+        tool.wait_until_answering("http://127.0.0.1:9/-/ping", "verdaccio", seconds=1, pause=0.1)

@@ -27,6 +27,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -40,6 +41,7 @@ CURRENT = STATE_DIR / "allowlist.yaml"
 DEVPI_PASSWORD = STATE_DIR / "devpi-root-password"
 NGINX_DIR = Path("/etc/nginx/trust-mirror")
 VERDACCIO_CONFIG = Path("/etc/verdaccio/config.yaml")
+VERDACCIO_PING = "http://127.0.0.1:4873/-/ping"
 REQUESTS_CHECKOUT = Path("/var/lib/trust-mirror/package-requests")
 REQUESTS_KEY = Path("/etc/trust-blueprints/secrets/package-requests-reader")
 # The commit of package-requests last applied: a pull applies only a new commit, so a list
@@ -332,7 +334,26 @@ def install_configuration(settings: dict[str, Any], allowlists: dict[str, list[s
         result = run(["systemctl", action, unit])
         if result.returncode != 0:
             raise ServiceRefusedError(f"systemctl {action} {unit} failed: {result.stderr.strip()}")
+        if unit == "verdaccio":
+            wait_until_answering(VERDACCIO_PING, "verdaccio")
     configure_devpi(settings, allowlists)
+
+
+def wait_until_answering(url: str, unit: str, seconds: float = 120, pause: float = 0.5) -> None:
+    """A restarted service is applied only once it answers again: an npm client (or the next
+    check) right after an apply would otherwise find nothing listening."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=5):  # noqa: S310 (a fixed loopback URL)
+                return
+        except urllib.error.HTTPError:
+            return  # it answers, whatever it says
+        except OSError as error:
+            if time.monotonic() >= deadline:
+                raise ServiceRefusedError(f"{unit} did not answer at {url} within {seconds:.0f} s after its "
+                                          f"restart ({error}); see journalctl -u {unit}") from None
+        time.sleep(pause)
 
 
 def apply(path: Path) -> int:
