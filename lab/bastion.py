@@ -294,27 +294,16 @@ def update_state(directory: Path, config: dict[str, Any]) -> bool:
 
 def start_in_namespace(netns: str, directory: Path, address: str, wait_seconds: float = 30) -> int:
     """Run the stand-in in ``netns`` (the Bastion subnet's instance); returns its pid once it listens."""
-    import subprocess
+    from lab.host_processes import HostProcessError, start_listening_in
 
     log = directory / "bastion.log"
-    with log.open("ab") as output:
-        process = subprocess.Popen(
-            ["ip", "netns", "exec", netns, sys.executable, "-m", "lab.bastion", "serve",
-             "--state-dir", str(directory), "--address", address],
-            stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            cwd=str(Path(__file__).resolve().parent.parent))
-    (directory / PID_FILE).write_text(f"{process.pid}\n")
-    deadline = time.monotonic() + wait_seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise BastionError(f"the Bastion stand-in exited ({process.returncode}); see {log}")
-        probe = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c",
-                                f"import socket; socket.create_connection(({address!r}, {PORT}), 1).close()"],
-                               capture_output=True, check=False)
-        if probe.returncode == 0:
-            return process.pid
-        time.sleep(0.3)
-    raise BastionError(f"the Bastion stand-in did not listen on {address}:{PORT} in {wait_seconds:g}s; see {log}")
+    argv = [sys.executable, "-m", "lab.bastion", "serve", "--state-dir", str(directory), "--address", address]
+    try:
+        pid = start_listening_in(netns, argv, log, address, PORT, "the Bastion stand-in", wait_seconds)
+    except HostProcessError as error:
+        raise BastionError(str(error)) from None
+    (directory / PID_FILE).write_text(f"{pid}\n")
+    return pid
 
 
 def stop_process(directory: Path) -> bool:

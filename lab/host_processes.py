@@ -40,3 +40,31 @@ def remove_in_background(path: Path, trash: Path) -> None:
                       *(str(entry) for entry in trash.iterdir())],
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                      start_new_session=True)
+
+
+class HostProcessError(RuntimeError):
+    """A background process exited or did not listen in time; the message names it and its log."""
+
+
+def start_listening_in(netns: str, argv: list[str], log: Path, address: str, port: int, what: str,
+                       wait_seconds: float = 30) -> int:
+    """Start ``argv`` (a module of this repository run by this Python) inside the namespace ``netns``,
+    its output appended to ``log``; return its pid once ``address:port`` accepts a connection from
+    inside the namespace."""
+    import subprocess
+    import sys
+
+    with log.open("ab") as output:
+        process = subprocess.Popen(["ip", "netns", "exec", netns, *argv], stdout=output, stderr=subprocess.STDOUT,
+                                   stdin=subprocess.DEVNULL, start_new_session=True,
+                                   cwd=str(Path(__file__).resolve().parent.parent))
+    probe = ["ip", "netns", "exec", netns, sys.executable, "-c",
+             f"import socket; socket.create_connection(({address!r}, {port}), 1).close()"]
+    deadline = time.monotonic() + wait_seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise HostProcessError(f"{what} exited ({process.returncode}); see {log}")
+        if subprocess.run(probe, capture_output=True, check=False).returncode == 0:
+            return process.pid
+        time.sleep(0.3)
+    raise HostProcessError(f"{what} did not listen on {address}:{port} in {wait_seconds:g}s; see {log}")

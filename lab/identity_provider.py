@@ -138,8 +138,8 @@ def start_in_namespace(netns: str, address: str, tenant_id: str, allowed_group: 
     ``lab down`` ends it with the namespace's other processes.
     """
     import importlib.util
-    import subprocess
-    import time
+
+    from lab.host_processes import HostProcessError, start_listening_in
 
     if importlib.util.find_spec("oidc_provider_mock") is None:
         raise IdentityProviderError("the Python package oidc-provider-mock is not installed: run `make venv`")
@@ -148,26 +148,13 @@ def start_in_namespace(netns: str, address: str, tenant_id: str, allowed_group: 
     cert.write_bytes(cert_pem)
     key.write_bytes(key_pem)
     key.chmod(0o600)
-    with log.open("ab") as output:
-        process = subprocess.Popen(
-            ["ip", "netns", "exec", netns, sys.executable, "-m", "lab.identity_provider", "--address", address,
-             "--cert", str(cert), "--key", str(key), "--tenant-id", tenant_id, "--allowed-group", allowed_group,
-             *(argument for name in people for argument in ("--person", name)),
-             *(("--admin", admin) if admin else ())],
-            stdout=output, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-            cwd=str(Path(__file__).resolve().parent.parent))
-    deadline = time.monotonic() + wait_seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise IdentityProviderError(f"the identity provider exited ({process.returncode}); see {log}")
-        probe = subprocess.run(["ip", "netns", "exec", netns, sys.executable, "-c",
-                                f"import socket; socket.create_connection(({address!r}, 443), 1).close()"],
-                               capture_output=True, check=False)
-        if probe.returncode == 0:
-            return process.pid
-        time.sleep(0.3)
-    raise IdentityProviderError(f"the identity provider did not listen on {address}:443 in {wait_seconds:g}s; "
-                                f"see {log}")
+    argv = [sys.executable, "-m", "lab.identity_provider", "--address", address, "--cert", str(cert),
+            "--key", str(key), "--tenant-id", tenant_id, "--allowed-group", allowed_group,
+            *(argument for name in people for argument in ("--person", name)), *(("--admin", admin) if admin else ())]
+    try:
+        return start_listening_in(netns, argv, log, address, 443, "the identity provider", wait_seconds)
+    except HostProcessError as error:
+        raise IdentityProviderError(str(error)) from None
 
 
 def main(argv: list[str] | None = None) -> int:
