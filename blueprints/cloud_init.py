@@ -83,6 +83,11 @@ def written_files(document: dict[str, Any]) -> dict[str, str]:
     return files
 
 
+def runcmd_steps(document: dict[str, Any]) -> list[str]:
+    """A rendered cloud-config's runcmd, each step as one line of text (argument lists joined by spaces)."""
+    return [step if isinstance(step, str) else " ".join(step) for step in document.get("runcmd") or []]
+
+
 def _environment() -> jinja2.Environment:
     """Templates by role: ``<role>/...`` is a file of that role's folder; anything else is shared."""
     return _environment_for(tuple((declared.name, str(declared.folder)) for declared in all_roles()))

@@ -197,27 +197,19 @@ def _local_tunnel(lab, machine: str, local_port: int) -> Iterator[None]:
         process.wait(10)
 
 
-def _get(lab, url: str) -> tuple[int, str]:
-    code = ("import sys, urllib.request, urllib.error\n"
-            "try:\n"
-            f"    r = urllib.request.urlopen({url!r}, timeout=10); print(r.status); print(r.read().decode())\n"
-            "except urllib.error.HTTPError as e:\n"
-            "    print(e.code)\n"
-            "except OSError as e:\n"
-            "    print(0); print(e)\n")
-    result = lab.client([sys.executable, "-c", code], timeout=60)
-    status, _, body = result.stdout.partition("\n")
-    return int(status or 0), body
-
-
-def _post(lab, url: str, body: dict[str, Any], method: str = "POST") -> tuple[int, str]:
+def _http(lab, url: str, body: dict[str, Any] | None = None, method: str = "GET") -> tuple[int, str]:
+    """One request from the client namespace (the analyst's browser at home): status and body text;
+    status 0 when nothing answered."""
+    data = "None" if body is None else f"json.dumps({body!r}).encode()"
     code = ("import json, urllib.request, urllib.error\n"
-            f"request = urllib.request.Request({url!r}, data=json.dumps({body!r}).encode(), method={method!r},"
+            f"request = urllib.request.Request({url!r}, data={data}, method={method!r},"
             " headers={'Content-Type': 'application/json'})\n"
             "try:\n"
             "    r = urllib.request.urlopen(request, timeout=30); print(r.status); print(r.read().decode())\n"
             "except urllib.error.HTTPError as e:\n"
-            "    print(e.code); print(e.read().decode())\n")
+            "    print(e.code); print(e.read().decode())\n"
+            "except OSError as e:\n"
+            "    print(0); print(e)\n")
     result = lab.client([sys.executable, "-c", code], timeout=90)
     status, _, text = result.stdout.partition("\n")
     return int(status or 0), text
@@ -245,7 +237,7 @@ def test_jupyterlab_forwarded_in_the_analysts_session(bastion_lab, keys, analyti
         try:
             base = f"http://127.0.0.1:{forwarded}"
             deadline = time.monotonic() + READY_SECONDS
-            while (status := _get(lab, f"{base}/api/status?token={token}")[0]) != 200:
+            while (status := _http(lab, f"{base}/api/status?token={token}")[0]) != 200:
                 assert session.poll() is None, session.stderr.read().decode()
                 assert time.monotonic() < deadline, (
                     f"JupyterLab did not answer 200 within {READY_SECONDS}s (last {status}); "
@@ -254,10 +246,10 @@ def test_jupyterlab_forwarded_in_the_analysts_session(bastion_lab, keys, analyti
             # It is the analyst's own server: their process, refusing anyone without the token.
             owner = analytics_host.run(f"ps -o user= -p $(cat {pid_file})").stdout.strip()
             assert owner == ANALYST
-            assert _get(lab, f"{base}/api/status")[0] == 403
-            assert _get(lab, f"{base}/lab?token={token}")[0] == 200
+            assert _http(lab, f"{base}/api/status")[0] == 403
+            assert _http(lab, f"{base}/lab?token={token}")[0] == 200
             # A kernel starts and runs a cell as the analyst, over its WebSocket through the same forward.
-            status, body = _post(lab, f"{base}/api/kernels?token={token}", {"name": "python3"})
+            status, body = _http(lab, f"{base}/api/kernels?token={token}", {"name": "python3"}, "POST")
             assert status == 201, body
             kernel = json.loads(body)["id"]
             cell = lab.client([sys.executable, "-m", "tests.acceptance.kernel_cell", base, token, kernel,
@@ -265,7 +257,7 @@ def test_jupyterlab_forwarded_in_the_analysts_session(bastion_lab, keys, analyti
             assert cell.returncode == 0, cell.stderr
             assert cell.stdout.strip() == f"{ANALYST} 42"
             assert analytics_host.run(f"pgrep -u {ANALYST} -f ipykernel_launcher").rc == 0
-            assert _post(lab, f"{base}/api/kernels/{kernel}?token={token}", {}, method="DELETE")[0] == 204
+            assert _http(lab, f"{base}/api/kernels/{kernel}?token={token}", {}, "DELETE")[0] == 204
         finally:
             analytics_host.run(f"test -s {pid_file} && kill $(cat {pid_file}); rm -f {pid_file}")
             os.killpg(session.pid, signal.SIGTERM)

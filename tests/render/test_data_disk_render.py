@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import yaml
 
-from blueprints.cloud_init import render_user_data, written_files
+from blueprints.cloud_init import render_user_data, runcmd_steps, written_files
 from blueprints.data_disk import (
     DATA_DISK_LUN,
     DATA_DISK_SCRIPT,
@@ -48,7 +48,7 @@ def _conf(document: dict[str, Any]) -> dict[str, str]:
 
 
 def _runcmd_text(document: dict[str, Any]) -> str:
-    return "\n".join(" ".join(c) if isinstance(c, list) else c for c in document["runcmd"])
+    return "\n".join(runcmd_steps(document))
 
 
 def test_the_step_looks_at_the_lun_pulumi_attaches(run_component, placement):
@@ -95,7 +95,7 @@ def test_the_gateway_keeps_its_totp_enrolments_on_its_data_disk(example_config):
     document = _document(example_config, "gateway")
     assert STEP in _files(document)
     assert _conf(document)["directories"] == "/var/lib/trust-blueprints/totp"
-    runcmd = [step if isinstance(step, str) else " ".join(step) for step in document["runcmd"]]
+    runcmd = runcmd_steps(document)
     made = next(i for i, step in enumerate(runcmd) if "/var/lib/trust-blueprints/totp" in step)
     moved = next(i for i, step in enumerate(runcmd) if "trust-blueprints-data-disk" in step)
     assert made < moved, "the directory must exist (mode 0700) before the step moves it onto the disk"

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from blueprints.cloud_init import HARDENING_SCRIPT, render_user_data, written_files
+from blueprints.cloud_init import HARDENING_SCRIPT, render_user_data, runcmd_steps, written_files
 from blueprints.topology import plan_machines
 from tests.conftest import STACK_FILES
 from validation.stack_config import load_stack
@@ -24,10 +24,6 @@ FORWARDING_ROLES = {"gateway", "analytics"}
 SERVICE_STARTS = ("systemctl enable --now", "systemctl restart", "a2ensite", "gitolite setup")
 
 
-def _steps(document: dict) -> list[str]:
-    return [step if isinstance(step, str) else " ".join(step) for step in document["runcmd"]]
-
-
 @pytest.mark.parametrize("stack", STACK_FILES, ids=lambda path: path.stem)
 def test_every_machine_installs_and_runs_the_hardening_early(stack):
     config = load_stack(stack)
@@ -35,7 +31,7 @@ def test_every_machine_installs_and_runs_the_hardening_early(stack):
         document = yaml.safe_load(render_user_data(config, machine))
         assert written_files(document)[PROGRAM] == HARDENING_SCRIPT.read_text(encoding="utf-8"), machine.name
         assert set(document["packages"]) >= PACKAGES, (machine.name, PACKAGES - set(document["packages"]))
-        steps = _steps(document)
+        steps = runcmd_steps(document)
         [index] = [i for i, step in enumerate(steps) if step.startswith(PROGRAM)]
         assert steps[index].endswith("|| exit 1"), "a failed hardening stops the boot"
         assert index <= 1, f"{machine.name} hardens after {steps[:index]}"

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from blueprints import vm_settings
-from blueprints.cloud_init import SETTINGS_PROGRAM, RenderError, render_user_data
+from blueprints.cloud_init import SETTINGS_PROGRAM, RenderError, render_user_data, runcmd_steps
 from blueprints.topology import plan_machines
 from blueprints.vm_settings import AZURE_USER_DATA_LIMIT, machine_files, settings_document
 from tests.conftest import STACK_FILES
@@ -26,10 +26,6 @@ READY_AFTER = {
 }
 
 
-def _runcmd_text(document: dict) -> list[str]:
-    return [step if isinstance(step, str) else " ".join(step) for step in document["runcmd"]]
-
-
 @pytest.mark.parametrize("stack", STACK_FILES, ids=lambda path: path.stem)
 def test_every_machine_installs_the_program_and_applies_its_settings_at_first_boot(stack):
     config = load_stack(stack)
@@ -38,7 +34,7 @@ def test_every_machine_installs_the_program_and_applies_its_settings_at_first_bo
         assert files["/usr/local/sbin/trust-blueprints-settings"] == Path(SETTINGS_PROGRAM).read_text()
         assert f"ExecStart={NOW}" in files["/etc/systemd/system/trust-blueprints-settings.service"]
         assert "OnUnitActiveSec=5min" in files["/etc/systemd/system/trust-blueprints-settings.timer"]
-        steps = _runcmd_text(yaml.safe_load(render_user_data(config, machine)))
+        steps = runcmd_steps(yaml.safe_load(render_user_data(config, machine)))
         now = next(i for i, step in enumerate(steps) if NOW in step)
         ready = next(i for i, step in enumerate(steps) if READY_AFTER[machine.role] in step)
         assert ready <= now, f"{machine.name} applies its settings before its role can"
