@@ -673,6 +673,7 @@ def build_context(plan: Plan) -> dict[str, Any]:
     rows = [row for _, row in paired]
     satre_source, satre = _satre(facts)
     managed = sorted({label for token, label in MANAGED_SERVICES.items() if plan.of_type(token)})
+    roles = _roles(plan.config, machines)
     return {
         "plan": plan,
         "config": plan.config,
@@ -680,8 +681,8 @@ def build_context(plan: Plan) -> dict[str, Any]:
         "purpose": _purpose(plan.config, facts),
         "resource_count": len(plan.custom_resources()),
         "machines": machines,
-        "roles": _roles(plan.config, machines),
-        "shared_packages": shared_packages(_roles(plan.config, machines)),
+        "roles": roles,
+        "shared_packages": shared_packages(roles),
         "missing_provenance": sorted({p.name for m in machines for p in m.packages if not p.in_table}),
         "provenance": provenance,
         "managed": managed,
@@ -702,7 +703,7 @@ def build_context(plan: Plan) -> dict[str, Any]:
         "data": _data_protection(plan, machines, facts),
         "checkov": _checkov_skips(plan),
         "acceptance_suites": acceptance_suites([m.role for m in machines]),
-        "pinned_count": sum(len(f.pins) for r in _roles(plan.config, machines) for f in r.pinned),
+        "pinned_count": sum(len(f.pins) for r in roles for f in r.pinned),
         "risks": _risks(plan, machines, est, facts),
         "estimate": est,
         "exit": _exit_facts(plan),
