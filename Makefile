@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STACK ?= stacks/example.yaml
 STAMP := $(VENV)/.installed
 
-.PHONY: plan test unit lint validate venv host-deps clean checkov checkov-venv lab-test lab-test-bastion docs reference \
+.PHONY: plan test unit lint validate venv host-deps clean checkov checkov-venv lab-test lab-test-bastion \
+	lab-test-landing-zone docs reference \
 	azurite
 
 $(STAMP): pyproject.toml
@@ -127,21 +128,33 @@ lab-test: $(STAMP) host-deps azurite
 # provider, airlock) skip, naming the role. No faults or day two: the main lab proves those for the
 # same roles. `make test` runs it after lab-test's lab down (one lab at a time).
 BASTION_STACK ?= stacks/bastion-single-analyst.yaml
-lab-test-bastion: $(STAMP) host-deps
-	@if [ "$$(id -u)" != 0 ]; then echo "make lab-test-bastion runs the lab: run it as root" >&2; exit 2; fi
+## lab-test-landing-zone: (root) a lab of $(LANDING_ZONE_STACK), a spoke of a trust's hub, behind the hub
+## firewall's stand-in (lab/hub_firewall.py, tests/acceptance/test_hub_firewall.py)
+LANDING_ZONE_STACK ?= stacks/landing-zone.yaml
+# A lab of one more stack: lab up, the lab and acceptance suites, the teardown check, lab down (always).
+# $(1): the name its stages are timed under; $(2): the stack file.
+define ANOTHER_LAB
+	@if [ "$$(id -u)" != 0 ]; then echo "make $@ runs the lab: run it as root" >&2; exit 2; fi
 	@$(LAB_TIMINGS_START); \
-	$(STAGE) "bastion lab up" -- $(BIN)/blueprints lab up $(BASTION_STACK); status=$$?; \
+	$(STAGE) "$(1) lab up" -- $(BIN)/blueprints lab up $(2); status=$$?; \
 	if [ $$status = 2 ]; then $(LAB_TIMINGS_REPORT); exit 2; fi; \
 	if [ $$status = 0 ]; then \
-		BLUEPRINTS_LAB_REQUIRED=1 $(STAGE) "bastion suites" -- \
+		BLUEPRINTS_LAB_REQUIRED=1 $(STAGE) "$(1) suites" -- \
 			$(BIN)/python -m pytest -q -p no:cacheprovider -rs tests/lab/machines tests/acceptance; \
 		status=$$?; \
-		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_TEARDOWN=1 $(STAGE) "bastion teardown" -- $(BIN)/python -m pytest -q \
+		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_TEARDOWN=1 $(STAGE) "$(1) teardown" -- $(BIN)/python -m pytest -q \
 			-p no:cacheprovider tests/lab/machines/test_lab_down.py || status=1; \
 	fi; \
-	$(STAGE) "bastion lab down" -- $(BIN)/blueprints lab down; \
+	$(STAGE) "$(1) lab down" -- $(BIN)/blueprints lab down; \
 	$(LAB_TIMINGS_REPORT); \
 	exit $$status
+endef
+
+lab-test-bastion: $(STAMP) host-deps
+	$(call ANOTHER_LAB,bastion,$(BASTION_STACK))
+
+lab-test-landing-zone: $(STAMP) host-deps
+	$(call ANOTHER_LAB,landing zone,$(LANDING_ZONE_STACK))
 
 ## docs: the guides and generated reference as a static site in site/, built strictly (any warning fails)
 docs: $(STAMP)

@@ -186,6 +186,16 @@ def firewall_rules(config: dict[str, Any]) -> list[FirewallRule]:
             for (host, port), uses in sorted(found.items())]
 
 
+def _public_names(config: dict[str, Any]) -> list[str]:
+    """The public names a VM of the spoke resolves (blueprints/dns_allowlist.py), with the Azure names that
+    are made at deployment written as what they name."""
+    from blueprints.dns_allowlist import allowed_names
+
+    return [entry.name for entry in allowed_names(config, "<the environment's Key Vault>",
+                                                  "<its backup storage account>", "<its airlock storage account>")
+            if not entry.private]
+
+
 @dataclass(frozen=True)
 class HubRequest:
     what: str  # the change the hub team makes
@@ -235,6 +245,11 @@ def hub_requests(config: dict[str, Any], internal_zone: str) -> list[HubRequest]
         HubRequest("Link the hub's private DNS zones to the spoke, or make the hub's DNS resolver answer for "
                    "them (the environment's private endpoints register their addresses there)",
                    ", ".join(zone["private_dns_zone_ids"])),
+        HubRequest("Answer the spoke's DNS queries for these public names only (a DNS security policy on the hub's "
+                   "resolver, or the firewall's DNS proxy rules): a resolver that answers any name lets code on a VM "
+                   "carry data out inside the names it asks for, which no firewall rule sees",
+                   f"from {config['network']['address_space']}: " + ", ".join(_public_names(config))
+                   + "; each name and the names under it; every other public name refused"),
         HubRequest("Resolve the environment's own internal zone from the trust's network",
                    f"{internal_zone} (linked to the spoke by this program; the hub's resolver or a forwarding "
                    "rule answers for it elsewhere)"),

@@ -35,6 +35,7 @@ from lab import (
     bastion,
     egress_trust,
     firewall,
+    hub_firewall,
     lifecycle,
     machines,
     network,
@@ -130,6 +131,9 @@ def apply(stack_file: str, progress: Progress, replace: bool = False) -> dict[st
     # Azure Bastion's allowed clients and the ports open to it follow the stack, as its NSG rules do.
     if bastion.update_state(lifecycle.bastion_dir(layout), config):
         progress.note("Azure Bastion stand-in: client ranges and targets as the stack now names them")
+    # The hub firewall's rules are the request pack's, which follow the mirror's upstreams.
+    if hub_firewall.update_state(layout.hub_firewall_dir, config):
+        progress.note("hub firewall stand-in: the mirror's upstreams as the stack now names them")
     # A data source declared since `lab up` already exists on the trust's network.
     for address in trust_network.update(config):
         progress.note(f"trust network: {address} (a newly declared data source's server)")

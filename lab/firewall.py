@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from blueprints.network_flows import ENDPOINT_SUBNET, SecurityRule, endpoint_addresses, nsg_rules
+from lab import hub_firewall
 from lab.address_plan import AddressPlan, address_plan
 from lab.layout import BASTION_LINK, INTERNET_BRIDGE, NFT_TABLE, PREFIX, machine_link_name
 from lab.platform_services import IMDS_ADDRESS
@@ -145,6 +146,11 @@ def compile_ruleset(config: dict[str, Any]) -> tuple[str, list[SkippedRule]]:
     forward.append(f"ip saddr {space} ip saddr != {lab_subnets} drop comment \"address space without a lab subnet\"")
     forward += [f"ip daddr {net} jump {chain_name(s, 'Inbound')}" for s, net in plan.subnets.items()]
     forward.append(f"ip daddr {space} ip daddr != {lab_subnets} drop comment \"address space without a lab subnet\"")
+    spoke = hub_firewall.wanted(config)
+    if spoke:
+        # A landing zone's spoke has no NAT gateway: its route to the Internet is the hub firewall's link.
+        forward.append(f"ip saddr {space} ip daddr != {space} oifname != \"{PREFIX}*\" drop "
+                       "comment \"a spoke reaches the Internet only through the hub firewall\"")
     forward.append("accept")
 
     out: list[str] = [
@@ -200,8 +206,10 @@ def compile_ruleset(config: dict[str, Any]) -> tuple[str, list[SkippedRule]]:
         "  }",
         "  chain postrouting {",
         "    type nat hook postrouting priority srcnat; policy accept;",
-        f"    ip saddr {space} ip daddr != {space} oifname != \"{PREFIX}*\" masquerade "
-        "comment \"Internet egress; the forward rules allow it only where Azure has it\"",
+        *([f"    ip saddr {space} ip daddr != {space} oifname != \"{PREFIX}*\" masquerade "
+           "comment \"Internet egress; the forward rules allow it only where Azure has it\""] if not spoke else []),
+        *([f"    ip saddr {hub_firewall.NAMESPACE_ADDRESS} oifname != \"{PREFIX}*\" masquerade "
+           "comment \"the hub firewall's own connections to the mirror's upstreams\""] if spoke else []),
         "  }",
         "}",
     ]

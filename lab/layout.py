@@ -44,6 +44,9 @@ INTERNET_BRIDGE = f"{PREFIX}internet"
 BASTION_NETNS = f"{PREFIX}bastion"
 BASTION_LINK = f"{PREFIX}bastion"
 PLATFORM_LINK = f"{PREFIX}platform"
+# A landing zone hub's firewall (lab/hub_firewall.py): the mirror's only way to the Internet.
+HUB_FIREWALL_NETNS = f"{PREFIX}hubfw"
+HUB_FIREWALL_LINK = f"{PREFIX}hubfw"
 
 
 def _ifname(name: str) -> str:
@@ -109,6 +112,11 @@ class LabLayout:
     @property
     def dns_dir(self) -> Path:
         return self.root / "dns"
+
+    @property
+    def hub_firewall_dir(self) -> Path:
+        """A landing zone hub firewall stand-in's rules and decision log (lab/hub_firewall.py)."""
+        return self.root / "hub-firewall"
 
     @property
     def nft_file(self) -> Path:

@@ -33,6 +33,7 @@ from lab import (
     egress_trust,
     firewall,
     host_caches,
+    hub_firewall,
     identity_provider,
     machines,
     network,
@@ -153,6 +154,8 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
         "public_gateway_ip": plan.public_gateway_ip, "ca_cert": str(layout.ca_cert),
         "identity_provider_ip": plan.identity_provider_ip,
         "public_bastion_ip": plan.public_bastion_ip, "bastion_ip": plan.bastion_ip,
+        "hub_firewall_address": (hub_firewall.firewall_state(config)["address"]
+                                 if hub_firewall.wanted(config) else None),
         "public_hostname": (config["roles"].get("gateway") or {}).get("hostname") if plan.public_gateway_ip else None,
         "started": time.time(), "started_from": os.getcwd(), "skipped_rules": [s.__dict__ for s in skipped],
         "role_layers": {name: str(path) for name, path in layers.items()},
@@ -172,6 +175,8 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
                 network.create_bastion_network(plan)
             # The declared data sources' servers, on the trust's network (none: nothing is created).
             trust_network.create(config)
+            # A landing zone's hub firewall, where the mirror subnet's route table sends the Internet.
+            _wire_hub_firewall(config, layout)
             layout.nft_file.write_text(ruleset)
             network.apply_ruleset(layout.nft_file)
             vault = vault_name(config, platform_services.LAB_SUBSCRIPTION_ID)
@@ -206,6 +211,8 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
                 _start_identity_provider(config, plan, ca, layout)
             if plan.bastion_ip:
                 _start_bastion(config, plan, layout)
+            if hub_firewall.wanted(config):
+                _start_hub_firewall(config, layout)
             for machine in plan.machines:
                 step = "mounting its overlay"
                 try:
@@ -388,6 +395,22 @@ def _start_storage(config: dict[str, Any], stack: str, layout: LabLayout, accoun
         raise LabUpError(f"the airlock's storage stand-in: {error}") from error
 
 
+def _wire_hub_firewall(config: dict[str, Any], layout: LabLayout) -> None:
+    try:
+        hub_firewall.create(config, layout.hub_firewall_dir, dns.upstream_resolvers())
+    except (OSError, hub_firewall.HubFirewallError) as error:
+        raise LabUpError(f"the hub firewall stand-in: {error}") from error
+
+
+def _start_hub_firewall(config: dict[str, Any], layout: LabLayout) -> None:
+    """A landing zone hub's firewall stand-in (lab/hub_firewall.py), before the mirror's first fetch."""
+    try:
+        hub_firewall.write_state(layout.hub_firewall_dir, config)
+        hub_firewall.start_in_namespace(layout.hub_firewall_dir)
+    except (OSError, hub_firewall.HubFirewallError) as error:
+        raise LabUpError(f"the hub firewall stand-in: {error}") from error
+
+
 def bastion_dir(layout: LabLayout) -> Path:
     return layout.root / "bastion"
 
@@ -470,6 +493,9 @@ def _down(progress: Progress, purge: bool = False, quiet: bool = False) -> list[
             removed.append("metadata and Key Vault stand-ins")
         if bastion.stop_process(bastion_dir(layout)):
             removed.append("Azure Bastion stand-in")
+        if hub_firewall.stop_process(layout.hub_firewall_dir):
+            removed.append("hub firewall stand-in")
+    removed += hub_firewall.remove_routing()
     removed += network.remove_all()
     for mount in _lab_mounts():
         machines.unmount(mount)
@@ -500,6 +526,10 @@ def print_up_summary(record: dict[str, Any], stream: Any = sys.stdout) -> None:
               file=stream)
     if record.get("public_bastion_ip"):
         print(f"\n{bastion_summary(record)}", file=stream)
+    if record.get("hub_firewall_address"):
+        print(f"\nHub firewall stand-in at {record['hub_firewall_address']} (namespace tb-hubfw): the mirror's only "
+              f"way out; its decisions are in {LabLayout(record['stack']).hub_firewall_dir / hub_firewall.LOG_FILE}",
+              file=stream)
     print(f"Lab CA certificate: {record['ca_cert']}", file=stream)
 
 

@@ -243,8 +243,8 @@ def remove_all() -> list[str]:
     for link in lab_links():
         subprocess.run(["ip", "link", "delete", link], capture_output=True, check=False)
         removed.append(f"link {link}")
-    etc = NETNS_ETC / CLIENT_NETNS
-    if etc.exists():
+    # The namespaces' own /etc files (the client's hosts and resolver, the hub firewall's resolver).
+    for etc in sorted(NETNS_ETC.glob(f"{PREFIX}*")) if NETNS_ETC.exists() else []:
         shutil.rmtree(etc)
         removed.append(str(etc))
     return removed

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from lab.hub_firewall import FIREWALL_RULE_PRIORITY, MAIN_WITHOUT_DEFAULT_PRIORITY
 from lab.layout import NFT_TABLE, PREFIX, STATE_ROOT
 from lab.machines import CGROUP_PREFIX, CGROUP_ROOTS
 from lab.network import lab_namespaces, processes_in
@@ -76,6 +77,10 @@ def test_lab_down_leaves_nothing_behind(lab) -> None:
     survivors = [pid for pid, started in inside.items() if started is not None and _start_time(pid) == started]
     assert survivors == [], f"processes of lab machines still running: {survivors}"
     assert not lab.state_dir.exists()
-    assert not Path("/etc/netns/tb-client").exists()
+    assert not list(Path("/etc/netns").glob(f"{PREFIX}*"))
+    # A landing zone's route to its hub firewall: the policy rules go too (lab/hub_firewall.py).
+    rules = subprocess.run(["ip", "rule", "show"], capture_output=True, text=True, check=True).stdout
+    assert not [line for line in rules.splitlines()
+                if line.split(":")[0].strip() in (str(MAIN_WITHOUT_DEFAULT_PRIORITY), str(FIREWALL_RULE_PRIORITY))]
     left = [str(path) for root in CGROUP_ROOTS if root.is_dir() for path in root.rglob(f"{CGROUP_PREFIX}lab-*")]
     assert left == [], f"machine cgroups left behind: {left}"

@@ -136,7 +136,10 @@ def test_only_root_reaches_the_instance_metadata_service(lab: Any) -> None:
 def test_a_missing_grant_makes_the_boot_wait_naming_the_secret_until_granted(lab: Any) -> None:
     from lab import platform_services
 
-    machine = next(m for m in lab.machines if m.role == "analytics")
+    # An analytics VM's boot step is the one that can run again without disturbing a service.
+    machine = next((m for m in lab.machines if m.role == "analytics"), None)
+    if machine is None:
+        pytest.skip("this stack has no analytics machine")
     secret_file, vault_secret = "tls.crt", f"{machine.name}-tls-crt"
     path = f"{SECRETS}/{secret_file}"
     before = lab.host(machine.name).file(path).content_string
