@@ -42,6 +42,8 @@ class AddressPlan:
     # address in the Bastion subnet its instance connects from (lab/bastion.py); None otherwise.
     public_bastion_ip: str | None = None
     bastion_ip: str | None = None
+    # A landing zone's hub firewall (lab/hub_firewall.py), where the mirror's subnet routes the Internet.
+    hub_firewall_ip: str | None = None
 
 
 def address_plan(config: dict[str, Any]) -> AddressPlan:
@@ -72,6 +74,9 @@ def address_plan(config: dict[str, Any]) -> AddressPlan:
         identity_provider_ip=str(LAB_INTERNET.network_address + 20) if gateway else None,
         public_bastion_ip=str(LAB_INTERNET.network_address + 11) if bastion else None,
         bastion_ip=instance_address(config) if bastion else None,
+        hub_firewall_ip=(config["network"]["landing_zone"]["hub_firewall_address"]
+                         if config["network"].get("landing_zone") and any(m.internet_egress for m in machines)
+                         else None),
     )
 
 
@@ -79,7 +84,8 @@ def host_route_conflicts(plan: AddressPlan) -> list[str]:
     """Host routes (other than the lab's own) that overlap the lab's networks: the lab would break them."""
     result = subprocess.run(["ip", "-j", "-4", "route", "show", "table", "all"],
                             capture_output=True, text=True, check=True)
-    lab_networks = [plan.address_space, plan.internet, ipaddress.ip_network(f"{plan.client_ip}/32")]
+    lab_networks = [plan.address_space, plan.internet, ipaddress.ip_network(f"{plan.client_ip}/32"),
+                    *([ipaddress.ip_network(f"{plan.hub_firewall_ip}/32")] if plan.hub_firewall_ip else [])]
     conflicts = []
     for route in json.loads(result.stdout or "[]"):
         destination = route.get("dst", "")

@@ -37,6 +37,7 @@ from typing import Any
 
 from blueprints.landing_zone import firewall_rules, landing_zone
 from blueprints.topology import plan_machines
+from lab.address_plan import address_plan
 from lab.layout import HUB_FIREWALL_LINK, HUB_FIREWALL_NETNS
 
 STATE_FILE = "firewall.json"
@@ -68,8 +69,9 @@ class HubFirewallError(Exception):
 
 
 def wanted(config: dict[str, Any]) -> bool:
-    """True for a landing-zone stack with a machine whose Internet egress the hub firewall carries."""
-    return landing_zone(config) is not None and any(m.internet_egress for m in plan_machines(config))
+    """True for a landing-zone stack with a machine whose Internet egress the hub firewall carries
+    (the address plan's ``hub_firewall_ip`` then holds its address)."""
+    return address_plan(config).hub_firewall_ip is not None
 
 
 def routed_subnets(config: dict[str, Any]) -> list[str]:

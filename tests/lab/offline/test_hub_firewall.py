@@ -118,3 +118,18 @@ def test_a_stack_with_its_own_network_keeps_its_nat_egress():
     ruleset, _skipped = firewall.compile_ruleset(load_stack(REPO / "stacks/example.yaml"))
     assert "masquerade comment \"Internet egress" in ruleset
     assert "only through the hub firewall" not in ruleset
+
+
+def test_lab_up_refuses_a_hub_firewall_address_the_host_already_routes(landing_config, monkeypatch):
+    import json
+    import subprocess
+
+    from lab.address_plan import address_plan, host_route_conflicts
+
+    # The host's own network holds the address: the lab's route to the stand-in would take it over.
+    routes = [{"dst": "default", "gateway": "192.0.2.1", "dev": "eth0"}, {"dst": "10.88.0.0/24", "dev": "eth1"}]
+    monkeypatch.setattr(subprocess, "run", lambda argv, **kwargs: subprocess.CompletedProcess(
+        argv, 0, stdout=json.dumps(routes), stderr=""))
+    plan = address_plan(landing_config)
+    assert plan.hub_firewall_ip == "10.88.0.4"
+    assert host_route_conflicts(plan) == ["10.88.0.0/24 on eth1 overlaps the lab's 10.88.0.4/32"]
