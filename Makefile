@@ -98,6 +98,8 @@ checkov: $(STAMP) $(CHECKOV_STAMP)
 # machines that went through both, against the edited stack.
 # Exit status: the tests' (or lab up's when it fails). A lab that was already running is left alone.
 # Stage timings: under `make test` they join its table (printed by it); run alone, lab-test prints its own.
+# The slowest lab tests, printed after each lab suite: where the lab's time goes (issue 21).
+LAB_DURATIONS := --durations=15
 LAB_TIMINGS_START := $(if $(filter 0,$(MAKELEVEL)),$(BIN)/python benchmarks/stage_timings.py start $(TIMINGS),true)
 LAB_TIMINGS_REPORT := $(if $(filter 0,$(MAKELEVEL)),$(BIN)/python benchmarks/stage_timings.py report $(TIMINGS),true)
 lab-test: $(STAMP) host-deps azurite
@@ -107,14 +109,14 @@ lab-test: $(STAMP) host-deps azurite
 	if [ $$status = 2 ]; then $(LAB_TIMINGS_REPORT); exit 2; fi; \
 	if [ $$status = 0 ]; then \
 		BLUEPRINTS_LAB_REQUIRED=1 $(STAGE) "lab suites" -- \
-			$(BIN)/python -m pytest -q -p no:cacheprovider tests/lab/machines tests/acceptance; \
+			$(BIN)/python -m pytest -q -p no:cacheprovider $(LAB_DURATIONS) tests/lab/machines tests/acceptance; \
 		status=$$?; \
 		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_FAULTS=1 $(STAGE) faults -- $(BIN)/python -m pytest -q -p no:cacheprovider \
 			tests/lab/machines/test_faults.py || status=1; \
 		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_UPGRADE=1 $(STAGE) "day two" -- $(BIN)/python -m pytest -q -s -p no:cacheprovider \
 			tests/lab/machines/test_day_two_upgrade.py || status=1; \
 		BLUEPRINTS_LAB_REQUIRED=1 $(STAGE) "acceptance again" -- \
-			$(BIN)/python -m pytest -q -p no:cacheprovider tests/acceptance || status=1; \
+			$(BIN)/python -m pytest -q -p no:cacheprovider $(LAB_DURATIONS) tests/acceptance || status=1; \
 		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_TEARDOWN=1 $(STAGE) teardown -- $(BIN)/python -m pytest -q -p no:cacheprovider \
 			tests/lab/machines/test_lab_down.py || status=1; \
 	fi; \
@@ -140,7 +142,7 @@ define ANOTHER_LAB
 	if [ $$status = 2 ]; then $(LAB_TIMINGS_REPORT); exit 2; fi; \
 	if [ $$status = 0 ]; then \
 		BLUEPRINTS_LAB_REQUIRED=1 $(STAGE) "$(1) suites" -- \
-			$(BIN)/python -m pytest -q -p no:cacheprovider -rs tests/lab/machines tests/acceptance; \
+			$(BIN)/python -m pytest -q -p no:cacheprovider -rs $(LAB_DURATIONS) tests/lab/machines tests/acceptance; \
 		status=$$?; \
 		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_TEARDOWN=1 $(STAGE) "$(1) teardown" -- $(BIN)/python -m pytest -q \
 			-p no:cacheprovider tests/lab/machines/test_lab_down.py || status=1; \

@@ -22,7 +22,7 @@ import yaml
 
 from blueprints.data_disk import data_disk_layout
 from blueprints.git_server.backup_target import vm_settings
-from blueprints.git_server.server_commands import Access
+from blueprints.git_server.server_commands import Access, with_package_requests
 from blueprints.topology import private_dns_zone
 from tests.acceptance.machine_commands import ALLOWLIST, check, data_disk_problems
 from tests.acceptance.totp_codes import RESET_SSHD_JAIL, Totp
@@ -174,7 +174,7 @@ class GitClients:
 def _test_users() -> dict[str, tuple[bytes, str]]:
     users = {}
     with tempfile.TemporaryDirectory() as directory:
-        for name in ("acc-maintainer", "acc-writer", "acc-outsider"):
+        for name in ("acc-maintainer", "acc-reviewer", "acc-writer", "acc-outsider"):
             key = Path(directory) / name
             subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", f"{name}@acceptance",
                             "-f", str(key)], check=True)
@@ -192,12 +192,16 @@ def git_clients(lab, git_host, analytics_host) -> Iterator[GitClients]:
     for name, (_, public) in users.items():
         settings["users"].append({"name": name, "ssh_public_key": public,
                                   "teams": ["acceptance"] if name != "acc-outsider" else []})
+    # The stack's repositories, or with the program's own package-requests where the stack names none.
+    settings["repositories"] = with_package_requests(settings)
     for repository in settings["repositories"]:
         if repository["name"] == "package-requests":
             repository["writers"] = [*repository["writers"], "acc-writer"]
             # Added to the reviewers the stack gives it (its maintainers, by default @owner_team): the
             # two-person rule wants two or more, and acc-maintainer is the one whose key the test holds.
-            given = repository.get("maintainers") or [f"@{repository['owner_team']}"]
+            # Where the stack names nobody (only an administrator merges), acc-reviewer is the second.
+            owner = repository.get("owner_team")
+            given = repository.get("maintainers") or ([f"@{owner}"] if owner else ["acc-reviewer"])
             repository["maintainers"] = [*given, "acc-maintainer"]
     settings["repositories"].append({"name": REPOSITORY, "owner_team": "acceptance",
                                      "maintainers": ["acc-maintainer"], "writers": ["@acceptance"],
