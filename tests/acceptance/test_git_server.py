@@ -200,8 +200,10 @@ def git_clients(lab, git_host, analytics_host) -> Iterator[GitClients]:
             # Added to the reviewers the stack gives it (its maintainers, by default @owner_team): the
             # two-person rule wants two or more, and acc-maintainer is the one whose key the test holds.
             # Where the stack names nobody (only an administrator merges), acc-reviewer is the second.
-            owner = repository.get("owner_team")
-            given = repository.get("maintainers") or ([f"@{owner}"] if owner else ["acc-reviewer"])
+            if repository.get("owner_team") is None:
+                repository["owner_team"], given = "acceptance", ["acc-reviewer"]
+            else:
+                given = repository.get("maintainers") or [f"@{repository['owner_team']}"]
             repository["maintainers"] = [*given, "acc-maintainer"]
     settings["repositories"].append({"name": REPOSITORY, "owner_team": "acceptance",
                                      "maintainers": ["acc-maintainer"], "writers": ["@acceptance"],
