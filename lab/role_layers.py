@@ -79,7 +79,7 @@ def ensure_layers(config: dict[str, Any], machines: list[Machine], base: Path,
         if recipe not in built:
             built[recipe] = _ensure(recipe, base, progress)
         layers[machine.name] = built[recipe]
-    _remove_stale(keep=set(built.values()))
+    _remove_stale(keep=set(built.values()), base=base)
     return layers
 
 
@@ -135,12 +135,33 @@ def _remove_building(building: Path) -> None:
         shutil.rmtree(building)
 
 
-def _remove_stale(keep: set[Path]) -> None:
-    """Layers of other package phases or bases are dropped (one set per host, like the base)."""
-    if not LAYERS_ROOT.is_dir():
-        return
-    for entry in LAYERS_ROOT.iterdir():
+def _remove_stale(keep: set[Path], base: Path, root: Path | None = None) -> list[Path]:
+    """Drop layers no stack can use again: those on another base, and a role's older package phases.
+
+    A role's layer is kept while the stack in use has no machine of that role: `make test` runs labs
+    of several stacks in turn (the Bastion stack has no gateway or Git server), and dropping the
+    other stacks' layers made each run rebuild them. One layer per role on the current base bounds
+    the disk they take. Returns the layers removed."""
+    root = root or LAYERS_ROOT
+    if not root.is_dir():
+        return []
+    roles_in_use = {_recipe_of(layer).get("role") for layer in keep}
+    removed = []
+    for entry in sorted(root.iterdir()):
         if entry.is_dir() and entry not in keep and not entry.name.endswith(".building"):
+            recorded = _recipe_of(entry)
+            if recorded.get("base") == base.name and recorded.get("role") not in roles_in_use:
+                continue  # another stack's role, on this base
             remove_in_background(entry, TRASH)
-        elif entry.suffix == ".log" and entry.with_suffix("") not in keep:
+            removed.append(entry)
+        elif entry.suffix == ".log" and not entry.with_suffix("").is_dir():
             entry.unlink(missing_ok=True)
+    return removed
+
+
+def _recipe_of(layer: Path) -> dict[str, Any]:
+    """What a built layer records of its recipe (empty for a layer without a readable record)."""
+    try:
+        return json.loads((layer / ".layer.json").read_text())
+    except (OSError, ValueError):
+        return {}

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import shutil
 from pathlib import Path
 
 import yaml
@@ -36,3 +38,29 @@ def test_machines_of_one_role_share_a_layer_and_a_new_package_or_base_names_anot
     changed = copy.deepcopy(recipe.__dict__)
     changed["packages"] = (*recipe.packages, "htop")
     assert role_layers.LayerRecipe(**changed).digest() != recipe.digest()
+
+
+def _built(root: Path, name: str, role: str, base: str) -> Path:
+    layer = root / name
+    layer.mkdir()
+    (layer / ".layer.json").write_text(json.dumps({"role": role, "base": base}))
+    (root / f"{name}.log").write_text("installed\n")
+    return layer
+
+
+def test_a_lab_of_another_stack_keeps_the_layers_of_roles_it_does_not_have(tmp_path, monkeypatch):
+    removed: list[Path] = []
+    monkeypatch.setattr(role_layers, "remove_in_background", lambda path, trash: (removed.append(path),
+                                                                                  shutil.rmtree(path)))
+    base = BASE.name
+    analytics = _built(tmp_path, "analytics-aaaaaaaaaaaa", "analytics", base)
+    gateway = _built(tmp_path, "gateway-bbbbbbbbbbbb", "gateway", base)
+    older_analytics = _built(tmp_path, "analytics-cccccccccccc", "analytics", base)
+    other_base = _built(tmp_path, "git_server-dddddddddddd", "git_server", "base-trixie-111111111111")
+    unreadable = tmp_path / "package_mirror-eeeeeeeeeeee"
+    unreadable.mkdir()
+    # A stack with analytics VMs and no gateway (the Bastion stack) boots from the first layer.
+    assert role_layers._remove_stale({analytics}, BASE, tmp_path) == [older_analytics, other_base, unreadable]
+    assert removed == [older_analytics, other_base, unreadable]
+    assert analytics.is_dir() and gateway.is_dir()
+    assert sorted(p.name for p in tmp_path.glob("*.log")) == ["analytics-aaaaaaaaaaaa.log", "gateway-bbbbbbbbbbbb.log"]
