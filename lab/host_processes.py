@@ -21,9 +21,19 @@ def stop_recorded(pid_file: Path, *markers: str, wait_seconds: float = 5) -> boo
         return False
     os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + wait_seconds
-    while Path(f"/proc/{pid}").exists() and time.monotonic() < deadline:
+    while _running(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
     return True
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # A process that has exited stays in /proc as a zombie until its parent reaps it (when the caller
+    # started it itself): it has ended all the same. The state follows the command name's ")".
+    return stat.rpartition(")")[2].split()[:1] != ["Z"]
 
 
 def remove_in_background(path: Path, trash: Path) -> None:

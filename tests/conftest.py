@@ -25,6 +25,15 @@ EXAMPLE = REPO / "stacks" / "example.yaml"
 STACK_FILES = sorted((REPO / "stacks").glob("*.yaml"))
 
 
+# Each guide's commands run as one chain of subprocesses (the adapting guide's, on code it patches, for
+# over a minute): started first, under xdist they run beside the rest of the suite instead of after it.
+LONGEST_FIRST = "test_every_command_in_the_guide_runs_as_shown"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: getattr(item, "originalname", None) != LONGEST_FIRST)  # stable: else as collected
+
+
 @pytest.fixture(scope="session")
 def example_config() -> dict[str, Any]:
     return load_stack(EXAMPLE)

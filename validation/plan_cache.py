@@ -52,7 +52,10 @@ CODE_ROOTS: tuple[Path, ...] = (REPO / "blueprints", REPO / "modules", REPO / "v
 _NOT_CODE_SUFFIXES = frozenset({".pyc", ".pyo", ".md"})
 DISTRIBUTIONS = ("pulumi", "pulumi-azure-native")
 FORMAT = 1  # of an entry; a new format never reads an old entry
-KEEP = 4  # entries kept per stack name (a few versions of the code or of the stack file)
+# Entries kept per stack name: a few versions of the code or of the stack file, each with the dozen
+# edits of the example that `blueprints docs` plans under the example's name for the change matrix
+# (reports/change_matrix.py); fewer, and every docs run would prune the entries the next one needs.
+KEEP = 64
 _STALE_TEMP_SECONDS = 3600  # a writer's temporary file this old was left by a killed run
 _SAFE = re.compile(r"[^A-Za-z0-9_-]")
 MAX_READ_BYTES = 64 * 2**20  # any one code or included file; far above any real one

@@ -9,7 +9,7 @@ from pulumi_azure_native import compute
 
 from modules import linux_vm
 from modules.linux_vm import LinuxVm, LinuxVmArgs
-from tests.conftest import EXAMPLE, all_of, only
+from tests.conftest import EXAMPLE, all_of, only, planned
 from validation.plan_recorder import record_plan
 
 VM = "azure-native:compute:VirtualMachine"
@@ -20,7 +20,7 @@ KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIPaQRANNGS3AJl+hVDSGny6TDyecqFzA6RndN
 @pytest.fixture(scope="module")
 def before_and_after():
     """The example planned as it is, and again with every VM on another image."""
-    before = record_plan(EXAMPLE)
+    before = planned(EXAMPLE)
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(linux_vm, "DEBIAN_13_IMAGE", {**linux_vm.DEBIAN_13_IMAGE, "sku": "13-gen2-next"})
         after = record_plan(EXAMPLE)

@@ -10,7 +10,7 @@ from blueprints.topology import plan_machines
 from blueprints.vm_tags import STORAGE_ACCOUNT_TAG, platform_tags
 from cli.main import main
 from lab.platform_services import LAB_SUBSCRIPTION_ID
-from tests.conftest import EXAMPLE, STACK_FILES
+from tests.conftest import EXAMPLE, STACK_FILES, planned
 from validation.plan_recorder import Plan, record_plan
 from validation.stack_config import load_stack
 
@@ -21,8 +21,8 @@ VM = "azure-native:compute:VirtualMachine"
 
 @pytest.fixture(scope="module")
 def plans() -> dict[str, Plan]:
-    """Each stack's plan, recorded once for this module."""
-    return {stack.stem: record_plan(stack) for stack in STACK_FILES}
+    """Each stack's plan, as the run recorded it once (tests.conftest.planned)."""
+    return {stack.stem: planned(stack) for stack in STACK_FILES}
 
 
 @pytest.fixture(params=STACK_FILES, ids=lambda path: path.stem)

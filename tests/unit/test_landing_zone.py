@@ -12,7 +12,7 @@ import pytest
 from blueprints.landing_zone import firewall_rules, hub_zones, parse_id
 from reports.costing import estimate
 from reports.request_pack import build_context
-from tests.conftest import EXAMPLE, REPO
+from tests.conftest import EXAMPLE, REPO, planned
 from validation.plan_recorder import record_plan
 from validation.policies import RULES, evaluate, mandatory_failures
 from validation.policies.rule import check_rule
@@ -23,7 +23,7 @@ RULE = {rule.id: rule for rule in RULES}
 
 @pytest.fixture(scope="module")
 def plan():
-    return record_plan(STACK)
+    return planned(STACK)
 
 
 @pytest.fixture(scope="module")
@@ -100,7 +100,7 @@ def test_every_mandatory_policy_passes_and_the_public_ip_rule_looked(plan):
 
 def test_the_public_ip_rule_applies_only_in_a_landing_zone():
     # The example's gateway and NAT gateway keep their public IPs: the rule leaves a stack of its own network alone.
-    result = check_rule(RULE["TB-NET-008"], record_plan(EXAMPLE))
+    result = check_rule(RULE["TB-NET-008"], planned(EXAMPLE))
     assert result.checked > 0 and result.passed
 
 
@@ -116,7 +116,7 @@ def test_the_request_pack_lists_what_the_hub_team_must_allow(plan, zone):
 
 
 def test_a_stack_of_its_own_network_asks_nothing_of_a_hub():
-    context = build_context(record_plan(EXAMPLE))
+    context = build_context(planned(EXAMPLE))
     assert context["hub"] == [] and context["firewall_rules"] == []
 
 

@@ -5,8 +5,7 @@ import pytest
 
 from cli.main import main
 from reports.reference_docs import REFERENCE_DIR, drift, generate, render_dot, render_page, stack_files
-from tests.conftest import EXAMPLE, REPO
-from validation.plan_recorder import record_plan
+from tests.conftest import EXAMPLE, REPO, planned
 
 # The commands here plan stack files with the code as it is: one plan per stack for the whole run.
 pytestmark = pytest.mark.usefixtures("plan_cache")
@@ -68,12 +67,13 @@ def test_example_diagram_shows_entry_points_and_flows(example_plan):
     assert not [e for e in edges if e[1].startswith("vm_analytics") and e[0] in {"clients", "internet", "nat"}]
 
 
-def test_bastion_stack_diagram(tmp_path):
+def test_bastion_stack_diagram(tmp_path, plan_cache):
     text = EXAMPLE.read_text().replace("    kind: self-hosted ", "    kind: bastion #")
     text = text.replace("    workloads: 10.40.3.0/24", "    workloads: 10.40.3.0/24\n    bastion: 10.40.4.0/26")
     stack = tmp_path / "managed.yaml"
     stack.write_text(text)
-    dot = render_dot(record_plan(stack))
+    # One plan for the diagram and the command below: `generate` reads it from the run's plan cache.
+    dot = render_dot(planned(stack))
     edges = _edges(dot)
     assert {(a, b) for a, b, _ in edges if a == "clients"} == {("clients", "bastion")}
     assert "Azure Bastion Basic" in dot
