@@ -31,7 +31,6 @@ import json
 import socket
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +38,7 @@ from typing import Any
 
 from blueprints.network_flows import active_flows
 from blueprints.topology import plan_machines
+from lab.tcp_relay import append_log, relay
 
 STATE_FILE = "bastion.json"
 PID_FILE = "bastion.pid"
@@ -136,24 +136,6 @@ def parse_request(line: bytes) -> tuple[str, int]:
 
 # --- the stand-in ----------------------------------------------------------------------------------
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        with contextlib.suppress(OSError, RuntimeError):
-            if writer.can_write_eof():
-                writer.write_eof()
-
-
-def _record(log: Path, entry: dict[str, Any]) -> None:
-    with log.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **entry}) + "\n")
-
-
 async def _session(state_dir: Path, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     # Read for every tunnel, so `lab apply` of new client ranges or VMs' ports counts at once.
     state = json.loads((state_dir / STATE_FILE).read_text())
@@ -180,18 +162,16 @@ async def _session(state_dir: Path, reader: asyncio.StreamReader, writer: asynci
             raise BastionError(f"{machine} ({decision.address}) port {port} did not answer from "
                                f"{state['source']}: {error or type(error).__name__}") from None
     except BastionError as refusal:
-        _record(log, {**entry, "result": "refused", "reason": str(refusal)})
+        append_log(log, {**entry, "result": "refused", "reason": str(refusal)})
         with contextlib.suppress(OSError):
             writer.write(f"REFUSED {refusal}\n".encode())
             await writer.drain()
         writer.close()
         return
-    _record(log, {**entry, "result": "connected", "source": state["source"], "address": decision.address})
+    append_log(log, {**entry, "result": "connected", "source": state["source"], "address": decision.address})
     writer.write(b"OK\n")
     await writer.drain()
-    await asyncio.gather(_pipe(reader, target_writer), _pipe(target_reader, writer))
-    for stream in (writer, target_writer):
-        stream.close()
+    await relay((reader, writer), (target_reader, target_writer))
 
 
 async def serve(state_dir: Path, address: str, port: int = PORT,

@@ -22,14 +22,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import ipaddress
 import json
 import socket
 import struct
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +37,7 @@ from blueprints.landing_zone import firewall_rules, landing_zone
 from blueprints.topology import plan_machines
 from lab.address_plan import address_plan
 from lab.layout import HUB_FIREWALL_LINK, HUB_FIREWALL_NETNS
+from lab.tcp_relay import append_log, relay
 
 STATE_FILE = "firewall.json"
 PID_FILE = "firewall.pid"
@@ -179,24 +178,6 @@ def original_destination(connection: socket.socket) -> tuple[str, int]:
     return socket.inet_ntoa(packed), port
 
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    try:
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    except (ConnectionError, OSError):
-        pass
-    finally:
-        with contextlib.suppress(OSError, RuntimeError):
-            if writer.can_write_eof():
-                writer.write_eof()
-
-
-def _record(log: Path, entry: dict[str, Any]) -> None:
-    with log.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps({"time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **entry}) + "\n")
-
-
 async def _session(state_dir: Path, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     # Read for every connection, so `lab apply` of new upstreams counts at once.
     state = json.loads((state_dir / STATE_FILE).read_text())
@@ -222,15 +203,13 @@ async def _session(state_dir: Path, reader: asyncio.StreamReader, writer: asynci
         except (TimeoutError, OSError) as error:
             raise HubFirewallError(f"{name}:{port} did not answer: {error or type(error).__name__}") from None
     except HubFirewallError as refusal:
-        _record(state_dir / LOG_FILE, {**entry, "action": "Deny", "reason": str(refusal)})
+        append_log(state_dir / LOG_FILE, {**entry, "action": "Deny", "reason": str(refusal)})
         writer.close()
         return
-    _record(state_dir / LOG_FILE, {**entry, "action": "Allow",
+    append_log(state_dir / LOG_FILE, {**entry, "action": "Allow",
                                    "upstream": upstream_writer.get_extra_info("peername")[0]})
     upstream_writer.write(head)
-    await asyncio.gather(_pipe(reader, upstream_writer), _pipe(upstream_reader, writer))
-    for stream in (writer, upstream_writer):
-        stream.close()
+    await relay((reader, writer), (upstream_reader, upstream_writer))
 
 
 async def serve(state_dir: Path, port: int = PROXY_PORT, ready: Callable[[int], None] | None = None) -> None:
