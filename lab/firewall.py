@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from blueprints.network_flows import ENDPOINT_SUBNET, SecurityRule, endpoint_addresses, nsg_rules
-from lab import hub_firewall
 from lab.address_plan import AddressPlan, address_plan
+from lab.hub_firewall import NAMESPACE_ADDRESS as HUB_FIREWALL_LINK_ADDRESS
 from lab.layout import BASTION_LINK, INTERNET_BRIDGE, NFT_TABLE, PREFIX, machine_link_name
 from lab.platform_services import IMDS_ADDRESS
 
@@ -146,7 +146,7 @@ def compile_ruleset(config: dict[str, Any]) -> tuple[str, list[SkippedRule]]:
     forward.append(f"ip saddr {space} ip saddr != {lab_subnets} drop comment \"address space without a lab subnet\"")
     forward += [f"ip daddr {net} jump {chain_name(s, 'Inbound')}" for s, net in plan.subnets.items()]
     forward.append(f"ip daddr {space} ip daddr != {lab_subnets} drop comment \"address space without a lab subnet\"")
-    spoke = hub_firewall.wanted(config)
+    spoke = plan.hub_firewall_ip is not None
     if spoke:
         # A landing zone's spoke has no NAT gateway: its route to the Internet is the hub firewall's link.
         forward.append(f"ip saddr {space} ip daddr != {space} oifname != \"{PREFIX}*\" drop "
@@ -208,7 +208,7 @@ def compile_ruleset(config: dict[str, Any]) -> tuple[str, list[SkippedRule]]:
         "    type nat hook postrouting priority srcnat; policy accept;",
         *([f"    ip saddr {space} ip daddr != {space} oifname != \"{PREFIX}*\" masquerade "
            "comment \"Internet egress; the forward rules allow it only where Azure has it\""] if not spoke else []),
-        *([f"    ip saddr {hub_firewall.NAMESPACE_ADDRESS} oifname != \"{PREFIX}*\" masquerade "
+        *([f"    ip saddr {HUB_FIREWALL_LINK_ADDRESS} oifname != \"{PREFIX}*\" masquerade "
            "comment \"the hub firewall's own connections to the mirror's upstreams\""] if spoke else []),
         "  }",
         "}",

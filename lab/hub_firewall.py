@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from blueprints.landing_zone import firewall_rules, landing_zone
-from blueprints.topology import plan_machines
+from blueprints.topology import plan_machines, subnet_plan
 from lab.address_plan import address_plan
 from lab.layout import HUB_FIREWALL_LINK, HUB_FIREWALL_NETNS
 from lab.tcp_relay import append_log, relay
@@ -75,8 +75,6 @@ def wanted(config: dict[str, Any]) -> bool:
 
 def routed_subnets(config: dict[str, Any]) -> list[str]:
     """The subnets the route table is on (those of machines with Internet egress), as ranges."""
-    from blueprints.topology import subnet_plan
-
     plan = subnet_plan(config)
     return sorted({str(plan[m.subnet]) for m in plan_machines(config) if m.internet_egress})
 

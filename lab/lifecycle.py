@@ -154,8 +154,7 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
         "public_gateway_ip": plan.public_gateway_ip, "ca_cert": str(layout.ca_cert),
         "identity_provider_ip": plan.identity_provider_ip,
         "public_bastion_ip": plan.public_bastion_ip, "bastion_ip": plan.bastion_ip,
-        "hub_firewall_address": (hub_firewall.firewall_state(config)["address"]
-                                 if hub_firewall.wanted(config) else None),
+        "hub_firewall_address": plan.hub_firewall_ip,
         "public_hostname": (config["roles"].get("gateway") or {}).get("hostname") if plan.public_gateway_ip else None,
         "started": time.time(), "started_from": os.getcwd(), "skipped_rules": [s.__dict__ for s in skipped],
         "role_layers": {name: str(path) for name, path in layers.items()},
@@ -211,7 +210,7 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
                 _start_identity_provider(config, plan, ca, layout)
             if plan.bastion_ip:
                 _start_bastion(config, plan, layout)
-            if hub_firewall.wanted(config):
+            if plan.hub_firewall_ip:
                 _start_hub_firewall(config, layout)
             for machine in plan.machines:
                 step = "mounting its overlay"
