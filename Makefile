@@ -100,6 +100,11 @@ checkov: $(STAMP) $(CHECKOV_STAMP)
 # Stage timings: under `make test` they join its table (printed by it); run alone, lab-test prints its own.
 # The slowest lab tests, printed after each lab suite: where the lab's time goes (issue 21).
 LAB_DURATIONS := --durations=15
+# The lab suites wait far more than they compute (timeouts of dropped connections, browsers, installs
+# through the mirror): `blueprints lab test --workers N` runs their groups N at a time, then the tests that
+# must run alone (tests/acceptance/lab_schedule.py).
+LAB_WORKERS ?= 3
+LAB_SUITES = $(BIN)/blueprints lab test --workers $(LAB_WORKERS)
 LAB_TIMINGS_START := $(if $(filter 0,$(MAKELEVEL)),$(BIN)/python benchmarks/stage_timings.py start $(TIMINGS),true)
 LAB_TIMINGS_REPORT := $(if $(filter 0,$(MAKELEVEL)),$(BIN)/python benchmarks/stage_timings.py report $(TIMINGS),true)
 lab-test: $(STAMP) host-deps azurite
@@ -108,15 +113,13 @@ lab-test: $(STAMP) host-deps azurite
 	$(STAGE) "lab up" -- $(BIN)/blueprints lab up $(STACK); status=$$?; \
 	if [ $$status = 2 ]; then $(LAB_TIMINGS_REPORT); exit 2; fi; \
 	if [ $$status = 0 ]; then \
-		BLUEPRINTS_LAB_REQUIRED=1 $(STAGE) "lab suites" -- \
-			$(BIN)/python -m pytest -q -p no:cacheprovider $(LAB_DURATIONS) tests/lab/machines tests/acceptance; \
+		$(STAGE) "lab suites" -- $(LAB_SUITES) -- $(LAB_DURATIONS); \
 		status=$$?; \
 		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_FAULTS=1 $(STAGE) faults -- $(BIN)/python -m pytest -q -p no:cacheprovider \
 			tests/lab/machines/test_faults.py || status=1; \
 		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_UPGRADE=1 $(STAGE) "day two" -- $(BIN)/python -m pytest -q -s -p no:cacheprovider \
 			tests/lab/machines/test_day_two_upgrade.py || status=1; \
-		BLUEPRINTS_LAB_REQUIRED=1 $(STAGE) "acceptance again" -- \
-			$(BIN)/python -m pytest -q -p no:cacheprovider $(LAB_DURATIONS) tests/acceptance || status=1; \
+		$(STAGE) "acceptance again" -- $(LAB_SUITES) --acceptance-only -- $(LAB_DURATIONS) || status=1; \
 		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_TEARDOWN=1 $(STAGE) teardown -- $(BIN)/python -m pytest -q -p no:cacheprovider \
 			tests/lab/machines/test_lab_down.py || status=1; \
 	fi; \
@@ -141,8 +144,7 @@ define ANOTHER_LAB
 	$(STAGE) "$(1) lab up" -- $(BIN)/blueprints lab up $(2); status=$$?; \
 	if [ $$status = 2 ]; then $(LAB_TIMINGS_REPORT); exit 2; fi; \
 	if [ $$status = 0 ]; then \
-		BLUEPRINTS_LAB_REQUIRED=1 $(STAGE) "$(1) suites" -- \
-			$(BIN)/python -m pytest -q -p no:cacheprovider -rs $(LAB_DURATIONS) tests/lab/machines tests/acceptance; \
+		$(STAGE) "$(1) suites" -- $(LAB_SUITES) -- -rs $(LAB_DURATIONS); \
 		status=$$?; \
 		BLUEPRINTS_LAB_REQUIRED=1 BLUEPRINTS_LAB_TEARDOWN=1 $(STAGE) "$(1) teardown" -- $(BIN)/python -m pytest -q \
 			-p no:cacheprovider tests/lab/machines/test_lab_down.py || status=1; \

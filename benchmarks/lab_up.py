@@ -2,7 +2,7 @@
 
 Run as root from the repository (it takes down any running lab first):
 
-    sudo .venv/bin/python benchmarks/lab_up.py [STACK_FILE] [--warm-only] [--skip-test]
+    sudo .venv/bin/python benchmarks/lab_up.py [STACK_FILE] [--warm-only] [--skip-test] [--workers N]
 
 Cold means no cached base (it is removed first); warm reuses it. For each machine: boot (from
 starting systemd-nspawn to cloud-init's first stage) and cloud-init (its first stage to the end
@@ -118,6 +118,7 @@ def main() -> int:
     parser.add_argument("stack_file", nargs="?", default="stacks/example.yaml")
     parser.add_argument("--warm-only", action="store_true", help="skip the cold run (keep the cached base)")
     parser.add_argument("--skip-test", action="store_true", help="do not time `lab test`")
+    parser.add_argument("--workers", type=int, default=3, help="`lab test --workers` (default: 3, as make test)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         print("the lab needs root: sudo .venv/bin/python benchmarks/lab_up.py", file=sys.stderr)
@@ -129,10 +130,11 @@ def main() -> int:
     if not args.skip_test:
         with PeakMemory() as memory:
             began = time.monotonic()
-            result = subprocess.run([sys.executable, "-m", "cli", "lab", "test"], cwd=REPO, check=False)
+            result = subprocess.run([sys.executable, "-m", "cli", "lab", "test", "--workers", str(args.workers)],
+                                    cwd=REPO, check=False)
             took = time.monotonic() - began
         peak = max(peak, memory.peak_kib)
-        print(f"\n== lab test: {took:.0f} s (exit {result.returncode}); "
+        print(f"\n== lab test --workers {args.workers}: {took:.0f} s (exit {result.returncode}); "
               f"peak memory during the tests: {memory.peak_kib / 1024:.0f} MiB (PSS)")
     print(f"\npeak memory of the whole lab over the run: {peak / 1024:.0f} MiB (PSS)")
     _blueprints("lab", "down")

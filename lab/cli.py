@@ -140,18 +140,42 @@ def _cmd_logs(args: argparse.Namespace) -> int:
                           check=False).returncode
 
 
+# pytest's exit status when nothing was selected: with --workers, one phase may select nothing (-k).
+PYTEST_NO_TESTS = 5
+MAX_TEST_WORKERS = 16
+
+
 def _cmd_test(args: argparse.Namespace) -> int:
     from lab import machines
 
+    if args.pytest_args[:1] == ["--"]:  # `lab test [OPTIONS] -- PYTEST ARGS`: the separator is not pytest's
+        args.pytest_args = args.pytest_args[1:]
+    if not 1 <= args.workers <= MAX_TEST_WORKERS:
+        raise UsageError(f"--workers {args.workers}: must be a whole number from 1 to {MAX_TEST_WORKERS}")
+    if args.workers > 1 and any(arg == "-m" or (arg.startswith("-m") and not arg.startswith("--")) for arg in
+                                args.pytest_args):
+        raise UsageError("-m: with --workers above 1 the run chooses its tests with -m itself; select with -k "
+                         "instead, or run with --workers 1")
     _require_root()
     try:
         machines.running_lab()
     except machines.MachineError as error:
         raise UsageError(str(error)) from None
     env = dict(os.environ, BLUEPRINTS_LAB_REQUIRED="1")
-    argv = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/lab/machines", "tests/acceptance",
-            *args.pytest_args]
-    return subprocess.run(argv, cwd=REPO, env=env, check=False).returncode
+    suites = ["tests/acceptance"] if args.acceptance_only else ["tests/lab/machines", "tests/acceptance"]
+    pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", *suites]
+    if args.workers == 1:
+        return subprocess.run([*pytest, *args.pytest_args], cwd=REPO, env=env, check=False).returncode
+    # The groups side by side, each in one process (tests/acceptance/lab_schedule.py), then the tests that
+    # must run alone, one after another with nothing beside them.
+    print(f"blueprints lab test: the test groups, {args.workers} at a time", flush=True)
+    together = subprocess.run([*pytest, "-n", str(args.workers), "--dist", "loadscope", "--no-loadscope-reorder",
+                               "-m", "not lab_alone", *args.pytest_args], cwd=REPO, env=env, check=False).returncode
+    print("blueprints lab test: the tests that run alone", flush=True)
+    alone = subprocess.run([*pytest, "-m", "lab_alone", *args.pytest_args], cwd=REPO, env=env,
+                           check=False).returncode
+    ran = [status for status in (together, alone) if status != PYTEST_NO_TESTS]
+    return next((status for status in ran if status != 0), 0) if ran else PYTEST_NO_TESTS
 
 
 def _cmd_reboot(args: argparse.Namespace) -> int:
@@ -293,8 +317,15 @@ def register(commands: argparse._SubParsersAction) -> None:  # type: ignore[type
 
     test = group.add_parser("test", help="run the lab and acceptance suites against the running lab",
                             description="Run tests/lab/machines and tests/acceptance against the running lab; "
-                                        "a missing lab machine is a failure, not a skip.")
-    test.add_argument("pytest_args", nargs=argparse.REMAINDER, help="extra pytest arguments")
+                                        "a missing lab machine is a failure, not a skip. With --workers N the "
+                                        "test groups run N at a time (tests/acceptance/lab_schedule.py names "
+                                        "them), then the tests that must run alone.")
+    test.add_argument("--workers", type=int, default=1, metavar="N",
+                      help="test groups run side by side (default: 1, every test in one process)")
+    test.add_argument("--acceptance-only", action="store_true",
+                      help="only tests/acceptance, the suites that also run against a deployment")
+    test.add_argument("pytest_args", nargs=argparse.REMAINDER,
+                      help="extra pytest arguments, after -- (e.g. -- -k gateway)")
     test.set_defaults(handler=_reporting_failures(_cmd_test))
 
     reboot = group.add_parser(

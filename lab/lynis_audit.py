@@ -15,11 +15,10 @@ import re
 import subprocess
 from dataclasses import dataclass
 
-from lab.machines import nsenter_argv, require_leader
+from lab.machines import APT_GET, nsenter_argv, require_leader
 
 REPORT = "/root/trust-blueprints-lynis-report.dat"
 PROFILE = "/etc/lynis/custom.prf"
-APT = "DEBIAN_FRONTEND=noninteractive apt-get -q"
 # The floor every machine must reach (docs/hardening.md).
 HARDENING_FLOOR = 75
 CONTAINER_ONLY_TESTS = {
@@ -51,7 +50,7 @@ def audit(machine: str) -> LynisResult:
     """One quick audit of ``machine``, leaving it with or without lynis as it was."""
     had = _in(machine, "dpkg-query -W -f '${Status}' lynis 2>/dev/null | grep -q 'ok installed'").returncode == 0
     if not had:
-        installed = _in(machine, f"{APT} update >/dev/null && {APT} install -y lynis >/dev/null")
+        installed = _in(machine, f"{APT_GET} update >/dev/null && {APT_GET} install -y lynis >/dev/null")
         if installed.returncode != 0:
             raise LynisError(f"{machine}: lynis could not be installed: {installed.stderr.strip()}")
     skips = "".join(f"skip-test={test}\\n" for test in sorted(CONTAINER_ONLY_TESTS))
@@ -59,7 +58,7 @@ def audit(machine: str) -> LynisResult:
         run = _in(machine, f"printf '{skips}' > {PROFILE} && lynis audit system --quick --no-colors --no-log "
                            f"--report-file {REPORT} >/dev/null && cat {REPORT}")
     finally:
-        _in(machine, f"rm -f {REPORT} {PROFILE}" + ("" if had else f"; {APT} purge -y lynis >/dev/null"))
+        _in(machine, f"rm -f {REPORT} {PROFILE}" + ("" if had else f"; {APT_GET} purge -y lynis >/dev/null"))
     index = re.search(r"^hardening_index=(\d+)$", run.stdout, re.MULTILINE)
     if run.returncode != 0 or not index:
         raise LynisError(f"{machine}: lynis wrote no hardening index: {run.stderr.strip()}")

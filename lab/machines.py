@@ -25,6 +25,11 @@ from lab.layout import LabLayout, machine_netns, read_record, running_labs
 
 # Exit status of systemd-nspawn when the machine asked for a reboot.
 REBOOT_STATUS = 133
+# apt inside a machine, one caller at a time: the lab's tests run side by side, and apt refuses to start
+# while another apt holds its locks. flock queues the lab's and the suites' own callers; the lock timeout
+# waits out the machine's own (unattended-upgrades), as an administrator's apt would.
+APT_GET = ("DEBIAN_FRONTEND=noninteractive flock --wait 900 /run/lock/trust-blueprints-apt "
+           "apt-get -q -o DPkg::Lock::Timeout=600")
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # Each machine runs in cgroups of its own, as each VM is a machine of its own. Machines started
 # from one process would otherwise share one cgroup tree, and with it the cgroup of every unit

@@ -39,6 +39,7 @@ import testinfra
 import yaml
 
 from blueprints.topology import Machine, plan_machines
+from tests.acceptance import lab_schedule
 from tests.acceptance.machine_commands import (
     ALLOWLIST,
     CRAN_ALLOWED,
@@ -67,11 +68,45 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--stack", default="stacks/example.yaml", help="stack file of the deployment (target ssh)")
 
 
+LAB_FOLDERS = (Path(__file__).parent, Path(__file__).parents[1] / "lab" / "machines")
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark this folder's tests ``lab``; mark the lab tests that run alone (lab_schedule.py), and order
+    them: the heaviest groups first, as the workers take them, the tests that run alone last."""
     here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
+    order: dict[str, tuple[int, int]] = {}
+    for index, item in enumerate(items):
+        path = Path(str(item.fspath))
+        if here in path.parents:
             item.add_marker(pytest.mark.lab)
+        if not any(folder in path.parents for folder in LAB_FOLDERS):
+            continue
+        module = path.stem
+        if lab_schedule.runs_alone(module, getattr(item, "originalname", item.name)):
+            item.add_marker(pytest.mark.lab_alone)
+            order[item.nodeid] = (len(lab_schedule.GROUPS) + 1, index)
+            continue
+        group = lab_schedule.module_group(module)
+        order[item.nodeid] = (lab_schedule.group_rank(group) if group else len(lab_schedule.GROUPS), index)
+    if order:
+        position = {item.nodeid: (0, index) for index, item in enumerate(items)}
+        items.sort(key=lambda item: order.get(item.nodeid, position[item.nodeid]))
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """With ``--dist loadscope`` (`blueprints lab test --workers N`), a scope is a group of
+    lab_schedule.py: its modules run in one process, in order. A module it does not name is a scope of
+    its own. (xdist's own groups, ``--dist loadgroup``, no longer reach its scheduler under pytest 9.)"""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class LabGroupScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return lab_schedule.scope_of(nodeid)
+
+    return LabGroupScheduling(config, log)
 
 
 def lab_required() -> bool:

@@ -47,7 +47,9 @@ def server_base(hub: str, server_url: str) -> tuple[str, str | None]:
 
 
 async def start_server(hub: str, user: str, token: str) -> tuple[str, str | None]:
-    await call(f"{hub}/hub/api/users/{user}/server", token, "POST", {})
+    # A server still running from an earlier session is the user's server as the hub's page would open it.
+    if not (await call(f"{hub}/hub/api/users/{user}", token)).get("servers", {}).get(""):
+        await call(f"{hub}/hub/api/users/{user}/server", token, "POST", {})
     loop = asyncio.get_running_loop()
     deadline = loop.time() + TIMEOUT
     while loop.time() < deadline:

@@ -12,6 +12,8 @@ import base64
 import shlex
 from typing import Any
 
+from lab.machines import APT_GET
+
 # Added to the stack's allowlists for these tests (and removed again afterwards).
 PYPI_ALLOWED, PYPI_REFUSED = "six", "tabulate"
 NPM_ALLOWED, NPM_REFUSED = "left-pad", "is-odd"
@@ -36,8 +38,7 @@ def write(host: Any, path: str, content: str | bytes) -> None:
 def apt_install(host: Any, *packages: str) -> None:
     missing = [p for p in packages if not host.package(p).is_installed]
     if missing:
-        check(host, "DEBIAN_FRONTEND=noninteractive apt-get -q update >/dev/null && "
-                    f"DEBIAN_FRONTEND=noninteractive apt-get -q install -y {' '.join(missing)}")
+        check(host, f"{APT_GET} update >/dev/null && {APT_GET} install -y {' '.join(missing)}")
 
 
 R_PACKAGE_SOURCE = """\

@@ -24,7 +24,7 @@ from blueprints.data_disk import data_disk_layout
 from blueprints.git_server.backup_target import vm_settings
 from blueprints.git_server.server_commands import Access, with_package_requests
 from blueprints.topology import private_dns_zone
-from tests.acceptance.machine_commands import ALLOWLIST, check, data_disk_problems
+from tests.acceptance.machine_commands import ALLOWLIST, APT_GET, check, data_disk_problems
 from tests.acceptance.totp_codes import RESET_SSHD_JAIL, Totp
 from validation.stack_config import load_stack
 
@@ -213,7 +213,7 @@ def git_clients(lab, git_host, analytics_host) -> Iterator[GitClients]:
     check(git_host, f"git-server-apply {TEST_SETTINGS}")
     if not analytics_host.exists("git"):
         # An analytics VM whose role does not yet install git gets Debian's, through the mirror.
-        check(analytics_host, "DEBIAN_FRONTEND=noninteractive apt-get install -y -q git openssh-client")
+        check(analytics_host, f"{APT_GET} install -y git openssh-client")
     check(analytics_host, f"rm -rf {CLIENT_DIR}")
     for name, (private, _) in users.items():
         _put(analytics_host, f"{CLIENT_DIR}/{name}", private)

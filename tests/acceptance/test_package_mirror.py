@@ -27,6 +27,7 @@ from blueprints.package_mirror import verdaccio_lock
 from blueprints.topology import private_dns_zone
 from tests.acceptance.machine_commands import (
     ALLOWLIST,
+    APT_GET,
     CRAN_ALLOWED,
     CRAN_REFUSED,
     NPM_ALLOWED,
@@ -229,7 +230,7 @@ def egress_cut(lab):
 # --- apt ----------------------------------------------------------------------------------------
 
 def test_apt_installs_a_debian_package_through_the_mirror(analytics_host, mirror_host):
-    analytics_host.run("DEBIAN_FRONTEND=noninteractive apt-get -q remove -y hello")
+    analytics_host.run(f"{APT_GET} remove -y hello")
     apt_install(analytics_host, "hello")
     assert check(analytics_host, "hello").strip() == "Hello, world!"
     assert mirror_host.run("grep -q 'hello_' /var/log/apt-cacher-ng/apt-cacher.log").rc == 0

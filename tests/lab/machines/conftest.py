@@ -22,6 +22,7 @@ __all__ = ["RunningLab", "analytics_host", "gateway_host", "git_host", "lab", "m
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Their groups and order come from tests/acceptance/conftest.py (lab_schedule.py).
     here = Path(__file__).parent
     for item in items:
         if here in Path(str(item.fspath)).parents:

@@ -94,3 +94,61 @@ def test_reboot_without_a_lab_says_how_to_start_one(monkeypatch, capsys, tmp_pat
     monkeypatch.setattr("lab.layout.STATE_ROOT", tmp_path)
     assert cli.main(["lab", "reboot", "mirror"]) == cli.EXIT_USAGE
     assert "no lab on this host" in capsys.readouterr().err
+
+
+# --- `lab test`: the groups side by side, then the tests that run alone ---------------------------
+
+@pytest.mark.parametrize(("arguments", "message"), [
+    (["--workers", "0"], "--workers 0: must be a whole number from 1 to 16"),
+    (["--workers", "17"], "--workers 17: must be a whole number from 1 to 16"),
+    (["--workers", "3", "--", "-m", "lab"], "select with -k instead"),
+    (["--workers", "2", "--", "-mlab"], "select with -k instead"),
+])
+def test_lab_test_refuses_bad_arguments_with_exit_2(monkeypatch, capsys, arguments, message):
+    ran = []
+    monkeypatch.setattr("subprocess.run", lambda *args, **kwargs: ran.append(args))
+    assert cli.main(["lab", "test", *arguments]) == cli.EXIT_USAGE
+    assert message in capsys.readouterr().err
+    assert ran == []
+
+
+def _lab_test(monkeypatch, arguments, statuses):
+    import subprocess
+
+    from lab import machines
+
+    monkeypatch.setattr("os.geteuid", lambda: 0)
+    monkeypatch.setattr(machines, "running_lab", lambda: (None, {}))
+    calls = []
+
+    def fake_run(argv, **kwargs):
+        calls.append((argv, kwargs["env"].get("BLUEPRINTS_LAB_REQUIRED")))
+        return subprocess.CompletedProcess(argv, statuses[len(calls) - 1])
+
+    monkeypatch.setattr(subprocess, "run", fake_run)
+    return cli.main(["lab", "test", *arguments]), calls
+
+
+def test_lab_test_runs_the_groups_side_by_side_then_the_tests_alone(monkeypatch):
+    status, calls = _lab_test(monkeypatch, ["--workers", "3", "--", "-k", "gateway", "--durations=5"], [0, 0])
+    assert status == 0
+    (together, required_1), (alone, required_2) = calls
+    assert required_1 == required_2 == "1"
+    assert together[-12:] == ["tests/lab/machines", "tests/acceptance", "-n", "3", "--dist", "loadscope",
+                              "--no-loadscope-reorder", "-m", "not lab_alone", "-k", "gateway", "--durations=5"]
+    assert alone[-7:] == ["tests/lab/machines", "tests/acceptance", "-m", "lab_alone", "-k", "gateway",
+                          "--durations=5"]
+
+
+@pytest.mark.parametrize(("statuses", "expected"), [([1, 0], 1), ([0, 1], 1), ([5, 0], 0), ([0, 5], 0),
+                                                     ([5, 5], 5), ([2, 1], 2)])
+def test_lab_test_fails_when_either_part_fails(monkeypatch, statuses, expected):
+    assert _lab_test(monkeypatch, ["--workers", "2"], statuses)[0] == expected
+
+
+def test_lab_test_with_one_worker_is_one_run_and_acceptance_only_narrows_it(monkeypatch):
+    status, calls = _lab_test(monkeypatch, ["--acceptance-only", "--", "-x"], [0])
+    assert status == 0
+    [(argv, _)] = calls
+    assert "tests/lab/machines" not in argv and argv[-2:] == ["tests/acceptance", "-x"]
+    assert "-n" not in argv
