@@ -82,16 +82,15 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.lab)
         if not any(folder in path.parents for folder in LAB_FOLDERS):
             continue
-        module = path.stem
-        if lab_schedule.runs_alone(module, getattr(item, "originalname", item.name)):
+        module, test = path.stem, getattr(item, "originalname", item.name)
+        if lab_schedule.runs_alone(module, test):
             item.add_marker(pytest.mark.lab_alone)
-            order[item.nodeid] = (len(lab_schedule.GROUPS) + 1, index)
-            continue
-        group = lab_schedule.module_group(module)
-        order[item.nodeid] = (lab_schedule.group_rank(group) if group else len(lab_schedule.GROUPS), index)
+            order[item.nodeid] = (len(lab_schedule.GROUPS) + 1, 0, index)
+        else:
+            order[item.nodeid] = (*lab_schedule.position(module, test), index)
     if order:
-        position = {item.nodeid: (0, index) for index, item in enumerate(items)}
-        items.sort(key=lambda item: order.get(item.nodeid, position[item.nodeid]))
+        unchanged = {item.nodeid: (0, 0, index) for index, item in enumerate(items)}
+        items.sort(key=lambda item: order.get(item.nodeid, unchanged[item.nodeid]))
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:

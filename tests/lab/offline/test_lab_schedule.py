@@ -36,9 +36,10 @@ def test_no_module_is_in_two_groups_nor_both_grouped_and_alone():
     assert not set(grouped) & set(lab_schedule.ALONE)
 
 
-def test_each_test_named_to_run_alone_exists_in_a_grouped_module():
+def test_each_test_named_to_run_alone_or_elsewhere_exists_in_a_grouped_module():
     modules = _modules()
-    for name in (name for name in lab_schedule.ALONE if "::" in name):
+    assert {group for group, _why in lab_schedule.ELSEWHERE.values()} <= set(lab_schedule.GROUPS)
+    for name in [name for name in lab_schedule.ALONE if "::" in name] + list(lab_schedule.ELSEWHERE):
         module, test = name.split("::")
         assert module in _grouped(), f"{name}: its module runs alone already, or is in no group"
         tree = ast.parse(modules[module].read_text(encoding="utf-8"))
@@ -62,13 +63,18 @@ def test_the_collection_marks_exactly_the_tests_that_run_alone():
         assert lab_schedule.runs_alone(module, test), node
     rest = _collected("not lab_alone")
     assert rest and not set(rest) & set(alone)
-    # Ordered as the workers take them: the heaviest group first, the tests that run alone last.
-    assert Path(rest[0].split("::")[0]).stem in lab_schedule.GROUPS["mirror"][0]
+    # Ordered as the workers take them: group by group, in the table's order.
+    groups = [lab_schedule.scope_of(node) for node in rest]
+    taken = [group for index, group in enumerate(groups) if index == 0 or groups[index - 1] != group]
+    assert taken == [group for group in lab_schedule.GROUPS if group in taken], taken
 
 
 def test_a_worker_takes_a_whole_group_and_an_unnamed_module_alone():
     assert lab_schedule.scope_of("tests/acceptance/test_dns.py::test_x[example.com]") == "mirror"
-    assert lab_schedule.scope_of("tests/acceptance/test_own_origins.py::test_y") == "mirror"
+    assert lab_schedule.scope_of("tests/acceptance/test_own_origins.py::test_y") == "hub"
+    assert lab_schedule.scope_of("tests/acceptance/test_analytics.py::test_r_version") == "hub"
+    assert lab_schedule.scope_of(
+        "tests/acceptance/test_analytics.py::test_r_installs_an_allowlisted_package") == "mirror"
     assert lab_schedule.scope_of("tests/acceptance/test_airlock_egress.py::test_z") == "git"
     assert lab_schedule.scope_of("tests/lab/machines/test_hardening.py::test_w") == "hardening"
     assert lab_schedule.scope_of("tests/acceptance/test_new_role.py::test_v") == "test_new_role"
