@@ -1373,8 +1373,13 @@ def _seed_outputs() -> None:
         as_git(["gitolite", "push", "--quiet", str(bare), "main:main"], cwd=checkout)
 
 
+# No start limit: a setup or a few pushes move the outputs repository's refs more than five times in ten
+# seconds, and systemd's default limit would then fail the service and stop the path unit from starting
+# it at all (measured in the lab: an approval waited for the catch-up timer). A run that finds nothing
+# new is cheap.
 PUBLISH_SERVICE = """[Unit]
 Description=Publish outputs approved on main of the outputs repository to the egress container
+StartLimitIntervalSec=0
 
 [Service]
 Type=oneshot

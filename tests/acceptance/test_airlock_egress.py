@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 
 from blueprints.airlock_egress import EGRESS_CONTAINER, egress_settings
-from blueprints.git_server.server_commands import EGRESS_AUDIT, OUTPUTS
+from blueprints.git_server.server_commands import EGRESS_AUDIT, OUTPUTS, REPOSITORIES
 from blueprints.topology import private_dns_zone
 from tests.acceptance.machine_commands import check
 from tests.acceptance.test_airlock import _as_the_vm, _from_trust_network
@@ -97,6 +97,9 @@ def _merge(g: GitClients, checker: str, owner: str, proposal: str) -> Any:
 def published(clients, git_host) -> dict[str, Any]:
     """An analyst's proposal, approved by a checker and published; the time it took."""
     proposal = f"acceptance-{secrets.token_hex(3)}"
+    # First a burst of ref moves, as a setup or a run of pushes makes: the publication must still follow
+    # the approval at once (systemd's default start limit once stopped the path unit for good).
+    check(git_host, f"for i in $(seq 12); do touch {REPOSITORIES}/{OUTPUTS}.git/refs/heads; sleep 0.7; done")
     started = time.monotonic()
     pushed = _propose(clients, ANALYST, proposal)
     assert pushed.rc == 0, pushed.stderr
