@@ -1,0 +1,83 @@
+"""`make test` from a fresh clone while a CPU hog holds one core: does it stay green on a busy machine?
+
+Run as root from the repository (make test builds the lab):
+
+    sudo .venv/bin/python benchmarks/loaded_make_test.py [--runs 3] [--hog-cores 1]
+
+Each run clones the repository's HEAD into a new temporary folder, starts Debian's stress-ng on
+``--hog-cores`` cores (installed with apt when missing), runs `make test` there as CI does, stops the hog,
+and prints the run's exit status, its wall time and its stage table (out/make-test-timings.txt). Runs
+follow one another; the script stops at the first red run. Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _ensure_stress_ng() -> str:
+    found = shutil.which("stress-ng")
+    if found:
+        return found
+    subprocess.run(["apt-get", "install", "-y", "-qq", "--no-install-recommends", "stress-ng"], check=True,
+                   env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
+    return shutil.which("stress-ng") or "stress-ng"
+
+
+def one_run(number: int, hog_cores: int, stress_ng: str) -> int:
+    work = Path(tempfile.mkdtemp(prefix=f"loaded-make-test-{number}-"))
+    clone = work / "clone"
+    subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+    log = work / "make-test.log"
+    hog = subprocess.Popen([stress_ng, "--cpu", str(hog_cores), "--quiet"], stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    began = time.monotonic()
+    try:
+        with log.open("w") as output:
+            status = subprocess.run(["make", "test"], cwd=clone, stdout=output, stderr=subprocess.STDOUT,
+                                    check=False).returncode
+    finally:
+        hog.terminate()
+        hog.wait()
+    took = time.monotonic() - began
+    print(f"== run {number}: exit {status} in {took / 60:.1f} min with stress-ng --cpu {hog_cores} beside it "
+          f"(log {log})")
+    timings = clone / "out" / "make-test-timings.txt"
+    if timings.exists():
+        for line in timings.read_text().splitlines():
+            stage, seconds, stage_status, _began = line.split("\t")
+            print(f"   {stage:<22} {float(seconds):7.1f} s  exit {stage_status}")
+    return status
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3, help="consecutive runs (default: 3)")
+    parser.add_argument("--hog-cores", type=int, default=1, help="cores stress-ng keeps busy (default: 1)")
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        print("make test builds the lab: sudo .venv/bin/python benchmarks/loaded_make_test.py", file=sys.stderr)
+        return 2
+    if args.runs < 1 or args.hog_cores < 1:
+        print("--runs and --hog-cores: whole numbers from 1", file=sys.stderr)
+        return 2
+    stress_ng = _ensure_stress_ng()
+    for number in range(1, args.runs + 1):
+        if one_run(number, args.hog_cores, stress_ng) != 0:
+            print(f"run {number} failed: stopping")
+            return 1
+    print(f"{args.runs} consecutive green runs")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
