@@ -38,9 +38,8 @@ def group_seconds(output: str) -> dict[str, float]:
         if not match:
             continue
         nodeid = match.group(2)
-        module = nodeid.split("::", 1)[0].rsplit("/", 1)[-1].removesuffix(".py")
-        test = nodeid.split("::")[-1].split("[")[0]
-        key = "alone" if lab_schedule.runs_alone(module, test) else lab_schedule.scope_of(nodeid)
+        key = "alone" if lab_schedule.runs_alone(*lab_schedule.module_and_test(nodeid)) else \
+            lab_schedule.scope_of(nodeid)
         totals[key] += float(match.group(1))
     return dict(totals)
 

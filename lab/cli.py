@@ -152,8 +152,7 @@ def _cmd_test(args: argparse.Namespace) -> int:
         args.pytest_args = args.pytest_args[1:]
     if not 1 <= args.workers <= MAX_TEST_WORKERS:
         raise UsageError(f"--workers {args.workers}: must be a whole number from 1 to {MAX_TEST_WORKERS}")
-    if args.workers > 1 and any(arg == "-m" or (arg.startswith("-m") and not arg.startswith("--")) for arg in
-                                args.pytest_args):
+    if args.workers > 1 and any(arg.startswith("-m") for arg in args.pytest_args):
         raise UsageError("-m: with --workers above 1 the run chooses its tests with -m itself; select with -k "
                          "instead, or run with --workers 1")
     _require_root()

@@ -73,24 +73,23 @@ LAB_FOLDERS = (Path(__file__).parent, Path(__file__).parents[1] / "lab" / "machi
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark this folder's tests ``lab``; mark the lab tests that run alone (lab_schedule.py), and order
-    them: the heaviest groups first, as the workers take them, the tests that run alone last."""
+    the lab tests as the workers take their groups (the table's order), those that run alone last."""
     here = Path(__file__).parent
-    order: dict[str, tuple[int, int]] = {}
+    keys = []
     for index, item in enumerate(items):
         path = Path(str(item.fspath))
         if here in path.parents:
             item.add_marker(pytest.mark.lab)
-        if not any(folder in path.parents for folder in LAB_FOLDERS):
-            continue
-        module, test = path.stem, getattr(item, "originalname", item.name)
-        if lab_schedule.runs_alone(module, test):
-            item.add_marker(pytest.mark.lab_alone)
-            order[item.nodeid] = (len(lab_schedule.GROUPS) + 1, 0, index)
-        else:
-            order[item.nodeid] = (*lab_schedule.position(module, test), index)
-    if order:
-        unchanged = {item.nodeid: (0, 0, index) for index, item in enumerate(items)}
-        items.sort(key=lambda item: order.get(item.nodeid, unchanged[item.nodeid]))
+        key: tuple[int, ...] = (0, 0)
+        if any(folder in path.parents for folder in LAB_FOLDERS):
+            module, test = path.stem, getattr(item, "originalname", item.name)
+            if lab_schedule.runs_alone(module, test):
+                item.add_marker(pytest.mark.lab_alone)
+                key = (len(lab_schedule.GROUPS) + 1, 0)
+            else:
+                key = lab_schedule.position(module, test)
+        keys.append((*key, index))
+    items[:] = [item for _key, item in sorted(zip(keys, items, strict=True), key=lambda pair: pair[0])]
 
 
 def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:

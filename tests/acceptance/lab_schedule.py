@@ -73,12 +73,16 @@ def group_of(module: str, test: str) -> str | None:
     return elsewhere[0] if elsewhere else module_group(module)
 
 
+def module_and_test(nodeid: str) -> tuple[str, str]:
+    """A pytest node id's module (file name without .py) and test (name without parameters)."""
+    path, _, rest = nodeid.partition("::")
+    return path.rsplit("/", 1)[-1].removesuffix(".py"), rest.split("::")[-1].split("[")[0]
+
+
 def scope_of(nodeid: str) -> str:
     """The unit of work a worker takes whole for a pytest node id: its group, or its module when the table
     does not name it."""
-    path, _, rest = nodeid.partition("::")
-    module = path.rsplit("/", 1)[-1].removesuffix(".py")
-    test = rest.split("::")[-1].split("[")[0]
+    module, test = module_and_test(nodeid)
     return group_of(module, test) or module
 
 
