@@ -38,23 +38,30 @@ plan: $(STAMP)
 validate: $(STAMP)
 	$(BIN)/blueprints validate $(STACK)
 
-## test: everything CI runs, as root (the lab builds machines): lint (with the import layers), the
-## offline suites (the docs drift check and strict site build among them), the checkov gate, then the
-## lab with every acceptance suite, then a second lab of the Bastion stack (lab-test-bastion). Each check
-## runs once.
-# Each stage's wall time goes to $(TIMINGS) and is printed as a table at the end, and also when a
-# stage fails (make then stops there, with that stage's exit status, as before).
+## test: everything CI runs, as root (the lab builds machines): lint (with the import layers), then the
+## offline suites (the docs drift check and strict site build among them) and the checkov gate beside
+## the lab with every acceptance suite, then a second lab of the Bastion stack (lab-test-bastion). Each
+## check runs once.
+# Each stage's wall time goes to $(TIMINGS) and is printed as a table at the end, and also when lint
+# fails (make then stops there). The offline suites and checkov compute; the lab mostly waits on boots,
+# downloads and its machines: so they run beside the lab, giving way to it for the CPU (--low-priority),
+# with their output in out/make-test-<stage>.log, printed when both labs are done. A failure there fails
+# make test at the end (`make unit` gives the offline suites' answer alone, sooner).
 TIMINGS := out/make-test-timings.txt
 STAGE = $(BIN)/python benchmarks/stage_timings.py run $(TIMINGS)
 test: $(STAMP) host-deps azurite checkov-venv
 	@$(BIN)/python benchmarks/stage_timings.py start $(TIMINGS)
 	$(STAGE) lint --report-on-failure -- $(MAKE) --no-print-directory lint
-	BLUEPRINTS_AZURITE_REQUIRED=1 BLUEPRINTS_CHECKOV_REQUIRED=1 $(STAGE) "offline suites" --report-on-failure -- \
-		$(BIN)/python -m pytest -n 2 -q -m "not lab"
-	$(STAGE) checkov --report-on-failure -- $(MAKE) --no-print-directory checkov
-	@$(MAKE) --no-print-directory lab-test; status=$$?; \
+	@echo "make test: the offline suites and checkov run beside the labs (out/make-test-offline.log, out/make-test-checkov.log)"
+	@BLUEPRINTS_AZURITE_REQUIRED=1 BLUEPRINTS_CHECKOV_REQUIRED=1 $(STAGE) "offline suites" --low-priority -- \
+		$(BIN)/python -m pytest -n 2 -q -m "not lab" > out/make-test-offline.log 2>&1 & offline=$$!; \
+	$(STAGE) checkov --low-priority -- $(MAKE) --no-print-directory checkov > out/make-test-checkov.log 2>&1 & checkov=$$!; \
+	trap 'kill $$offline $$checkov 2>/dev/null' INT TERM HUP; \
+	$(MAKE) --no-print-directory lab-test; status=$$?; \
 	$(MAKE) --no-print-directory lab-test-bastion; bastion=$$?; \
 	if [ $$status = 0 ]; then status=$$bastion; fi; \
+	wait $$offline || status=1; wait $$checkov || status=1; \
+	for stage in offline checkov; do echo "make test: $$stage, from out/make-test-$$stage.log:"; cat out/make-test-$$stage.log; done; \
 	$(BIN)/python benchmarks/stage_timings.py report $(TIMINGS); exit $$status
 
 ## unit: the offline suites only (no root, no lab)

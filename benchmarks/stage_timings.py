@@ -6,7 +6,7 @@ stage that fails prints the table before make stops (``--report-on-failure``); s
 failure the recipe collects itself (the lab's) leave the printing to the recipe's last line.
 
     python benchmarks/stage_timings.py start FILE
-    python benchmarks/stage_timings.py run FILE LABEL [--report-on-failure] -- COMMAND...
+    python benchmarks/stage_timings.py run FILE LABEL [--report-on-failure] [--low-priority] -- COMMAND...
     python benchmarks/stage_timings.py report FILE
 
 The file is tab-separated (stage, seconds, exit status, start time in UTC), one stage per line,
@@ -16,7 +16,9 @@ so a run killed halfway still leaves the stages it finished. Prints figures; ass
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
+import os
 import signal
 import subprocess
 import sys
@@ -37,11 +39,26 @@ def _record(file: Path, label: str, seconds: float, status: int, began: datetime
         out.write(f"{clean}\t{seconds:.1f}\t{status}\t{began.strftime('%Y-%m-%dT%H:%M:%SZ')}\n")
 
 
-def run(file: Path, label: str, command: list[str], report_on_failure: bool) -> int:
+# A stage run beside others (make test's offline suites beside the lab) takes the CPU they leave idle.
+LOW_PRIORITY = 10
+
+
+def _lower_priority() -> None:
+    """In the stage's process, in a session of its own, before it runs the command. Where the kernel
+    shares CPU time between sessions first (autogroups: a process's nice counts only within its session),
+    the session's own nice is what makes the stage give way to the others, so both are set."""
+    os.nice(LOW_PRIORITY)
+    # Without autogroups on this kernel, the process's nice alone counts.
+    with contextlib.suppress(OSError):
+        Path("/proc/self/autogroup").write_text(f"{LOW_PRIORITY}\n")
+
+
+def run(file: Path, label: str, command: list[str], report_on_failure: bool, low_priority: bool = False) -> int:
     began = datetime.datetime.now(datetime.UTC)
     clock = time.monotonic()
     try:
-        child = subprocess.Popen(command)
+        child = subprocess.Popen(command, start_new_session=low_priority,
+                                 preexec_fn=_lower_priority if low_priority else None)
     except OSError as error:
         # As a shell would: say so, and count it as the stage failing with 127.
         print(f"stage {label!r}: cannot run {command[0]!r}: {error.strerror}", file=sys.stderr)
@@ -49,12 +66,19 @@ def run(file: Path, label: str, command: list[str], report_on_failure: bool) -> 
         if report_on_failure:
             report(file)
         return 127
-    # Ctrl-C reaches the whole process group: let the child handle it, and still record the stage.
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # Ctrl-C reaches the whole process group: let the child handle it, and still record the stage. A
+    # low-priority stage is in a session of its own, out of the terminal's reach: pass the signal on.
+    def forward(signum: int, _frame: object) -> None:
+        os.killpg(child.pid, signum)
+
+    handler = forward if low_priority else signal.SIG_IGN
+    previous = {signum: signal.signal(signum, handler) for signum in
+                ((signal.SIGINT, signal.SIGTERM, signal.SIGHUP) if low_priority else (signal.SIGINT,))}
     try:
         status = child.wait()
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for signum, before in previous.items():
+            signal.signal(signum, before)
     # A child killed by a signal reports -N; the shell's convention (128 + N) is what make shows.
     status = 128 - status if status < 0 else status
     _record(file, label, time.monotonic() - clock, status, began)
@@ -63,7 +87,7 @@ def run(file: Path, label: str, command: list[str], report_on_failure: bool) -> 
     return status
 
 
-def _rows(file: Path) -> list[tuple[str, float, int]]:
+def _rows(file: Path) -> list[tuple[str, float, int, datetime.datetime | None]]:
     rows = []
     try:
         lines = file.read_text(encoding="utf-8").splitlines()
@@ -74,10 +98,23 @@ def _rows(file: Path) -> list[tuple[str, float, int]]:
         if len(fields) < 3:
             continue
         try:
-            rows.append((fields[0], float(fields[1]), int(fields[2])))
+            began = datetime.datetime.strptime(fields[3], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+        except (IndexError, ValueError):
+            began = None
+        try:
+            rows.append((fields[0], float(fields[1]), int(fields[2]), began))
         except ValueError:
             continue
     return rows
+
+
+def _wall(rows: list[tuple[str, float, int, datetime.datetime | None]]) -> float | None:
+    """From the first stage's start to the last one's end: less than the sum when stages ran side by
+    side (make test runs the offline suites beside the lab)."""
+    spans = [(began, began + datetime.timedelta(seconds=seconds)) for _, seconds, _, began in rows if began]
+    if not spans or len(spans) < len(rows):
+        return None
+    return (max(end for _, end in spans) - min(start for start, _ in spans)).total_seconds()
 
 
 def _duration(seconds: float) -> str:
@@ -87,13 +124,17 @@ def _duration(seconds: float) -> str:
 
 def report(file: Path) -> None:
     rows = _rows(file)
-    width = max([len("stage"), *(len(label) for label, _, _ in rows)])
+    width = max([len("stage"), len("first start to last end"), *(len(label) for label, *_ in rows)])
     lines = [f"Stage timings (wall clock), from {file}:", f"  {'stage':<{width}}  {'m:ss':>6}  {'seconds':>8}  result"]
-    for label, seconds, status in rows:
+    for label, seconds, status, _ in rows:
         result = "ok" if status == 0 else f"FAILED (exit {status})"
         lines.append(f"  {label:<{width}}  {_duration(seconds):>6}  {seconds:>8.1f}  {result}")
-    total = sum(seconds for _, seconds, _ in rows)
+    total = sum(seconds for _, seconds, _, _ in rows)
     lines.append(f"  {'total':<{width}}  {_duration(total):>6}  {total:>8.1f}")
+    wall = _wall(rows)
+    if wall is not None and wall < total - 1:
+        label = "first start to last end"
+        lines.append(f"  {label:<{width}}  {_duration(wall):>6}  {wall:>8.1f}  (stages ran side by side)")
     print("\n".join(lines), flush=True)
 
 
@@ -106,6 +147,9 @@ def main(argv: list[str] | None = None) -> int:
     runner.add_argument("label")
     runner.add_argument("--report-on-failure", action="store_true",
                         help="print the table when the stage fails (make stops after it)")
+    runner.add_argument("--low-priority", action="store_true",
+                        help=f"run the stage at nice {LOW_PRIORITY} in a session of its own (its CPU share too, "
+                             "where the kernel groups CPU time by session), so that stages beside it come first")
     commands.add_parser("report", help="print the table").add_argument("file", type=Path)
     argv = sys.argv[1:] if argv is None else argv
     # Everything after the first `--` is the stage's command, untouched by our own options.
@@ -119,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not command:
         parser.error("run: give the stage's command after --")
-    return run(args.file, args.label, command, args.report_on_failure)
+    return run(args.file, args.label, command, args.report_on_failure, args.low_priority)
 
 
 if __name__ == "__main__":
