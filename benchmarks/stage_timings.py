@@ -56,24 +56,38 @@ def _lower_priority() -> None:
 def run(file: Path, label: str, command: list[str], report_on_failure: bool, low_priority: bool = False) -> int:
     began = datetime.datetime.now(datetime.UTC)
     clock = time.monotonic()
+    # A low-priority stage is in a session of its own, out of the reach of the terminal's Ctrl-C and of
+    # a signal to its runner's group: the runner passes such signals on, from before the stage starts.
+    children: list[subprocess.Popen[bytes]] = []
+    pending: list[int] = []
+
+    def forward(signum: int, _frame: object) -> None:
+        if children:
+            os.killpg(children[0].pid, signum)
+        else:
+            pending.append(signum)
+
+    previous = {signum: signal.signal(signum, forward)
+                for signum in ((signal.SIGINT, signal.SIGTERM, signal.SIGHUP) if low_priority else ())}
     try:
-        child = subprocess.Popen(command, start_new_session=low_priority,
-                                 preexec_fn=_lower_priority if low_priority else None)
+        children.append(subprocess.Popen(command, start_new_session=low_priority,
+                                         preexec_fn=_lower_priority if low_priority else None))
     except OSError as error:
+        for signum, before in previous.items():
+            signal.signal(signum, before)
         # As a shell would: say so, and count it as the stage failing with 127.
         print(f"stage {label!r}: cannot run {command[0]!r}: {error.strerror}", file=sys.stderr)
         _record(file, label, time.monotonic() - clock, 127, began)
         if report_on_failure:
             report(file)
         return 127
-    # Ctrl-C reaches the whole process group: let the child handle it, and still record the stage. A
-    # low-priority stage is in a session of its own, out of the terminal's reach: pass the signal on.
-    def forward(signum: int, _frame: object) -> None:
+    child = children[0]
+    for signum in pending:
         os.killpg(child.pid, signum)
-
-    handler = forward if low_priority else signal.SIG_IGN
-    previous = {signum: signal.signal(signum, handler) for signum in
-                ((signal.SIGINT, signal.SIGTERM, signal.SIGHUP) if low_priority else (signal.SIGINT,))}
+    # Ctrl-C reaches the whole process group of a stage in the runner's session: let the child handle
+    # it, and still record the stage.
+    if not low_priority:
+        previous[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         status = child.wait()
     finally:
