@@ -6,8 +6,9 @@ Run as root from the repository (make test builds the lab):
 
 Each run clones the repository's HEAD into a new temporary folder, starts Debian's stress-ng on
 ``--hog-cores`` cores (installed with apt when missing), runs `make test` there as CI does, stops the hog,
-and prints the run's exit status, its wall time and its stage table (out/make-test-timings.txt). Runs
-follow one another; the script stops at the first red run. Figures are printed, never asserted.
+and prints the run's exit status, its wall time, the machine's load (the 1-minute load average, read every
+30 s: median and highest) and its stage table (out/make-test-timings.txt). Runs follow one another; the
+script stops at the first red run. Figures are printed, never asserted.
 """
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+
+import stage_timings  # beside this script
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -40,22 +45,31 @@ def one_run(number: int, hog_cores: int, stress_ng: str) -> int:
     log = work / "make-test.log"
     hog = subprocess.Popen([stress_ng, "--cpu", str(hog_cores), "--quiet"], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
+    loads: list[float] = []
+    done = threading.Event()
+
+    def sample_load() -> None:
+        while not done.wait(30):
+            loads.append(float(Path("/proc/loadavg").read_text().split()[0]))
+
+    sampler = threading.Thread(target=sample_load, daemon=True)
     began = time.monotonic()
+    sampler.start()
     try:
         with log.open("w") as output:
             status = subprocess.run(["make", "test"], cwd=clone, stdout=output, stderr=subprocess.STDOUT,
                                     check=False).returncode
     finally:
+        done.set()
         hog.terminate()
         hog.wait()
     took = time.monotonic() - began
     print(f"== run {number}: exit {status} in {took / 60:.1f} min with stress-ng --cpu {hog_cores} beside it "
           f"(log {log})")
-    timings = clone / "out" / "make-test-timings.txt"
-    if timings.exists():
-        for line in timings.read_text().splitlines():
-            stage, seconds, stage_status, _began = line.split("\t")
-            print(f"   {stage:<22} {float(seconds):7.1f} s  exit {stage_status}")
+    if loads:
+        print(f"   load average (1 min, every 30 s): median {statistics.median(loads):.1f}, "
+              f"highest {max(loads):.1f}, on {os.cpu_count()} cores")
+    stage_timings.report(clone / "out" / "make-test-timings.txt")
     return status
 
 
