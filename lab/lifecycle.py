@@ -287,9 +287,9 @@ def boot_and_wait(layout: LabLayout, record: dict[str, Any], group: list[Machine
                 progress.timings[f"cloud_init:{name}"] = entry["seconds"]
                 progress.note(f"{name}: cloud-init {status.detail} after {entry['seconds']:.0f}s")
                 if status.status != "done" or "degraded" in status.detail:
+                    output = layout.machine_root(name) / "var/log/cloud-init-output.log"
                     failures.append(f"{name}: cloud-init finished with {status.detail}; read "
-                                    f"`sudo blueprints lab logs {name}` "
-                                    f"({layout.machine_root(name)}/var/log/cloud-init-output.log)")
+                                    f"`sudo blueprints lab logs {name}` ({output})" + _output_tail(output))
             elif Path(f"/proc/{entry['supervisor_pid']}").exists() is False:
                 waiting.discard(name)
                 failures.append(f"{name}: the machine stopped while booting; read {layout.console_log(name)}")
@@ -305,6 +305,19 @@ def boot_and_wait(layout: LabLayout, record: dict[str, Any], group: list[Machine
         if waiting:
             time.sleep(3)
     return failures
+
+
+# Enough of a failed machine's cloud-init output to name the failing command: the lab is often taken down
+# right after a failed `lab up` (make lab-test does so), and its logs with it.
+OUTPUT_TAIL_LINES = 30
+
+
+def _output_tail(output: Path) -> str:
+    try:
+        lines = output.read_text(encoding="utf-8", errors="replace").splitlines()[-OUTPUT_TAIL_LINES:]
+    except OSError:
+        return ""
+    return f"\nIts last {len(lines)} lines of output:\n" + "\n".join(f"  | {line}" for line in lines) if lines else ""
 
 
 def status_rows() -> tuple[LabLayout, dict[str, Any], list[dict[str, str]]]:
