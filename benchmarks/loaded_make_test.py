@@ -4,7 +4,8 @@ Run as root from the repository (make test builds the lab):
 
     sudo .venv/bin/python benchmarks/loaded_make_test.py [--runs 3] [--hog-cores 1]
 
-Each run clones the repository's HEAD into a new temporary folder, starts Debian's stress-ng on
+Each run clones the repository into a new temporary folder at the commit HEAD was when the script started
+(so every run tests the same commit, whatever is committed meanwhile), starts Debian's stress-ng on
 ``--hog-cores`` cores (installed with apt when missing), runs `make test` there as CI does, stops the hog,
 and prints the run's exit status, its wall time, the machine's load (the 1-minute load average, read every
 30 s: median and highest) and its stage table (out/make-test-timings.txt). Runs follow one another; the
@@ -38,10 +39,11 @@ def _ensure_stress_ng() -> str:
     return shutil.which("stress-ng") or "stress-ng"
 
 
-def one_run(number: int, hog_cores: int, stress_ng: str) -> int:
+def one_run(number: int, commit: str, hog_cores: int, stress_ng: str) -> int:
     work = Path(tempfile.mkdtemp(prefix=f"loaded-make-test-{number}-"))
     clone = work / "clone"
     subprocess.run(["git", "clone", "-q", str(REPO), str(clone)], check=True)
+    subprocess.run(["git", "-C", str(clone), "checkout", "-q", commit], check=True)
     log = work / "make-test.log"
     hog = subprocess.Popen([stress_ng, "--cpu", str(hog_cores), "--quiet"], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)
@@ -64,8 +66,8 @@ def one_run(number: int, hog_cores: int, stress_ng: str) -> int:
         hog.terminate()
         hog.wait()
     took = time.monotonic() - began
-    print(f"== run {number}: exit {status} in {took / 60:.1f} min with stress-ng --cpu {hog_cores} beside it "
-          f"(log {log})")
+    print(f"== run {number} of {commit[:12]}: exit {status} in {took / 60:.1f} min with stress-ng --cpu {hog_cores} "
+          f"beside it (log {log})")
     if loads:
         print(f"   load average (1 min, every 30 s): median {statistics.median(loads):.1f}, "
               f"highest {max(loads):.1f}, on {os.cpu_count()} cores")
@@ -85,11 +87,13 @@ def main() -> int:
         print("--runs and --hog-cores: whole numbers from 1", file=sys.stderr)
         return 2
     stress_ng = _ensure_stress_ng()
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True,
+                            check=True).stdout.strip()
     for number in range(1, args.runs + 1):
-        if one_run(number, args.hog_cores, stress_ng) != 0:
+        if one_run(number, commit, args.hog_cores, stress_ng) != 0:
             print(f"run {number} failed: stopping")
             return 1
-    print(f"{args.runs} consecutive green runs")
+    print(f"{args.runs} consecutive green runs of {commit[:12]}")
     return 0
 
 
