@@ -44,9 +44,10 @@ validate: $(STAMP)
 ## check runs once.
 # Each stage's wall time goes to $(TIMINGS) and is printed as a table at the end, and also when lint
 # fails (make then stops there). The offline suites and checkov compute; the lab mostly waits on boots,
-# downloads and its machines: so they run beside the lab, giving way to it for the CPU (--low-priority),
-# with their output in out/make-test-<stage>.log, printed when both labs are done. A failure there fails
-# make test at the end (`make unit` gives the offline suites' answer alone, sooner).
+# downloads and its machines: so they run beside the lab (--low-priority: nice 10, in a session of their
+# own, whose share of the CPU stays equal to each lab machine's so that neither starves), with their output
+# in out/make-test-<stage>.log, printed when both labs are done. A failure there fails make test at the end
+# (`make unit` gives the offline suites' answer alone, sooner).
 TIMINGS := out/make-test-timings.txt
 STAGE = $(BIN)/python benchmarks/stage_timings.py run $(TIMINGS)
 test: $(STAMP) host-deps azurite checkov-venv

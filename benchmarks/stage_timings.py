@@ -16,7 +16,6 @@ so a run killed halfway still leaves the stages it finished. Prints figures; ass
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime
 import os
 import signal
@@ -39,18 +38,17 @@ def _record(file: Path, label: str, seconds: float, status: int, began: datetime
         out.write(f"{clean}\t{seconds:.1f}\t{status}\t{began.strftime('%Y-%m-%dT%H:%M:%SZ')}\n")
 
 
-# A stage run beside others (make test's offline suites beside the lab) takes the CPU they leave idle.
+# A stage run beside others (make test's offline suites beside the lab) gives way to them for the CPU.
 LOW_PRIORITY = 10
 
 
 def _lower_priority() -> None:
-    """In the stage's process, in a session of its own, before it runs the command. Where the kernel
-    shares CPU time between sessions first (autogroups: a process's nice counts only within its session),
-    the session's own nice is what makes the stage give way to the others, so both are set."""
+    """In the stage's process, in a session of its own, before it runs the command. Its nice makes it give
+    way to the processes it shares a CPU group with. Where the kernel shares CPU time between sessions first
+    (autogroups), the session keeps its equal share beside every other (each lab machine is one): lowering
+    the session's share too starved the offline suites while all the machines worked at once, and a guide's
+    command ran past its 300 s bound during the lab's faults and day two."""
     os.nice(LOW_PRIORITY)
-    # Without autogroups on this kernel, the process's nice alone counts.
-    with contextlib.suppress(OSError):
-        Path("/proc/self/autogroup").write_text(f"{LOW_PRIORITY}\n")
 
 
 def run(file: Path, label: str, command: list[str], report_on_failure: bool, low_priority: bool = False) -> int:
@@ -162,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
     runner.add_argument("--report-on-failure", action="store_true",
                         help="print the table when the stage fails (make stops after it)")
     runner.add_argument("--low-priority", action="store_true",
-                        help=f"run the stage at nice {LOW_PRIORITY} in a session of its own (its CPU share too, "
-                             "where the kernel groups CPU time by session), so that stages beside it come first")
+                        help=f"run the stage at nice {LOW_PRIORITY} in a session of its own (signals to the "
+                             "runner are passed on), so that stages beside it come first for the CPU")
     commands.add_parser("report", help="print the table").add_argument("file", type=Path)
     argv = sys.argv[1:] if argv is None else argv
     # Everything after the first `--` is the stage's command, untouched by our own options.

@@ -1,6 +1,6 @@
 """benchmarks/stage_timings.py, which times make test's stages: the table's totals when stages ran side by
-side, and a stage run beside the labs (--low-priority): in a session of its own, giving way for the CPU,
-and still stopped by a signal to its runner."""
+side, and a stage run beside the labs (--low-priority): in a session of its own at a higher nice, with that
+session's CPU share left equal to the others', and still stopped by a signal to its runner."""
 
 from __future__ import annotations
 
@@ -51,8 +51,8 @@ def test_a_low_priority_stage_runs_in_a_session_of_its_own_and_gives_way(tmp_pat
     session, pid, nice, group_nice = seen.read_text().split()
     assert session == pid, "the stage leads a session of its own"
     assert int(nice) == min(os.nice(0) + 10, 19)  # nice stops at 19
-    if group_nice != "-":  # this kernel shares CPU time by session first: the session gives way too
-        assert group_nice == "10"
+    # Where the kernel shares CPU time by session first, the session keeps an equal share: never starved.
+    assert group_nice in ("-", "0")
     assert file.read_text().startswith("probe\t")
 
     plain = _timings("run", str(file), "plain", "--", sys.executable, "-c", probe)
