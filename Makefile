@@ -57,7 +57,7 @@ test: $(STAMP) host-deps azurite checkov-venv
 	@BLUEPRINTS_AZURITE_REQUIRED=1 BLUEPRINTS_CHECKOV_REQUIRED=1 $(STAGE) "offline suites" --low-priority -- \
 		$(BIN)/python -m pytest -n 2 -q -m "not lab" > out/make-test-offline.log 2>&1 & offline=$$!; \
 	$(STAGE) checkov --low-priority -- $(MAKE) --no-print-directory checkov > out/make-test-checkov.log 2>&1 & checkov=$$!; \
-	trap 'kill $$offline $$checkov 2>/dev/null' INT TERM HUP; \
+	stop() { kill $$offline $$checkov 2>/dev/null; exit $$1; }; trap 'stop 130' INT; trap 'stop 143' TERM; trap 'stop 129' HUP; \
 	$(MAKE) --no-print-directory lab-test; status=$$?; \
 	$(MAKE) --no-print-directory lab-test-bastion; bastion=$$?; \
 	if [ $$status = 0 ]; then status=$$bastion; fi; \

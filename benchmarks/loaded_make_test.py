@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -59,8 +60,16 @@ def one_run(number: int, commit: str, hog_cores: int, stress_ng: str) -> int:
     sampler.start()
     try:
         with log.open("w") as output:
-            status = subprocess.run(["make", "test"], cwd=clone, stdout=output, stderr=subprocess.STDOUT,
-                                    check=False).returncode
+            make = subprocess.Popen(["make", "test"], cwd=clone, stdout=output, stderr=subprocess.STDOUT,
+                                    start_new_session=True)
+            try:
+                status = make.wait()
+            except BaseException:
+                # Stopped (Ctrl-C, SIGTERM): make test and everything it started stop too.
+                os.killpg(make.pid, signal.SIGTERM)
+                make.wait()
+                print(f"stopped: a lab may still be up (sudo {REPO}/.venv/bin/blueprints lab down)", file=sys.stderr)
+                raise
     finally:
         done.set()
         hog.terminate()
@@ -75,7 +84,13 @@ def one_run(number: int, commit: str, hog_cores: int, stress_ng: str) -> int:
     return status
 
 
+def _stop(signum: int, _frame: object) -> None:
+    # Ending the script ends the run in hand: its finally blocks stop stress-ng.
+    raise SystemExit(128 + signum)
+
+
 def main() -> int:
+    signal.signal(signal.SIGTERM, _stop)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3, help="consecutive runs (default: 3)")
     parser.add_argument("--hog-cores", type=int, default=1, help="cores stress-ng keeps busy (default: 1)")
