@@ -4,8 +4,8 @@ Most of the lab suites' time is spent waiting (a dropped connection's timeout, a
 install through the mirror), so `blueprints lab test --workers N` runs them in N processes. Tests that
 share something a test changes must not overlap, so each test module belongs to a **group**: a group
 runs in one process, in order, so its modules take turns with what they share. A test that changes
-what every group relies on (a reboot, a `lab apply`, the gateway's SSH jail) is **alone**: it runs
-after the groups, with nothing beside it.
+what every group relies on (a reboot, a `lab apply`, the gateway's SSH jail, a machine's network for a
+moment) is **alone**: it runs after the groups, with nothing beside it.
 
 Every test module of the two folders is named here, so a new module is placed on purpose: the offline
 test ``tests/lab/offline/test_lab_schedule.py`` fails on a module that is missing.
@@ -55,6 +55,13 @@ ALONE: dict[str, str] = {
         "has the mirror pull the Git server's list, over whatever list the mirror group gave it",
     "test_git_server::test_writer_clones_and_pushes_a_branch_from_home_through_the_jump_host":
         "signs in at the gateway's SSH jump host, whose jail the gateway group fills and resets",
+    # A group may change a machine for a moment only if no other group looks at that machine meanwhile.
+    "test_network_model::test_a_machine_cannot_loosen_the_rules":
+        "flushes an analytics VM's own nftables rules for a moment, on which other groups' tests of that VM "
+        "rely (its metadata service is root's alone by them)",
+    **{f"test_package_mirror::test_{client}_second_install_is_served_from_cache":
+       "cuts the mirror's egress with TCP resets, which the network group's probes from the mirror would "
+       "read as connections that reached their target" for client in ("pip", "npm")},
 }
 
 

@@ -422,9 +422,15 @@ def test_apt_cacher_ng_report_page_is_not_reachable(analytics_host, mirror_host,
                                                     "/etc/apt-cacher-ng/zzz-trust-blueprints-admin.conf")
 
 
+# The mirror's file check reads a project's curated page again after a minute at most
+# (mirror-file-check.py, PAGE_SECONDS); the bound leaves room for a loaded machine.
+FILE_CHECK_BOUND = 90
+
+
 @pytest.fixture(scope="module")
-def pinned_six(mirror_host, test_allowlists) -> Iterator[dict[str, str]]:
-    """six pinned to 1.17.0 on the mirror; the devpi file paths of 1.17.0 and 1.16.0 wheels."""
+def pinned_six(mirror_host, test_allowlists, analytics_host, analyst, lab) -> Iterator[dict[str, str]]:
+    """six pinned to 1.17.0 on the mirror; the devpi file paths of 1.17.0 and 1.16.0 wheels. Ready when
+    the file check has read six's curated page again (it refuses 1.16.0's file), or at the bound."""
     page = check(mirror_host, "curl -sf http://127.0.0.1:3141/root/pypi/+simple/six/")
     paths = {}
     for version in ("1.17.0", "1.16.0"):
@@ -434,8 +440,10 @@ def pinned_six(mirror_host, test_allowlists) -> Iterator[dict[str, str]]:
     pinned = {**test_allowlists, "pypi": [e for e in test_allowlists["pypi"] if e != PYPI_ALLOWED] + ["six==1.17.0"]}
     write(mirror_host, "/root/tb-pinned.yaml", yaml.safe_dump(pinned))
     check(mirror_host, "mirror-allowlist apply /root/tb-pinned.yaml")
-    # The file check reads the curated page again after a minute at most.
-    time.sleep(65)
+    deadline = time.monotonic() + FILE_CHECK_BOUND
+    unpinned = f"https://{_mirror(lab)}/pypi/root/pypi/+f/{paths['1.16.0']}"
+    while _status(analytics_host, analyst, f"curl {unpinned}") != "403" and time.monotonic() < deadline:
+        time.sleep(2)
     yield paths
     write(mirror_host, "/root/tb-pinned.yaml", yaml.safe_dump(test_allowlists))
     check(mirror_host, "mirror-allowlist apply /root/tb-pinned.yaml && rm -f /root/tb-pinned.yaml")
