@@ -24,6 +24,9 @@ import sys
 import time
 from pathlib import Path
 
+# A stage's start in the timings file (UTC).
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
 
 def start(file: Path) -> None:
     file.parent.mkdir(parents=True, exist_ok=True)
@@ -35,7 +38,7 @@ def _record(file: Path, label: str, seconds: float, status: int, began: datetime
     # Tabs and newlines in a label would break the line format; labels are ours, but stay safe.
     clean = " ".join(label.split())
     with file.open("a", encoding="utf-8") as out:
-        out.write(f"{clean}\t{seconds:.1f}\t{status}\t{began.strftime('%Y-%m-%dT%H:%M:%SZ')}\n")
+        out.write(f"{clean}\t{seconds:.1f}\t{status}\t{began.strftime(TIME_FORMAT)}\n")
 
 
 # A stage run beside others (make test's offline suites beside the lab) gives way to them for the CPU.
@@ -110,7 +113,7 @@ def _rows(file: Path) -> list[tuple[str, float, int, datetime.datetime | None]]:
         if len(fields) < 3:
             continue
         try:
-            began = datetime.datetime.strptime(fields[3], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=datetime.UTC)
+            began = datetime.datetime.strptime(fields[3], TIME_FORMAT).replace(tzinfo=datetime.UTC)
         except (IndexError, ValueError):
             began = None
         try:
@@ -123,9 +126,9 @@ def _rows(file: Path) -> list[tuple[str, float, int, datetime.datetime | None]]:
 def _wall(rows: list[tuple[str, float, int, datetime.datetime | None]]) -> float | None:
     """From the first stage's start to the last one's end: less than the sum when stages ran side by
     side (make test runs the offline suites beside the lab)."""
-    spans = [(began, began + datetime.timedelta(seconds=seconds)) for _, seconds, _, began in rows if began]
-    if not spans or len(spans) < len(rows):
+    if not rows or any(began is None for *_, began in rows):
         return None
+    spans = [(began, began + datetime.timedelta(seconds=seconds)) for _, seconds, _, began in rows]
     return (max(end for _, end in spans) - min(start for start, _ in spans)).total_seconds()
 
 

@@ -122,9 +122,8 @@ def _cmd_logs(args: argparse.Namespace) -> int:
         raise UsageError(str(error)) from None
     if args.machine not in record["machines"]:
         raise UsageError(f"no machine {args.machine!r} in this lab; machines: {', '.join(record['machines'])}")
-    root = layout.machine_root(args.machine)
     sections = [("console (systemd-nspawn)", layout.console_log(args.machine)),
-                ("/var/log/cloud-init-output.log", root / "var/log/cloud-init-output.log")]
+                ("/var/log/cloud-init-output.log", layout.cloud_init_output(args.machine))]
     for title, path in sections:
         print(f"===== {title}: {path}")
         if path.exists():

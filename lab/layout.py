@@ -79,6 +79,10 @@ class LabLayout:
     def console_log(self, machine: str) -> Path:
         return self.machine_dir(machine) / "console.log"
 
+    def cloud_init_output(self, machine: str) -> Path:
+        """cloud-init's output log inside the machine, read from the host (`lab logs`, a failed `lab up`)."""
+        return self.machine_root(machine) / "var/log/cloud-init-output.log"
+
     @property
     def data_disks_dir(self) -> Path:
         """The machines' data disks (lab/data_disks.py): beside their machine directories, not in them, so

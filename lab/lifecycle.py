@@ -287,7 +287,7 @@ def boot_and_wait(layout: LabLayout, record: dict[str, Any], group: list[Machine
                 progress.timings[f"cloud_init:{name}"] = entry["seconds"]
                 progress.note(f"{name}: cloud-init {status.detail} after {entry['seconds']:.0f}s")
                 if status.status != "done" or "degraded" in status.detail:
-                    output = layout.machine_root(name) / "var/log/cloud-init-output.log"
+                    output = layout.cloud_init_output(name)
                     failures.append(f"{name}: cloud-init finished with {status.detail}; read "
                                     f"`sudo blueprints lab logs {name}` ({output})" + _output_tail(output))
             elif Path(f"/proc/{entry['supervisor_pid']}").exists() is False:

@@ -364,6 +364,11 @@ def _mirror(lab: Any) -> str:
     return f"mirror.{private_dns_zone(lab.config)}"
 
 
+def _pypi_files(lab: Any) -> str:
+    """Where the mirror serves devpi's cached PyPI files (the file check decides each one)."""
+    return f"https://{_mirror(lab)}/pypi/root/pypi/+f"
+
+
 def _status(host: Any, user: str, command: str) -> str:
     """The HTTP status a curl command (given without -w) ends with, as the analyst ran it."""
     result = as_analyst(host, user, f"{command} -s -o /dev/null -w '%{{http_code}}'")
@@ -441,7 +446,7 @@ def pinned_six(mirror_host, test_allowlists, analytics_host, analyst, lab) -> It
     write(mirror_host, "/root/tb-pinned.yaml", yaml.safe_dump(pinned))
     check(mirror_host, "mirror-allowlist apply /root/tb-pinned.yaml")
     deadline = time.monotonic() + FILE_CHECK_BOUND
-    unpinned = f"https://{_mirror(lab)}/pypi/root/pypi/+f/{paths['1.16.0']}"
+    unpinned = f"{_pypi_files(lab)}/{paths['1.16.0']}"
     while _status(analytics_host, analyst, f"curl {unpinned}") != "403" and time.monotonic() < deadline:
         time.sleep(2)
     yield paths
@@ -450,7 +455,7 @@ def pinned_six(mirror_host, test_allowlists, analytics_host, analyst, lab) -> It
 
 
 def test_a_pinned_out_pypi_version_is_refused_by_its_file_url(analytics_host, mirror_host, analyst, lab, pinned_six):
-    files = f"https://{_mirror(lab)}/pypi/root/pypi/+f"
+    files = _pypi_files(lab)
     refused = as_analyst(analytics_host, analyst, f"curl -s -w ' %{{http_code}}' {files}/{pinned_six['1.16.0']}")
     assert refused.stdout.endswith(" 403"), refused.stdout
     assert "is not offered by the curated index" in refused.stdout
