@@ -39,6 +39,7 @@ import sys
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import formatdate
@@ -302,11 +303,19 @@ class FrontHandler(BaseHTTPRequestHandler):
             return self._refuse(Decision(411, "MissingContentLengthHeader",
                                          "Content-Length HTTP header is required."), request_id)
         self.log_message("allowed %s %s for %s", self.command, url.path, decision.who)
-        status = 500
-        try:
-            status = self._forward(storage, url.path, query)
-        finally:
+        recorded = False
+
+        # Recorded before the answer goes back, so a client that has its answer finds its entry.
+        def record(status: int) -> None:
+            nonlocal recorded
+            recorded = True
             record_access(self.directory, access_entry(self.command, url.path, query, status, decision.who, caller))
+
+        try:
+            self._forward(storage, url.path, query, record)
+        finally:
+            if not recorded:
+                record(500)
 
     def do_GET(self) -> None:
         self._handle()
@@ -339,8 +348,9 @@ class FrontHandler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _forward(self, storage: dict[str, Any], path: str, query: dict[str, str]) -> int:
-        """Send the request on to Azurite and its answer back; Azurite's status."""
+    def _forward(self, storage: dict[str, Any], path: str, query: dict[str, str],
+                 record: Callable[[int], None]) -> None:
+        """Send the request on to Azurite and its answer back, recording Azurite's status first."""
         target = f"/{storage['account']}{path}?" + urlencode({**query, **account_sas(storage['account'],
                                                                                    storage["azurite_key"])})
         length = int(self.headers.get("Content-Length") or 0)
@@ -364,6 +374,7 @@ class FrontHandler(BaseHTTPRequestHandler):
             response = connection.getresponse()
             declared = response.getheader("Content-Length")
             body = None if declared is not None or self.command == "HEAD" else response.read()
+            record(response.status)
             self.send_response(response.status, response.reason)
             for key, value in response.getheaders():
                 if key.lower() not in HOP_HEADERS:
@@ -371,13 +382,12 @@ class FrontHandler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", declared if declared is not None else str(len(body or b"")))
             self.end_headers()
             if self.command == "HEAD":
-                return response.status
+                return
             if body is not None:
                 self.wfile.write(body)
-                return response.status
+                return
             while chunk := response.read(CHUNK):
                 self.wfile.write(chunk)
-            return response.status
         finally:
             connection.close()
 
