@@ -248,6 +248,8 @@ def test_user_outside_the_group_is_refused(lab, public_host):
 WEB_JAIL = "trust-blueprints-signin"
 ACCESS_LOG = "/var/log/apache2/gateway-access.log"
 REFUSALS = 11  # one more than the web jail's maxretry
+FAIL2BAN_LOG = "/var/log/fail2ban.log"
+JAIL_READ_BOUND = 60  # seconds for the jail to read the refusals; it polls the log every second
 
 
 def _banned(gateway_host, jail: str) -> list[str]:
@@ -265,6 +267,7 @@ def test_refused_web_sign_ins_from_the_trusts_range_do_not_ban_it(lab, public_ho
     assert all(str(network) in ignored for network in ranges), ignored
     assert gateway_host.run("fail2ban-client get sshd ignoreip").stdout.strip() == "No IP address/network is ignored"
     start = int(gateway_host.run(f"wc -l < {ACCESS_LOG}").stdout.strip() or 0)
+    jail_start = int(gateway_host.run(f"wc -l < {FAIL2BAN_LOG}").stdout.strip() or 0)
     refused: list[str] = []
     try:
         for _ in range(REFUSALS):  # each outsider sign-in is refused at least once (the landing page)
@@ -279,7 +282,17 @@ def test_refused_web_sign_ins_from_the_trusts_range_do_not_ban_it(lab, public_ho
         if lab.record.get("client_ip"):
             assert client == lab.record["client_ip"]
         assert any(ipaddress.ip_address(client) in network for network in ranges)
-        time.sleep(3)  # fail2ban reads the access log a moment after each line
+        # The jail must have read every refusal and let each go by its ignore list: fail2ban logs
+        # "Ignore <address> by ip" for each matching line it ignores (its own sign that it is done).
+        ignored_line = f"[{WEB_JAIL}] Ignore {client} by ip"
+        deadline, seen = time.monotonic() + JAIL_READ_BOUND, 0
+        while seen < len(refused) and time.monotonic() < deadline:
+            jail_lines = gateway_host.run(f"tail -n +{jail_start + 1} {FAIL2BAN_LOG}").stdout.splitlines()
+            seen = sum(ignored_line in line for line in jail_lines)
+            if seen < len(refused):
+                time.sleep(0.5)
+        assert seen >= len(refused), (f"the web jail counted {seen} of {len(refused)} refusals within "
+                                      f"{JAIL_READ_BOUND} s (does its filter match the access log's lines?)")
         assert client not in _banned(gateway_host, WEB_JAIL)
         reach = lab.client(["curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "--max-time", "10",
                             "--cacert", str(lab.ca_cert), f"https://{public_host}/"])

@@ -126,3 +126,33 @@ def test_connections_sshd_turns_away_after_failed_sign_ins_count_towards_the_ban
     assert [m.group("host") for m in matches] == ["203.0.113.1"]
     # A scanner that never tried to sign in is not counted as a failed sign-in.
     assert not any(regex.search(PENALISED_WITHOUT_AUTH) for regex in compiled)
+
+
+SIGNIN_FILTER = "/etc/fail2ban/filter.d/trust-blueprints-signin.conf"
+APACHE_TIME = "[03/Dec/2026:16:20:34 +0000]"
+REFUSED = f'203.0.113.1 - outsider@example.nhs.uk {APACHE_TIME} "GET /git/ HTTP/1.1" 403 811 "-" "Mozilla/5.0"'
+UNSIGNED = f'192.0.2.9 - - {APACHE_TIME} "GET /hub/ HTTP/1.1" 401 381 "-" "curl/8.14.1"'
+IDP_ERROR = (f'192.0.2.9 - - {APACHE_TIME} "GET /oidc/callback?state=x&error=access_denied HTTP/1.1" 302 1 '
+             '"-" "Mozilla/5.0"')
+SIGNED_IN = f'203.0.113.1 - analyst@example.nhs.uk {APACHE_TIME} "GET / HTTP/1.1" 200 3280 "-" "Mozilla/5.0"'
+
+
+def _signin_regexes(config: dict[str, Any]) -> list[re.Pattern[str]]:
+    parser = _parser()
+    parser.read_string(machine_files(config, _gateway(config))[SIGNIN_FILTER], source=SIGNIN_FILTER)
+    lines = [line.strip() for line in parser.get("Definition", "failregex").splitlines() if line.strip()]
+    return [re.compile(line.replace("<HOST>", r"(?P<host>[0-9a-fA-F.:]+)")) for line in lines]
+
+
+@pytest.mark.parametrize("line", [REFUSED, UNSIGNED, IDP_ERROR])
+def test_a_refused_sign_in_counts_as_fail2ban_reads_the_line(example_config, line):
+    """fail2ban takes the timestamp out of a line before trying the failregex (it finds the time
+    itself), so a pattern that needs the time between the brackets never matches a real line; the
+    lab's gateway suite proves the same with the running jail."""
+    as_read = line.replace(APACHE_TIME, "[]")
+    matches = [m for m in (regex.search(as_read) for regex in _signin_regexes(example_config)) if m]
+    assert [m.group("host") for m in matches] == [line.split()[0]]
+
+
+def test_a_signed_in_request_does_not_count(example_config):
+    assert not any(regex.search(SIGNED_IN.replace(APACHE_TIME, "[]")) for regex in _signin_regexes(example_config))
