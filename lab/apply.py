@@ -6,8 +6,10 @@ its next run. The lab does the same: it serves the new user data from its metada
 recompiles the NSG rules, and runs each changed machine's settings program at once (on Azure the
 program's timer runs it within minutes).
 
-Which VMs Azure would replace is what the preview says: `blueprints plan --diff` of the stack the
-lab runs against the edited one, the same command a pipeline stops on. A replacement (a size
+Which VMs Azure would replace is what the preview says: `blueprints plan --diff` of the plan the
+lab last applied (lab/deployed_plan.py, the lab's stand-in for Pulumi's state) against the edited
+stack, the same command a pipeline stops on. So a stack file edited in place, and code whose
+templates render new custom data, are previewed as Azure would meet them. A replacement (a size
 family change, a new image, changed custom data) is refused with exit 3, naming the machines,
 unless `--replace` approves it, as a pipeline's reviewer would: then each replaced machine gets a
 new OS disk (a fresh overlay with the new custom data) and keeps its data disk (lab/data_disks.py),
@@ -33,6 +35,7 @@ from blueprints.cloud_init import RenderError, render_user_data
 from blueprints.vm_settings import settings_document
 from lab import (
     bastion,
+    deployed_plan,
     egress_trust,
     firewall,
     hub_firewall,
@@ -112,8 +115,11 @@ def apply(stack_file: str, progress: Progress, replace: bool = False) -> dict[st
     if problems:
         raise NotInPlaceError("not applied: this edit is not an in-place change:\n  " + "\n  ".join(problems))
 
+    # Against what was applied last, as Pulumi previews against its state: the stack file may have been
+    # edited in place since, and the code that rendered the custom data may be newer.
+    applied = deployed_plan.path(layout)
     with progress.step("preview: blueprints plan --diff", key="apply:preview"):
-        forced = replaced_machines(preview(record["stack_file"], stack_file))
+        forced = replaced_machines(preview(str(applied) if applied.exists() else record["stack_file"], stack_file))
     unflagged = [name for name in custom_data_changes if name not in forced]
     if unflagged:
         raise machines.MachineError(
@@ -178,6 +184,10 @@ def apply(stack_file: str, progress: Progress, replace: bool = False) -> dict[st
     # What the machines were first provisioned from (a repository seeded at first boot keeps that start).
     record.setdefault("first_stack_file", record["stack_file"])
     record["stack_file"] = str(Path(stack_file).resolve())
+    try:
+        deployed_plan.record(layout, stack_file)
+    except deployed_plan.DeployedPlanError as error:
+        failures.append(f"the plan the next `lab apply` previews against: {error}")
     record.setdefault("applied", []).append({"stack_file": record["stack_file"], "at": time.time(),
                                              "machines": results})
     write_record(layout, record)

@@ -29,6 +29,7 @@ from lab import (
     base_image,
     bastion,
     data_disks,
+    deployed_plan,
     dns,
     egress_trust,
     firewall,
@@ -164,6 +165,8 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
     }
     # Recorded before anything is created, so `lab down` finds a half-built lab too.
     write_record(layout, record)
+    # What `lab apply` previews the next edit against, made while the lab is built.
+    planning = deployed_plan.start_recording(layout, stack_file)
     try:
         with progress.step("network: bridges, client namespace, NSG rules, DNS", key="network"):
             network.enable_forwarding()
@@ -239,6 +242,8 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
                     raise LabUpError(f"{machine.name}: {step} failed: {error}") from error
     except BaseException as error:
         progress.note(f"lab up stopped while wiring ({error or type(error).__name__}); removing what was created")
+        planning.kill()
+        planning.communicate()
         _down(progress, quiet=True)
         raise
 
@@ -248,6 +253,10 @@ def _up(stack_file: str, progress: Progress, timeout_minutes: float, together: b
         failures += boot_and_wait(layout, record, group, progress, deadline)
         if failures:
             break
+    try:
+        deployed_plan.finish(layout, planning, stack_file)
+    except deployed_plan.DeployedPlanError as error:
+        failures.append(f"the plan `lab apply` previews edits against: {error}")
     record["timings"] = progress.timings
     write_record(layout, record)
     if failures:
