@@ -69,7 +69,7 @@ def preview(base_stack_file: str, stack_file: str) -> dict[str, Any]:
     """`blueprints plan --diff BASE STACK_FILE --format json`, run as a pipeline runs it."""
     result = subprocess.run([sys.executable, "-m", "cli", "plan", "--diff", base_stack_file, stack_file,
                              "--format", "json"], capture_output=True, text=True, check=False, timeout=900,
-                            cwd=Path(__file__).resolve().parent.parent)
+                            cwd=deployed_plan.REPOSITORY)
     if result.returncode not in (0, EXIT_DESTRUCTIVE):
         raise UsageError(f"the preview `blueprints plan --diff {base_stack_file} {stack_file}` exited "
                          f"{result.returncode}: {result.stderr.strip()[-800:]}")

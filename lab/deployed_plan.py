@@ -31,12 +31,15 @@ def path(layout: LabLayout) -> Path:
     return layout.root / "deployed-plan.json"
 
 
+def _partial(layout: LabLayout) -> Path:
+    return path(layout).with_suffix(".partial")
+
+
 def start_recording(layout: LabLayout, stack_file: str) -> subprocess.Popen[str]:
     """Start planning ``stack_file`` into the lab's deployed plan; `finish` waits for it."""
     layout.root.mkdir(parents=True, exist_ok=True)
-    partial = path(layout).with_suffix(".partial")
     return subprocess.Popen([sys.executable, "-m", "cli", "plan", str(Path(stack_file).resolve()), "--json",
-                             "--output", str(partial)], cwd=REPOSITORY, stdout=subprocess.DEVNULL,
+                             "--output", str(_partial(layout))], cwd=REPOSITORY, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
 
 
@@ -48,14 +51,12 @@ def finish(layout: LabLayout, planning: subprocess.Popen[str], stack_file: str) 
         planning.kill()
         planning.communicate()
         raise DeployedPlanError(f"`blueprints plan {stack_file} --json` took over {TIMEOUT_SECONDS} s") from None
-    target = path(layout)
-    partial = target.with_suffix(".partial")
+    partial = _partial(layout)
     if planning.returncode != 0:
         partial.unlink(missing_ok=True)
         raise DeployedPlanError(f"`blueprints plan {stack_file} --json` exited {planning.returncode}: "
-                         f"{(errors or '').strip()[-800:]}")
-    partial.replace(target)
-    return target
+                                f"{(errors or '').strip()[-800:]}")
+    return partial.replace(path(layout))
 
 
 def record(layout: LabLayout, stack_file: str) -> Path:

@@ -302,11 +302,11 @@ def test_through_the_front_every_request_is_recorded_with_who_what_and_when(fron
 def test_a_request_is_recorded_before_its_answer_goes_back(front, monkeypatch):
     # A slow disk must not let a client hold its answer while its entry is still to come: a reader of
     # the log right after the answer (an auditor, the lab's suites) would miss the request.
-    slow_record = storage.record_access
+    write_entry = storage.record_access
 
     def record_slowly(directory: Path, entry: dict) -> None:
         time.sleep(0.5)
-        slow_record(directory, entry)
+        write_entry(directory, entry)
 
     monkeypatch.setattr(storage, "record_access", record_slowly)
     provider = _provider_token(front.platform_dir)
